@@ -1,1 +1,40 @@
-//! distlock
+//! distlock: a synchronous, runtime-free distributed lock on Redis.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! let client = distlock::Client::open("redis://127.0.0.1:6379/0")?;
+//! let lock = client.lock("orders:42").ttl(Duration::from_secs(10));
+//! let guard = lock.acquire_timeout(Duration::from_secs(2))?;
+//! // Exclusive work. Pass guard.fence() to the storage you write to, so it
+//! // can reject a writer whose lock has meanwhile expired.
+//! assert!(guard.is_held());
+//! guard.release()?;
+//! # Ok::<(), distlock::Error>(())
+//! ```
+//!
+//! No async runtime: blocking connections from an r2d2 pool, one renewal
+//! thread per [`Client`], crossbeam channels for every signal. See the
+//! README for the guarantees and their limits.
+
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+mod client;
+mod clock;
+mod error;
+mod lease;
+mod lock;
+mod renew;
+mod store;
+mod tls;
+mod wait;
+
+pub use client::{
+    Builder, Client, PoolState, DEFAULT_PREFIX, DEFAULT_TTL, DEFAULT_URL, MAX_PREFIX_LEN,
+};
+pub use error::{Error, Result};
+pub use lock::{Guard, Lock, MAX_KEY_LEN, MAX_TTL, MIN_TTL};
+
+/// Re-exported so callers can `select!` on acquisition and loss channels
+/// with the same crossbeam version.
+pub use crossbeam_channel;

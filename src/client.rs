@@ -1,0 +1,361 @@
+//! The client: configuration, the connection pool and the renewal thread.
+
+use crate::error::{Error, Result};
+use crate::lock::{validate_ttl, Lock};
+use crate::renew::{self, Msg};
+use crate::store::redis::{RedisConfig, RedisStore};
+use crate::store::Store;
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The URL used when none is given.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
+/// The key prefix used when none is given.
+pub const DEFAULT_PREFIX: &str = "distlock";
+/// The lease used when none is given.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+/// Longest accepted key prefix, in bytes.
+pub const MAX_PREFIX_LEN: usize = 256;
+
+/// A handle on one lock server, shared by every lock taken through it.
+///
+/// Cloning is cheap (an `Arc`), and clones share the connection pool and the
+/// renewal thread. The pool and thread stop once the last clone and the last
+/// guard taken through it are dropped.
+///
+/// ```no_run
+/// let client = distlock::Client::open("redis://127.0.0.1:6379/0")?;
+/// let guard = client.lock("orders:42").acquire()?;
+/// // ... exclusive work, with guard.fence() passed to storage ...
+/// guard.release()?;
+/// # Ok::<(), distlock::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Client-wide settings that locks start from.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub ttl: Duration,
+    pub max_hold: Option<Duration>,
+    pub max_retry_interval: Duration,
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub settings: Settings,
+    prefix: String,
+    renew_tx: Sender<Msg>,
+    renew_thread: Mutex<Option<JoinHandle<()>>>,
+    next_id: AtomicU64,
+}
+
+impl Inner {
+    /// A process-unique id for a new lease.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Tells the renewal thread something; if it is gone (only after a fork)
+    /// there is nobody left to tell, and nothing to do.
+    pub(crate) fn renewal(&self, msg: Msg) {
+        let _ = self.renew_tx.send(msg);
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.renew_tx.send(Msg::Shutdown);
+        if let Some(handle) = self.renew_thread.lock().take() {
+            // The renewal thread never owns an `Inner`, so this is never a
+            // self-join.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Client {
+    /// Connects to the Redis server at `url` with default settings.
+    ///
+    /// Accepted forms: `redis://[[user]:password@]host[:port][/db]` and
+    /// `rediss://…` for TLS. Fails with [`Error::InvalidArgument`] for a
+    /// malformed URL, [`Error::Auth`] for refused credentials and
+    /// [`Error::Connection`] when the server cannot be reached within the
+    /// connect timeout.
+    pub fn open(url: &str) -> Result<Client> {
+        Client::builder().url(url).build()
+    }
+
+    /// A builder for a client with non-default settings.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A named lock. Nothing is sent until you acquire it; the name is
+    /// checked then (see [`MAX_KEY_LEN`](crate::MAX_KEY_LEN)).
+    pub fn lock(&self, name: impl Into<String>) -> Lock {
+        Lock::new(self.clone(), name.into())
+    }
+
+    /// The key prefix locks of this client live under.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The default lease of locks made by this client.
+    pub fn default_ttl(&self) -> Duration {
+        self.inner.settings.ttl
+    }
+
+    /// The state of the connection pool.
+    pub fn pool_state(&self) -> PoolState {
+        let (connections, idle) = self.inner.store.pool_state();
+        PoolState { connections, idle }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.inner.store.describe())
+            .field("prefix", &self.inner.prefix)
+            .field("ttl", &self.inner.settings.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connections in a client's pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    /// Connections currently open.
+    pub connections: u32,
+    /// Of those, the ones not in use.
+    pub idle: u32,
+}
+
+/// Builds a [`Client`]. Every setting has a default; see each method.
+#[derive(Clone)]
+pub struct Builder {
+    url: String,
+    prefix: String,
+    ttl: Duration,
+    pool_size: u32,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    max_hold: Option<Duration>,
+    max_retry_interval: Duration,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            url: DEFAULT_URL.to_string(),
+            prefix: DEFAULT_PREFIX.to_string(),
+            ttl: DEFAULT_TTL,
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(3),
+            command_timeout: Duration::from_secs(2),
+            max_hold: None,
+            max_retry_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Builder {
+    /// Server URL (default [`DEFAULT_URL`]): `redis://` or `rediss://` (TLS),
+    /// with optional `user:password@` and `/db`.
+    pub fn url(mut self, url: &str) -> Self {
+        self.url = url.to_string();
+        self
+    }
+
+    /// Key prefix (default `"distlock"`): a lock named `k` lives at
+    /// `<prefix>:k`. Non-empty, at most [`MAX_PREFIX_LEN`] bytes, no braces.
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_string();
+        self
+    }
+
+    /// Default lease of each lock (30 s); locks can override it with
+    /// [`Lock::ttl`]. With auto-renewal the lease is extended every third of
+    /// it, so it bounds how long a crashed holder blocks others.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Most connections open at once (default 16). Waiters hold a connection
+    /// only while a command runs.
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// How long opening a connection, or waiting for a free one in the pool,
+    /// may take (default 3 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one command may wait for its reply (default 2 s).
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// Caps the total time an auto-renewed lock is held (default: no cap).
+    /// At the cap renewal stops and the guard reports the lock lost, so a
+    /// stuck holder cannot keep a lock forever.
+    pub fn max_hold(mut self, cap: Option<Duration>) -> Self {
+        self.max_hold = cap;
+        self
+    }
+
+    /// Longest pause between two attempts of a waiting acquirer
+    /// (default 100 ms).
+    pub fn max_retry_interval(mut self, interval: Duration) -> Self {
+        self.max_retry_interval = interval;
+        self
+    }
+
+    /// Checks the settings, connects, and starts the renewal thread.
+    pub fn build(self) -> Result<Client> {
+        self.validate()?;
+        let store: Arc<dyn Store> = Arc::new(RedisStore::connect(&RedisConfig {
+            url: self.url,
+            prefix: self.prefix.clone(),
+            pool_size: self.pool_size,
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+        })?);
+        let (renew_tx, handle) = renew::spawn(store.clone())
+            .map_err(|e| Error::Connection(format!("cannot start the renewal thread: {e}")))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                store,
+                settings: Settings {
+                    ttl: self.ttl,
+                    max_hold: self.max_hold,
+                    max_retry_interval: self.max_retry_interval,
+                },
+                prefix: self.prefix,
+                renew_tx,
+                renew_thread: Mutex::new(Some(handle)),
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    fn validate(&self) -> Result<()> {
+        let p = &self.prefix;
+        if p.is_empty() || p.len() > MAX_PREFIX_LEN || p.contains(['{', '}']) {
+            return Err(Error::invalid(format!(
+                "prefix must be 1 to {MAX_PREFIX_LEN} bytes without '{{' or '}}'"
+            )));
+        }
+        validate_ttl(self.ttl)?;
+        if self.pool_size == 0 || self.pool_size > 1024 {
+            return Err(Error::invalid("pool_size must be between 1 and 1024"));
+        }
+        for (name, t) in [
+            ("connect_timeout", self.connect_timeout),
+            ("command_timeout", self.command_timeout),
+        ] {
+            if t < Duration::from_millis(1) || t > Duration::from_secs(3600) {
+                return Err(Error::invalid(format!(
+                    "{name} must be between 1 ms and 1 hour"
+                )));
+            }
+        }
+        if self.max_hold.is_some_and(|cap| cap.is_zero()) {
+            return Err(Error::invalid(
+                "max_hold must be positive (or None for no cap)",
+            ));
+        }
+        if self.max_retry_interval < Duration::from_millis(1) {
+            return Err(Error::invalid("max_retry_interval must be at least 1 ms"));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("url", &redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("ttl", &self.ttl)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("max_hold", &self.max_hold)
+            .field("max_retry_interval", &self.max_retry_interval)
+            .finish()
+    }
+}
+
+/// `url` with any password replaced by `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        // Not a URL we understand: do not risk echoing a secret.
+        return "<unparsed>".to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let user = authority[..at].split(':').next().unwrap_or("");
+            format!(
+                "{}{}:***@{}{}",
+                &url[..scheme_end + 3],
+                user,
+                &authority[at + 1..],
+                &rest[authority_end..]
+            )
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact_url("redis://alice:s3cret@127.0.0.1:6380/2"),
+            "redis://alice:***@127.0.0.1:6380/2"
+        );
+        assert_eq!(redact_url("rediss://:s3cret@h/0"), "rediss://:***@h/0");
+        assert_eq!(redact_url("redis://127.0.0.1/0"), "redis://127.0.0.1/0");
+        assert_eq!(redact_url("s3cret"), "<unparsed>");
+        let b = Client::builder().url("redis://u:hunter2@127.0.0.1:1/0");
+        assert!(!format!("{b:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn builder_rejects_bad_settings_before_connecting() {
+        let bad = [
+            Client::builder().prefix(""),
+            Client::builder().prefix("a{b}"),
+            Client::builder().ttl(Duration::ZERO),
+            Client::builder().pool_size(0),
+            Client::builder().command_timeout(Duration::ZERO),
+            Client::builder().max_hold(Some(Duration::ZERO)),
+        ];
+        for b in bad {
+            let err = b.url("redis://127.0.0.1:1/0").build().unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The shared state of one acquisition, seen by its guard and the renewal thread.
+
+use crate::clock::BootInstant;
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use std::time::Duration;
+
+/// Margin subtracted from every lease for clock drift between this machine
+/// and the server, and for the time a reply spends in flight: 1 % of the
+/// TTL plus 2 ms, as in the Redlock analysis.
+pub(crate) fn drift(ttl: Duration) -> Duration {
+    ttl / 100 + Duration::from_millis(2)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Held,
+    Lost,
+    Released,
+}
+
+struct State {
+    status: Status,
+    /// Until when we may claim to hold the lock.
+    deadline: BootInstant,
+    /// Dropped when the lease ends, which makes every `lost()` receiver ready.
+    done_tx: Option<Sender<()>>,
+}
+
+/// One acquisition: what it is, and whether it is still ours.
+pub(crate) struct Lease {
+    pub id: u64,
+    pub name: String,
+    pub token: String,
+    pub ttl: Duration,
+    pub fence: u64,
+    pub auto_renew: bool,
+    /// The process that acquired it; a forked child must not touch it.
+    pub owner_pid: u32,
+    /// With auto-renewal, the moment the hold-time cap runs out.
+    pub hold_until: Option<BootInstant>,
+    state: Mutex<State>,
+    done_rx: Receiver<()>,
+}
+
+/// The fields a new lease starts from.
+pub(crate) struct NewLease {
+    pub id: u64,
+    pub name: String,
+    pub token: String,
+    pub ttl: Duration,
+    pub fence: u64,
+    pub auto_renew: bool,
+    pub max_hold: Option<Duration>,
+    /// When the winning request was sent.
+    pub sent: BootInstant,
+}
+
+impl Lease {
+    pub(crate) fn new(n: NewLease) -> Self {
+        let (done_tx, done_rx) = crossbeam_channel::bounded(0);
+        Lease {
+            id: n.id,
+            hold_until: n
+                .max_hold
+                .filter(|_| n.auto_renew)
+                .map(|cap| n.sent.add(cap)),
+            state: Mutex::new(State {
+                status: Status::Held,
+                deadline: n.sent.add(n.ttl).sub(drift(n.ttl)),
+                done_tx: Some(done_tx),
+            }),
+            done_rx,
+            name: n.name,
+            token: n.token,
+            ttl: n.ttl,
+            fence: n.fence,
+            auto_renew: n.auto_renew,
+            owner_pid: std::process::id(),
+        }
+    }
+
+    /// Held, and the local deadline has not passed. A passed deadline turns
+    /// the lease into lost on the spot.
+    pub(crate) fn is_held(&self) -> bool {
+        let mut s = self.state.lock();
+        if s.status == Status::Held && s.deadline.has_passed() {
+            s.status = Status::Lost;
+            s.done_tx = None;
+        }
+        s.status == Status::Held
+    }
+
+    /// A receiver that becomes ready (disconnected) once the lease ends.
+    pub(crate) fn done(&self) -> Receiver<()> {
+        // Checking first makes a lease whose deadline passed unnoticed (a
+        // suspended process, say) report the loss at once.
+        self.is_held();
+        self.done_rx.clone()
+    }
+
+    /// Time left on the local deadline (zero when not held).
+    pub(crate) fn remaining(&self) -> Duration {
+        if !self.is_held() {
+            return Duration::ZERO;
+        }
+        self.state.lock().deadline.remaining()
+    }
+
+    /// The earliest moment the renewal thread must look at this lease again
+    /// without renewing it: its deadline or its hold cap.
+    pub(crate) fn watch_until(&self) -> BootInstant {
+        let deadline = self.state.lock().deadline;
+        self.hold_until.map_or(deadline, |cap| cap.min(deadline))
+    }
+
+    /// The server confirmed the lease again, for a request sent at `sent`.
+    pub(crate) fn renewed(&self, sent: BootInstant) {
+        let mut s = self.state.lock();
+        if s.status == Status::Held {
+            let fresh = sent.add(self.ttl).sub(drift(self.ttl));
+            s.deadline = s.deadline.max(fresh);
+        }
+    }
+
+    /// Marks the lease lost; true if it was held until now.
+    pub(crate) fn mark_lost(&self) -> bool {
+        self.end(Status::Lost)
+    }
+
+    /// Marks the lease released by its owner; true if it was still validly
+    /// held (before its deadline) at that moment.
+    pub(crate) fn mark_released(&self) -> bool {
+        self.is_held() && self.end(Status::Released)
+    }
+
+    fn end(&self, to: Status) -> bool {
+        let mut s = self.state.lock();
+        let was_held = s.status == Status::Held;
+        if was_held {
+            s.status = to;
+            s.done_tx = None;
+        }
+        was_held
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(ttl_ms: u64) -> Lease {
+        Lease::new(NewLease {
+            id: 1,
+            name: "k".into(),
+            token: "t".into(),
+            ttl: Duration::from_millis(ttl_ms),
+            fence: 1,
+            auto_renew: true,
+            max_hold: Some(Duration::from_secs(5)),
+            sent: BootInstant::now(),
+        })
+    }
+
+    #[test]
+    fn release_ends_the_lease_once_and_fires_done() {
+        let l = lease(10_000);
+        let done = l.done();
+        assert!(l.is_held());
+        assert!(done.try_recv().is_err_and(|e| e.is_empty()));
+        assert!(l.mark_released());
+        assert!(!l.mark_released());
+        assert!(!l.mark_lost());
+        assert!(!l.is_held());
+        assert!(done.try_recv().is_err_and(|e| e.is_disconnected()));
+    }
+
+    #[test]
+    fn a_passed_deadline_reads_as_lost() {
+        let l = lease(10_000);
+        // Pretend the lease was granted long ago.
+        l.state.lock().deadline = BootInstant::now().sub(Duration::from_millis(1));
+        assert!(!l.is_held());
+        assert!(
+            !l.mark_released(),
+            "release after the deadline must report loss"
+        );
+        assert_eq!(l.remaining(), Duration::ZERO);
+    }
+
+    #[test]
+    fn deadline_leaves_room_for_drift_and_hold_cap_bounds_watch() {
+        let before = BootInstant::now();
+        let l = lease(1_000);
+        let left = l.remaining();
+        assert!(left <= Duration::from_millis(1_000) - drift(Duration::from_millis(1_000)));
+        assert!(
+            l.watch_until()
+                <= before
+                    .add(Duration::from_secs(5))
+                    .add(Duration::from_millis(50))
+        );
+    }
+}

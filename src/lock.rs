@@ -1,0 +1,391 @@
+//! Named locks and the guards that prove ownership.
+
+use crate::client::Client;
+use crate::clock::BootInstant;
+use crate::error::{Error, Result};
+use crate::lease::{Lease, NewLease};
+use crate::renew::Msg;
+use crate::store::{Acquired, Extend};
+use crate::wait::{self, Backoff};
+use crossbeam_channel::Receiver;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest accepted lock name, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+/// Shortest accepted lease.
+pub const MIN_TTL: Duration = Duration::from_millis(10);
+/// Longest accepted lease.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Consecutive connection failures an acquire rides out before giving up.
+const MAX_CONNECTION_FAILURES: u32 = 3;
+
+pub(crate) fn validate_ttl(ttl: Duration) -> Result<()> {
+    if ttl < MIN_TTL || ttl > MAX_TTL {
+        return Err(Error::invalid(format!(
+            "ttl must be between {} ms and {} h, got {} ms",
+            MIN_TTL.as_millis(),
+            MAX_TTL.as_secs() / 3600,
+            ttl.as_millis()
+        )));
+    }
+    Ok(())
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid("lock name is empty"));
+    }
+    if name.len() > MAX_KEY_LEN {
+        return Err(Error::invalid(format!(
+            "lock name is {} bytes; the maximum is {MAX_KEY_LEN}",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+/// How long an acquisition may wait.
+#[derive(Clone, Copy)]
+enum Patience {
+    /// One attempt (plus retries of a lost reply).
+    None,
+    Until(Instant),
+    Forever,
+}
+
+/// A named lock. Cheap to clone; holds no server state until acquired.
+///
+/// Each acquisition gets a fresh random token and its own [`Guard`].
+#[derive(Clone)]
+pub struct Lock {
+    client: Client,
+    name: String,
+    ttl: Duration,
+    auto_renew: bool,
+}
+
+impl Lock {
+    pub(crate) fn new(client: Client, name: String) -> Lock {
+        let ttl = client.inner.settings.ttl;
+        Lock {
+            client,
+            name,
+            ttl,
+            auto_renew: true,
+        }
+    }
+
+    /// Sets the lease (default: the client's TTL). Checked at acquire time
+    /// against [`MIN_TTL`]..=[`MAX_TTL`].
+    pub fn ttl(mut self, ttl: Duration) -> Lock {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Whether the client's renewal thread keeps the lease alive while the
+    /// guard lives (default true). Without it the lock expires after one
+    /// TTL unless you call [`Guard::extend`].
+    pub fn auto_renew(mut self, on: bool) -> Lock {
+        self.auto_renew = on;
+        self
+    }
+
+    /// The lock's name, as given to [`Client::lock`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Blocks until the lock is acquired. Fails only on invalid input or when
+    /// the server stays unreachable.
+    pub fn acquire(&self) -> Result<Guard> {
+        self.run(Patience::Forever, None)
+    }
+
+    /// One attempt, never waiting for the holder: `Ok(None)` if someone else
+    /// holds the lock.
+    pub fn try_acquire(&self) -> Result<Option<Guard>> {
+        match self.run(Patience::None, None) {
+            Ok(g) => Ok(Some(g)),
+            Err(Error::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits at most `timeout` for the lock; [`Error::Timeout`] after that.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Guard> {
+        self.run(Patience::Until(Instant::now() + timeout), None)
+    }
+
+    /// Waits until the lock is acquired, `timeout` (if any) passes, or
+    /// `cancel` fires: a message on it or all of its senders dropped both
+    /// count, and give [`Error::Cancelled`].
+    pub fn acquire_cancellable(
+        &self,
+        timeout: Option<Duration>,
+        cancel: &Receiver<()>,
+    ) -> Result<Guard> {
+        let patience = timeout.map_or(Patience::Forever, |t| Patience::Until(Instant::now() + t));
+        self.run(patience, Some(cancel))
+    }
+
+    /// Acquires on a background thread and delivers the outcome on the
+    /// returned channel, so the wait can sit in a `select!` with other events.
+    ///
+    /// To abandon it, drop the receiver: a guard acquired after that is
+    /// released at once. The background attempt keeps waiting until it gets
+    /// the lock, though; to stop it at once use
+    /// [`acquire_chan_cancellable`](Lock::acquire_chan_cancellable).
+    pub fn acquire_chan(&self) -> Receiver<Result<Guard>> {
+        self.spawn_acquire(None)
+    }
+
+    /// Like [`acquire_chan`](Lock::acquire_chan), but the attempt stops as
+    /// soon as `cancel` fires (a message or disconnection), delivering
+    /// [`Error::Cancelled`].
+    pub fn acquire_chan_cancellable(&self, cancel: Receiver<()>) -> Receiver<Result<Guard>> {
+        self.spawn_acquire(Some(cancel))
+    }
+
+    fn spawn_acquire(&self, cancel: Option<Receiver<()>>) -> Receiver<Result<Guard>> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let lock = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("distlock-acquire".into())
+            .spawn({
+                let tx = tx.clone();
+                move || {
+                    // If nobody listens any more, the guard drops and releases.
+                    let _ = tx.send(lock.run(Patience::Forever, cancel.as_ref()));
+                }
+            });
+        if let Err(e) = spawned {
+            let _ = tx.send(Err(Error::Connection(format!(
+                "cannot start an acquire thread: {e}"
+            ))));
+        }
+        rx
+    }
+
+    /// The acquisition loop shared by every flavour.
+    fn run(&self, patience: Patience, cancel: Option<&Receiver<()>>) -> Result<Guard> {
+        validate_name(&self.name)?;
+        validate_ttl(self.ttl)?;
+        let inner = &self.client.inner;
+        let store = &*inner.store;
+        // One token for the whole call: a retry after a lost reply must be
+        // recognised as the same owner.
+        let token = uuid::Uuid::new_v4().to_string();
+        let mut backoff = Backoff::new(inner.settings.max_retry_interval);
+        let mut failures = 0;
+        let deadline = match patience {
+            Patience::Until(d) => Some(d),
+            Patience::None => Some(Instant::now()),
+            Patience::Forever => None,
+        };
+        loop {
+            if let Some(c) = cancel {
+                if !c.is_empty() || c.try_recv().is_err_and(|e| e.is_disconnected()) {
+                    return Err(Error::Cancelled);
+                }
+            }
+            let sent = BootInstant::now();
+            let holder_left = match store.acquire(&self.name, &token, self.ttl) {
+                Ok(Acquired::Yes { fence }) => return Ok(self.guard(token, fence, sent)),
+                Ok(Acquired::No { remaining }) => {
+                    failures = 0;
+                    if matches!(patience, Patience::None) {
+                        return Err(Error::Timeout);
+                    }
+                    remaining
+                }
+                Err(Error::Connection(msg)) => {
+                    // The reply may have been lost after the server took the
+                    // lock for us: ask again with the same token.
+                    failures += 1;
+                    if failures >= MAX_CONNECTION_FAILURES {
+                        // Leave nothing behind if the lock did go to us.
+                        let _ = store.release(&self.name, &token);
+                        return Err(Error::Connection(msg));
+                    }
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            let pause = if failures > 0 {
+                Duration::from_millis(5 << failures)
+            } else {
+                backoff.pause(holder_left)
+            };
+            let slept = match patience {
+                // A lost reply is retried even by try_acquire.
+                Patience::None => wait::sleep(pause, None, cancel),
+                _ => wait::sleep(pause, deadline, cancel),
+            };
+            if let Err(e) = slept {
+                if failures > 0 {
+                    let _ = store.release(&self.name, &token);
+                }
+                return Err(e);
+            }
+        }
+    }
+
+    fn guard(&self, token: String, fence: u64, sent: BootInstant) -> Guard {
+        let inner = &self.client.inner;
+        let lease = Arc::new(Lease::new(NewLease {
+            id: inner.next_id(),
+            name: self.name.clone(),
+            token,
+            ttl: self.ttl,
+            fence,
+            auto_renew: self.auto_renew,
+            max_hold: inner.settings.max_hold,
+            sent,
+        }));
+        inner.renewal(Msg::Register(lease.clone()));
+        Guard {
+            client: self.client.clone(),
+            lease,
+            finished: false,
+        }
+    }
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("name", &self.name)
+            .field("ttl", &self.ttl)
+            .field("auto_renew", &self.auto_renew)
+            .finish()
+    }
+}
+
+/// Proof of holding a lock. Dropping it releases the lock; call
+/// [`release`](Guard::release) instead to learn whether the release worked.
+///
+/// A guard never claims the lock past its local deadline (the moment the
+/// winning request was sent, plus the lease, minus a drift allowance), even
+/// if the renewal thread has not noticed trouble yet.
+pub struct Guard {
+    client: Client,
+    lease: Arc<Lease>,
+    finished: bool,
+}
+
+impl Guard {
+    /// The fencing token of this acquisition: strictly greater than that of
+    /// every earlier acquisition of the same lock name, from any client.
+    /// Pass it to the storage you protect and have it reject smaller ones.
+    pub fn fence(&self) -> u64 {
+        self.lease.fence
+    }
+
+    /// The random token stored in the lock key while this guard holds it.
+    pub fn token(&self) -> &str {
+        &self.lease.token
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &str {
+        &self.lease.name
+    }
+
+    /// True while the lock is held: not released, not reported lost, and
+    /// before the local deadline.
+    pub fn is_held(&self) -> bool {
+        self.lease.is_held() && std::process::id() == self.lease.owner_pid
+    }
+
+    /// How long the lock is certainly ours without another renewal
+    /// (zero when not held).
+    pub fn remaining(&self) -> Duration {
+        if self.is_held() {
+            self.lease.remaining()
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// A channel that becomes ready when the lock is lost while held: the
+    /// lease ran out, the key was deleted or taken, or the hold cap passed.
+    /// Ready means disconnected: `recv()` returns `Err(RecvError)`, and a
+    /// `select!` arm on it fires. It also becomes ready once the guard is
+    /// released, since there is nothing left to watch.
+    pub fn lost(&self) -> Receiver<()> {
+        self.lease.done()
+    }
+
+    /// Restarts the lease at its full TTL now. Useful with
+    /// `auto_renew(false)`; [`Error::Lost`] if the lock is no longer ours.
+    pub fn extend(&self) -> Result<()> {
+        if !self.is_held() {
+            return Err(Error::Lost);
+        }
+        let sent = BootInstant::now();
+        let answers = self.client.inner.store.extend(&[Extend {
+            name: &self.lease.name,
+            token: &self.lease.token,
+            ttl: self.lease.ttl,
+        }])?;
+        if answers.first() == Some(&true) {
+            self.lease.renewed(sent);
+            Ok(())
+        } else {
+            self.lease.mark_lost();
+            Err(Error::Lost)
+        }
+    }
+
+    /// Releases the lock. [`Error::Lost`] if it was no longer ours (expired,
+    /// deleted, taken, or this is a forked child of the owner): the release
+    /// then deleted nothing that belongs to someone else.
+    pub fn release(mut self) -> Result<()> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        if std::process::id() != self.lease.owner_pid {
+            // A forked child must not release its parent's lock.
+            return Err(Error::Lost);
+        }
+        let inner = &self.client.inner;
+        let was_held = self.lease.mark_released();
+        inner.renewal(Msg::Unregister(self.lease.id));
+        let l = &self.lease;
+        let deleted = match inner.store.release(&l.name, &l.token) {
+            // The reply may have been lost after the delete happened: ask
+            // again; "not ours" then most likely means we deleted it.
+            Err(Error::Connection(_)) => inner.store.release(&l.name, &l.token).map(|_| true),
+            other => other,
+        }?;
+        if deleted && was_held {
+            Ok(())
+        } else {
+            Err(Error::Lost)
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("name", &self.lease.name)
+            .field("fence", &self.lease.fence)
+            .field("held", &self.is_held())
+            .finish_non_exhaustive()
+    }
+}

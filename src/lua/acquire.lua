@@ -1,0 +1,22 @@
+-- Take the lock, or learn who holds it, in one atomic step.
+-- KEYS[1] lock key (holds the owner's token), KEYS[2] fencing counter.
+-- ARGV[1] token, ARGV[2] lease in milliseconds.
+-- Returns {1, fence} when the caller holds the lock, {0, pttl} otherwise.
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then
+  -- A retry of an acquire whose reply was lost: it is ours; restart the lease.
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, redis.call('GET', KEYS[2]) or '0'}
+end
+if current then
+  return {0, redis.call('PTTL', KEYS[1])}
+end
+-- The fence never goes backwards, even if Redis restarted empty and lost the
+-- counter: it is at least the server clock in microseconds.
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local fence = math.max((tonumber(redis.call('GET', KEYS[2])) or 0) + 1, now_us)
+local text = string.format('%.0f', fence)
+redis.call('SET', KEYS[2], text)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {1, text}

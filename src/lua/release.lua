@@ -1,0 +1,7 @@
+-- Delete the lock only if it still holds the caller's token.
+-- KEYS[1] lock key; ARGV[1] token. Returns 1 if deleted, 0 if not ours.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0

@@ -1,0 +1,137 @@
+//! The one renewal thread of a client.
+//!
+//! Every guard is registered here. Auto-renewed leases are extended at about
+//! a third of their TTL, all that are due in one pipelined round trip; every
+//! lease (renewed or not) is watched so that its `lost()` signal fires when
+//! its deadline or hold cap passes, or when the server says it is gone.
+
+use crate::clock::BootInstant;
+use crate::lease::Lease;
+use crate::store::{Extend, Store};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the renewal thread is told.
+pub(crate) enum Msg {
+    /// Start watching (and, if asked, renewing) a lease.
+    Register(Arc<Lease>),
+    /// Stop: the lease with this id was released.
+    Unregister(u64),
+    /// The client is going away.
+    Shutdown,
+}
+
+struct Entry {
+    lease: Arc<Lease>,
+    /// When to extend next (ignored without auto-renewal).
+    next_renew: BootInstant,
+}
+
+impl Entry {
+    fn wake_at(&self) -> BootInstant {
+        let watch = self.lease.watch_until();
+        if self.lease.auto_renew {
+            watch.min(self.next_renew)
+        } else {
+            watch
+        }
+    }
+}
+
+/// How long to wait before trying a failed renewal again.
+fn retry_delay(ttl: Duration) -> Duration {
+    (ttl / 10).clamp(Duration::from_millis(2), Duration::from_millis(500))
+}
+
+/// Starts the renewal thread for `store`; it ends on [`Msg::Shutdown`] or
+/// when every sender is gone.
+pub(crate) fn spawn(store: Arc<dyn Store>) -> std::io::Result<(Sender<Msg>, JoinHandle<()>)> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let handle = std::thread::Builder::new()
+        .name("distlock-renew".into())
+        .spawn(move || run(&*store, &rx))?;
+    Ok((tx, handle))
+}
+
+fn run(store: &dyn Store, rx: &Receiver<Msg>) {
+    let mut entries: HashMap<u64, Entry> = HashMap::new();
+    loop {
+        let wake = entries.values().map(Entry::wake_at).min();
+        let msg = match wake {
+            Some(at) => rx.recv_timeout(at.remaining()),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match msg {
+            Ok(Msg::Register(lease)) => {
+                let next_renew = BootInstant::now().add(lease.ttl / 3);
+                entries.insert(lease.id, Entry { lease, next_renew });
+            }
+            Ok(Msg::Unregister(id)) => {
+                entries.remove(&id);
+            }
+            Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        tick(store, &mut entries);
+    }
+}
+
+/// Drops finished leases, fires the lost ones, renews those that are due.
+fn tick(store: &dyn Store, entries: &mut HashMap<u64, Entry>) {
+    let now = BootInstant::now();
+    entries.retain(|_, e| {
+        let capped = e.lease.hold_until.is_some_and(|cap| now >= cap);
+        if capped {
+            e.lease.mark_lost();
+        }
+        !capped && e.lease.is_held()
+    });
+
+    let due: Vec<u64> = entries
+        .iter()
+        .filter(|(_, e)| e.lease.auto_renew && e.next_renew <= now)
+        .map(|(id, _)| *id)
+        .collect();
+    if due.is_empty() {
+        return;
+    }
+    let batch: Vec<Extend<'_>> = due
+        .iter()
+        .map(|id| {
+            let l = &entries[id].lease;
+            Extend {
+                name: &l.name,
+                token: &l.token,
+                ttl: l.ttl,
+            }
+        })
+        .collect();
+    let sent = BootInstant::now();
+    let outcome = store.extend(&batch);
+    drop(batch);
+    match outcome {
+        Ok(answers) => {
+            for (id, still_ours) in due.iter().zip(answers) {
+                if still_ours {
+                    let e = entries.get_mut(id).expect("due ids come from entries");
+                    e.lease.renewed(sent);
+                    e.next_renew = sent.add(e.lease.ttl / 3);
+                } else if let Some(e) = entries.remove(id) {
+                    e.lease.mark_lost();
+                }
+            }
+        }
+        Err(_) => {
+            // The server is unreachable or slow: try again soon. A lease whose
+            // deadline passes meanwhile is reported lost by the next tick.
+            let now = BootInstant::now();
+            for id in &due {
+                let e = entries.get_mut(id).expect("due ids come from entries");
+                e.next_renew = now.add(retry_delay(e.lease.ttl));
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The seam between lock logic and the server that stores locks.
+//!
+//! Guards, renewal and waiting only speak to a [`Store`]; everything that
+//! knows about Redis commands, scripts and key names lives in [`redis`].
+//! Another backend (etcd, ZooKeeper, memcached) would implement the same
+//! trait without touching the rest of the crate.
+
+pub(crate) mod redis;
+
+use crate::error::Result;
+use std::time::Duration;
+
+/// What an acquire attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// The caller's token now holds the lock, with this fencing token.
+    Yes { fence: u64 },
+    /// Someone else holds it; their lease has about this much time left
+    /// (`None` when the store could not say).
+    No { remaining: Option<Duration> },
+}
+
+/// One lease to extend in a batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Extend<'a> {
+    /// The user's lock name.
+    pub name: &'a str,
+    /// The owner's token.
+    pub token: &'a str,
+    /// The new lease.
+    pub ttl: Duration,
+}
+
+/// A lock store: atomic acquire / release / extend keyed by lock name.
+///
+/// Every operation must be idempotent for a given token, because callers
+/// retry an operation whose reply was lost.
+pub(crate) trait Store: Send + Sync + 'static {
+    /// Take `name` for `token` for `ttl`, or report the current holder's
+    /// remaining lease. Called again with the same token after a lost reply,
+    /// it must report `Yes` (with the same fence) if the first call won.
+    fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired>;
+
+    /// Give `name` back if `token` still holds it. `Ok(false)` means it did
+    /// not (expired, deleted, or someone else's).
+    fn release(&self, name: &str, token: &str) -> Result<bool>;
+
+    /// Extend several leases in one round trip; one answer per request, in
+    /// order: `true` if the token still held the lock and was extended.
+    fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>>;
+
+    /// Connections open to the server, and how many of them are idle.
+    fn pool_state(&self) -> (u32, u32);
+
+    /// Where the store is, for Debug output: never credentials.
+    fn describe(&self) -> &str;
+}

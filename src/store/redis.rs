@@ -1,0 +1,365 @@
+//! The Redis implementation of [`Store`]: connections, scripts and key names.
+//!
+//! Key layout (documented in the README):
+//! - `<prefix>:<name>` holds the owner's token, with the lease as its TTL;
+//! - a fencing counter that shares the lock key's cluster slot:
+//!   `{<prefix>:<name>}:fence`, or `{<tag>}:fence:<prefix>:<name>` when the
+//!   lock key already carries a `{tag}`.
+//!
+//! Lock keys start with the prefix (which may not contain braces) and fence
+//! keys start with `{`, so the two families never collide.
+
+use super::{Acquired, Extend, Store};
+use crate::error::{Error, Result};
+use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything needed to reach one Redis server.
+#[derive(Clone)]
+pub(crate) struct RedisConfig {
+    pub url: String,
+    pub prefix: String,
+    pub pool_size: u32,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+/// The lock scripts, each sent by SHA and loaded again on NOSCRIPT.
+struct Scripts {
+    acquire: redis::Script,
+    release: redis::Script,
+    extend: redis::Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            acquire: redis::Script::new(include_str!("../lua/acquire.lua")),
+            release: redis::Script::new(include_str!("../lua/release.lua")),
+            extend: redis::Script::new(include_str!("../lua/extend.lua")),
+        }
+    }
+}
+
+/// A pooled connection that remembers whether it can still be trusted.
+///
+/// After an I/O error or a timeout the reply to our command may still be in
+/// flight; reusing the socket could hand that stale reply to the next
+/// command. Such a connection is marked broken and r2d2 throws it away.
+pub(crate) struct Conn {
+    inner: redis::Connection,
+    broken: bool,
+}
+
+/// Opens connections for the r2d2 pool.
+pub(crate) struct Manager {
+    client: redis::Client,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    secret: Secret,
+}
+
+impl Manager {
+    fn open(&self) -> std::result::Result<Conn, RedisError> {
+        let inner = self
+            .client
+            .get_connection_with_timeout(self.connect_timeout)?;
+        inner.set_read_timeout(Some(self.command_timeout))?;
+        inner.set_write_timeout(Some(self.command_timeout))?;
+        Ok(Conn {
+            inner,
+            broken: false,
+        })
+    }
+}
+
+/// The r2d2 error type: our [`Error`], so that pool failures keep their kind
+/// and never carry the password.
+#[derive(Debug)]
+pub(crate) struct PoolError(Error);
+
+impl std::fmt::Display for PoolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for PoolError {}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = PoolError;
+
+    fn connect(&self) -> std::result::Result<Conn, PoolError> {
+        self.open().map_err(|e| PoolError(self.secret.map(&e)))
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), PoolError> {
+        redis::cmd("PING")
+            .query::<()>(&mut conn.inner)
+            .map_err(|e| PoolError(self.secret.map(&e)))
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.broken || !conn.inner.is_open()
+    }
+}
+
+/// The configured password, kept only to scrub it out of server messages.
+#[derive(Clone, Default)]
+struct Secret(Option<Arc<str>>);
+
+impl Secret {
+    fn scrub(&self, msg: String) -> String {
+        match &self.0 {
+            Some(s) if !s.is_empty() && msg.contains(&**s) => msg.replace(&**s, "<redacted>"),
+            _ => msg,
+        }
+    }
+
+    /// Turns a redis-rs error into ours, choosing the variant by kind.
+    fn map(&self, e: &RedisError) -> Error {
+        let msg = self.scrub(e.to_string());
+        let auth_code = matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
+        match e.kind() {
+            ErrorKind::AuthenticationFailed | ErrorKind::Server(ServerErrorKind::NoPerm) => {
+                Error::Auth(msg)
+            }
+            _ if auth_code => Error::Auth(msg),
+            ErrorKind::InvalidClientConfig => Error::InvalidArgument(msg),
+            _ if e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal() =>
+            {
+                Error::Connection(msg)
+            }
+            _ => Error::Redis(msg),
+        }
+    }
+}
+
+/// A Redis node holding locks.
+pub(crate) struct RedisStore {
+    pool: r2d2::Pool<Manager>,
+    prefix: String,
+    scripts: Scripts,
+    secret: Secret,
+    /// `host:port/db`, for Debug output.
+    place: String,
+}
+
+impl RedisStore {
+    /// Parses the URL, checks that the server answers (and accepts the
+    /// credentials) within the timeouts, and builds the pool.
+    pub(crate) fn connect(cfg: &RedisConfig) -> Result<Self> {
+        crate::tls::install_crypto_provider();
+        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| {
+            Error::invalid(format!("cannot parse the Redis URL ({})", e.category()))
+        })?;
+        let info = client.get_connection_info();
+        let secret = Secret(info.redis_settings().password().map(Arc::from));
+        let place = format!("{}/{}", info.addr(), info.redis_settings().db());
+        let manager = Manager {
+            client,
+            connect_timeout: cfg.connect_timeout,
+            command_timeout: cfg.command_timeout,
+            secret: secret.clone(),
+        };
+        // One direct connection first: it reports a wrong password or an
+        // unreachable server with its real kind, bounded by the timeouts.
+        let mut probe = manager.open().map_err(|e| secret.map(&e))?;
+        redis::cmd("PING")
+            .query::<()>(&mut probe.inner)
+            .map_err(|e| secret.map(&e))?;
+        drop(probe);
+
+        let threads = scheduled_thread_pool::ScheduledThreadPool::builder()
+            .num_threads(1)
+            .thread_name_pattern("distlock-pool")
+            .build();
+        let pool = r2d2::Pool::builder()
+            .max_size(cfg.pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(cfg.connect_timeout)
+            .test_on_check_out(false)
+            .thread_pool(Arc::new(threads))
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build_unchecked(manager);
+        Ok(RedisStore {
+            pool,
+            prefix: cfg.prefix.clone(),
+            scripts: Scripts::new(),
+            secret,
+            place,
+        })
+    }
+
+    /// `<prefix>:<name>`: the key that holds the owner's token.
+    fn lock_key(&self, name: &str) -> String {
+        format!("{}:{}", self.prefix, name)
+    }
+
+    /// Runs `f` on a pooled connection; an I/O failure retires the connection.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> std::result::Result<T, RedisError>,
+    ) -> Result<T> {
+        let mut conn = self.pool.get().map_err(|e| {
+            Error::Connection(self.secret.scrub(format!("no connection available: {e}")))
+        })?;
+        f(&mut conn.inner).map_err(|e| {
+            if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+                conn.broken = true;
+            }
+            self.secret.map(&e)
+        })
+    }
+}
+
+/// The `{tag}` Redis Cluster would hash for `key`, if it has one.
+fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let rest = &key[open + 1..];
+    let close = rest.find('}')?;
+    (close > 0).then(|| &rest[..close])
+}
+
+/// The fencing counter of `lock_key`, in the same cluster slot.
+pub(crate) fn fence_key(lock_key: &str) -> String {
+    match hash_tag(lock_key) {
+        Some(tag) => format!("{{{tag}}}:fence:{lock_key}"),
+        None => format!("{{{lock_key}}}:fence"),
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn unexpected(what: &str, v: &Value) -> Error {
+    Error::Redis(format!("unexpected reply to {what}: {v:?}"))
+}
+
+fn parse_acquire(v: Value) -> Result<Acquired> {
+    let Value::Array(items) = &v else {
+        return Err(unexpected("acquire", &v));
+    };
+    match items.as_slice() {
+        [Value::Int(1), Value::BulkString(fence)] => std::str::from_utf8(fence)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(|fence| Acquired::Yes { fence })
+            .ok_or_else(|| unexpected("acquire", &v)),
+        [Value::Int(0), Value::Int(pttl)] => Ok(Acquired::No {
+            remaining: u64::try_from(*pttl).ok().map(Duration::from_millis),
+        }),
+        _ => Err(unexpected("acquire", &v)),
+    }
+}
+
+impl Store for RedisStore {
+    fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
+        let key = self.lock_key(name);
+        let reply: Value = self.with_conn(|c| {
+            self.scripts
+                .acquire
+                .key(&key)
+                .key(fence_key(&key))
+                .arg(token)
+                .arg(millis(ttl))
+                .invoke(c)
+        })?;
+        parse_acquire(reply)
+    }
+
+    fn release(&self, name: &str, token: &str) -> Result<bool> {
+        let key = self.lock_key(name);
+        let n: i64 = self.with_conn(|c| self.scripts.release.key(&key).arg(token).invoke(c))?;
+        Ok(n == 1)
+    }
+
+    fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for e in batch {
+            pipe.cmd("EVALSHA")
+                .arg(self.scripts.extend.get_hash())
+                .arg(1)
+                .arg(self.lock_key(e.name))
+                .arg(e.token)
+                .arg(millis(e.ttl));
+        }
+        let replies: Vec<i64> = self.with_conn(|c| match pipe.query(c) {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                // Extending is idempotent: load the script and send them all again.
+                self.scripts.extend.prepare_invoke().load(c)?;
+                pipe.query(c)
+            }
+            other => other,
+        })?;
+        if replies.len() != batch.len() {
+            return Err(Error::Redis(format!(
+                "extend pipeline returned {} replies for {} leases",
+                replies.len(),
+                batch.len()
+            )));
+        }
+        Ok(replies.into_iter().map(|n| n == 1).collect())
+    }
+
+    fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool.state();
+        (s.connections, s.idle_connections)
+    }
+
+    fn describe(&self) -> &str {
+        &self.place
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fence_keys_share_the_slot_and_never_collide_with_lock_keys() {
+        assert_eq!(
+            fence_key("distlock:orders:42"),
+            "{distlock:orders:42}:fence"
+        );
+        assert_eq!(
+            fence_key("distlock:a{user7}b"),
+            "{user7}:fence:distlock:a{user7}b"
+        );
+        // An empty tag does not count as a tag in Redis Cluster.
+        assert_eq!(fence_key("distlock:a{}b"), "{distlock:a{}b}:fence");
+        assert_eq!(
+            hash_tag("{distlock:orders:42}:fence"),
+            Some("distlock:orders:42")
+        );
+        assert_eq!(hash_tag("x{a}:fence:distlock:x{a}"), Some("a"));
+    }
+
+    #[test]
+    fn acquire_replies_parse() {
+        let yes = Value::Array(vec![Value::Int(1), Value::BulkString(b"17".to_vec())]);
+        assert_eq!(parse_acquire(yes).unwrap(), Acquired::Yes { fence: 17 });
+        let no = Value::Array(vec![Value::Int(0), Value::Int(250)]);
+        assert_eq!(
+            parse_acquire(no).unwrap(),
+            Acquired::No {
+                remaining: Some(Duration::from_millis(250))
+            }
+        );
+        let no_ttl = Value::Array(vec![Value::Int(0), Value::Int(-1)]);
+        assert_eq!(
+            parse_acquire(no_ttl).unwrap(),
+            Acquired::No { remaining: None }
+        );
+        assert!(matches!(parse_acquire(Value::Nil), Err(Error::Redis(_))));
+    }
+}

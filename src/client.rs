@@ -114,6 +114,26 @@ impl Client {
         self.inner.settings.ttl
     }
 
+    /// What the server holds for the lock `name` right now: its key, the
+    /// holder's token and remaining lease (if held), and the last fencing
+    /// token handed out. For operators and tools; a guard is the only proof
+    /// of ownership.
+    pub fn inspect(&self, name: &str) -> Result<LockInfo> {
+        crate::lock::validate_name(name)?;
+        self.inner.store.inspect(name)
+    }
+
+    /// Deletes the lock `name` if (and only if) it is held with `token`:
+    /// the operator's way to free a lock whose holder is known to be dead.
+    /// `Ok(false)` if the lock was not held with that token.
+    pub fn release_token(&self, name: &str, token: &str) -> Result<bool> {
+        crate::lock::validate_name(name)?;
+        if token.is_empty() {
+            return Err(Error::invalid("token is empty"));
+        }
+        self.inner.store.release(name, token)
+    }
+
     /// The state of the connection pool.
     pub fn pool_state(&self) -> PoolState {
         let (connections, idle) = self.inner.store.pool_state();
@@ -129,6 +149,19 @@ impl fmt::Debug for Client {
             .field("ttl", &self.inner.settings.ttl)
             .finish_non_exhaustive()
     }
+}
+
+/// A snapshot of one lock on the server, from [`Client::inspect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    /// The Redis key holding the lock (`<prefix>:<name>`).
+    pub key: String,
+    /// The holder's token, or `None` when nobody holds the lock.
+    pub token: Option<String>,
+    /// The holder's remaining lease, when held.
+    pub remaining: Option<Duration>,
+    /// The last fencing token handed out for this name, if any.
+    pub fence: Option<u64>,
 }
 
 /// Connections in a client's pool.

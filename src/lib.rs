@@ -30,7 +30,7 @@ mod tls;
 mod wait;
 
 pub use client::{
-    Builder, Client, PoolState, DEFAULT_PREFIX, DEFAULT_TTL, DEFAULT_URL, MAX_PREFIX_LEN,
+    Builder, Client, LockInfo, PoolState, DEFAULT_PREFIX, DEFAULT_TTL, DEFAULT_URL, MAX_PREFIX_LEN,
 };
 pub use error::{Error, Result};
 pub use lock::{Guard, Lock, MAX_KEY_LEN, MAX_TTL, MIN_TTL};

@@ -49,6 +49,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// order: `true` if the token still held the lock and was extended.
     fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>>;
 
+    /// What the server holds for `name` right now.
+    fn inspect(&self, name: &str) -> Result<crate::LockInfo>;
+
     /// Connections open to the server, and how many of them are idle.
     fn pool_state(&self) -> (u32, u32);
 

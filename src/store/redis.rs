@@ -11,6 +11,7 @@
 
 use super::{Acquired, Extend, Store};
 use crate::error::{Error, Result};
+use crate::LockInfo;
 use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -309,6 +310,29 @@ impl Store for RedisStore {
             )));
         }
         Ok(replies.into_iter().map(|n| n == 1).collect())
+    }
+
+    fn inspect(&self, name: &str) -> Result<LockInfo> {
+        let key = self.lock_key(name);
+        let (token, pttl, fence): (Option<String>, i64, Option<u64>) = self.with_conn(|c| {
+            redis::pipe()
+                .cmd("GET")
+                .arg(&key)
+                .cmd("PTTL")
+                .arg(&key)
+                .cmd("GET")
+                .arg(fence_key(&key))
+                .query(c)
+        })?;
+        Ok(LockInfo {
+            key,
+            remaining: token
+                .as_ref()
+                .and_then(|_| u64::try_from(pttl).ok())
+                .map(Duration::from_millis),
+            token,
+            fence,
+        })
     }
 
     fn pool_state(&self) -> (u32, u32) {

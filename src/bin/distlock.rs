@@ -1,0 +1,3 @@
+//! The `distlock` command: run a command under a distributed lock.
+
+fn main() {}

@@ -179,10 +179,12 @@ impl RedisStore {
         let threads = scheduled_thread_pool::ScheduledThreadPool::builder()
             .num_threads(1)
             .thread_name_pattern("distlock-pool")
+            // Otherwise the thread lingers until the next reaper run (30 s).
+            .on_drop_behavior(scheduled_thread_pool::OnPoolDropBehavior::DiscardPendingScheduled)
             .build();
         let pool = r2d2::Pool::builder()
             .max_size(cfg.pool_size)
-            .min_idle(Some(1))
+            .min_idle(Some(0))
             .connection_timeout(cfg.connect_timeout)
             .test_on_check_out(false)
             .thread_pool(Arc::new(threads))

@@ -2,118 +2,14 @@
 //! loopback ports, and a loopback TCP proxy that can lose replies.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "../../examples/common/server.rs"]
+mod server;
+pub use server::RedisServer;
+
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// A redis-server child process; killed (by pid) and its directory removed on drop.
-pub struct RedisServer {
-    pub port: u16,
-    child: Child,
-    dir: PathBuf,
-    password: Option<String>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a loopback port")
-        .port()
-}
-
-impl RedisServer {
-    /// Starts redis-server without persistence on a free loopback port.
-    pub fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    /// Starts redis-server requiring `password`.
-    pub fn with_password(password: &str) -> Self {
-        let mut s = Self::start_with(&["--requirepass", password]);
-        s.password = Some(password.to_string());
-        s
-    }
-
-    /// Starts redis-server with extra arguments. Retries on a port race.
-    pub fn start_with(extra: &[&str]) -> Self {
-        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        for _ in 0..5 {
-            let port = free_port();
-            let dir = std::env::temp_dir().join(format!("distlock-test-{}-{port}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("create a scratch dir");
-            let mut child = Command::new(&bin)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .args(["--loglevel", "notice", "--logfile", ""])
-                .arg("--dir")
-                .arg(&dir)
-                .args(extra)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {bin}: {e} (is redis-server installed?)"));
-            // redis-server says when it is ready; read its log instead of polling.
-            let stdout = child.stdout.take().expect("piped stdout");
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            std::thread::spawn(move || {
-                let mut ready = false;
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if !ready && line.contains("Ready to accept connections") {
-                        ready = true;
-                        let _ = tx.send(());
-                    }
-                }
-            });
-            match rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(()) => {
-                    return RedisServer {
-                        port,
-                        child,
-                        dir,
-                        password: None,
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
-            }
-        }
-        panic!("redis-server did not start after 5 attempts");
-    }
-
-    /// `redis://[:password@]127.0.0.1:<port>/0`.
-    pub fn url(&self) -> String {
-        match &self.password {
-            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
-            None => format!("redis://127.0.0.1:{}/0", self.port),
-        }
-    }
-
-    /// A direct connection, for inspecting and disturbing keys.
-    pub fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
-            .expect("connect to the test redis")
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// What the proxy does to traffic.
 pub enum Mode {
@@ -204,7 +100,10 @@ fn serve(client: TcpStream, upstream: u16, mode: Arc<Mutex<Mode>>) {
                 Ok(n) => n,
             };
             if let Mode::DropReplyTo { needle, .. } = &*mode_up.lock().unwrap() {
-                if buf[..n].windows(needle.len()).any(|w| w == needle.as_slice()) {
+                if buf[..n]
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_slice())
+                {
                     armed_up.store(true, Ordering::SeqCst);
                 }
             }
@@ -242,5 +141,7 @@ fn serve(client: TcpStream, upstream: u16, mode: Arc<Mutex<Mode>>) {
 
 /// Threads of this process, from /proc.
 pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }

@@ -1,0 +1,3 @@
+//! Helpers shared by the examples.
+
+pub mod server;

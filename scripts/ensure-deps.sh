@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what distlock's demo and tests need when it is missing:
+# redis-server from Debian's packages. Rust, Go, Python and gcc come with the
+# machine; this only checks for them.
+set -euo pipefail
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1; fi
+}
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server from Debian's packages..." >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+# The package may start a system-wide server on 6379; our tests never use it.
+
+for tool in cargo "$@"; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "missing required tool: $tool" >&2; exit 1; }
+done

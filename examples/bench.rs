@@ -35,7 +35,10 @@ fn parse() -> Result<Opts, String> {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        let number = |s: String| s.parse::<u32>().map_err(|_| format!("{s:?} is not a number"));
+        let number = |s: String| {
+            s.parse::<u32>()
+                .map_err(|_| format!("{s:?} is not a number"))
+        };
         match a.as_str() {
             "--url" => o.url = Some(value("--url")?),
             "--cycles" => o.cycles = number(value("--cycles")?)?.max(1),
@@ -74,8 +77,8 @@ fn floor_cycle(raw: &mut redis::Connection, sha: &str, n: u32) -> f64 {
 }
 
 /// Mean microseconds per uncontended distlock acquire + release.
-fn library_cycle(client: &Client, n: u32) -> f64 {
-    let lock = client.lock("bench:lib");
+fn library_cycle(client: &Client, n: u32, auto_renew: bool) -> f64 {
+    let lock = client.lock("bench:lib").auto_renew(auto_renew);
     let start = Instant::now();
     for _ in 0..n {
         lock.acquire().expect("acquire").release().expect("release");
@@ -129,19 +132,29 @@ fn main() -> Result<(), String> {
 
     // Warm both paths (connections, scripts, caches).
     floor_cycle(&mut raw, &sha, 200);
-    library_cycle(&client, 200);
+    library_cycle(&client, 200, true);
 
     let (mut floor, mut lib, mut contended) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unrenewed = Vec::new();
     for _ in 0..o.rounds {
         floor.push(floor_cycle(&mut raw, &sha, o.cycles));
-        lib.push(library_cycle(&client, o.cycles));
+        lib.push(library_cycle(&client, o.cycles, true));
+        unrenewed.push(library_cycle(&client, o.cycles, false));
         contended.push(contended_cycle(&client, o.threads, o.cycles / 4));
     }
     let floor = median(floor);
-    println!("# name value unit ratio_to_floor (median of {} rounds)", o.rounds);
+    println!(
+        "# name value unit ratio_to_floor (median of {} rounds)",
+        o.rounds
+    );
     println!("floor_setnx_evalsha_cycle {floor:.1} us 1.00");
     let lib = median(lib);
     println!("distlock_uncontended_cycle {lib:.1} us {:.2}", lib / floor);
+    let unrenewed = median(unrenewed);
+    println!(
+        "distlock_uncontended_no_renew_cycle {unrenewed:.1} us {:.2}",
+        unrenewed / floor
+    );
     let contended = median(contended);
     println!(
         "distlock_contended_{}_threads_cycle {contended:.1} us {:.2}",

@@ -1,7 +1,9 @@
 //! The client: configuration, the connection pool and the renewal thread.
 
 use crate::error::{Error, Result};
+use crate::local::LocalLocks;
 use crate::lock::{validate_ttl, Lock};
+use crate::notify::Notifier;
 use crate::renew::{self, Msg};
 use crate::store::redis::{RedisConfig, RedisStore};
 use crate::store::Store;
@@ -51,6 +53,10 @@ pub(crate) struct Settings {
 pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
     pub settings: Settings,
+    /// Threads of this client queued per lock name.
+    pub local: LocalLocks,
+    /// Release notifications for waiters.
+    pub notifier: Arc<Notifier>,
     prefix: String,
     renew_tx: Sender<Msg>,
     renew_thread: Mutex<Option<JoinHandle<()>>>,
@@ -72,6 +78,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.notifier.shutdown();
         let _ = self.renew_tx.send(Msg::Shutdown);
         if let Some(handle) = self.renew_thread.lock().take() {
             // The renewal thread never owns an `Inner`, so this is never a
@@ -196,7 +203,7 @@ impl Default for Builder {
             connect_timeout: Duration::from_secs(3),
             command_timeout: Duration::from_secs(2),
             max_hold: None,
-            max_retry_interval: Duration::from_millis(100),
+            max_retry_interval: Duration::from_millis(500),
         }
     }
 }
@@ -252,8 +259,10 @@ impl Builder {
         self
     }
 
-    /// Longest pause between two attempts of a waiting acquirer
-    /// (default 100 ms).
+    /// Longest a waiting acquirer goes without looking at the lock again
+    /// (default 500 ms). Waiters are woken by release notifications, and
+    /// otherwise look again when the holder's lease runs out; this bounds
+    /// what a lost notification can cost.
     pub fn max_retry_interval(mut self, interval: Duration) -> Self {
         self.max_retry_interval = interval;
         self
@@ -271,6 +280,7 @@ impl Builder {
         })?);
         let (renew_tx, handle) = renew::spawn(store.clone())
             .map_err(|e| Error::Connection(format!("cannot start the renewal thread: {e}")))?;
+        let notifier = Notifier::new(store.clone());
         Ok(Client {
             inner: Arc::new(Inner {
                 store,
@@ -280,6 +290,8 @@ impl Builder {
                     max_retry_interval: self.max_retry_interval,
                 },
                 prefix: self.prefix,
+                local: LocalLocks::default(),
+                notifier,
                 renew_tx,
                 renew_thread: Mutex::new(Some(handle)),
                 next_id: AtomicU64::new(1),

@@ -80,6 +80,37 @@ impl Lease {
         }
     }
 
+    /// The lease the next local waiter gets when `old` is handed over: same
+    /// key, token and deadline (the server-side lease simply continues), a
+    /// new id and the next fence of the reserved block.
+    pub(crate) fn handoff(old: &Lease, id: u64, fence: u64, max_hold: Option<Duration>) -> Self {
+        let now = BootInstant::now();
+        let deadline = old.state.lock().deadline;
+        let (done_tx, done_rx) = crossbeam_channel::bounded(0);
+        Lease {
+            id,
+            name: old.name.clone(),
+            token: old.token.clone(),
+            ttl: old.ttl,
+            fence,
+            auto_renew: old.auto_renew,
+            owner_pid: old.owner_pid,
+            hold_until: max_hold.filter(|_| old.auto_renew).map(|cap| now.add(cap)),
+            state: Mutex::new(State {
+                status: Status::Held,
+                deadline,
+                done_tx: Some(done_tx),
+            }),
+            done_rx,
+        }
+    }
+
+    /// When the renewal thread should first extend this lease: two thirds
+    /// of a TTL before its deadline (a third of the TTL after a fresh grant).
+    pub(crate) fn renew_due(&self) -> BootInstant {
+        self.state.lock().deadline.sub(self.ttl * 2 / 3)
+    }
+
     /// Held, and the local deadline has not passed. A passed deadline turns
     /// the lease into lost on the spot.
     pub(crate) fn is_held(&self) -> bool {

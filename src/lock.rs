@@ -4,9 +4,11 @@ use crate::client::Client;
 use crate::clock::BootInstant;
 use crate::error::{Error, Result};
 use crate::lease::{Lease, NewLease};
+use crate::local::{Entry, Released, Turn};
+use crate::notify::Watch;
 use crate::renew::Msg;
 use crate::store::{Acquired, Extend};
-use crate::wait::{self, Backoff};
+use crate::wait;
 use crossbeam_channel::Receiver;
 use std::fmt;
 use std::sync::Arc;
@@ -169,22 +171,86 @@ impl Lock {
         rx
     }
 
-    /// The acquisition loop shared by every flavour.
+    /// The acquisition shared by every flavour: queue locally, then (as the
+    /// head of the local queue) ask the server.
     fn run(&self, patience: Patience, cancel: Option<&Receiver<()>>) -> Result<Guard> {
         validate_name(&self.name)?;
         validate_ttl(self.ttl)?;
         let inner = &self.client.inner;
-        let store = &*inner.store;
-        // One token for the whole call: a retry after a lost reply must be
-        // recognised as the same owner.
-        let token = uuid::Uuid::new_v4().to_string();
-        let mut backoff = Backoff::new(inner.settings.max_retry_interval);
-        let mut failures = 0;
+        let local = &inner.local;
+        let id = inner.next_id();
         let deadline = match patience {
             Patience::Until(d) => Some(d),
             Patience::None => Some(Instant::now()),
             Patience::Forever => None,
         };
+        if matches!(patience, Patience::None) {
+            if !local.try_enter(&self.name, id) {
+                return Err(Error::Timeout);
+            }
+        } else if let Entry::Wait(turns) = local.enter(&self.name, id, self.ttl, self.auto_renew) {
+            loop {
+                // Bounded by the local holder's lease, in case it is lost
+                // while its guard lives on.
+                let pause = wait::pause_for(
+                    local.holder_left(&self.name),
+                    inner.settings.max_retry_interval,
+                );
+                match wait::wait_for(&turns, Some(pause), deadline, cancel) {
+                    Ok(Some(Turn::Lease(lease))) => return Ok(self.client.guard(lease)),
+                    Ok(Some(Turn::Head)) => break,
+                    Ok(None) if local.take_over(&self.name, id) => break,
+                    Ok(None) => {}
+                    Err(e) => {
+                        match local.leave(&self.name, id, &turns) {
+                            Some(Turn::Head) => local.gave_up(&self.name, id),
+                            // Handed to us as we gave up: pass it on.
+                            Some(Turn::Lease(lease)) => drop(self.client.guard(lease)),
+                            None => {}
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        match self.ask_server(patience, deadline, cancel) {
+            Ok((token, fence, sent)) => {
+                let lease = Arc::new(Lease::new(NewLease {
+                    id,
+                    name: self.name.clone(),
+                    token,
+                    ttl: self.ttl,
+                    fence,
+                    auto_renew: self.auto_renew,
+                    max_hold: inner.settings.max_hold,
+                    sent,
+                }));
+                local.won(id, &lease);
+                inner.renewal(Msg::Register(lease.clone()));
+                Ok(self.client.guard(lease))
+            }
+            Err(e) => {
+                local.gave_up(&self.name, id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Asks the server until the lock is ours: returns the token, the fence
+    /// and when the winning request was sent.
+    fn ask_server(
+        &self,
+        patience: Patience,
+        deadline: Option<Instant>,
+        cancel: Option<&Receiver<()>>,
+    ) -> Result<(String, u64, BootInstant)> {
+        let inner = &self.client.inner;
+        let store = &*inner.store;
+        // One token for the whole call: a retry after a lost reply must be
+        // recognised as the same owner.
+        let token = uuid::Uuid::new_v4().to_string();
+        let mut watch: Option<Watch> = None;
+        let mut failures = 0;
         loop {
             if let Some(c) = cancel {
                 if !c.is_empty() || c.try_recv().is_err_and(|e| e.is_disconnected()) {
@@ -192,14 +258,30 @@ impl Lock {
                 }
             }
             let sent = BootInstant::now();
-            let holder_left = match store.acquire(&self.name, &token, self.ttl) {
-                Ok(Acquired::Yes { fence }) => return Ok(self.guard(token, fence, sent)),
+            let outcome = match store.acquire(&self.name, &token, self.ttl) {
+                Ok(Acquired::Yes { fence }) => return Ok((token, fence, sent)),
                 Ok(Acquired::No { remaining }) => {
                     failures = 0;
                     if matches!(patience, Patience::None) {
                         return Err(Error::Timeout);
                     }
-                    remaining
+                    let w = match watch.take() {
+                        Some(w) => w,
+                        None => {
+                            let w = inner.notifier.watch(&self.name);
+                            // Already subscribed: a release may have slipped
+                            // by before we registered, so look once more.
+                            if !w.wake_pending {
+                                watch = Some(w);
+                                continue;
+                            }
+                            w
+                        }
+                    };
+                    let pause = wait::pause_for(remaining, inner.settings.max_retry_interval);
+                    let woke = wait::wait_for(&w.rx, Some(pause), deadline, cancel);
+                    watch = Some(w);
+                    woke.map(|_| ())
                 }
                 Err(Error::Connection(msg)) => {
                     // The reply may have been lost after the server took the
@@ -210,21 +292,14 @@ impl Lock {
                         let _ = store.release(&self.name, &token);
                         return Err(Error::Connection(msg));
                     }
-                    None
+                    let pause = Duration::from_millis(5 << failures);
+                    // A lost reply is retried even by try_acquire.
+                    let until = deadline.filter(|_| !matches!(patience, Patience::None));
+                    wait::sleep(pause, until, cancel)
                 }
                 Err(e) => return Err(e),
             };
-            let pause = if failures > 0 {
-                Duration::from_millis(5 << failures)
-            } else {
-                backoff.pause(holder_left)
-            };
-            let slept = match patience {
-                // A lost reply is retried even by try_acquire.
-                Patience::None => wait::sleep(pause, None, cancel),
-                _ => wait::sleep(pause, deadline, cancel),
-            };
-            if let Err(e) = slept {
+            if let Err(e) = outcome {
                 if failures > 0 {
                     let _ = store.release(&self.name, &token);
                 }
@@ -232,22 +307,13 @@ impl Lock {
             }
         }
     }
+}
 
-    fn guard(&self, token: String, fence: u64, sent: BootInstant) -> Guard {
-        let inner = &self.client.inner;
-        let lease = Arc::new(Lease::new(NewLease {
-            id: inner.next_id(),
-            name: self.name.clone(),
-            token,
-            ttl: self.ttl,
-            fence,
-            auto_renew: self.auto_renew,
-            max_hold: inner.settings.max_hold,
-            sent,
-        }));
-        inner.renewal(Msg::Register(lease.clone()));
+impl Client {
+    /// Wraps a lease this client holds (already registered for renewal).
+    fn guard(&self, lease: Arc<Lease>) -> Guard {
         Guard {
-            client: self.client.clone(),
+            client: self.clone(),
             lease,
             finished: false,
         }
@@ -357,16 +423,30 @@ impl Guard {
             return Err(Error::Lost);
         }
         let inner = &self.client.inner;
-        let was_held = self.lease.mark_released();
-        inner.renewal(Msg::Unregister(self.lease.id));
         let l = &self.lease;
+        let handed = inner.local.release(l, |fence| {
+            let next = Arc::new(Lease::handoff(
+                l,
+                inner.next_id(),
+                fence,
+                inner.settings.max_hold,
+            ));
+            inner.renewal(Msg::Register(next.clone()));
+            next
+        });
+        let was_held = l.mark_released();
+        inner.renewal(Msg::Unregister(l.id));
+        if let Released::HandedOff = handed {
+            return Ok(());
+        }
         let deleted = match inner.store.release(&l.name, &l.token) {
             // The reply may have been lost after the delete happened: ask
             // again; "not ours" then most likely means we deleted it.
             Err(Error::Connection(_)) => inner.store.release(&l.name, &l.token).map(|_| true),
             other => other,
-        }?;
-        if deleted && was_held {
+        };
+        inner.local.promote(&l.name);
+        if deleted? && was_held {
             Ok(())
         } else {
             Err(Error::Lost)

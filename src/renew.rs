@@ -66,7 +66,7 @@ fn run(store: &dyn Store, rx: &Receiver<Msg>) {
         };
         match msg {
             Ok(Msg::Register(lease)) => {
-                let next_renew = BootInstant::now().add(lease.ttl / 3);
+                let next_renew = lease.renew_due();
                 entries.insert(lease.id, Entry { lease, next_renew });
             }
             Ok(Msg::Unregister(id)) => {

@@ -1,92 +1,77 @@
 //! How a blocked acquirer waits between attempts.
 //!
-//! Today: a bounded retry. After losing a race the waiter sleeps for a
-//! jittered, exponentially growing interval, never longer than the holder's
-//! remaining lease (so an expiring lock is retried as it expires) nor the
-//! configured maximum. The sleep ends early when the caller cancels or the
-//! deadline arrives. Replacing this module changes how waiters wake without
-//! touching acquisition or guards.
+//! A waiter that lost the race waits for a wake-up (a release notification,
+//! or its turn in the local queue), bounded by a pause derived from the
+//! holder's remaining lease, by its own deadline, and by cancellation.
+//! Replacing this module changes how waiters wait without touching
+//! acquisition or guards.
 
 use crate::error::{Error, Result};
 use crossbeam_channel::{select, Receiver};
 use std::time::{Duration, Instant};
 
-/// The first pause after a lost race.
-const FIRST: Duration = Duration::from_millis(2);
-
-/// Decides how long the next pause is.
-pub(crate) struct Backoff {
-    next: Duration,
-    max: Duration,
-    rng: u64,
+/// How long to wait before looking at a held lock again: until just after
+/// the holder's lease runs out (so a crashed holder costs no more than its
+/// lease), but never longer than `max` (so a lost notification costs at
+/// most `max`).
+pub(crate) fn pause_for(holder_left: Option<Duration>, max: Duration) -> Duration {
+    holder_left.map_or(max, |left| (left + Duration::from_millis(1)).min(max))
 }
 
-impl Backoff {
-    /// A backoff whose pauses never exceed `max`.
-    pub(crate) fn new(max: Duration) -> Self {
-        // Seeded per waiter so that waiters do not retry in lockstep.
-        let seed = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
-        Backoff {
-            next: FIRST.min(max),
-            max,
-            rng: seed,
-        }
-    }
-
-    /// The pause before the next attempt, given how long the holder's lease
-    /// has left (if the store said).
-    pub(crate) fn pause(&mut self, holder_left: Option<Duration>) -> Duration {
-        let mut base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        if let Some(left) = holder_left {
-            // Try again right as the holder's lease runs out.
-            base = base.min(left + Duration::from_millis(1));
-        }
-        // Jitter: between 75 % and 125 % of the base.
-        let quarter = (base / 4).as_micros() as u64;
-        let jitter = if quarter == 0 {
-            0
-        } else {
-            self.random() % (2 * quarter + 1)
-        };
-        (base - base / 4 + Duration::from_micros(jitter)).min(self.max)
-    }
-
-    /// xorshift64: plenty for jitter.
-    fn random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
+/// Waits for a message on `wake`, for at most `pause` (`None`: no limit),
+/// cut short by `deadline` and `cancel` (a message or disconnection).
+///
+/// `Ok(Some(msg))`: woken. `Ok(None)`: the pause ended, or `wake` was
+/// disconnected. `Err(Timeout)`: the deadline passed. `Err(Cancelled)`.
+pub(crate) fn wait_for<T>(
+    wake: &Receiver<T>,
+    pause: Option<Duration>,
+    deadline: Option<Instant>,
+    cancel: Option<&Receiver<()>>,
+) -> Result<Option<T>> {
+    let now = Instant::now();
+    let to_deadline = match deadline {
+        Some(d) if d <= now => return Err(Error::Timeout),
+        Some(d) => Some(d - now),
+        None => None,
+    };
+    let limit = match (pause, to_deadline) {
+        (Some(p), Some(d)) => Some(p.min(d)),
+        (p, d) => p.or(d),
+    };
+    let never = crossbeam_channel::never();
+    let cancel = cancel.unwrap_or(&never);
+    let timed_out = || match deadline {
+        Some(d) if Instant::now() >= d => Err(Error::Timeout),
+        _ => Ok(None),
+    };
+    match limit {
+        Some(limit) => select! {
+            recv(wake) -> m => Ok(m.ok()),
+            recv(cancel) -> _ => Err(Error::Cancelled),
+            default(limit) => timed_out(),
+        },
+        None => select! {
+            recv(wake) -> m => Ok(m.ok()),
+            recv(cancel) -> _ => Err(Error::Cancelled),
+        },
     }
 }
 
-/// Sleeps for `pause`, cut short by `deadline` (then `Err(Timeout)` if it
-/// has passed) or by `cancel` firing (a message or disconnection:
-/// `Err(Cancelled)`).
+/// Sleeps for `pause`, cut short by `deadline` and `cancel` as
+/// [`wait_for`] is.
 pub(crate) fn sleep(
     pause: Duration,
     deadline: Option<Instant>,
     cancel: Option<&Receiver<()>>,
 ) -> Result<()> {
-    let now = Instant::now();
-    let pause = match deadline {
-        Some(d) if d <= now => return Err(Error::Timeout),
-        Some(d) => pause.min(d - now),
-        None => pause,
-    };
-    match cancel {
-        Some(c) => select! {
-            recv(c) -> _ => Err(Error::Cancelled),
-            default(pause) => Ok(()),
-        },
-        None => {
-            std::thread::sleep(pause);
-            Ok(())
-        }
-    }
+    wait_for(
+        &crossbeam_channel::never::<()>(),
+        Some(pause),
+        deadline,
+        cancel,
+    )
+    .map(|_| ())
 }
 
 #[cfg(test)]
@@ -94,19 +79,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pauses_grow_to_the_cap_and_respect_the_holder() {
-        let mut b = Backoff::new(Duration::from_millis(64));
-        let first = b.pause(None);
-        assert!(first >= Duration::from_micros(1500) && first <= Duration::from_micros(2500));
-        let later: Vec<Duration> = (0..10).map(|_| b.pause(None)).collect();
-        assert!(later.iter().all(|p| *p <= Duration::from_millis(64)));
-        assert!(later[9] >= Duration::from_millis(48));
-        let near_expiry = b.pause(Some(Duration::from_millis(3)));
-        assert!(near_expiry <= Duration::from_millis(5));
+    fn pause_follows_the_holder_within_the_cap() {
+        let max = Duration::from_millis(500);
+        assert_eq!(pause_for(None, max), max);
+        assert_eq!(
+            pause_for(Some(Duration::from_millis(3)), max),
+            Duration::from_millis(4)
+        );
+        assert_eq!(pause_for(Some(Duration::from_secs(30)), max), max);
     }
 
     #[test]
-    fn sleep_honours_deadline_and_cancel() {
+    fn wait_honours_wake_deadline_and_cancel() {
         let past = Instant::now();
         assert_eq!(
             sleep(Duration::from_secs(5), Some(past), None),
@@ -122,6 +106,19 @@ mod tests {
         assert_eq!(
             sleep(Duration::from_secs(5), None, Some(&rx)),
             Err(Error::Cancelled)
+        );
+
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded::<u8>(1);
+        wake_tx.send(7).unwrap();
+        assert_eq!(wait_for(&wake_rx, None, None, None), Ok(Some(7)));
+        assert_eq!(
+            wait_for(&wake_rx, Some(Duration::from_millis(1)), None, None),
+            Ok(None)
+        );
+        let soon = Instant::now() + Duration::from_millis(2);
+        assert_eq!(
+            wait_for(&wake_rx, None, Some(soon), None),
+            Err(Error::Timeout)
         );
     }
 }

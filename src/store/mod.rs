@@ -20,6 +20,30 @@ pub(crate) enum Acquired {
     No { remaining: Option<Duration> },
 }
 
+/// How many fences one acquisition reserves: the acquirer's process may
+/// hand the lease on to its own waiting threads with the next fences of
+/// the block (see `local.rs`).
+pub(crate) const FENCE_BLOCK: u64 = 64;
+
+/// Receives what a release feed sees; implemented by the notifier.
+pub(crate) trait FeedHandler {
+    /// Changes to apply before the next read: names to subscribe to, names
+    /// to drop, and whether to stop.
+    fn changes(&mut self) -> FeedChanges;
+    /// The feed now hears releases of `name` (also after a reconnect).
+    fn subscribed(&mut self, name: &str);
+    /// `name` was released.
+    fn released(&mut self, name: &str);
+}
+
+/// What a [`FeedHandler`] wants changed.
+#[derive(Debug, Default)]
+pub(crate) struct FeedChanges {
+    pub subscribe: Vec<String>,
+    pub unsubscribe: Vec<String>,
+    pub stop: bool,
+}
+
 /// One lease to extend in a batch.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Extend<'a> {
@@ -48,6 +72,15 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Extend several leases in one round trip; one answer per request, in
     /// order: `true` if the token still held the lock and was extended.
     fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>>;
+
+    /// Runs a release feed on a dedicated connection until `handler` asks to
+    /// stop (`Ok`) or the connection fails (`Err`; the caller reconnects).
+    /// A [`poke`](Store::poke) with the same `control` name makes the feed
+    /// look at [`FeedHandler::changes`] at once.
+    fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()>;
+
+    /// Wakes the feed running with `control`.
+    fn poke(&self, control: &str) -> Result<()>;
 
     /// What the server holds for `name` right now.
     fn inspect(&self, name: &str) -> Result<crate::LockInfo>;

@@ -9,7 +9,7 @@
 //! Lock keys start with the prefix (which may not contain braces) and fence
 //! keys start with `{`, so the two families never collide.
 
-use super::{Acquired, Extend, Store};
+use super::{Acquired, Extend, FeedHandler, Store, FENCE_BLOCK};
 use crate::error::{Error, Result};
 use crate::LockInfo;
 use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value};
@@ -88,18 +88,21 @@ impl std::fmt::Display for PoolError {
 
 impl std::error::Error for PoolError {}
 
-impl r2d2::ManageConnection for Manager {
+/// The pool's handle on the [`Manager`] it shares with the release feed.
+pub(crate) struct SharedManager(Arc<Manager>);
+
+impl r2d2::ManageConnection for SharedManager {
     type Connection = Conn;
     type Error = PoolError;
 
     fn connect(&self) -> std::result::Result<Conn, PoolError> {
-        self.open().map_err(|e| PoolError(self.secret.map(&e)))
+        self.0.open().map_err(|e| PoolError(self.0.secret.map(&e)))
     }
 
     fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), PoolError> {
         redis::cmd("PING")
             .query::<()>(&mut conn.inner)
-            .map_err(|e| PoolError(self.secret.map(&e)))
+            .map_err(|e| PoolError(self.0.secret.map(&e)))
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
@@ -141,9 +144,14 @@ impl Secret {
     }
 }
 
+/// How long the release feed reads before checking its connection.
+const FEED_IDLE: Duration = Duration::from_secs(5);
+
 /// A Redis node holding locks.
 pub(crate) struct RedisStore {
-    pool: r2d2::Pool<Manager>,
+    pool: r2d2::Pool<SharedManager>,
+    /// Opens the release feed's dedicated connection.
+    manager: Arc<Manager>,
     prefix: String,
     scripts: Scripts,
     secret: Secret,
@@ -162,12 +170,12 @@ impl RedisStore {
         let info = client.get_connection_info();
         let secret = Secret(info.redis_settings().password().map(Arc::from));
         let place = format!("{}/{}", info.addr(), info.redis_settings().db());
-        let manager = Manager {
+        let manager = Arc::new(Manager {
             client,
             connect_timeout: cfg.connect_timeout,
             command_timeout: cfg.command_timeout,
             secret: secret.clone(),
-        };
+        });
         // One direct connection first: it reports a wrong password or an
         // unreachable server with its real kind, bounded by the timeouts.
         let mut probe = manager.open().map_err(|e| secret.map(&e))?;
@@ -189,9 +197,10 @@ impl RedisStore {
             .test_on_check_out(false)
             .thread_pool(Arc::new(threads))
             .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(manager);
+            .build_unchecked(SharedManager(manager.clone()));
         Ok(RedisStore {
             pool,
+            manager,
             prefix: cfg.prefix.clone(),
             scripts: Scripts::new(),
             secret,
@@ -272,6 +281,7 @@ impl Store for RedisStore {
                 .key(fence_key(&key))
                 .arg(token)
                 .arg(millis(ttl))
+                .arg(FENCE_BLOCK)
                 .invoke(c)
         })?;
         parse_acquire(reply)
@@ -312,6 +322,50 @@ impl Store for RedisStore {
             )));
         }
         Ok(replies.into_iter().map(|n| n == 1).collect())
+    }
+
+    fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()> {
+        let map = |e: RedisError| self.secret.map(&e);
+        let mut conn = self.manager.open().map_err(map)?;
+        let mut feed = conn.inner.as_pubsub();
+        // Idle reads end every few seconds to check the connection.
+        feed.set_read_timeout(Some(FEED_IDLE)).map_err(map)?;
+        feed.subscribe(control).map_err(map)?;
+        let own = format!("{}:", self.prefix);
+        loop {
+            let changes = handler.changes();
+            if changes.stop {
+                return Ok(());
+            }
+            for name in &changes.subscribe {
+                feed.subscribe(self.lock_key(name)).map_err(map)?;
+                handler.subscribed(name);
+            }
+            for name in &changes.unsubscribe {
+                feed.unsubscribe(self.lock_key(name)).map_err(map)?;
+            }
+            match feed.get_message() {
+                Ok(msg) => {
+                    let channel = msg.get_channel_name();
+                    if let Some(name) = channel.strip_prefix(&own) {
+                        handler.released(name);
+                    }
+                }
+                Err(e) if e.is_timeout() => {
+                    feed.ping::<()>().map_err(map)?;
+                }
+                Err(e) => return Err(map(e)),
+            }
+        }
+    }
+
+    fn poke(&self, control: &str) -> Result<()> {
+        self.with_conn(|c| {
+            redis::cmd("PUBLISH")
+                .arg(control)
+                .arg("poke")
+                .query::<()>(c)
+        })
     }
 
     fn inspect(&self, name: &str) -> Result<LockInfo> {

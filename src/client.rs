@@ -1,7 +1,7 @@
 //! The client: configuration, the connection pool and the renewal thread.
 
 use crate::error::{Error, Result};
-use crate::local::LocalLocks;
+use crate::local::{Fairness, LocalLocks, MAX_HANDOFFS};
 use crate::lock::{validate_ttl, Lock};
 use crate::notify::Notifier;
 use crate::renew::{self, Msg};
@@ -191,6 +191,7 @@ pub struct Builder {
     command_timeout: Duration,
     max_hold: Option<Duration>,
     max_retry_interval: Duration,
+    fairness: Fairness,
 }
 
 impl Default for Builder {
@@ -204,6 +205,11 @@ impl Default for Builder {
             command_timeout: Duration::from_secs(2),
             max_hold: None,
             max_retry_interval: Duration::from_millis(500),
+            fairness: Fairness {
+                enabled: true,
+                handoffs: 16,
+                budget: Duration::from_millis(20),
+            },
         }
     }
 }
@@ -268,6 +274,30 @@ impl Builder {
         self
     }
 
+    /// Whether threads of this client that want the same lock queue locally
+    /// and pass the lease among themselves (default true). Off, every
+    /// thread asks the server on its own.
+    pub fn fast_path(mut self, on: bool) -> Self {
+        self.fairness.enabled = on;
+        self
+    }
+
+    /// Most local hand-offs in a row (default 16, at most 63) before the
+    /// holder asks the server whether other clients wait; 0 never hands
+    /// off. See the README on fairness.
+    pub fn handoff_limit(mut self, handoffs: u32) -> Self {
+        self.fairness.handoffs = handoffs;
+        self
+    }
+
+    /// Longest time (default 20 ms) a lease may circulate among this
+    /// client's threads before the holder asks the server whether other
+    /// clients wait.
+    pub fn handoff_budget(mut self, budget: Duration) -> Self {
+        self.fairness.budget = budget;
+        self
+    }
+
     /// Checks the settings, connects, and starts the renewal thread.
     pub fn build(self) -> Result<Client> {
         self.validate()?;
@@ -290,7 +320,7 @@ impl Builder {
                     max_retry_interval: self.max_retry_interval,
                 },
                 prefix: self.prefix,
-                local: LocalLocks::default(),
+                local: LocalLocks::new(self.fairness),
                 notifier,
                 renew_tx,
                 renew_thread: Mutex::new(Some(handle)),
@@ -325,6 +355,11 @@ impl Builder {
                 "max_hold must be positive (or None for no cap)",
             ));
         }
+        if self.fairness.handoffs > MAX_HANDOFFS {
+            return Err(Error::invalid(format!(
+                "handoff_limit must be at most {MAX_HANDOFFS}"
+            )));
+        }
         if self.max_retry_interval < Duration::from_millis(1) {
             return Err(Error::invalid("max_retry_interval must be at least 1 ms"));
         }
@@ -343,6 +378,7 @@ impl fmt::Debug for Builder {
             .field("command_timeout", &self.command_timeout)
             .field("max_hold", &self.max_hold)
             .field("max_retry_interval", &self.max_retry_interval)
+            .field("fast_path", &self.fairness)
             .finish()
     }
 }

@@ -5,9 +5,15 @@
 //! same name, the still-valid lease goes straight to the next of them: no
 //! round trip, just a channel send. Each hand-off gets the next fencing token
 //! of the block the server reserved for the acquisition (see
-//! [`FENCE_BLOCK`]), so fences still strictly increase. After
-//! [`HANDOFF_LIMIT`] hand-offs in a row the lease goes back to the server so
-//! that other processes get their turn.
+//! [`FENCE_BLOCK`]), so fences still strictly increase.
+//!
+//! Fairness: after a number of hand-offs in a row, or once a time budget
+//! since the lease came from the server is spent, the holder asks the server
+//! (one round trip) whether other clients wait for the lock. If they do, it
+//! is released to them, and the local thread that goes next first pauses for
+//! about two round trips, so that a remote waiter woken by the release
+//! notification wins the race. If nobody else waits, the lease is restarted
+//! with a new block of fences and local hand-offs go on.
 
 use crate::lease::{drift, Lease};
 use crate::store::FENCE_BLOCK;
@@ -15,16 +21,16 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Most hand-offs in a row before the lease goes back to the server.
-pub(crate) const HANDOFF_LIMIT: u64 = 16;
-const _: () = assert!(HANDOFF_LIMIT < FENCE_BLOCK);
+/// Most hand-offs one fence block allows.
+pub(crate) const MAX_HANDOFFS: u32 = (FENCE_BLOCK - 1) as u32;
 
 /// What a waiting thread is given.
 pub(crate) enum Turn {
-    /// Go and ask the server.
-    Head,
+    /// Go and ask the server, after pausing this long if given (to let a
+    /// waiter of another client take its turn).
+    Head(Option<Duration>),
     /// The lock, handed over by the previous local holder.
     Lease(Arc<Lease>),
 }
@@ -44,6 +50,9 @@ pub(crate) enum Released {
     /// Nobody local can take it: release it on the server, then call
     /// [`LocalLocks::promote`].
     ToServer,
+    /// The fairness bound is reached: ask the server whether others wait
+    /// (`Store::pass_on`), then call [`LocalLocks::refreshed`].
+    AskServer,
 }
 
 struct Waiter {
@@ -64,6 +73,8 @@ struct Queue {
     handoffs: u64,
     /// The fence the server gave that acquisition.
     base_fence: u64,
+    /// When the lease came from the server.
+    since: Option<Instant>,
 }
 
 impl Queue {
@@ -81,7 +92,7 @@ impl Queue {
     }
 
     /// Makes the first waiter the head, if nobody holds or asks.
-    fn promote(&mut self) {
+    fn promote(&mut self, courtesy: Option<Duration>) {
         if self.held() || self.head.is_some() {
             return;
         }
@@ -89,21 +100,59 @@ impl Queue {
             self.head = Some(w.id);
             // Its receiver lives until it has left the queue, and it is not
             // in the queue any more, so this send cannot be lost.
-            let _ = w.tx.send(Turn::Head);
+            let _ = w.tx.send(Turn::Head(courtesy));
         }
+    }
+
+    /// Gives the lease to the first waiter with fence `fence`; false (and
+    /// nothing changed) if there is none.
+    fn hand_off(&mut self, fence: u64, make: &dyn Fn(u64) -> Arc<Lease>) -> bool {
+        let Some(w) = self.waiters.pop_front() else {
+            return false;
+        };
+        let next = make(fence);
+        if w.tx.send(Turn::Lease(next.clone())).is_ok() {
+            self.holder = Some(next);
+            return true;
+        }
+        // Cannot happen (a queued waiter keeps its receiver), but never
+        // leave a lease nobody holds registered for renewal.
+        next.mark_lost();
+        false
     }
 }
 
+/// How the local fast path behaves; see [`Builder`](crate::Builder).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fairness {
+    /// Queue locally at all.
+    pub enabled: bool,
+    /// Hand-offs in a row before asking the server.
+    pub handoffs: u32,
+    /// Time since the lease came from the server before asking it.
+    pub budget: Duration,
+}
+
 /// Per-client queues, one per lock name in use.
-#[derive(Default)]
 pub(crate) struct LocalLocks {
     queues: Mutex<HashMap<String, Queue>>,
+    fairness: Fairness,
 }
 
 impl LocalLocks {
+    pub(crate) fn new(fairness: Fairness) -> Self {
+        LocalLocks {
+            queues: Mutex::new(HashMap::new()),
+            fairness,
+        }
+    }
+
     /// Joins the queue for `name`: head at once if nobody of this client
     /// holds or asks for it.
     pub(crate) fn enter(&self, name: &str, id: u64, ttl: Duration, auto_renew: bool) -> Entry {
+        if !self.fairness.enabled {
+            return Entry::Head;
+        }
         let mut map = self.queues.lock();
         let q = map.entry(name.to_string()).or_default();
         if !q.held() && q.head.is_none() {
@@ -122,6 +171,9 @@ impl LocalLocks {
 
     /// Head only if that needs no waiting (for `try_acquire`).
     pub(crate) fn try_enter(&self, name: &str, id: u64) -> bool {
+        if !self.fairness.enabled {
+            return true;
+        }
         let mut map = self.queues.lock();
         let q = map.entry(name.to_string()).or_default();
         let free = !q.held() && q.head.is_none();
@@ -135,6 +187,9 @@ impl LocalLocks {
 
     /// The head `id` acquired `lease` on the server.
     pub(crate) fn won(&self, id: u64, lease: &Arc<Lease>) {
+        if !self.fairness.enabled {
+            return;
+        }
         let mut map = self.queues.lock();
         let q = map.entry(lease.name.clone()).or_default();
         if q.head == Some(id) {
@@ -143,6 +198,7 @@ impl LocalLocks {
         q.holder = Some(lease.clone());
         q.handoffs = 0;
         q.base_fence = lease.fence;
+        q.since = Some(Instant::now());
     }
 
     /// A queued waiter whose wait ran out checks whether the holder lost
@@ -177,7 +233,7 @@ impl LocalLocks {
             if q.head == Some(id) {
                 q.head = None;
             }
-            q.promote();
+            q.promote(None);
             if q.idle() {
                 map.remove(name);
             }
@@ -205,9 +261,9 @@ impl LocalLocks {
     }
 
     /// A guard of `name` is being released. Hands the lease to the next
-    /// compatible local waiter when that is allowed, with a new lease made
-    /// by `make(fence, ttl)`; otherwise marks the name free locally.
-    pub(crate) fn release(&self, old: &Lease, make: impl FnOnce(u64) -> Arc<Lease>) -> Released {
+    /// compatible local waiter (with a new lease made by `make(fence)`)
+    /// while the fairness bound allows; otherwise says what to do.
+    pub(crate) fn release(&self, old: &Lease, make: &dyn Fn(u64) -> Arc<Lease>) -> Released {
         let mut map = self.queues.lock();
         let Some(q) = map.get_mut(&old.name) else {
             return Released::ToServer;
@@ -222,27 +278,56 @@ impl LocalLocks {
             .front()
             .is_some_and(|w| w.ttl == old.ttl && w.auto_renew == old.auto_renew);
         let fresh = old.remaining() > drift(old.ttl) * 2;
-        if compatible && fresh && q.handoffs + 1 < HANDOFF_LIMIT {
+        if !(compatible && fresh) {
+            q.holder = None;
+            return Released::ToServer;
+        }
+        let within_budget = q.since.is_some_and(|t| t.elapsed() < self.fairness.budget);
+        if q.handoffs < u64::from(self.fairness.handoffs) && within_budget {
             q.handoffs += 1;
-            let next = make(q.base_fence + q.handoffs);
-            let w = q.waiters.pop_front().expect("checked above");
-            if w.tx.send(Turn::Lease(next.clone())).is_ok() {
-                q.holder = Some(next);
+            if q.hand_off(q.base_fence + q.handoffs, make) {
                 return Released::HandedOff;
             }
-            // Cannot happen (a queued waiter keeps its receiver), but never
-            // leave a lease nobody holds registered for renewal.
-            next.mark_lost();
+            q.holder = None;
+            return Released::ToServer;
+        }
+        Released::AskServer
+    }
+
+    /// After [`Released::AskServer`]: the server kept the lease for us with
+    /// a new fence block starting at `fence` (`Some`), or did not (`None`:
+    /// released to others, not ours, or unreachable).
+    pub(crate) fn refreshed(
+        &self,
+        old: &Lease,
+        fence: Option<u64>,
+        make: &dyn Fn(u64) -> Arc<Lease>,
+    ) -> Released {
+        let mut map = self.queues.lock();
+        let Some(q) = map.get_mut(&old.name) else {
+            return Released::ToServer;
+        };
+        if q.holder.as_ref().is_none_or(|h| h.id != old.id) {
+            return Released::ToServer;
+        }
+        if let Some(fence) = fence {
+            q.base_fence = fence;
+            q.handoffs = 1;
+            q.since = Some(Instant::now());
+            if q.hand_off(fence + 1, make) {
+                return Released::HandedOff;
+            }
         }
         q.holder = None;
         Released::ToServer
     }
 
-    /// After a release on the server: lets the next local waiter ask.
-    pub(crate) fn promote(&self, name: &str) {
+    /// After a release on the server: lets the next local waiter ask, after
+    /// `courtesy` if given.
+    pub(crate) fn promote(&self, name: &str, courtesy: Option<Duration>) {
         let mut map = self.queues.lock();
         if let Some(q) = map.get_mut(name) {
-            q.promote();
+            q.promote(courtesy);
             if q.idle() {
                 map.remove(name);
             }
@@ -262,7 +347,11 @@ mod tests {
 
     #[test]
     fn queue_order_head_and_cleanup() {
-        let l = LocalLocks::default();
+        let l = LocalLocks::new(Fairness {
+            enabled: true,
+            handoffs: 16,
+            budget: Duration::from_millis(50),
+        });
         let ttl = Duration::from_secs(1);
         assert!(matches!(l.enter("k", 1, ttl, true), Entry::Head));
         let Entry::Wait(rx2) = l.enter("k", 2, ttl, true) else {
@@ -274,7 +363,7 @@ mod tests {
         assert!(!l.try_enter("k", 4), "try never queues");
         // The head fails: the next in line becomes head.
         l.gave_up("k", 1);
-        assert!(matches!(rx2.try_recv(), Ok(Turn::Head)));
+        assert!(matches!(rx2.try_recv(), Ok(Turn::Head(None))));
         assert!(rx3.try_recv().is_err());
         // Waiter 3 leaves before its turn; waiter 2 wins and releases.
         assert!(l.leave("k", 3, &rx3).is_none());
@@ -291,7 +380,7 @@ mod tests {
         l.won(2, &lease);
         assert_eq!(l.len(), 1);
         l.gave_up("k", 2);
-        l.promote("k");
+        l.promote("k", None);
         assert_eq!(l.len(), 1, "still held by 2");
         // Lost without a release: a newcomer need not wait for it.
         lease.mark_lost();

@@ -7,7 +7,7 @@ use crate::lease::{Lease, NewLease};
 use crate::local::{Entry, Released, Turn};
 use crate::notify::Watch;
 use crate::renew::Msg;
-use crate::store::{Acquired, Extend};
+use crate::store::{Acquired, Extend, PassOn};
 use crate::wait;
 use crossbeam_channel::Receiver;
 use std::fmt;
@@ -21,8 +21,11 @@ pub const MIN_TTL: Duration = Duration::from_millis(10);
 /// Longest accepted lease.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// Consecutive connection failures an acquire rides out before giving up.
-const MAX_CONNECTION_FAILURES: u32 = 3;
+/// Consecutive connection failures a `try_acquire` rides out.
+const TRY_CONNECTION_FAILURES: u32 = 3;
+/// Consecutive connection failures an `acquire` without deadline rides out
+/// (about 1.3 s of backoff); with a deadline, failures are retried until it.
+const WAIT_CONNECTION_FAILURES: u32 = 8;
 
 pub(crate) fn validate_ttl(ttl: Duration) -> Result<()> {
     if ttl < MIN_TTL || ttl > MAX_TTL {
@@ -198,12 +201,22 @@ impl Lock {
                 );
                 match wait::wait_for(&turns, Some(pause), deadline, cancel) {
                     Ok(Some(Turn::Lease(lease))) => return Ok(self.client.guard(lease)),
-                    Ok(Some(Turn::Head)) => break,
+                    Ok(Some(Turn::Head(courtesy))) => {
+                        // After a release for fairness, let another client's
+                        // woken waiter go first.
+                        if let Some(pause) = courtesy {
+                            if let Err(e) = wait::sleep(pause, deadline, cancel) {
+                                local.gave_up(&self.name, id);
+                                return Err(e);
+                            }
+                        }
+                        break;
+                    }
                     Ok(None) if local.take_over(&self.name, id) => break,
                     Ok(None) => {}
                     Err(e) => {
                         match local.leave(&self.name, id, &turns) {
-                            Some(Turn::Head) => local.gave_up(&self.name, id),
+                            Some(Turn::Head(_)) => local.gave_up(&self.name, id),
                             // Handed to us as we gave up: pass it on.
                             Some(Turn::Lease(lease)) => drop(self.client.guard(lease)),
                             None => {}
@@ -251,6 +264,7 @@ impl Lock {
         let token = uuid::Uuid::new_v4().to_string();
         let mut watch: Option<Watch> = None;
         let mut failures = 0;
+        let mut last_failure = None;
         loop {
             if let Some(c) = cancel {
                 if !c.is_empty() || c.try_recv().is_err_and(|e| e.is_disconnected()) {
@@ -287,25 +301,38 @@ impl Lock {
                     // The reply may have been lost after the server took the
                     // lock for us: ask again with the same token.
                     failures += 1;
-                    if failures >= MAX_CONNECTION_FAILURES {
-                        // Leave nothing behind if the lock did go to us.
-                        let _ = store.release(&self.name, &token);
-                        return Err(Error::Connection(msg));
+                    let give_up = match patience {
+                        Patience::None => failures >= TRY_CONNECTION_FAILURES,
+                        Patience::Forever => failures >= WAIT_CONNECTION_FAILURES,
+                        Patience::Until(d) => Instant::now() >= d,
+                    };
+                    last_failure = Some(Error::Connection(msg));
+                    if give_up {
+                        break;
                     }
-                    let pause = Duration::from_millis(5 << failures);
+                    let pause =
+                        Duration::from_millis(5 << failures.min(8)).min(Duration::from_secs(1));
                     // A lost reply is retried even by try_acquire.
                     let until = deadline.filter(|_| !matches!(patience, Patience::None));
                     wait::sleep(pause, until, cancel)
                 }
                 Err(e) => return Err(e),
             };
-            if let Err(e) = outcome {
-                if failures > 0 {
-                    let _ = store.release(&self.name, &token);
+            match outcome {
+                Ok(()) => {}
+                // Out of time while the server was unreachable: say so.
+                Err(Error::Timeout) if failures > 0 => break,
+                Err(e) => {
+                    if failures > 0 {
+                        let _ = store.release(&self.name, &token);
+                    }
+                    return Err(e);
                 }
-                return Err(e);
             }
         }
+        // Leave nothing behind if the lock did go to us.
+        let _ = store.release(&self.name, &token);
+        Err(last_failure.unwrap_or(Error::Timeout))
     }
 }
 
@@ -424,7 +451,7 @@ impl Guard {
         }
         let inner = &self.client.inner;
         let l = &self.lease;
-        let handed = inner.local.release(l, |fence| {
+        let make = |fence: u64| {
             let next = Arc::new(Lease::handoff(
                 l,
                 inner.next_id(),
@@ -433,23 +460,64 @@ impl Guard {
             ));
             inner.renewal(Msg::Register(next.clone()));
             next
-        });
+        };
+        // What is left to do on the server once the local side is settled.
+        enum Then {
+            HandedOff,
+            Done(Result<()>),
+            Release,
+        }
+        let mut courtesy = None;
+        let then = match inner.local.release(l, &make) {
+            Released::HandedOff => Then::HandedOff,
+            Released::ToServer => Then::Release,
+            Released::AskServer => {
+                let asked = Instant::now();
+                let sent = BootInstant::now();
+                match inner.store.pass_on(&l.name, &l.token, l.ttl) {
+                    Ok(PassOn::Kept { fence }) => {
+                        l.renewed(sent);
+                        match inner.local.refreshed(l, Some(fence), &make) {
+                            Released::HandedOff => Then::HandedOff,
+                            _ => Then::Release,
+                        }
+                    }
+                    Ok(PassOn::Released) => {
+                        inner.local.refreshed(l, None, &make);
+                        // About two round trips: time for the woken remote
+                        // waiter to ask the server.
+                        courtesy = Some(asked.elapsed() * 2);
+                        Then::Done(Ok(()))
+                    }
+                    Ok(PassOn::NotOwner) => {
+                        inner.local.refreshed(l, None, &make);
+                        Then::Done(Err(Error::Lost))
+                    }
+                    Err(_) => {
+                        inner.local.refreshed(l, None, &make);
+                        Then::Release
+                    }
+                }
+            }
+        };
         let was_held = l.mark_released();
         inner.renewal(Msg::Unregister(l.id));
-        if let Released::HandedOff = handed {
-            return Ok(());
-        }
-        let deleted = match inner.store.release(&l.name, &l.token) {
-            // The reply may have been lost after the delete happened: ask
-            // again; "not ours" then most likely means we deleted it.
-            Err(Error::Connection(_)) => inner.store.release(&l.name, &l.token).map(|_| true),
-            other => other,
+        let outcome = match then {
+            Then::HandedOff => return Ok(()),
+            Then::Done(r) => r,
+            Then::Release => match inner.store.release(&l.name, &l.token) {
+                // The reply may have been lost after the delete happened: ask
+                // again; "not ours" then most likely means we deleted it.
+                Err(Error::Connection(_)) => inner.store.release(&l.name, &l.token).map(|_| true),
+                other => other,
+            }
+            .and_then(|deleted| if deleted { Ok(()) } else { Err(Error::Lost) }),
         };
-        inner.local.promote(&l.name);
-        if deleted? && was_held {
-            Ok(())
+        inner.local.promote(&l.name, courtesy);
+        if was_held {
+            outcome
         } else {
-            Err(Error::Lost)
+            outcome.and(Err(Error::Lost))
         }
     }
 }

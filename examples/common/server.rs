@@ -13,6 +13,7 @@ pub struct RedisServer {
     pub port: u16,
     child: Child,
     dir: PathBuf,
+    extra: Vec<String>,
     password: Option<String>,
 }
 
@@ -21,6 +22,41 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind a loopback port")
         .port()
+}
+
+/// Starts redis-server on `port` and waits until it says it is ready (it
+/// logs "Ready to accept connections"); `None` if it does not come up.
+fn spawn_on(port: u16, dir: &PathBuf, extra: &[String]) -> Option<Child> {
+    let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    std::fs::create_dir_all(dir).expect("create a scratch dir");
+    let mut child = Command::new(&bin)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .args(["--loglevel", "notice", "--logfile", ""])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e} (is redis-server installed?)"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let mut ready = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !ready && line.contains("Ready to accept connections") {
+                ready = true;
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(10)).is_ok() {
+        return Some(child);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 impl RedisServer {
@@ -39,52 +75,37 @@ impl RedisServer {
 
     /// Starts redis-server with extra arguments. Retries on a port race.
     pub fn start_with(extra: &[&str]) -> Self {
-        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for _ in 0..5 {
             let port = free_port();
             let dir =
                 std::env::temp_dir().join(format!("distlock-test-{}-{port}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("create a scratch dir");
-            let mut child = Command::new(&bin)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .args(["--loglevel", "notice", "--logfile", ""])
-                .arg("--dir")
-                .arg(&dir)
-                .args(extra)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {bin}: {e} (is redis-server installed?)"));
-            // redis-server says when it is ready; read its log instead of polling.
-            let stdout = child.stdout.take().expect("piped stdout");
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            std::thread::spawn(move || {
-                let mut ready = false;
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if !ready && line.contains("Ready to accept connections") {
-                        ready = true;
-                        let _ = tx.send(());
-                    }
-                }
-            });
-            match rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(()) => {
-                    return RedisServer {
-                        port,
-                        child,
-                        dir,
-                        password: None,
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
+            if let Some(child) = spawn_on(port, &dir, &extra) {
+                return RedisServer {
+                    port,
+                    child,
+                    dir,
+                    extra,
+                    password: None,
+                };
             }
+            let _ = std::fs::remove_dir_all(&dir);
         }
         panic!("redis-server did not start after 5 attempts");
+    }
+
+    /// Kills the server and starts a new, empty one on the same port, as a
+    /// crash and restart without persistence would.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for _ in 0..50 {
+            if let Some(child) = spawn_on(self.port, &self.dir, &self.extra) {
+                self.child = child;
+                return;
+            }
+        }
+        panic!("redis-server did not restart on port {}", self.port);
     }
 
     /// `redis://[:password@]127.0.0.1:<port>/0`.

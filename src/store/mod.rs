@@ -44,6 +44,18 @@ pub(crate) struct FeedChanges {
     pub stop: bool,
 }
 
+/// What [`Store::pass_on`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PassOn {
+    /// The lock was not held with the token.
+    NotOwner,
+    /// Other clients were waiting: the lock was released to them.
+    Released,
+    /// Nobody else waits: the lease was restarted and a new block of
+    /// fences reserved, starting at `fence`.
+    Kept { fence: u64 },
+}
+
 /// One lease to extend in a batch.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Extend<'a> {
@@ -68,6 +80,10 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Give `name` back if `token` still holds it. `Ok(false)` means it did
     /// not (expired, deleted, or someone else's).
     fn release(&self, name: &str, token: &str) -> Result<bool>;
+
+    /// At the end of a run of local hand-offs: release `name` if other
+    /// clients wait for it, else keep it with a fresh lease and fence block.
+    fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn>;
 
     /// Extend several leases in one round trip; one answer per request, in
     /// order: `true` if the token still held the lock and was extended.

@@ -9,7 +9,7 @@
 //! Lock keys start with the prefix (which may not contain braces) and fence
 //! keys start with `{`, so the two families never collide.
 
-use super::{Acquired, Extend, FeedHandler, Store, FENCE_BLOCK};
+use super::{Acquired, Extend, FeedHandler, PassOn, Store, FENCE_BLOCK};
 use crate::error::{Error, Result};
 use crate::LockInfo;
 use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value};
@@ -31,6 +31,7 @@ struct Scripts {
     acquire: redis::Script,
     release: redis::Script,
     extend: redis::Script,
+    pass_on: redis::Script,
 }
 
 impl Scripts {
@@ -39,6 +40,7 @@ impl Scripts {
             acquire: redis::Script::new(include_str!("../lua/acquire.lua")),
             release: redis::Script::new(include_str!("../lua/release.lua")),
             extend: redis::Script::new(include_str!("../lua/extend.lua")),
+            pass_on: redis::Script::new(include_str!("../lua/pass_on.lua")),
         }
     }
 }
@@ -254,20 +256,37 @@ fn unexpected(what: &str, v: &Value) -> Error {
     Error::Redis(format!("unexpected reply to {what}: {v:?}"))
 }
 
+/// A fence as the scripts send it: decimal text (Lua numbers are doubles).
+fn parse_fence(text: &[u8]) -> Option<u64> {
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
 fn parse_acquire(v: Value) -> Result<Acquired> {
     let Value::Array(items) = &v else {
         return Err(unexpected("acquire", &v));
     };
     match items.as_slice() {
-        [Value::Int(1), Value::BulkString(fence)] => std::str::from_utf8(fence)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
+        [Value::Int(1), Value::BulkString(fence)] => parse_fence(fence)
             .map(|fence| Acquired::Yes { fence })
             .ok_or_else(|| unexpected("acquire", &v)),
         [Value::Int(0), Value::Int(pttl)] => Ok(Acquired::No {
             remaining: u64::try_from(*pttl).ok().map(Duration::from_millis),
         }),
         _ => Err(unexpected("acquire", &v)),
+    }
+}
+
+fn parse_pass_on(v: Value) -> Result<PassOn> {
+    let Value::Array(items) = &v else {
+        return Err(unexpected("pass-on", &v));
+    };
+    match items.as_slice() {
+        [Value::Int(0)] => Ok(PassOn::NotOwner),
+        [Value::Int(1)] => Ok(PassOn::Released),
+        [Value::Int(2), Value::BulkString(fence)] => parse_fence(fence)
+            .map(|fence| PassOn::Kept { fence })
+            .ok_or_else(|| unexpected("pass-on", &v)),
+        _ => Err(unexpected("pass-on", &v)),
     }
 }
 
@@ -291,6 +310,21 @@ impl Store for RedisStore {
         let key = self.lock_key(name);
         let n: i64 = self.with_conn(|c| self.scripts.release.key(&key).arg(token).invoke(c))?;
         Ok(n == 1)
+    }
+
+    fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn> {
+        let key = self.lock_key(name);
+        let reply: Value = self.with_conn(|c| {
+            self.scripts
+                .pass_on
+                .key(&key)
+                .key(fence_key(&key))
+                .arg(token)
+                .arg(millis(ttl))
+                .arg(FENCE_BLOCK)
+                .invoke(c)
+        })?;
+        parse_pass_on(reply)
     }
 
     fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>> {

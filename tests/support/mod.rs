@@ -32,6 +32,8 @@ pub struct TcpProxy {
     pub port: u16,
     mode: Arc<Mutex<Mode>>,
     stop: Arc<AtomicBool>,
+    /// Both ends of every forwarded connection, to cut them.
+    live: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl TcpProxy {
@@ -40,17 +42,30 @@ impl TcpProxy {
         let port = listener.local_addr().unwrap().port();
         let mode = Arc::new(Mutex::new(Mode::Pass));
         let stop = Arc::new(AtomicBool::new(false));
-        let (m, s) = (mode.clone(), stop.clone());
+        let live = Arc::new(Mutex::new(Vec::new()));
+        let (m, s, l) = (mode.clone(), stop.clone(), live.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(client) = client else { continue };
-                serve(client, upstream, m.clone());
+                serve(client, upstream, m.clone(), &l);
             }
         });
-        TcpProxy { port, mode, stop }
+        TcpProxy {
+            port,
+            mode,
+            stop,
+            live,
+        }
+    }
+
+    /// Closes every connection made so far, as a server restart would.
+    pub fn cut_all(&self) {
+        for s in self.live.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -75,7 +90,7 @@ impl Drop for TcpProxy {
     }
 }
 
-fn serve(client: TcpStream, upstream: u16, mode: Arc<Mutex<Mode>>) {
+fn serve(client: TcpStream, upstream: u16, mode: Arc<Mutex<Mode>>, live: &Mutex<Vec<TcpStream>>) {
     if matches!(*mode.lock().unwrap(), Mode::BlackHole) {
         std::thread::spawn(move || {
             let mut client = client;
@@ -87,6 +102,10 @@ fn serve(client: TcpStream, upstream: u16, mode: Arc<Mutex<Mode>>) {
     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
         return;
     };
+    let mut ends = live.lock().unwrap();
+    ends.extend(client.try_clone().ok());
+    ends.extend(server.try_clone().ok());
+    drop(ends);
     let armed = Arc::new(AtomicBool::new(false));
     let (c_read, s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
     let (mode_up, armed_up) = (mode.clone(), armed.clone());

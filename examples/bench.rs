@@ -1,59 +1,74 @@
-//! Lock benchmarks that report ratios to a floor measured in the same run.
+//! Lock benchmarks that report ratios to floors measured in the same run.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--url URL] [--cycles N] [--rounds R] [--threads T]
+//! cargo run --release --example bench -- [--url URL] [--quick]
 //! ```
 //!
-//! The floor is the cheapest correct lock cycle a hand-written client can do
-//! against the same server: `SET key token NX PX ttl`, then the release
-//! script by `EVALSHA`, on one dedicated connection. Every line prints
-//! `name value unit ratio-to-floor`. Rounds alternate floor and library so
-//! that drift in machine load hits both alike; the median round is reported.
+//! Starts its own redis-server unless `--url` is given. Every figure is a
+//! line `name value unit ratio floor-name`: the ratio compares the value to
+//! a floor measured in this run, never to a number from elsewhere.
+//!
+//! - `uncontended_*`: median acquire + release with nobody else around,
+//!   against a raw `SET NX PX` + `EVALSHA` compare-and-delete loop on one
+//!   connection.
+//! - `handoff_*`: 4 processes contending on one key; time from one holder
+//!   starting its release to the next holder returning from acquire, in
+//!   round trips (`PING` on one connection, median).
+//! - `inprocess_*`: 8 threads on one key, lock cycles per second, against a
+//!   `parking_lot::Mutex` around the same critical section, and against the
+//!   same workload with the fast path off.
+//! - `seeds_100_threads_*`: 100 threads, each acquires once, increments a
+//!   counter, releases; wall time from the start signal to the last release.
+//! - `held_10k_*`: one client holding 10,000 auto-renewed 2 s locks for 10 s
+//!   (3 s with `--quick`): losses, renewal-thread CPU share, memory per lock.
 
 mod common;
 
 use distlock::Client;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
                        return redis.call('DEL', KEYS[1]) end return 0";
 
-struct Opts {
-    url: Option<String>,
-    cycles: u32,
-    rounds: u32,
-    threads: u32,
+fn figure(name: &str, value: f64, unit: &str, floor: f64, floor_name: &str) {
+    println!("{name} {value:.1} {unit} {:.2} {floor_name}", value / floor);
 }
 
-fn parse() -> Result<Opts, String> {
-    let mut o = Opts {
-        url: None,
-        cycles: 2000,
-        rounds: 5,
-        threads: 8,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        let number = |s: String| {
-            s.parse::<u32>()
-                .map_err(|_| format!("{s:?} is not a number"))
-        };
-        match a.as_str() {
-            "--url" => o.url = Some(value("--url")?),
-            "--cycles" => o.cycles = number(value("--cycles")?)?.max(1),
-            "--rounds" => o.rounds = number(value("--rounds")?)?.max(1),
-            "--threads" => o.threads = number(value("--threads")?)?.max(1),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(o)
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
-/// Mean microseconds per cycle of `n` raw SET NX + EVALSHA cycles.
-fn floor_cycle(raw: &mut redis::Connection, sha: &str, n: u32) -> f64 {
-    let start = Instant::now();
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn connect(url: &str) -> redis::Connection {
+    redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .expect("connect to redis")
+}
+
+/// Median microseconds of one PING on one connection.
+fn rtt(raw: &mut redis::Connection) -> f64 {
+    let samples = (0..2000)
+        .map(|_| {
+            let t = Instant::now();
+            let _: String = redis::cmd("PING").query(raw).expect("PING");
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    median(samples)
+}
+
+/// Microseconds of each of `n` raw SET NX + EVALSHA cycles.
+fn floor_cycle(raw: &mut redis::Connection, sha: &str, n: u32) -> Vec<f64> {
+    let mut samples = Vec::with_capacity(n as usize);
     for i in 0..n {
+        let start = Instant::now();
         let token = format!("raw-{i}");
         let ok: Option<String> = redis::cmd("SET")
             .arg("bench:raw")
@@ -72,94 +87,309 @@ fn floor_cycle(raw: &mut redis::Connection, sha: &str, n: u32) -> f64 {
             .query(raw)
             .expect("EVALSHA");
         assert_eq!(released, 1);
+        samples.push(start.elapsed().as_secs_f64() * 1e6);
     }
-    start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+    samples
 }
 
-/// Mean microseconds per uncontended distlock acquire + release.
-fn library_cycle(client: &Client, n: u32, auto_renew: bool) -> f64 {
-    let lock = client.lock("bench:lib").auto_renew(auto_renew);
-    let start = Instant::now();
-    for _ in 0..n {
-        lock.acquire().expect("acquire").release().expect("release");
-    }
-    start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+/// Microseconds of each of `n` uncontended distlock acquire + release.
+fn library_cycle(client: &Client, n: u32) -> Vec<f64> {
+    let lock = client.lock("bench:lib");
+    (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            lock.acquire().expect("acquire").release().expect("release");
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect()
 }
 
-/// Mean microseconds per cycle when `threads` threads of this process share
-/// one lock, `n` cycles in all.
-fn contended_cycle(client: &Client, threads: u32, n: u32) -> f64 {
-    let per = (n / threads).max(1);
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            let lock = client.lock("bench:contended");
-            s.spawn(move || {
-                for _ in 0..per {
-                    lock.acquire().expect("acquire").release().expect("release");
-                }
-            });
-        }
-    });
-    start.elapsed().as_secs_f64() * 1e6 / f64::from(per * threads)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn main() -> Result<(), String> {
-    let o = parse()?;
-    let server = o.url.is_none().then(common::server::RedisServer::start);
-    let url = o
-        .url
-        .clone()
-        .unwrap_or_else(|| server.as_ref().expect("started").url());
-    let mut raw = redis::Client::open(url.as_str())
-        .and_then(|c| c.get_connection())
-        .map_err(|e| format!("cannot reach redis: {e}"))?;
+fn uncontended(url: &str, raw: &mut redis::Connection, cycles: u32) -> f64 {
     let sha: String = redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(RELEASE)
-        .query(&mut raw)
-        .map_err(|e| e.to_string())?;
-    let client = Client::builder()
-        .url(&url)
-        .ttl(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
-
-    // Warm both paths (connections, scripts, caches).
-    floor_cycle(&mut raw, &sha, 200);
-    library_cycle(&client, 200, true);
-
-    let (mut floor, mut lib, mut contended) = (Vec::new(), Vec::new(), Vec::new());
-    let mut unrenewed = Vec::new();
-    for _ in 0..o.rounds {
-        floor.push(floor_cycle(&mut raw, &sha, o.cycles));
-        lib.push(library_cycle(&client, o.cycles, true));
-        unrenewed.push(library_cycle(&client, o.cycles, false));
-        contended.push(contended_cycle(&client, o.threads, o.cycles / 4));
+        .query(raw)
+        .expect("SCRIPT LOAD");
+    let client = Client::open(url).expect("client");
+    floor_cycle(raw, &sha, 200);
+    library_cycle(&client, 200);
+    // Alternate, so that drift in machine load hits both alike; medians of
+    // single cycles, so that a stall of the (shared) machine does not count.
+    let (mut floor, mut lib) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        floor.extend(floor_cycle(raw, &sha, cycles / 5));
+        lib.extend(library_cycle(&client, cycles / 5));
     }
-    let floor = median(floor);
-    println!(
-        "# name value unit ratio_to_floor (median of {} rounds)",
-        o.rounds
+    let (floor, lib) = (median(floor), median(lib));
+    figure(
+        "uncontended_floor_cycle",
+        floor,
+        "us",
+        floor,
+        "raw_setnx_evalsha",
     );
-    println!("floor_setnx_evalsha_cycle {floor:.1} us 1.00");
-    let lib = median(lib);
-    println!("distlock_uncontended_cycle {lib:.1} us {:.2}", lib / floor);
-    let unrenewed = median(unrenewed);
-    println!(
-        "distlock_uncontended_no_renew_cycle {unrenewed:.1} us {:.2}",
-        unrenewed / floor
+    figure(
+        "uncontended_distlock_cycle",
+        lib,
+        "us",
+        floor,
+        "raw_setnx_evalsha",
     );
-    let contended = median(contended);
-    println!(
-        "distlock_contended_{}_threads_cycle {contended:.1} us {:.2}",
-        o.threads,
-        contended / floor
+    floor
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// A hand-off worker process: prints `acquired_ns released_ns` per cycle.
+fn handoff_worker(url: &str, cycles: u32) {
+    let client = Client::open(url).expect("client");
+    let lock = client.lock("bench:handoff");
+    let mut out = String::new();
+    for _ in 0..cycles {
+        let g = lock.acquire().expect("acquire");
+        let acquired = now_ns();
+        let released = now_ns();
+        g.release().expect("release");
+        out.push_str(&format!("{acquired} {released}\n"));
+    }
+    print!("{out}");
+}
+
+fn handoff(url: &str, rtt_us: f64, cycles: u32) {
+    let exe = std::env::current_exe().expect("own path");
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["--handoff-worker", url, &cycles.to_string()])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn worker")
+        })
+        .collect();
+    let mut spans: Vec<(u128, u128)> = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().expect("worker output");
+        assert!(out.status.success(), "a hand-off worker failed");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let mut f = line.split(' ').map(|x| x.parse::<u128>().unwrap_or(0));
+            spans.push((f.next().unwrap_or(0), f.next().unwrap_or(0)));
+        }
+    }
+    spans.sort_unstable();
+    let mut gaps: Vec<f64> = spans
+        .windows(2)
+        .map(|w| w[1].0.saturating_sub(w[0].1) as f64 / 1e3)
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&gaps, 0.5), percentile(&gaps, 0.99));
+    figure("handoff_4_processes_p50", p50, "us", rtt_us, "rtt");
+    figure("handoff_4_processes_p99", p99, "us", rtt_us, "rtt");
+}
+
+/// Lock cycles per second of `threads` threads doing `per` cycles each of
+/// `cycle` (which takes the lock, bumps the counter, releases).
+fn rate(threads: u32, per: u32, cycle: &(dyn Fn() + Sync)) -> f64 {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| (0..per).for_each(|_| cycle()));
+        }
+    });
+    f64::from(threads * per) / start.elapsed().as_secs_f64()
+}
+
+fn in_process(url: &str, per: u32) {
+    let counter = AtomicU64::new(0);
+    let bump = || {
+        let n = counter.load(Ordering::Relaxed);
+        counter.store(n + 1, Ordering::Relaxed);
+    };
+    let mutex = parking_lot::Mutex::new(());
+    let floor = rate(8, per * 20, &|| {
+        let _g = mutex.lock();
+        bump();
+    });
+    let fast = Client::open(url).expect("client");
+    let lock = fast.lock("bench:inproc");
+    let with = rate(8, per, &|| {
+        let _g = lock.acquire().expect("acquire");
+        bump();
+    });
+    let slow = Client::builder()
+        .url(url)
+        .fast_path(false)
+        .build()
+        .expect("client");
+    let lock = slow.lock("bench:inproc");
+    let without = rate(8, per / 4, &|| {
+        let _g = lock.acquire().expect("acquire");
+        bump();
+    });
+    figure(
+        "inprocess_mutex_rate",
+        floor,
+        "cycles/s",
+        floor,
+        "parking_lot_mutex",
     );
-    Ok(())
+    figure(
+        "inprocess_fastpath_rate",
+        with,
+        "cycles/s",
+        floor,
+        "parking_lot_mutex",
+    );
+    figure(
+        "inprocess_no_fastpath_rate",
+        without,
+        "cycles/s",
+        with,
+        "fastpath",
+    );
+}
+
+fn seeds_scenario(url: &str, raw: &mut redis::Connection, rtt_us: f64) {
+    let client = Client::open(url).expect("client");
+    drop(client.lock("bench:seeds").acquire().expect("warm up"));
+    let _: () = redis::cmd("DEL")
+        .arg("bench:counter")
+        .query(raw)
+        .expect("DEL");
+    let counter = Arc::new(AtomicU64::new(0));
+    let start_line = Arc::new(Barrier::new(101));
+    let threads: Vec<_> = (0..100)
+        .map(|_| {
+            let (lock, counter, start_line) = (
+                client.lock("bench:seeds"),
+                counter.clone(),
+                start_line.clone(),
+            );
+            std::thread::spawn(move || {
+                start_line.wait();
+                let g = lock.acquire().expect("acquire");
+                let n = counter.load(Ordering::Relaxed);
+                counter.store(n + 1, Ordering::Relaxed);
+                drop(g);
+            })
+        })
+        .collect();
+    start_line.wait();
+    let start = Instant::now();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    let wall = start.elapsed().as_secs_f64() * 1e6;
+    figure("seeds_100_threads_wall", wall, "us", rtt_us, "rtt");
+    println!(
+        "seeds_100_threads_counter {} count 1.00 expected_100",
+        counter.load(Ordering::Relaxed)
+    );
+}
+
+fn thread_cpu_ticks(name: &str) -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            let after = stat.rsplit(')').next()?;
+            let f: Vec<&str> = after.split_whitespace().collect();
+            // Fields 14 and 15 (utime, stime) are 12 and 13 after the ')'.
+            return Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?);
+        }
+    }
+    None
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn many_held(url: &str, hold: Duration) {
+    const LOCKS: u32 = 10_000;
+    let client = Client::builder()
+        .url(url)
+        .ttl(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    drop(client.lock("bench:warm").acquire().expect("warm up"));
+    let before = rss_bytes();
+    let guards: Vec<_> = std::thread::scope(|s| {
+        let parts: Vec<_> = (0..8)
+            .map(|t| {
+                let client = &client;
+                s.spawn(move || {
+                    (t..LOCKS)
+                        .step_by(8)
+                        .map(|i| {
+                            client
+                                .lock(format!("bench:held:{i}"))
+                                .acquire()
+                                .expect("acquire")
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("acquirer"))
+            .collect()
+    });
+    let per_lock = rss_bytes().saturating_sub(before) as f64 / f64::from(LOCKS);
+    let ticks_before = thread_cpu_ticks("distlock-renew").unwrap_or(0);
+    let start = Instant::now();
+    // Holding is the benchmark: wait on the loss signal of one guard.
+    let _ = guards[0].lost().recv_timeout(hold);
+    let held_for = start.elapsed().as_secs_f64();
+    let ticks = thread_cpu_ticks("distlock-renew").unwrap_or(0) - ticks_before;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    #[allow(unsafe_code)]
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let cpu_share = ticks as f64 / hz / held_for * 100.0;
+    let lost = guards.iter().filter(|g| !g.is_held()).count();
+    println!("held_10k_lost {lost} locks 0.00 of_10000");
+    println!(
+        "held_10k_renewal_cpu {cpu_share:.1} percent {:.3} one_core",
+        cpu_share / 100.0
+    );
+    println!("held_10k_memory_per_lock {per_lock:.0} bytes 1.00 rss_delta");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, url, cycles] = args.as_slice() {
+        if flag == "--handoff-worker" {
+            handoff_worker(url, cycles.parse().unwrap_or(100));
+            return;
+        }
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let given = args
+        .iter()
+        .position(|a| a == "--url")
+        .and_then(|i| args.get(i + 1).cloned());
+    let server = given.is_none().then(common::server::RedisServer::start);
+    let url = given.unwrap_or_else(|| server.as_ref().expect("started").url());
+    let mut raw = connect(&url);
+    let scale = if quick { 4 } else { 1 };
+
+    let rtt_us = rtt(&mut raw);
+    println!("# name value unit ratio floor");
+    println!("rtt_ping {rtt_us:.1} us 1.00 rtt");
+    uncontended(&url, &mut raw, 2000 / scale);
+    handoff(&url, rtt_us, 500 / scale);
+    in_process(&url, 2000 / scale);
+    seeds_scenario(&url, &mut raw, rtt_us);
+    many_held(&url, Duration::from_secs(if quick { 3 } else { 10 }));
 }

@@ -46,7 +46,9 @@ fn parse() -> Result<Opts, String> {
             "--ttl-ms" => o.ttl = Duration::from_millis(num(&value("--ttl-ms")?)?.into()),
             "--worker" => o.worker = true,
             "-h" | "--help" => {
-                return Err("usage: demo [--url URL] [--workers N] [--cycles M] [--ttl-ms T]".into())
+                return Err(
+                    "usage: demo [--url URL] [--workers N] [--cycles M] [--ttl-ms T]".into(),
+                )
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
@@ -58,7 +60,8 @@ fn parse() -> Result<Opts, String> {
 }
 
 fn num(s: &str) -> Result<u32, String> {
-    s.parse().map_err(|_| format!("{s:?} is not a whole number"))
+    s.parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))
 }
 
 /// One worker process: prints `fences-ok acquire-latencies-in-µs...`.

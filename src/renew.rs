@@ -1,7 +1,8 @@
 //! The one renewal thread of a client.
 //!
 //! Every guard is registered here. Auto-renewed leases are extended at about
-//! a third of their TTL, all that are due in one pipelined round trip; every
+//! a third of their TTL (between a sixth and a third), all that are due in
+//! one pipelined round trip; every
 //! lease (renewed or not) is watched so that its `lost()` signal fires when
 //! its deadline or hold cap passes, or when the server says it is gone.
 
@@ -64,16 +65,24 @@ fn run(store: &dyn Store, rx: &Receiver<Msg>) {
             Some(at) => rx.recv_timeout(at.remaining()),
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
-        match msg {
-            Ok(Msg::Register(lease)) => {
-                let next_renew = lease.renew_due();
-                entries.insert(lease.id, Entry { lease, next_renew });
+        let first = match msg {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        // Take every message already queued before doing any work, so that a
+        // burst of registrations costs one pass over the leases, not one each.
+        for m in first.into_iter().chain(rx.try_iter()) {
+            match m {
+                Msg::Register(lease) => {
+                    let next_renew = lease.renew_due();
+                    entries.insert(lease.id, Entry { lease, next_renew });
+                }
+                Msg::Unregister(id) => {
+                    entries.remove(&id);
+                }
+                Msg::Shutdown => return,
             }
-            Ok(Msg::Unregister(id)) => {
-                entries.remove(&id);
-            }
-            Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
-            Err(RecvTimeoutError::Timeout) => {}
         }
         tick(store, &mut entries);
     }
@@ -90,14 +99,20 @@ fn tick(store: &dyn Store, entries: &mut HashMap<u64, Entry>) {
         !capped && e.lease.is_held()
     });
 
-    let due: Vec<u64> = entries
-        .iter()
-        .filter(|(_, e)| e.lease.auto_renew && e.next_renew <= now)
-        .map(|(id, _)| *id)
-        .collect();
-    if due.is_empty() {
+    if !entries
+        .values()
+        .any(|e| e.lease.auto_renew && e.next_renew <= now)
+    {
         return;
     }
+    // Something is due: renew it together with every lease that would be
+    // due within the next sixth of its TTL, so that leases taken at
+    // different moments share pipelines instead of waking the thread apart.
+    let due: Vec<u64> = entries
+        .iter()
+        .filter(|(_, e)| e.lease.auto_renew && e.next_renew <= now.add(e.lease.ttl / 6))
+        .map(|(id, _)| *id)
+        .collect();
     let batch: Vec<Extend<'_>> = due
         .iter()
         .map(|id| {

@@ -3,6 +3,7 @@
 use crate::clock::BootInstant;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// Margin subtracted from every lease for clock drift between this machine
@@ -27,6 +28,22 @@ struct State {
     done_tx: Option<Sender<()>>,
 }
 
+/// One server-side lease, which local hand-offs pass from guard to guard:
+/// the renewal thread keeps the grant, and renews whichever lease is
+/// current, so a hand-off needs no message to it.
+pub(crate) struct Grant {
+    /// The id of the lease that came from the server.
+    pub id: u64,
+    current: Mutex<Weak<Lease>>,
+}
+
+impl Grant {
+    /// The lease that holds the grant now, if its guard still exists.
+    pub(crate) fn current(&self) -> Option<Arc<Lease>> {
+        self.current.lock().upgrade()
+    }
+}
+
 /// One acquisition: what it is, and whether it is still ours.
 pub(crate) struct Lease {
     pub id: u64,
@@ -39,6 +56,8 @@ pub(crate) struct Lease {
     pub owner_pid: u32,
     /// With auto-renewal, the moment the hold-time cap runs out.
     pub hold_until: Option<BootInstant>,
+    /// The server-side lease this one is (or continues).
+    pub grant: Arc<Grant>,
     state: Mutex<State>,
     done_rx: Receiver<()>,
 }
@@ -57,10 +76,15 @@ pub(crate) struct NewLease {
 }
 
 impl Lease {
-    pub(crate) fn new(n: NewLease) -> Self {
+    /// A lease fresh from the server, with its own grant.
+    pub(crate) fn new(n: NewLease) -> Arc<Self> {
         let (done_tx, done_rx) = crossbeam_channel::bounded(0);
-        Lease {
+        let lease = Arc::new(Lease {
             id: n.id,
+            grant: Arc::new(Grant {
+                id: n.id,
+                current: Mutex::new(Weak::new()),
+            }),
             hold_until: n
                 .max_hold
                 .filter(|_| n.auto_renew)
@@ -77,18 +101,26 @@ impl Lease {
             fence: n.fence,
             auto_renew: n.auto_renew,
             owner_pid: std::process::id(),
-        }
+        });
+        *lease.grant.current.lock() = Arc::downgrade(&lease);
+        lease
     }
 
     /// The lease the next local waiter gets when `old` is handed over: same
     /// key, token and deadline (the server-side lease simply continues), a
     /// new id and the next fence of the reserved block.
-    pub(crate) fn handoff(old: &Lease, id: u64, fence: u64, max_hold: Option<Duration>) -> Self {
+    pub(crate) fn handoff(
+        old: &Lease,
+        id: u64,
+        fence: u64,
+        max_hold: Option<Duration>,
+    ) -> Arc<Self> {
         let now = BootInstant::now();
         let deadline = old.state.lock().deadline;
         let (done_tx, done_rx) = crossbeam_channel::bounded(0);
-        Lease {
+        let lease = Arc::new(Lease {
             id,
+            grant: old.grant.clone(),
             name: old.name.clone(),
             token: old.token.clone(),
             ttl: old.ttl,
@@ -102,7 +134,9 @@ impl Lease {
                 done_tx: Some(done_tx),
             }),
             done_rx,
-        }
+        });
+        *lease.grant.current.lock() = Arc::downgrade(&lease);
+        lease
     }
 
     /// When the renewal thread should first extend this lease: two thirds
@@ -180,7 +214,7 @@ impl Lease {
 mod tests {
     use super::*;
 
-    fn lease(ttl_ms: u64) -> Lease {
+    fn lease(ttl_ms: u64) -> Arc<Lease> {
         Lease::new(NewLease {
             id: 1,
             name: "k".into(),

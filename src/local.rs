@@ -367,7 +367,7 @@ mod tests {
         assert!(rx3.try_recv().is_err());
         // Waiter 3 leaves before its turn; waiter 2 wins and releases.
         assert!(l.leave("k", 3, &rx3).is_none());
-        let lease = Arc::new(Lease::new(crate::lease::NewLease {
+        let lease = Lease::new(crate::lease::NewLease {
             id: 2,
             name: "k".into(),
             token: "t".into(),
@@ -376,7 +376,7 @@ mod tests {
             auto_renew: true,
             max_hold: None,
             sent: crate::clock::BootInstant::now(),
-        }));
+        });
         l.won(2, &lease);
         assert_eq!(l.len(), 1);
         l.gave_up("k", 2);

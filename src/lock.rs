@@ -228,7 +228,7 @@ impl Lock {
         }
         match self.ask_server(patience, deadline, cancel) {
             Ok((token, fence, sent)) => {
-                let lease = Arc::new(Lease::new(NewLease {
+                let lease = Lease::new(NewLease {
                     id,
                     name: self.name.clone(),
                     token,
@@ -237,9 +237,9 @@ impl Lock {
                     auto_renew: self.auto_renew,
                     max_hold: inner.settings.max_hold,
                     sent,
-                }));
+                });
                 local.won(id, &lease);
-                inner.renewal(Msg::Register(lease.clone()));
+                inner.renewal(Msg::Register(lease.grant.clone()));
                 Ok(self.client.guard(lease))
             }
             Err(e) => {
@@ -451,16 +451,9 @@ impl Guard {
         }
         let inner = &self.client.inner;
         let l = &self.lease;
-        let make = |fence: u64| {
-            let next = Arc::new(Lease::handoff(
-                l,
-                inner.next_id(),
-                fence,
-                inner.settings.max_hold,
-            ));
-            inner.renewal(Msg::Register(next.clone()));
-            next
-        };
+        // The next lease continues the same grant: the renewal thread
+        // follows it without being told.
+        let make = |fence: u64| Lease::handoff(l, inner.next_id(), fence, inner.settings.max_hold);
         // What is left to do on the server once the local side is settled.
         enum Then {
             HandedOff,
@@ -501,9 +494,12 @@ impl Guard {
             }
         };
         let was_held = l.mark_released();
-        inner.renewal(Msg::Unregister(l.id));
+        if let Then::HandedOff = then {
+            return Ok(());
+        }
+        inner.renewal(Msg::Unregister(l.grant.id));
         let outcome = match then {
-            Then::HandedOff => return Ok(()),
+            Then::HandedOff => Ok(()),
             Then::Done(r) => r,
             Then::Release => match inner.store.release(&l.name, &l.token) {
                 // The reply may have been lost after the delete happened: ask

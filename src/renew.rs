@@ -7,7 +7,7 @@
 //! its deadline or hold cap passes, or when the server says it is gone.
 
 use crate::clock::BootInstant;
-use crate::lease::Lease;
+use crate::lease::{Grant, Lease};
 use crate::store::{Extend, Store};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
@@ -17,15 +17,18 @@ use std::time::Duration;
 
 /// What the renewal thread is told.
 pub(crate) enum Msg {
-    /// Start watching (and, if asked, renewing) a lease.
-    Register(Arc<Lease>),
-    /// Stop: the lease with this id was released.
+    /// Start watching (and, if asked, renewing) a lease fresh from the
+    /// server; local hand-offs continue the same grant.
+    Register(Arc<Grant>),
+    /// Stop: the grant with this id was released.
     Unregister(u64),
     /// The client is going away.
     Shutdown,
 }
 
 struct Entry {
+    grant: Arc<Grant>,
+    /// The lease holding the grant at the last look.
     lease: Arc<Lease>,
     /// When to extend next (ignored without auto-renewal).
     next_renew: BootInstant,
@@ -38,6 +41,21 @@ impl Entry {
             watch.min(self.next_renew)
         } else {
             watch
+        }
+    }
+
+    /// Follows local hand-offs to the lease that holds the grant now; false
+    /// when none does any more.
+    fn refresh(&mut self) -> bool {
+        if self.lease.is_held() {
+            return true;
+        }
+        match self.grant.current() {
+            Some(l) if l.id != self.lease.id && l.is_held() => {
+                self.lease = l;
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -74,9 +92,18 @@ fn run(store: &dyn Store, rx: &Receiver<Msg>) {
         // burst of registrations costs one pass over the leases, not one each.
         for m in first.into_iter().chain(rx.try_iter()) {
             match m {
-                Msg::Register(lease) => {
-                    let next_renew = lease.renew_due();
-                    entries.insert(lease.id, Entry { lease, next_renew });
+                Msg::Register(grant) => {
+                    if let Some(lease) = grant.current() {
+                        let next_renew = lease.renew_due();
+                        entries.insert(
+                            grant.id,
+                            Entry {
+                                grant,
+                                lease,
+                                next_renew,
+                            },
+                        );
+                    }
                 }
                 Msg::Unregister(id) => {
                     entries.remove(&id);
@@ -92,11 +119,14 @@ fn run(store: &dyn Store, rx: &Receiver<Msg>) {
 fn tick(store: &dyn Store, entries: &mut HashMap<u64, Entry>) {
     let now = BootInstant::now();
     entries.retain(|_, e| {
+        if !e.refresh() {
+            return false;
+        }
         let capped = e.lease.hold_until.is_some_and(|cap| now >= cap);
         if capped {
             e.lease.mark_lost();
         }
-        !capped && e.lease.is_held()
+        !capped
     });
 
     if !entries
@@ -130,12 +160,15 @@ fn tick(store: &dyn Store, entries: &mut HashMap<u64, Entry>) {
     match outcome {
         Ok(answers) => {
             for (id, still_ours) in due.iter().zip(answers) {
+                let e = entries.get_mut(id).expect("due ids come from entries");
+                // A local hand-off may have happened during the round trip.
+                e.refresh();
                 if still_ours {
-                    let e = entries.get_mut(id).expect("due ids come from entries");
                     e.lease.renewed(sent);
                     e.next_renew = sent.add(e.lease.ttl / 3);
-                } else if let Some(e) = entries.remove(id) {
+                } else {
                     e.lease.mark_lost();
+                    entries.remove(id);
                 }
             }
         }

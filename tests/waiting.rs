@@ -5,6 +5,7 @@ mod support;
 
 use distlock::{Client, Error};
 use redis::Commands;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{RedisServer, TcpProxy};
@@ -334,4 +335,54 @@ fn a_thousand_waiters_share_a_small_pool() {
         t.join().unwrap();
     }
     assert!(waiting.pool_state().connections <= 4);
+}
+
+#[test]
+fn handed_off_leases_keep_being_renewed() {
+    let server = RedisServer::start();
+    // Long runs of hand-offs: only the renewal thread keeps the lease alive.
+    let c = Client::builder()
+        .url(&server.url())
+        .handoff_limit(63)
+        .handoff_budget(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let ttl = Duration::from_millis(150);
+    let start = Instant::now();
+    let losses = Arc::new(AtomicU64::new(0));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let (c, losses, seen) = (c.clone(), losses.clone(), seen.clone());
+            s.spawn(move || {
+                // Ten TTLs of passing one lock around, each holder for 5 ms.
+                while start.elapsed() < ttl * 10 {
+                    let g = c.lock("relay").ttl(ttl).acquire().unwrap();
+                    seen.lock().unwrap().push((g.fence(), Instant::now()));
+                    let fired = g.lost().recv_timeout(Duration::from_millis(5));
+                    if fired != Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                        || !g.is_held()
+                        || g.release().is_err()
+                    {
+                        losses.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(losses.load(Ordering::SeqCst), 0);
+    // A run of consecutive fences is one server lease passed by hand; some
+    // run must have outlived the TTL, which only renewal makes possible.
+    let seen = seen.lock().unwrap();
+    let (mut longest, mut run_start) = (Duration::ZERO, seen[0].1);
+    for w in seen.windows(2) {
+        if w[1].0 != w[0].0 + 1 {
+            run_start = w[1].1;
+        }
+        longest = longest.max(w[1].1 - run_start);
+    }
+    assert!(
+        longest > ttl * 3 / 2,
+        "longest run of hand-offs {longest:?}"
+    );
 }

@@ -22,6 +22,9 @@
 mod client;
 mod clock;
 mod error;
+/// The C ABI (`include/distlock.h`): handles, status codes and the
+/// `distlock_*` functions that the C, Go and Python bindings call.
+pub mod ffi;
 mod lease;
 mod local;
 mod lock;

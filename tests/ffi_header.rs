@@ -1,0 +1,153 @@
+//! The committed C header must be exactly what cbindgen generates from
+//! `src/ffi/` now, and must declare the C API the Go and Python bindings
+//! are written against.
+//!
+//! `build.rs` refreshes `include/distlock.h` on every build that changes it;
+//! run with `DISTLOCK_HEADER_CHECK=1` (as CI should) to keep the build from
+//! touching it, so that a header nobody regenerated and committed fails here.
+
+use std::path::Path;
+use std::process::Command;
+
+/// What cbindgen produced for this build (written by `build.rs`).
+const GENERATED: &str = include_str!(concat!(env!("OUT_DIR"), "/distlock.h"));
+
+fn committed() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("include/distlock.h");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The header with comments dropped and every run of whitespace made one
+/// space, so declarations can be compared independently of layout.
+fn normalized(header: &str) -> String {
+    let mut out = String::new();
+    let mut rest = header;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        rest = rest[start..]
+            .find("*/")
+            .map_or("", |end| &rest[start + end + 2..]);
+    }
+    out.push_str(rest);
+    let code: Vec<&str> = out
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect();
+    code.join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn committed_header_matches_cbindgen_output() {
+    let committed = committed();
+    if committed != GENERATED {
+        let line = committed
+            .lines()
+            .zip(GENERATED.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(|| "the length".to_string(), |i| format!("line {}", i + 1));
+        panic!(
+            "include/distlock.h differs from the cbindgen output (first at {line}); \
+             run `cargo build` without DISTLOCK_HEADER_CHECK and commit the header"
+        );
+    }
+}
+
+#[test]
+fn header_declares_the_agreed_c_api() {
+    let h = normalized(GENERATED);
+    let expected = [
+        "#ifndef DISTLOCK_H",
+        "#include <stdbool.h>",
+        "#include <stdint.h>",
+        "#include <stddef.h>",
+        "typedef enum distlock_status { DISTLOCK_OK = 0, DISTLOCK_NOT_ACQUIRED = 1, \
+         DISTLOCK_TIMEOUT = 2, DISTLOCK_LOST = 3, DISTLOCK_CANCELLED = 4, \
+         DISTLOCK_INVALID_ARGUMENT = 5, DISTLOCK_CONNECTION = 6, DISTLOCK_AUTH = 7, \
+         DISTLOCK_REDIS = 8, DISTLOCK_INTERNAL = 9, } distlock_status;",
+        "typedef struct distlock_client distlock_client;",
+        "typedef struct distlock_guard distlock_guard;",
+        "typedef struct distlock_cancel distlock_cancel;",
+        "typedef struct distlock_options { const char *prefix; uint64_t ttl_ms; \
+         uint32_t pool_size; uint64_t connect_timeout_ms; uint64_t command_timeout_ms; \
+         } distlock_options;",
+        "#define DISTLOCK_TOKEN_LEN 36",
+        "const char *distlock_version(void);",
+        "const char *distlock_status_name(int32_t status);",
+        "const char *distlock_last_error(void);",
+        "int32_t distlock_client_open(const char *url, const struct distlock_options *opts, \
+         struct distlock_client **out);",
+        "void distlock_client_close(struct distlock_client *client);",
+        "int32_t distlock_acquire(struct distlock_client *client, const char *key, \
+         uint64_t ttl_ms, int64_t timeout_ms, struct distlock_cancel *cancel, \
+         struct distlock_guard **out);",
+        "struct distlock_cancel *distlock_cancel_new(void);",
+        "int32_t distlock_cancel_trigger(struct distlock_cancel *cancel);",
+        "void distlock_cancel_free(struct distlock_cancel *cancel);",
+        "int32_t distlock_guard_release(struct distlock_guard *guard);",
+        "void distlock_guard_free(struct distlock_guard *guard);",
+        "int32_t distlock_guard_is_held(const struct distlock_guard *guard, bool *out);",
+        "int32_t distlock_guard_fence(const struct distlock_guard *guard, uint64_t *out);",
+        "int32_t distlock_guard_token(const struct distlock_guard *guard, char *buf, \
+         size_t buf_len);",
+        "int32_t distlock_guard_remaining_ms(const struct distlock_guard *guard, \
+         uint64_t *out);",
+        "int32_t distlock_guard_extend(struct distlock_guard *guard);",
+        "int32_t distlock_guard_wait_lost(const struct distlock_guard *guard, \
+         int64_t timeout_ms);",
+    ];
+    let missing: Vec<&str> = expected
+        .iter()
+        .copied()
+        .filter(|decl| !h.contains(&normalized(decl)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "declarations missing or changed:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// Compiles the header alone, as C and as C++, with warnings as errors,
+/// when a compiler is around.
+#[test]
+fn header_compiles_cleanly() {
+    let dir = Path::new(env!("OUT_DIR"));
+    let header = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
+    for (compiler, lang, std) in [("cc", "c", "-std=c99"), ("c++", "c++", "-std=c++11")] {
+        let source = dir.join(format!(
+            "header_check.{}",
+            if lang == "c" { "c" } else { "cc" }
+        ));
+        std::fs::write(
+            &source,
+            "#include \"distlock.h\"\n#include \"distlock.h\"\n",
+        )
+        .expect("write a scratch source");
+        let run = Command::new(compiler)
+            .args([
+                "-fsyntax-only",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+                std,
+                "-x",
+                lang,
+            ])
+            .arg("-I")
+            .arg(&header)
+            .arg(&source)
+            .output();
+        match run {
+            Err(e) => eprintln!("skipping the {lang} compile check: {compiler}: {e}"),
+            Ok(out) => assert!(
+                out.status.success(),
+                "{compiler} rejects the header:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+}

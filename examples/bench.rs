@@ -10,7 +10,8 @@
 //!
 //! - `uncontended_*`: median acquire + release with nobody else around,
 //!   against a raw `SET NX PX` + `EVALSHA` compare-and-delete loop on one
-//!   connection.
+//!   connection; and distlock's own fencing scripts sent by hand, which
+//!   separates the cost of the protocol from the cost of the library.
 //! - `handoff_*`: 4 processes contending on one key; time from one holder
 //!   starting its release to the next holder returning from acquire, in
 //!   round trips (`PING` on one connection, median).
@@ -19,6 +20,8 @@
 //!   same workload with the fast path off.
 //! - `seeds_100_threads_*`: 100 threads, each acquires once, increments a
 //!   counter, releases; wall time from the start signal to the last release.
+//! - `redlock_*`: uncontended cycle over 5 nodes (started here) against the
+//!   single-node cycle.
 //! - `held_10k_*`: one client holding 10,000 auto-renewed 2 s locks for 10 s
 //!   (3 s with `--quick`): losses, renewal-thread CPU share, memory per lock.
 
@@ -92,6 +95,34 @@ fn floor_cycle(raw: &mut redis::Connection, sha: &str, n: u32) -> Vec<f64> {
     samples
 }
 
+/// Microseconds of each of `n` cycles of distlock's own acquire and release
+/// scripts sent by hand on one connection: the protocol without the library.
+fn script_cycle(raw: &mut redis::Connection, n: u32) -> Vec<f64> {
+    let acquire = redis::Script::new(include_str!("../src/lua/acquire.lua"));
+    let release = redis::Script::new(include_str!("../src/lua/release.lua"));
+    (0..n)
+        .map(|i| {
+            let start = Instant::now();
+            let token = format!("script-{i}");
+            let _: redis::Value = acquire
+                .key("bench:script")
+                .key("{bench:script}:fence")
+                .arg(&token)
+                .arg(30_000)
+                .arg(64)
+                .invoke(raw)
+                .expect("acquire script");
+            let released: i64 = release
+                .key("bench:script")
+                .arg(&token)
+                .invoke(raw)
+                .expect("release script");
+            assert_eq!(released, 1);
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect()
+}
+
 /// Microseconds of each of `n` uncontended distlock acquire + release.
 fn library_cycle(client: &Client, n: u32) -> Vec<f64> {
     let lock = client.lock("bench:lib");
@@ -102,6 +133,41 @@ fn library_cycle(client: &Client, n: u32) -> Vec<f64> {
             start.elapsed().as_secs_f64() * 1e6
         })
         .collect()
+}
+
+/// Five-node Redlock against the single-node cycle, both measured here.
+fn redlock(url: &str, cycles: u32) {
+    let servers: Vec<_> = (0..5)
+        .map(|_| common::server::RedisServer::start())
+        .collect();
+    let urls: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    let five = Client::builder()
+        .nodes(&urls)
+        .build()
+        .expect("redlock client");
+    let one = Client::open(url).expect("client");
+    library_cycle(&five, 100);
+    library_cycle(&one, 100);
+    let (mut single, mut multi) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        single.extend(library_cycle(&one, cycles / 5));
+        multi.extend(library_cycle(&five, cycles / 5));
+    }
+    let single = median(single);
+    figure(
+        "redlock_single_node_cycle",
+        single,
+        "us",
+        single,
+        "single_node",
+    );
+    figure(
+        "redlock_5_nodes_cycle",
+        median(multi),
+        "us",
+        single,
+        "single_node",
+    );
 }
 
 fn uncontended(url: &str, raw: &mut redis::Connection, cycles: u32) -> f64 {
@@ -115,25 +181,29 @@ fn uncontended(url: &str, raw: &mut redis::Connection, cycles: u32) -> f64 {
     library_cycle(&client, 200);
     // Alternate, so that drift in machine load hits both alike; medians of
     // single cycles, so that a stall of the (shared) machine does not count.
-    let (mut floor, mut lib) = (Vec::new(), Vec::new());
+    let (mut floor, mut lib, mut scripts) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
         floor.extend(floor_cycle(raw, &sha, cycles / 5));
         lib.extend(library_cycle(&client, cycles / 5));
+        scripts.extend(script_cycle(raw, cycles / 5));
     }
-    let (floor, lib) = (median(floor), median(lib));
+    let (floor, lib, scripts) = (median(floor), median(lib), median(scripts));
+    let base = "raw_setnx_evalsha";
+    figure("uncontended_floor_cycle", floor, "us", floor, base);
+    figure("uncontended_distlock_cycle", lib, "us", floor, base);
     figure(
-        "uncontended_floor_cycle",
-        floor,
+        "uncontended_fenced_scripts_cycle",
+        scripts,
         "us",
         floor,
-        "raw_setnx_evalsha",
+        base,
     );
     figure(
-        "uncontended_distlock_cycle",
+        "uncontended_distlock_vs_own_scripts",
         lib,
         "us",
-        floor,
-        "raw_setnx_evalsha",
+        scripts,
+        "fenced_scripts",
     );
     floor
 }
@@ -388,6 +458,7 @@ fn main() {
     println!("# name value unit ratio floor");
     println!("rtt_ping {rtt_us:.1} us 1.00 rtt");
     uncontended(&url, &mut raw, 2000 / scale);
+    redlock(&url, 1000 / scale);
     handoff(&url, rtt_us, 500 / scale);
     in_process(&url, 2000 / scale);
     seeds_scenario(&url, &mut raw, rtt_us);

@@ -6,6 +6,7 @@ use crate::lock::{validate_ttl, Lock};
 use crate::notify::Notifier;
 use crate::renew::{self, Msg};
 use crate::store::redis::{RedisConfig, RedisStore};
+use crate::store::redlock::RedlockStore;
 use crate::store::Store;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
@@ -183,7 +184,7 @@ pub struct PoolState {
 /// Builds a [`Client`]. Every setting has a default; see each method.
 #[derive(Clone)]
 pub struct Builder {
-    url: String,
+    urls: Vec<String>,
     prefix: String,
     ttl: Duration,
     pool_size: u32,
@@ -197,7 +198,7 @@ pub struct Builder {
 impl Default for Builder {
     fn default() -> Self {
         Builder {
-            url: DEFAULT_URL.to_string(),
+            urls: vec![DEFAULT_URL.to_string()],
             prefix: DEFAULT_PREFIX.to_string(),
             ttl: DEFAULT_TTL,
             pool_size: 16,
@@ -218,7 +219,17 @@ impl Builder {
     /// Server URL (default [`DEFAULT_URL`]): `redis://` or `rediss://` (TLS),
     /// with optional `user:password@` and `/db`.
     pub fn url(mut self, url: &str) -> Self {
-        self.url = url.to_string();
+        self.urls = vec![url.to_string()];
+        self
+    }
+
+    /// Redlock: the URLs of several independent Redis nodes (at least 3;
+    /// 5 is usual). A lock is owned only while a majority of them grant
+    /// it; see the README for what this buys and costs. Replaces
+    /// [`url`](Builder::url). The command timeout is the per-node timeout:
+    /// keep it well below the TTL.
+    pub fn nodes<S: AsRef<str>>(mut self, urls: impl IntoIterator<Item = S>) -> Self {
+        self.urls = urls.into_iter().map(|u| u.as_ref().to_string()).collect();
         self
     }
 
@@ -301,13 +312,22 @@ impl Builder {
     /// Checks the settings, connects, and starts the renewal thread.
     pub fn build(self) -> Result<Client> {
         self.validate()?;
-        let store: Arc<dyn Store> = Arc::new(RedisStore::connect(&RedisConfig {
-            url: self.url,
-            prefix: self.prefix.clone(),
-            pool_size: self.pool_size,
-            connect_timeout: self.connect_timeout,
-            command_timeout: self.command_timeout,
-        })?);
+        let cfgs: Vec<RedisConfig> = self
+            .urls
+            .iter()
+            .map(|url| RedisConfig {
+                url: url.clone(),
+                prefix: self.prefix.clone(),
+                pool_size: self.pool_size,
+                connect_timeout: self.connect_timeout,
+                command_timeout: self.command_timeout,
+            })
+            .collect();
+        let store: Arc<dyn Store> = match cfgs.as_slice() {
+            [] => return Err(Error::invalid("no server URL given")),
+            [one] => Arc::new(RedisStore::connect(one)?),
+            many => Arc::new(RedlockStore::connect(many)?),
+        };
         let (renew_tx, handle) = renew::spawn(store.clone())
             .map_err(|e| Error::Connection(format!("cannot start the renewal thread: {e}")))?;
         let notifier = Notifier::new(store.clone());
@@ -370,7 +390,10 @@ impl Builder {
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
-            .field("url", &redact_url(&self.url))
+            .field(
+                "urls",
+                &self.urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
             .field("prefix", &self.prefix)
             .field("ttl", &self.ttl)
             .field("pool_size", &self.pool_size)

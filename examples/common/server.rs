@@ -94,11 +94,16 @@ impl RedisServer {
         panic!("redis-server did not start after 5 attempts");
     }
 
+    /// Kills the server (by pid); `restart` brings it back.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Kills the server and starts a new, empty one on the same port, as a
     /// crash and restart without persistence would.
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         for _ in 0..50 {
             if let Some(child) = spawn_on(self.port, &self.dir, &self.extra) {
                 self.child = child;

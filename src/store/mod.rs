@@ -6,6 +6,7 @@
 //! trait without touching the rest of the crate.
 
 pub(crate) mod redis;
+pub(crate) mod redlock;
 
 use crate::error::Result;
 use std::time::Duration;

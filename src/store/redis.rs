@@ -32,6 +32,7 @@ struct Scripts {
     release: redis::Script,
     extend: redis::Script,
     pass_on: redis::Script,
+    raise_fence: redis::Script,
 }
 
 impl Scripts {
@@ -41,6 +42,7 @@ impl Scripts {
             release: redis::Script::new(include_str!("../lua/release.lua")),
             extend: redis::Script::new(include_str!("../lua/extend.lua")),
             pass_on: redis::Script::new(include_str!("../lua/pass_on.lua")),
+            raise_fence: redis::Script::new(include_str!("../lua/raise_fence.lua")),
         }
     }
 }
@@ -165,6 +167,22 @@ impl RedisStore {
     /// Parses the URL, checks that the server answers (and accepts the
     /// credentials) within the timeouts, and builds the pool.
     pub(crate) fn connect(cfg: &RedisConfig) -> Result<Self> {
+        let store = Self::open(cfg)?;
+        store.probe()?;
+        Ok(store)
+    }
+
+    /// One direct connection and a PING: reports a wrong password or an
+    /// unreachable server with its real kind, bounded by the timeouts.
+    pub(crate) fn probe(&self) -> Result<()> {
+        let mut probe = self.manager.open().map_err(|e| self.secret.map(&e))?;
+        redis::cmd("PING")
+            .query::<()>(&mut probe.inner)
+            .map_err(|e| self.secret.map(&e))
+    }
+
+    /// Parses the URL and builds the pool without connecting yet.
+    pub(crate) fn open(cfg: &RedisConfig) -> Result<Self> {
         crate::tls::install_crypto_provider();
         let client = redis::Client::open(cfg.url.as_str()).map_err(|e| {
             Error::invalid(format!("cannot parse the Redis URL ({})", e.category()))
@@ -178,14 +196,6 @@ impl RedisStore {
             command_timeout: cfg.command_timeout,
             secret: secret.clone(),
         });
-        // One direct connection first: it reports a wrong password or an
-        // unreachable server with its real kind, bounded by the timeouts.
-        let mut probe = manager.open().map_err(|e| secret.map(&e))?;
-        redis::cmd("PING")
-            .query::<()>(&mut probe.inner)
-            .map_err(|e| secret.map(&e))?;
-        drop(probe);
-
         let threads = scheduled_thread_pool::ScheduledThreadPool::builder()
             .num_threads(1)
             .thread_name_pattern("distlock-pool")
@@ -229,6 +239,25 @@ impl RedisStore {
             }
             self.secret.map(&e)
         })
+    }
+}
+
+impl RedisStore {
+    /// Raises the fencing counter of `name` to at least the end of the block
+    /// starting at `fence`, if `token` still holds the lock (Redlock's second
+    /// phase). False if the lock was not held with `token`.
+    pub(crate) fn raise_fence(&self, name: &str, token: &str, fence: u64) -> Result<bool> {
+        let key = self.lock_key(name);
+        let n: i64 = self.with_conn(|c| {
+            self.scripts
+                .raise_fence
+                .key(&key)
+                .key(fence_key(&key))
+                .arg(token)
+                .arg(fence + FENCE_BLOCK - 1)
+                .invoke(c)
+        })?;
+        Ok(n == 1)
     }
 }
 

@@ -25,6 +25,8 @@ pub enum Mode {
     /// New connections are accepted and read, but nothing is forwarded and
     /// nothing is ever answered.
     BlackHole,
+    /// Every reply is held back this long.
+    Delay(std::time::Duration),
 }
 
 /// A loopback TCP proxy in front of one upstream port.
@@ -142,6 +144,13 @@ fn serve(client: TcpStream, upstream: u16, mode: Arc<Mutex<Mode>>, live: &Mutex<
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            let delay = match &*mode.lock().unwrap() {
+                Mode::Delay(d) => Some(*d),
+                _ => None,
+            };
+            if let Some(d) = delay {
+                std::thread::sleep(d);
+            }
             if armed.load(Ordering::SeqCst) {
                 let taken = std::mem::replace(&mut *mode.lock().unwrap(), Mode::Pass);
                 if let Mode::DropReplyTo { hook, .. } = taken {

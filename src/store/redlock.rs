@@ -1,0 +1,348 @@
+//! Redlock: one lock over N independent Redis nodes, owned only with a
+//! majority.
+//!
+//! Every operation fans out to all nodes in parallel, through one worker
+//! thread per node fed by a crossbeam channel, and waits at most the
+//! per-node command timeout. Acquire takes the lock on every node that
+//! allows it; with a majority, and validity (TTL minus elapsed minus drift)
+//! left, it is ours. Otherwise it is released on every node, including
+//! those that did not answer.
+//!
+//! Fencing across nodes: each node has its own counter, and per-node
+//! counters alone give no global order. So acquisition has a second phase:
+//! the fence is the largest of the majority's answers, F, and every node of
+//! the majority must raise its counter to at least F (the end of F's block)
+//! while our key is still there. Two majorities always share a node; at that
+//! node the later acquirer's counter, taken only after our key was gone, is
+//! above F, so its fence (a maximum over its majority) is above ours. The
+//! lock counts as acquired only once a majority confirmed the raise.
+
+use super::redis::{RedisConfig, RedisStore};
+use super::{Acquired, Extend, FeedHandler, PassOn, Store};
+use crate::error::{Error, Result};
+use crate::lease::drift;
+use crate::LockInfo;
+use crossbeam_channel::Sender;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+type Job = Box<dyn FnOnce(&RedisStore) + Send>;
+
+struct Node {
+    store: Arc<RedisStore>,
+    jobs: Option<Sender<Job>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+/// A lock store over several independent Redis nodes.
+pub(crate) struct RedlockStore {
+    nodes: Vec<Node>,
+    quorum: usize,
+    /// How long one fan-out waits for answers.
+    timeout: Duration,
+    /// The node whose subscriber feeds release notifications.
+    feed_node: AtomicUsize,
+    place: String,
+}
+
+impl RedlockStore {
+    /// Opens every node; fails unless a majority answers (and none refuses
+    /// the credentials).
+    pub(crate) fn connect(cfgs: &[RedisConfig]) -> Result<Self> {
+        let n = cfgs.len();
+        if n < 3 {
+            return Err(Error::invalid(
+                "Redlock needs at least 3 independent nodes (5 is usual)",
+            ));
+        }
+        let stores = cfgs
+            .iter()
+            .map(|c| RedisStore::open(c).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        // Probe all nodes at once: dead ones cost one timeout, not n.
+        let probes: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = stores.iter().map(|st| s.spawn(|| st.probe())).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Redis("probe panicked".into())))
+                })
+                .collect()
+        });
+        if let Some(e) = probes
+            .iter()
+            .find_map(|p| p.as_ref().err().filter(|e| !e.is_transient()))
+        {
+            return Err(e.clone());
+        }
+        let quorum = n / 2 + 1;
+        let up = probes.iter().filter(|p| p.is_ok()).count();
+        if up < quorum {
+            return Err(Error::Connection(format!(
+                "only {up} of {n} lock servers answered; a majority of {quorum} is needed"
+            )));
+        }
+        let place = format!(
+            "redlock over {n} nodes: {}",
+            stores
+                .iter()
+                .map(|s| s.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut nodes = Vec::with_capacity(n);
+        for (i, store) in stores.into_iter().enumerate() {
+            let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+            let st = store.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("distlock-node{i}"))
+                .spawn(move || {
+                    for job in rx {
+                        job(&st);
+                    }
+                })
+                .map_err(|e| Error::Connection(format!("cannot start a node thread: {e}")))?;
+            nodes.push(Node {
+                store,
+                jobs: Some(tx),
+                worker: Some(worker),
+            });
+        }
+        Ok(RedlockStore {
+            nodes,
+            quorum,
+            timeout: cfgs[0].command_timeout,
+            feed_node: AtomicUsize::new(0),
+            place,
+        })
+    }
+
+    /// Runs `f` on the nodes `targets` in parallel; collects answers until
+    /// all came, `enough` says so, or the per-node timeout passes.
+    fn fan_out<T: Send + 'static>(
+        &self,
+        targets: &[usize],
+        f: impl Fn(&RedisStore) -> T + Send + Sync + 'static,
+        enough: impl Fn(&[(usize, T)]) -> bool,
+    ) -> Vec<(usize, T)> {
+        let f = Arc::new(f);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for &i in targets {
+            let (f, tx) = (f.clone(), tx.clone());
+            if let Some(jobs) = &self.nodes[i].jobs {
+                let _ = jobs.send(Box::new(move |s: &RedisStore| {
+                    let _ = tx.send((i, f(s)));
+                }));
+            }
+        }
+        drop(tx);
+        let deadline = Instant::now() + self.timeout + Duration::from_millis(5);
+        let mut answers = Vec::with_capacity(targets.len());
+        while answers.len() < targets.len() && !enough(&answers) {
+            match rx.recv_deadline(deadline) {
+                Ok(a) => answers.push(a),
+                Err(_) => break,
+            }
+        }
+        answers
+    }
+
+    fn all(&self) -> Vec<usize> {
+        (0..self.nodes.len()).collect()
+    }
+
+    /// Deletes `name` wherever `token` holds it, waiting at most the
+    /// per-node timeout (a node that does not answer in time still gets the
+    /// release, later, from its worker).
+    fn release_everywhere(&self, name: &str, token: &str) -> Vec<(usize, Result<bool>)> {
+        let (nm, tk) = (name.to_string(), token.to_string());
+        self.fan_out(&self.all(), move |s| s.release(&nm, &tk), |_| false)
+    }
+
+    fn too_few(&self, answered: usize) -> Error {
+        Error::Connection(format!(
+            "only {answered} of {} lock servers answered; a majority of {} is needed",
+            self.nodes.len(),
+            self.quorum
+        ))
+    }
+}
+
+impl Drop for RedlockStore {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.jobs = None;
+        }
+        for node in &mut self.nodes {
+            if let Some(w) = node.worker.take() {
+                let _ = w.join();
+            }
+        }
+    }
+}
+
+/// A short random pause, so that clients that split the vote do not retry
+/// in lockstep.
+fn jitter(ttl: Duration) -> Duration {
+    let r = uuid::Uuid::new_v4().as_u64_pair().0;
+    let span = (ttl / 20).as_micros().clamp(1000, 20_000) as u64;
+    Duration::from_micros(500 + r % span)
+}
+
+impl Store for RedlockStore {
+    fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
+        let start = Instant::now();
+        let quorum = self.quorum;
+        let (nm, tk) = (name.to_string(), token.to_string());
+        let answers = self.fan_out(
+            &self.all(),
+            move |s| s.acquire(&nm, &tk, ttl),
+            |a| {
+                let yes = a
+                    .iter()
+                    .filter(|(_, r)| matches!(r, Ok(Acquired::Yes { .. })));
+                yes.count() >= quorum
+            },
+        );
+        let yes: Vec<(usize, u64)> = answers
+            .iter()
+            .filter_map(|(i, r)| match r {
+                Ok(Acquired::Yes { fence }) => Some((*i, *fence)),
+                _ => None,
+            })
+            .collect();
+        if yes.len() >= quorum {
+            let fence = yes.iter().map(|(_, f)| *f).max().unwrap_or(0);
+            let holders: Vec<usize> = yes.iter().map(|(i, _)| *i).collect();
+            let (nm, tk) = (name.to_string(), token.to_string());
+            let raised = self.fan_out(
+                &holders,
+                move |s| s.raise_fence(&nm, &tk, fence),
+                |a| a.iter().filter(|(_, r)| matches!(r, Ok(true))).count() >= quorum,
+            );
+            let confirmed = raised.iter().filter(|(_, r)| matches!(r, Ok(true))).count();
+            if confirmed >= quorum && start.elapsed() + drift(ttl) < ttl {
+                return Ok(Acquired::Yes { fence });
+            }
+        }
+        self.release_everywhere(name, token);
+        let answered = answers.iter().filter(|(_, r)| r.is_ok()).count();
+        if answered < quorum {
+            return Err(self.too_few(answered));
+        }
+        let holder_left = answers
+            .iter()
+            .filter_map(|(_, r)| match r {
+                Ok(Acquired::No { remaining }) => *remaining,
+                _ => None,
+            })
+            .max();
+        // A split vote (some nodes said yes) clears as soon as the other
+        // side releases: retry after a short random pause, not its lease.
+        let remaining = if yes.is_empty() {
+            holder_left
+        } else {
+            Some(jitter(ttl))
+        };
+        Ok(Acquired::No { remaining })
+    }
+
+    fn release(&self, name: &str, token: &str) -> Result<bool> {
+        let answers = self.release_everywhere(name, token);
+        let answered = answers.iter().filter(|(_, r)| r.is_ok()).count();
+        let deleted = answers
+            .iter()
+            .filter(|(_, r)| matches!(r, Ok(true)))
+            .count();
+        if deleted >= self.quorum {
+            return Ok(true);
+        }
+        if answered < self.quorum {
+            return Err(self.too_few(answered));
+        }
+        Ok(false)
+    }
+
+    fn pass_on(&self, name: &str, token: &str, _ttl: Duration) -> Result<PassOn> {
+        // Keeping a Redlock lease would need a second fencing round; hand
+        // the lock back instead.
+        Ok(if self.release(name, token)? {
+            PassOn::Released
+        } else {
+            PassOn::NotOwner
+        })
+    }
+
+    fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>> {
+        let owned: Vec<(String, String, Duration)> = batch
+            .iter()
+            .map(|e| (e.name.to_string(), e.token.to_string(), e.ttl))
+            .collect();
+        let answers = self.fan_out(
+            &self.all(),
+            move |s| {
+                let b: Vec<Extend<'_>> = owned
+                    .iter()
+                    .map(|(name, token, ttl)| Extend {
+                        name,
+                        token,
+                        ttl: *ttl,
+                    })
+                    .collect();
+                s.extend(&b)
+            },
+            |_| false,
+        );
+        let ok: Vec<&Vec<bool>> = answers
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .collect();
+        if ok.len() < self.quorum {
+            return Err(self.too_few(ok.len()));
+        }
+        Ok((0..batch.len())
+            .map(|i| ok.iter().filter(|v| v.get(i) == Some(&true)).count() >= self.quorum)
+            .collect())
+    }
+
+    fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()> {
+        // Releases publish on every node; listening on one suffices. When it
+        // fails, the next attempt uses the next node.
+        let i = self.feed_node.load(Ordering::Relaxed) % self.nodes.len();
+        let outcome = self.nodes[i].store.run_feed(control, handler);
+        if outcome.is_err() {
+            self.feed_node.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
+    }
+
+    fn poke(&self, control: &str) -> Result<()> {
+        let i = self.feed_node.load(Ordering::Relaxed) % self.nodes.len();
+        self.nodes[i].store.poke(control)
+    }
+
+    fn inspect(&self, name: &str) -> Result<LockInfo> {
+        let mut last = None;
+        for node in &self.nodes {
+            match node.store.inspect(name) {
+                Ok(info) => return Ok(info),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| self.too_few(0)))
+    }
+
+    fn pool_state(&self) -> (u32, u32) {
+        self.nodes.iter().fold((0, 0), |(c, i), n| {
+            let (nc, ni) = n.store.pool_state();
+            (c + nc, i + ni)
+        })
+    }
+
+    fn describe(&self) -> &str {
+        &self.place
+    }
+}

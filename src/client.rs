@@ -4,16 +4,13 @@ use crate::error::{Error, Result};
 use crate::local::{Fairness, LocalLocks, MAX_HANDOFFS};
 use crate::lock::{validate_ttl, Lock};
 use crate::notify::Notifier;
-use crate::renew::{self, Msg};
+use crate::renew::{Msg, Renewer};
 use crate::store::redis::{RedisConfig, RedisStore};
 use crate::store::redlock::RedlockStore;
 use crate::store::Store;
-use crossbeam_channel::Sender;
-use parking_lot::Mutex;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// The URL used when none is given.
@@ -59,8 +56,7 @@ pub(crate) struct Inner {
     /// Release notifications for waiters.
     pub notifier: Arc<Notifier>,
     prefix: String,
-    renew_tx: Sender<Msg>,
-    renew_thread: Mutex<Option<JoinHandle<()>>>,
+    renewer: Renewer,
     next_id: AtomicU64,
 }
 
@@ -73,19 +69,16 @@ impl Inner {
     /// Tells the renewal thread something; if it is gone (only after a fork)
     /// there is nobody left to tell, and nothing to do.
     pub(crate) fn renewal(&self, msg: Msg) {
-        let _ = self.renew_tx.send(msg);
+        self.renewer.send(msg);
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.notifier.shutdown();
-        let _ = self.renew_tx.send(Msg::Shutdown);
-        if let Some(handle) = self.renew_thread.lock().take() {
-            // The renewal thread never owns an `Inner`, so this is never a
-            // self-join.
-            let _ = handle.join();
-        }
+        // The renewal thread never owns an `Inner`, so this is never a
+        // self-join.
+        self.renewer.shutdown();
     }
 }
 
@@ -328,7 +321,7 @@ impl Builder {
             [one] => Arc::new(RedisStore::connect(one)?),
             many => Arc::new(RedlockStore::connect(many)?),
         };
-        let (renew_tx, handle) = renew::spawn(store.clone())
+        let renewer = Renewer::spawn(store.clone())
             .map_err(|e| Error::Connection(format!("cannot start the renewal thread: {e}")))?;
         let notifier = Notifier::new(store.clone());
         Ok(Client {
@@ -342,8 +335,7 @@ impl Builder {
                 prefix: self.prefix,
                 local: LocalLocks::new(self.fairness),
                 notifier,
-                renew_tx,
-                renew_thread: Mutex::new(Some(handle)),
+                renewer,
                 next_id: AtomicU64::new(1),
             }),
         })

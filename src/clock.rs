@@ -17,6 +17,11 @@ impl BootInstant {
         BootInstant(now_nanos())
     }
 
+    /// Nanoseconds since the clock's origin.
+    pub(crate) fn nanos(self) -> u64 {
+        self.0
+    }
+
     /// `self + d`, saturating.
     pub(crate) fn add(self, d: Duration) -> Self {
         BootInstant(self.0.saturating_add(nanos(d)))

@@ -9,8 +9,10 @@
 use crate::clock::BootInstant;
 use crate::lease::{Grant, Lease};
 use crate::store::{Extend, Store};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -36,12 +38,7 @@ struct Entry {
 
 impl Entry {
     fn wake_at(&self) -> BootInstant {
-        let watch = self.lease.watch_until();
-        if self.lease.auto_renew {
-            watch.min(self.next_renew)
-        } else {
-            watch
-        }
+        look_at(&self.lease, self.next_renew)
     }
 
     /// Follows local hand-offs to the lease that holds the grant now; false
@@ -65,34 +62,80 @@ fn retry_delay(ttl: Duration) -> Duration {
     (ttl / 10).clamp(Duration::from_millis(2), Duration::from_millis(500))
 }
 
-/// Starts the renewal thread for `store`; it ends on [`Msg::Shutdown`] or
-/// when every sender is gone.
-pub(crate) fn spawn(store: Arc<dyn Store>) -> std::io::Result<(Sender<Msg>, JoinHandle<()>)> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let handle = std::thread::Builder::new()
-        .name("distlock-renew".into())
-        .spawn(move || run(&*store, &rx))?;
-    Ok((tx, handle))
+/// When the renewal thread must look at `lease`: its deadline or hold cap,
+/// or `next_renew` if it is auto-renewed.
+fn look_at(lease: &Lease, next_renew: BootInstant) -> BootInstant {
+    let watch = lease.watch_until();
+    if lease.auto_renew {
+        watch.min(next_renew)
+    } else {
+        watch
+    }
 }
 
-fn run(store: &dyn Store, rx: &Receiver<Msg>) {
+/// A client's renewal thread and the channel that feeds it.
+///
+/// The thread sleeps until its next renewal or deadline; a message is
+/// queued on the channel and wakes the thread only when it must act
+/// sooner than planned (a lease due before the planned wake-up, or
+/// shutdown). So a short-lived lock costs its client no thread switch.
+pub(crate) struct Renewer {
+    tx: Sender<Msg>,
+    /// When the thread looks next, in boot-clock nanoseconds.
+    next_wake: Arc<AtomicU64>,
+    thread: std::thread::Thread,
+    handle: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Renewer {
+    /// Starts the renewal thread for `store`.
+    pub(crate) fn spawn(store: Arc<dyn Store>) -> std::io::Result<Self> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let next_wake = Arc::new(AtomicU64::new(u64::MAX));
+        let wake = next_wake.clone();
+        let handle = std::thread::Builder::new()
+            .name("distlock-renew".into())
+            .spawn(move || run(&*store, &rx, &wake))?;
+        Ok(Renewer {
+            tx,
+            next_wake,
+            thread: handle.thread().clone(),
+            handle: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Queues `msg`, waking the thread if it has to act before it planned to.
+    pub(crate) fn send(&self, msg: Msg) {
+        let urgent = match &msg {
+            Msg::Register(grant) => grant.current().map(|l| look_at(&l, l.renew_due()).nanos()),
+            Msg::Unregister(_) => None,
+            Msg::Shutdown => Some(0),
+        };
+        // Fails only once the thread is gone (after a fork): nothing to do.
+        let _ = self.tx.send(msg);
+        fence(Ordering::SeqCst);
+        if urgent.is_some_and(|at| at < self.next_wake.load(Ordering::SeqCst)) {
+            self.thread.unpark();
+        }
+    }
+
+    /// Stops the thread and waits for it.
+    pub(crate) fn shutdown(&self) {
+        self.send(Msg::Shutdown);
+        if let Some(handle) = self.handle.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn run(store: &dyn Store, rx: &Receiver<Msg>, next_wake: &AtomicU64) {
     let mut entries: HashMap<u64, Entry> = HashMap::new();
     loop {
-        let wake = entries.values().map(Entry::wake_at).min();
-        let msg = match wake {
-            Some(at) => rx.recv_timeout(at.remaining()),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        let first = match msg {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        // Take every message already queued before doing any work, so that a
-        // burst of registrations costs one pass over the leases, not one each.
-        for m in first.into_iter().chain(rx.try_iter()) {
-            match m {
-                Msg::Register(grant) => {
+        // Take every queued message before doing any work, so that a burst
+        // of registrations costs one pass over the leases, not one each.
+        loop {
+            match rx.try_recv() {
+                Ok(Msg::Register(grant)) => {
                     if let Some(lease) = grant.current() {
                         let next_renew = lease.renew_due();
                         entries.insert(
@@ -105,13 +148,25 @@ fn run(store: &dyn Store, rx: &Receiver<Msg>) {
                         );
                     }
                 }
-                Msg::Unregister(id) => {
+                Ok(Msg::Unregister(id)) => {
                     entries.remove(&id);
                 }
-                Msg::Shutdown => return,
+                Ok(Msg::Shutdown) | Err(TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty) => break,
             }
         }
         tick(store, &mut entries);
+        let wake = entries.values().map(Entry::wake_at).min();
+        next_wake.store(wake.map_or(u64::MAX, BootInstant::nanos), Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        // A message sent before the store above may not have woken us.
+        if !rx.is_empty() {
+            continue;
+        }
+        match wake {
+            Some(at) => std::thread::park_timeout(at.remaining()),
+            None => std::thread::park(),
+        }
     }
 }
 

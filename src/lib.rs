@@ -26,10 +26,12 @@ mod error;
 /// `distlock_*` functions that the C, Go and Python bindings call.
 pub mod ffi;
 mod lease;
+mod loader;
 mod local;
 mod lock;
 mod notify;
 mod renew;
+pub mod singleflight;
 mod store;
 mod tls;
 mod wait;
@@ -38,6 +40,7 @@ pub use client::{
     Builder, Client, LockInfo, PoolState, DEFAULT_PREFIX, DEFAULT_TTL, DEFAULT_URL, MAX_PREFIX_LEN,
 };
 pub use error::{Error, Result};
+pub use loader::{LoadError, Loader, DEFAULT_MAX_VALUE_LEN};
 pub use lock::{Guard, Lock, MAX_KEY_LEN, MAX_TTL, MIN_TTL};
 
 /// Re-exported so callers can `select!` on acquisition and loss channels

@@ -99,6 +99,12 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Wakes the feed running with `control`.
     fn poke(&self, control: &str) -> Result<()>;
 
+    /// The value a loader cached beside the lock `name`, if any.
+    fn cache_get(&self, name: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Caches `value` beside the lock `name` for `ttl`.
+    fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()>;
+
     /// What the server holds for `name` right now.
     fn inspect(&self, name: &str) -> Result<crate::LockInfo>;
 

@@ -269,12 +269,23 @@ fn hash_tag(key: &str) -> Option<&str> {
     (close > 0).then(|| &rest[..close])
 }
 
-/// The fencing counter of `lock_key`, in the same cluster slot.
-pub(crate) fn fence_key(lock_key: &str) -> String {
+/// A key that belongs to `lock_key` (`kind` is `fence` or `value`), in the
+/// same cluster slot.
+fn side_key(lock_key: &str, kind: &str) -> String {
     match hash_tag(lock_key) {
-        Some(tag) => format!("{{{tag}}}:fence:{lock_key}"),
-        None => format!("{{{lock_key}}}:fence"),
+        Some(tag) => format!("{{{tag}}}:{kind}:{lock_key}"),
+        None => format!("{{{lock_key}}}:{kind}"),
     }
+}
+
+/// The fencing counter of `lock_key`.
+pub(crate) fn fence_key(lock_key: &str) -> String {
+    side_key(lock_key, "fence")
+}
+
+/// The cached value a loader keeps beside its lock `lock_key`.
+fn value_key(lock_key: &str) -> String {
+    side_key(lock_key, "value")
 }
 
 fn millis(d: Duration) -> u64 {
@@ -428,6 +439,23 @@ impl Store for RedisStore {
                 .arg(control)
                 .arg("poke")
                 .query::<()>(c)
+        })
+    }
+
+    fn cache_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let key = value_key(&self.lock_key(name));
+        self.with_conn(|c| redis::cmd("GET").arg(&key).query(c))
+    }
+
+    fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        let key = value_key(&self.lock_key(name));
+        self.with_conn(|c| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("PX")
+                .arg(millis(ttl))
+                .query(c)
         })
     }
 

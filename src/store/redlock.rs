@@ -324,6 +324,30 @@ impl Store for RedlockStore {
         self.nodes[i].store.poke(control)
     }
 
+    fn cache_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        // Values are written to every node; any node that has one will do.
+        let mut last = None;
+        for node in &self.nodes {
+            match node.store.cache_get(name) {
+                Ok(Some(v)) => return Ok(Some(v)),
+                Ok(None) => last = Some(Ok(None)),
+                Err(e) => last = last.or(Some(Err(e))),
+            }
+        }
+        last.unwrap_or(Ok(None))
+    }
+
+    fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        let (nm, v) = (name.to_string(), value.to_vec());
+        let answers = self.fan_out(&self.all(), move |s| s.cache_put(&nm, &v, ttl), |_| false);
+        let ok = answers.iter().filter(|(_, r)| r.is_ok()).count();
+        if ok >= self.quorum {
+            Ok(())
+        } else {
+            Err(self.too_few(ok))
+        }
+    }
+
     fn inspect(&self, name: &str) -> Result<LockInfo> {
         let mut last = None;
         for node in &self.nodes {

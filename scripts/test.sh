@@ -21,6 +21,7 @@ for lang in c go python; do
   fi
 done
 
-echo "== demo"
+echo "== demo and fleet example"
 cargo run --quiet --release --example demo -- --workers 3 --cycles 50
+cargo run --quiet --release --example fleet -- --requests 120
 echo "all tests passed"

@@ -45,7 +45,14 @@ impl<T> Registry<T> {
         if handle.is_null() {
             return None;
         }
-        self.live.lock().remove(&(handle as usize))
+        let mut live = self.live.lock();
+        let value = live.remove(&(handle as usize));
+        if live.is_empty() {
+            // Give the table back, so that a program that freed every handle
+            // leaves nothing of ours allocated at exit.
+            *live = HashMap::new();
+        }
+        value
     }
 }
 

@@ -181,8 +181,12 @@ unsafe fn put<T>(out: *mut T, value: T) {
 /// Returns a static NUL-terminated string: never free it.
 #[no_mangle]
 pub extern "C" fn distlock_version() -> *const c_char {
-    static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
-    VERSION.as_ptr().cast()
+    static VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => c"unknown",
+        };
+    quiet_call("distlock_version", c"unknown".as_ptr(), || VERSION.as_ptr())
 }
 
 /// The name of a status code, e.g. `"DISTLOCK_TIMEOUT"`; `"DISTLOCK_UNKNOWN"`
@@ -191,7 +195,13 @@ pub extern "C" fn distlock_version() -> *const c_char {
 /// Returns a static NUL-terminated string: never free it.
 #[no_mangle]
 pub extern "C" fn distlock_status_name(status: i32) -> *const c_char {
-    let name: &'static CStr = match status {
+    quiet_call("distlock_status_name", c"DISTLOCK_UNKNOWN".as_ptr(), || {
+        status_name(status).as_ptr()
+    })
+}
+
+fn status_name(status: i32) -> &'static CStr {
+    match status {
         0 => c"DISTLOCK_OK",
         1 => c"DISTLOCK_NOT_ACQUIRED",
         2 => c"DISTLOCK_TIMEOUT",
@@ -203,8 +213,7 @@ pub extern "C" fn distlock_status_name(status: i32) -> *const c_char {
         8 => c"DISTLOCK_REDIS",
         9 => c"DISTLOCK_INTERNAL",
         _ => c"DISTLOCK_UNKNOWN",
-    };
-    name.as_ptr()
+    }
 }
 
 /// A message describing the last failed call (any non-`DISTLOCK_OK` status)

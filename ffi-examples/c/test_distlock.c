@@ -1,0 +1,580 @@
+/*
+ * Exercises every function of the distlock C API, good inputs and bad,
+ * against the redis-server on 127.0.0.1:$DISTLOCK_REDIS_PORT.
+ *
+ * Prints one line per failed check and ends with "N passed, M failed";
+ * exits 0 only when nothing failed.
+ */
+#include <distlock.h>
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "support.h"
+
+static int passed, failed;
+static int port;
+static char url[128];
+
+/* Records one check; on failure prints where, and the thread's last error. */
+#define CHECK(cond) check((cond), #cond, __FILE__, __LINE__)
+static void check(int ok, const char *what, const char *file, int line) {
+  if (ok) {
+    passed++;
+    return;
+  }
+  failed++;
+  const char *why = distlock_last_error();
+  printf("FAIL %s:%d: %s (last error: %s)\n", file, line, what, why ? why : "none");
+}
+
+/* A call's status, compared by name so failures read well. */
+#define EXPECT(call, status) expect_status((call), (status), #call, __LINE__)
+static void expect_status(int32_t got, int32_t want, const char *call, int line) {
+  if (got == want) {
+    passed++;
+    return;
+  }
+  failed++;
+  const char *why = distlock_last_error();
+  printf("FAIL %s:%d: %s returned %s, expected %s (last error: %s)\n", __FILE__, line, call,
+         distlock_status_name(got), distlock_status_name(want), why ? why : "none");
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int redis1(const char *cmd, const char *arg, char *out, size_t out_len) {
+  const char *argv[] = {cmd, arg};
+  return support_redis(port, 2, argv, out, out_len);
+}
+
+/* 1 if the Redis key exists, 0 if not, -1 on error. */
+static int key_exists(const char *key) {
+  char out[64];
+  if (redis1("EXISTS", key, out, sizeof out) != SUPPORT_INTEGER) return -1;
+  return atoi(out);
+}
+
+static distlock_client *open_client(const distlock_options *opts) {
+  distlock_client *c = NULL;
+  EXPECT(distlock_client_open(url, opts, &c), DISTLOCK_OK);
+  CHECK(c != NULL);
+  return c;
+}
+
+static distlock_guard *must_acquire(distlock_client *c, const char *key, uint64_t ttl_ms) {
+  distlock_guard *g = NULL;
+  EXPECT(distlock_acquire(c, key, ttl_ms, 0, NULL, &g), DISTLOCK_OK);
+  CHECK(g != NULL);
+  return g;
+}
+
+static void *fresh_thread_last_error(void *arg) {
+  (void)arg;
+  return (void *)distlock_last_error();
+}
+
+static void test_static_strings(void) {
+  /* Nothing failed yet on this thread. */
+  CHECK(distlock_last_error() == NULL);
+
+  const char *v = distlock_version();
+  CHECK(v != NULL && strlen(v) >= 5 && strchr(v, '.') != NULL);
+  CHECK(v == distlock_version());
+
+  static const char *const names[] = {
+      "DISTLOCK_OK",           "DISTLOCK_NOT_ACQUIRED", "DISTLOCK_TIMEOUT",
+      "DISTLOCK_LOST",         "DISTLOCK_CANCELLED",    "DISTLOCK_INVALID_ARGUMENT",
+      "DISTLOCK_CONNECTION",   "DISTLOCK_AUTH",         "DISTLOCK_REDIS",
+      "DISTLOCK_INTERNAL",
+  };
+  for (int32_t s = 0; s <= 9; s++) CHECK(strcmp(distlock_status_name(s), names[s]) == 0);
+  CHECK(DISTLOCK_INTERNAL == 9 && DISTLOCK_NOT_ACQUIRED == 1);
+  CHECK(strcmp(distlock_status_name(-1), "DISTLOCK_UNKNOWN") == 0);
+  CHECK(strcmp(distlock_status_name(10), "DISTLOCK_UNKNOWN") == 0);
+  CHECK(strcmp(distlock_status_name(INT32_MIN), "DISTLOCK_UNKNOWN") == 0);
+}
+
+static void test_last_error_is_per_thread(void) {
+  distlock_client *c = (distlock_client *)0x1;
+  EXPECT(distlock_client_open(NULL, NULL, &c), DISTLOCK_INVALID_ARGUMENT);
+  const char *msg = distlock_last_error();
+  CHECK(msg != NULL && strstr(msg, "url") != NULL);
+  /* A success leaves the last failure's message readable. */
+  CHECK(strcmp(distlock_status_name(0), "DISTLOCK_OK") == 0);
+  CHECK(distlock_last_error() != NULL);
+
+  pthread_t t;
+  void *other = (void *)1;
+  CHECK(pthread_create(&t, NULL, fresh_thread_last_error, NULL) == 0);
+  CHECK(pthread_join(t, &other) == 0);
+  CHECK(other == NULL);
+}
+
+static void test_open(void) {
+  distlock_client *c = (distlock_client *)0x1;
+
+  EXPECT(distlock_client_open(url, NULL, NULL), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_client_open(NULL, NULL, &c), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(c == NULL);
+
+  c = (distlock_client *)0x1;
+  EXPECT(distlock_client_open("not a url", NULL, &c), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(c == NULL);
+  EXPECT(distlock_client_open("http://127.0.0.1:1/0", NULL, &c), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_client_open("redis://127.0.0.1:\xff/0", NULL, &c), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(strstr(distlock_last_error(), "UTF-8") != NULL);
+
+  /* A URL longer than DISTLOCK_MAX_URL_LEN is refused without being read
+   * to its end. */
+  size_t long_len = DISTLOCK_MAX_URL_LEN + 10;
+  char *long_url = malloc(long_len + 1);
+  memset(long_url, 'a', long_len);
+  long_url[long_len] = '\0';
+  EXPECT(distlock_client_open(long_url, NULL, &c), DISTLOCK_INVALID_ARGUMENT);
+  free(long_url);
+
+  /* Nothing listens on the port: a connection error, quickly. */
+  int closed = support_free_port();
+  CHECK(closed > 0);
+  char dead[128];
+  support_url(dead, sizeof dead, closed);
+  distlock_options quick = {0};
+  quick.connect_timeout_ms = 500;
+  uint64_t t0 = now_ms();
+  EXPECT(distlock_client_open(dead, &quick, &c), DISTLOCK_CONNECTION);
+  CHECK(c == NULL);
+  CHECK(now_ms() - t0 < 10000);
+
+  /* Refused credentials; the password never shows in the message. */
+  char bad_auth[160];
+  snprintf(bad_auth, sizeof bad_auth, "redis://nobody:s3cr3t-pw@127.0.0.1:%d/0", port);
+  EXPECT(distlock_client_open(bad_auth, NULL, &c), DISTLOCK_AUTH);
+  CHECK(distlock_last_error() != NULL && strstr(distlock_last_error(), "s3cr3t-pw") == NULL);
+
+  /* Bad options. */
+  distlock_options o = {0};
+  o.prefix = "";
+  EXPECT(distlock_client_open(url, &o, &c), DISTLOCK_INVALID_ARGUMENT);
+  o.prefix = "a{b}";
+  EXPECT(distlock_client_open(url, &o, &c), DISTLOCK_INVALID_ARGUMENT);
+  o.prefix = "bad\xc3";
+  EXPECT(distlock_client_open(url, &o, &c), DISTLOCK_INVALID_ARGUMENT);
+  char long_prefix[DISTLOCK_MAX_PREFIX_LEN + 2];
+  memset(long_prefix, 'p', sizeof long_prefix - 1);
+  long_prefix[sizeof long_prefix - 1] = '\0';
+  o.prefix = long_prefix;
+  EXPECT(distlock_client_open(url, &o, &c), DISTLOCK_INVALID_ARGUMENT);
+  o = (distlock_options){0};
+  o.ttl_ms = 5; /* below the 10 ms minimum */
+  EXPECT(distlock_client_open(url, &o, &c), DISTLOCK_INVALID_ARGUMENT);
+  o.ttl_ms = 25ull * 3600 * 1000; /* above the 24 h maximum */
+  EXPECT(distlock_client_open(url, &o, &c), DISTLOCK_INVALID_ARGUMENT);
+  o = (distlock_options){0};
+  o.pool_size = 5000;
+  EXPECT(distlock_client_open(url, &o, &c), DISTLOCK_INVALID_ARGUMENT);
+  o = (distlock_options){0};
+  o.command_timeout_ms = UINT64_MAX;
+  EXPECT(distlock_client_open(url, &o, &c), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(c == NULL);
+
+  /* Good: defaults, and every option set. */
+  c = open_client(NULL);
+  distlock_client_close(c);
+  o = (distlock_options){0};
+  o.prefix = "ctest";
+  o.ttl_ms = 2000;
+  o.pool_size = 4;
+  o.connect_timeout_ms = 1000;
+  o.command_timeout_ms = 1000;
+  c = open_client(&o);
+  distlock_guard *g = must_acquire(c, "prefixed", 0);
+  CHECK(key_exists("ctest:prefixed") == 1);
+  CHECK(key_exists("distlock:prefixed") == 0);
+  uint64_t left = 0;
+  EXPECT(distlock_guard_remaining_ms(g, &left), DISTLOCK_OK);
+  CHECK(left > 0 && left <= 2000);
+  distlock_guard_free(g);
+  CHECK(key_exists("ctest:prefixed") == 0);
+  distlock_client_close(c);
+
+  /* Closing twice, NULL or garbage: no-ops. */
+  distlock_client_close(c);
+  distlock_client_close(NULL);
+  int not_a_client = 0;
+  distlock_client_close((distlock_client *)&not_a_client);
+}
+
+static void test_acquire_arguments(distlock_client *c) {
+  distlock_guard *g = (distlock_guard *)0x1;
+  EXPECT(distlock_acquire(NULL, "k", 0, 0, NULL, &g), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(g == NULL);
+  int not_a_handle = 0;
+  EXPECT(distlock_acquire((distlock_client *)&not_a_handle, "k", 0, 0, NULL, &g),
+         DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_acquire(c, NULL, 0, 0, NULL, &g), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_acquire(c, "", 0, 0, NULL, &g), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_acquire(c, "bad\xff\xfekey", 0, 0, NULL, &g), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(strstr(distlock_last_error(), "UTF-8") != NULL);
+  EXPECT(distlock_acquire(c, "k", 5, 0, NULL, &g), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_acquire(c, "k", 25ull * 3600 * 1000, 0, NULL, &g), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_acquire(c, "k", UINT64_MAX, -1, NULL, &g), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_acquire(c, "k", 0, 0, (distlock_cancel *)&not_a_handle, &g),
+         DISTLOCK_INVALID_ARGUMENT);
+  CHECK(g == NULL);
+
+  /* NULL out: refused before anything is taken. */
+  EXPECT(distlock_acquire(c, "null-out", 0, 0, NULL, NULL), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(key_exists("distlock:null-out") == 0);
+
+  /* Keys: 1024 bytes is the limit. */
+  char key[DISTLOCK_MAX_KEY_LEN + 2];
+  memset(key, 'k', sizeof key - 1);
+  key[sizeof key - 1] = '\0';
+  EXPECT(distlock_acquire(c, key, 0, 0, NULL, &g), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(strstr(distlock_last_error(), "1024") != NULL);
+  key[DISTLOCK_MAX_KEY_LEN] = '\0';
+  EXPECT(distlock_acquire(c, key, 0, 0, NULL, &g), DISTLOCK_OK);
+  EXPECT(distlock_guard_release(g), DISTLOCK_OK);
+  distlock_guard_free(g);
+
+  /* ttl 0 means the client's default (30 s); an explicit ttl is used. */
+  g = must_acquire(c, "default-ttl", 0);
+  uint64_t left = 0;
+  EXPECT(distlock_guard_remaining_ms(g, &left), DISTLOCK_OK);
+  CHECK(left > 20000 && left <= 30000);
+  distlock_guard_free(g);
+  g = must_acquire(c, "short-ttl", 5000);
+  EXPECT(distlock_guard_remaining_ms(g, &left), DISTLOCK_OK);
+  CHECK(left > 0 && left <= 5000);
+  char ttl[32];
+  const char *pttl[] = {"PTTL", "distlock:short-ttl"};
+  CHECK(support_redis(port, 2, pttl, ttl, sizeof ttl) == SUPPORT_INTEGER);
+  CHECK(atol(ttl) > 0 && atol(ttl) <= 5000);
+  distlock_guard_free(g);
+}
+
+static void test_guard_lifecycle(distlock_client *c) {
+  distlock_client *other = open_client(NULL);
+  distlock_guard *g = must_acquire(c, "basic", 0);
+
+  bool held = false;
+  EXPECT(distlock_guard_is_held(g, &held), DISTLOCK_OK);
+  CHECK(held);
+  uint64_t fence = 0;
+  EXPECT(distlock_guard_fence(g, &fence), DISTLOCK_OK);
+  CHECK(fence > 0);
+
+  /* The token is what the server stores in the lock key. */
+  char token[DISTLOCK_TOKEN_LEN + 1];
+  EXPECT(distlock_guard_token(g, token, sizeof token), DISTLOCK_OK);
+  CHECK(strlen(token) == DISTLOCK_TOKEN_LEN);
+  char stored[128];
+  CHECK(redis1("GET", "distlock:basic", stored, sizeof stored) == SUPPORT_BULK);
+  CHECK(strstr(stored, token) != NULL);
+  char small[DISTLOCK_TOKEN_LEN];
+  memset(small, 'x', sizeof small);
+  EXPECT(distlock_guard_token(g, small, sizeof small), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(small[0] == 'x');
+  EXPECT(distlock_guard_token(g, NULL, 64), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_token(g, token, 0), DISTLOCK_INVALID_ARGUMENT);
+
+  uint64_t left = 0;
+  EXPECT(distlock_guard_remaining_ms(g, &left), DISTLOCK_OK);
+  CHECK(left > 0);
+  EXPECT(distlock_guard_extend(g), DISTLOCK_OK);
+
+  /* NULL out-pointers. */
+  EXPECT(distlock_guard_is_held(g, NULL), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_fence(g, NULL), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_remaining_ms(g, NULL), DISTLOCK_INVALID_ARGUMENT);
+
+  /* Held: a try fails from this client and from another; a bounded wait
+   * times out. */
+  distlock_guard *g2 = (distlock_guard *)0x1;
+  EXPECT(distlock_acquire(c, "basic", 0, 0, NULL, &g2), DISTLOCK_NOT_ACQUIRED);
+  CHECK(g2 == NULL);
+  EXPECT(distlock_acquire(other, "basic", 0, 0, NULL, &g2), DISTLOCK_NOT_ACQUIRED);
+  uint64_t t0 = now_ms();
+  EXPECT(distlock_acquire(other, "basic", 0, 150, NULL, &g2), DISTLOCK_TIMEOUT);
+  CHECK(now_ms() - t0 >= 140);
+  EXPECT(distlock_acquire(c, "basic", 0, 100, NULL, &g2), DISTLOCK_TIMEOUT);
+  EXPECT(distlock_guard_wait_lost(g, 0), DISTLOCK_TIMEOUT);
+  EXPECT(distlock_guard_wait_lost(g, 30), DISTLOCK_TIMEOUT);
+
+  /* Release: no longer held, but fence and token stay readable. */
+  EXPECT(distlock_guard_release(g), DISTLOCK_OK);
+  CHECK(key_exists("distlock:basic") == 0);
+  EXPECT(distlock_guard_is_held(g, &held), DISTLOCK_OK);
+  CHECK(!held);
+  EXPECT(distlock_guard_remaining_ms(g, &left), DISTLOCK_OK);
+  CHECK(left == 0);
+  uint64_t fence_after = 0;
+  EXPECT(distlock_guard_fence(g, &fence_after), DISTLOCK_OK);
+  CHECK(fence_after == fence);
+  char token_after[64];
+  EXPECT(distlock_guard_token(g, token_after, sizeof token_after), DISTLOCK_OK);
+  CHECK(strcmp(token, token_after) == 0);
+  EXPECT(distlock_guard_extend(g), DISTLOCK_LOST);
+  EXPECT(distlock_guard_wait_lost(g, 0), DISTLOCK_LOST);
+  EXPECT(distlock_guard_wait_lost(g, -1), DISTLOCK_LOST);
+  /* Double release. */
+  EXPECT(distlock_guard_release(g), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(strstr(distlock_last_error(), "already released") != NULL);
+
+  /* Now the other client gets it, with a greater fence. */
+  g2 = NULL;
+  EXPECT(distlock_acquire(other, "basic", 0, 1000, NULL, &g2), DISTLOCK_OK);
+  uint64_t fence2 = 0;
+  EXPECT(distlock_guard_fence(g2, &fence2), DISTLOCK_OK);
+  CHECK(fence2 > fence);
+  distlock_guard_free(g2);
+
+  /* Freed: every use is refused, and freeing again is a no-op. */
+  distlock_guard_free(g);
+  EXPECT(distlock_guard_is_held(g, &held), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(strstr(distlock_last_error(), "freed") != NULL);
+  EXPECT(distlock_guard_fence(g, &fence), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_token(g, token, sizeof token), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_remaining_ms(g, &left), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_extend(g), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_wait_lost(g, 0), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_release(g), DISTLOCK_INVALID_ARGUMENT);
+  distlock_guard_free(g);
+  distlock_guard_free(NULL);
+
+  /* NULL and garbage guards. */
+  int not_a_guard = 0;
+  distlock_guard *bogus = (distlock_guard *)&not_a_guard;
+  EXPECT(distlock_guard_is_held(NULL, &held), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(strstr(distlock_last_error(), "NULL") != NULL);
+  EXPECT(distlock_guard_is_held(bogus, &held), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_fence(NULL, &fence), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_token(NULL, token, sizeof token), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_remaining_ms(bogus, &left), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_extend(NULL), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_release(NULL), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_release(bogus), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_guard_wait_lost(NULL, 0), DISTLOCK_INVALID_ARGUMENT);
+  distlock_guard_free(bogus);
+  CHECK(not_a_guard == 0);
+
+  /* Freeing a held guard releases the lock. */
+  g = must_acquire(c, "freed-while-held", 0);
+  CHECK(key_exists("distlock:freed-while-held") == 1);
+  distlock_guard_free(g);
+  CHECK(key_exists("distlock:freed-while-held") == 0);
+
+  distlock_client_close(other);
+}
+
+static void test_guard_outlives_client(void) {
+  distlock_client *c = open_client(NULL);
+  distlock_guard *g = must_acquire(c, "outlives", 0);
+  distlock_client_close(c);
+  bool held = false;
+  EXPECT(distlock_guard_is_held(g, &held), DISTLOCK_OK);
+  CHECK(held);
+  EXPECT(distlock_guard_extend(g), DISTLOCK_OK);
+  EXPECT(distlock_guard_release(g), DISTLOCK_OK);
+  CHECK(key_exists("distlock:outlives") == 0);
+  distlock_guard_free(g);
+  /* The closed client is gone for good. */
+  distlock_guard *g2 = (distlock_guard *)0x1;
+  EXPECT(distlock_acquire(c, "outlives", 0, 0, NULL, &g2), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(g2 == NULL);
+}
+
+struct waiter {
+  distlock_client *client;
+  const char *key;
+  int64_t timeout_ms;
+  distlock_cancel *cancel;
+  distlock_guard *guard;
+  int32_t status;
+  /* Set (under the mutex) just before the waiter calls distlock_acquire. */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int started;
+};
+
+static void *waiter_main(void *arg) {
+  struct waiter *w = arg;
+  pthread_mutex_lock(&w->mu);
+  w->started = 1;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  w->status = distlock_acquire(w->client, w->key, 0, w->timeout_ms, w->cancel, &w->guard);
+  return NULL;
+}
+
+static void start_waiter(pthread_t *t, struct waiter *w) {
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
+  w->started = 0;
+  w->guard = NULL;
+  w->status = -1;
+  CHECK(pthread_create(t, NULL, waiter_main, w) == 0);
+  pthread_mutex_lock(&w->mu);
+  while (!w->started) pthread_cond_wait(&w->cv, &w->mu);
+  pthread_mutex_unlock(&w->mu);
+}
+
+static void finish_waiter(pthread_t t, struct waiter *w) {
+  CHECK(pthread_join(t, NULL) == 0);
+  pthread_mutex_destroy(&w->mu);
+  pthread_cond_destroy(&w->cv);
+}
+
+static void test_cancel(distlock_client *c) {
+  distlock_client *other = open_client(NULL);
+  distlock_guard *holder = must_acquire(other, "cancel", 0);
+
+  EXPECT(distlock_cancel_trigger(NULL), DISTLOCK_INVALID_ARGUMENT);
+  int not_a_cancel = 0;
+  EXPECT(distlock_cancel_trigger((distlock_cancel *)&not_a_cancel), DISTLOCK_INVALID_ARGUMENT);
+  distlock_cancel_free(NULL);
+  distlock_cancel_free((distlock_cancel *)&not_a_cancel);
+
+  /* An untriggered cancel changes nothing. */
+  distlock_cancel *cancel = distlock_cancel_new();
+  CHECK(cancel != NULL);
+  distlock_guard *g = NULL;
+  EXPECT(distlock_acquire(c, "cancel-free-lock", 0, 0, cancel, &g), DISTLOCK_OK);
+  distlock_guard_free(g);
+  EXPECT(distlock_acquire(c, "cancel", 0, 0, cancel, &g), DISTLOCK_NOT_ACQUIRED);
+  EXPECT(distlock_acquire(c, "cancel", 0, 50, cancel, &g), DISTLOCK_TIMEOUT);
+
+  /* Triggered from another thread while a wait without limit is on. */
+  struct waiter w = {.client = c, .key = "cancel", .timeout_ms = -1, .cancel = cancel};
+  pthread_t t;
+  uint64_t t0 = now_ms();
+  start_waiter(&t, &w);
+  EXPECT(distlock_cancel_trigger(cancel), DISTLOCK_OK);
+  finish_waiter(t, &w);
+  EXPECT(w.status, DISTLOCK_CANCELLED);
+  CHECK(w.guard == NULL);
+  CHECK(now_ms() - t0 < 20000);
+
+  /* Idempotent, and it stays triggered: even a free lock is not taken. */
+  EXPECT(distlock_cancel_trigger(cancel), DISTLOCK_OK);
+  g = (distlock_guard *)0x1;
+  EXPECT(distlock_acquire(c, "cancel", 0, -1, cancel, &g), DISTLOCK_CANCELLED);
+  EXPECT(distlock_acquire(c, "cancel", 0, 0, cancel, &g), DISTLOCK_CANCELLED);
+  EXPECT(distlock_acquire(c, "cancel-free-lock", 0, 1000, cancel, &g), DISTLOCK_CANCELLED);
+  CHECK(g == NULL);
+  distlock_cancel_free(cancel);
+  EXPECT(distlock_cancel_trigger(cancel), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_acquire(c, "cancel", 0, 0, cancel, &g), DISTLOCK_INVALID_ARGUMENT);
+  distlock_cancel_free(cancel);
+
+  /* Freeing a cancel handle cancels the wait using it. Whether the waiter
+   * looked the handle up before the free (CANCELLED) or after it
+   * (INVALID_ARGUMENT) is up to the scheduler; either way it does not sit
+   * out its 60 s. */
+  distlock_cancel *cancel2 = distlock_cancel_new();
+  struct waiter w2 = {.client = c, .key = "cancel", .timeout_ms = 60000, .cancel = cancel2};
+  t0 = now_ms();
+  start_waiter(&t, &w2);
+  distlock_cancel_free(cancel2);
+  finish_waiter(t, &w2);
+  CHECK(w2.status == DISTLOCK_CANCELLED || w2.status == DISTLOCK_INVALID_ARGUMENT);
+  CHECK(now_ms() - t0 < 30000);
+
+  /* A waiter without cancel gets the lock once it is released. */
+  struct waiter w3 = {.client = c, .key = "cancel", .timeout_ms = -1, .cancel = NULL};
+  start_waiter(&t, &w3);
+  EXPECT(distlock_guard_release(holder), DISTLOCK_OK);
+  finish_waiter(t, &w3);
+  EXPECT(w3.status, DISTLOCK_OK);
+  CHECK(w3.guard != NULL);
+  distlock_guard_free(w3.guard);
+  distlock_guard_free(holder);
+  distlock_client_close(other);
+}
+
+struct lost_waiter {
+  distlock_guard *guard;
+  int32_t status;
+};
+
+static void *wait_lost_main(void *arg) {
+  struct lost_waiter *w = arg;
+  w->status = distlock_guard_wait_lost(w->guard, -1);
+  return NULL;
+}
+
+static void test_wait_lost(distlock_client *c) {
+  /* Somebody deletes the key: the next renewal (within a third of the TTL)
+   * finds out, and wait_lost returns. */
+  distlock_guard *g = must_acquire(c, "lost", 1500);
+  EXPECT(distlock_guard_wait_lost(g, 0), DISTLOCK_TIMEOUT);
+  char out[32];
+  CHECK(redis1("DEL", "distlock:lost", out, sizeof out) == SUPPORT_INTEGER);
+  CHECK(strcmp(out, "1") == 0);
+  uint64_t t0 = now_ms();
+  EXPECT(distlock_guard_wait_lost(g, -1), DISTLOCK_LOST);
+  CHECK(now_ms() - t0 < 20000);
+  bool held = true;
+  EXPECT(distlock_guard_is_held(g, &held), DISTLOCK_OK);
+  CHECK(!held);
+  uint64_t left = 1;
+  EXPECT(distlock_guard_remaining_ms(g, &left), DISTLOCK_OK);
+  CHECK(left == 0);
+  EXPECT(distlock_guard_extend(g), DISTLOCK_LOST);
+  EXPECT(distlock_guard_release(g), DISTLOCK_LOST);
+  EXPECT(distlock_guard_release(g), DISTLOCK_INVALID_ARGUMENT);
+  distlock_guard_free(g);
+
+  /* Another thread waits without limit; the release ends its wait. */
+  g = must_acquire(c, "lost-release", 0);
+  struct lost_waiter w = {.guard = g, .status = -1};
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, wait_lost_main, &w) == 0);
+  EXPECT(distlock_guard_release(g), DISTLOCK_OK);
+  CHECK(pthread_join(t, NULL) == 0);
+  EXPECT(w.status, DISTLOCK_LOST);
+  distlock_guard_free(g);
+
+  /* Someone else took it over after expiry: release deletes nothing. */
+  g = must_acquire(c, "taken", 1500);
+  const char *set[] = {"SET", "distlock:taken", "someone-else"};
+  CHECK(support_redis(port, 3, set, out, sizeof out) == SUPPORT_STATUS);
+  EXPECT(distlock_guard_wait_lost(g, -1), DISTLOCK_LOST);
+  EXPECT(distlock_guard_release(g), DISTLOCK_LOST);
+  char stored[64];
+  CHECK(redis1("GET", "distlock:taken", stored, sizeof stored) == SUPPORT_BULK);
+  CHECK(strcmp(stored, "someone-else") == 0);
+  CHECK(redis1("DEL", "distlock:taken", out, sizeof out) == SUPPORT_INTEGER);
+  distlock_guard_free(g);
+}
+
+int main(void) {
+  port = support_port();
+  support_url(url, sizeof url, port);
+
+  test_static_strings();
+  test_last_error_is_per_thread();
+  test_open();
+
+  distlock_client *c = open_client(NULL);
+  if (c != NULL) {
+    test_acquire_arguments(c);
+    test_guard_lifecycle(c);
+    test_guard_outlives_client();
+    test_cancel(c);
+    test_wait_lost(c);
+    distlock_client_close(c);
+  }
+
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}

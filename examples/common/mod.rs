@@ -1,3 +1,4 @@
 //! Helpers shared by the examples.
 
+pub mod proxy;
 pub mod server;

@@ -114,7 +114,8 @@ fn header_declares_the_agreed_c_api() {
 /// when a compiler is around.
 #[test]
 fn header_compiles_cleanly() {
-    let dir = Path::new(env!("OUT_DIR"));
+    let dir = std::env::temp_dir().join(format!("distlock-header-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a scratch dir");
     let header = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
     for (compiler, lang, std) in [("cc", "c", "-std=c99"), ("c++", "c++", "-std=c++11")] {
         let source = dir.join(format!(
@@ -150,4 +151,5 @@ fn header_compiles_cleanly() {
             ),
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }

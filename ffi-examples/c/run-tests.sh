@@ -30,7 +30,7 @@ if [ "${VALGRIND:-1}" != 0 ]; then
 fi
 
 echo "== build"
-make -C "$here" --no-print-directory LIB_DIR="$lib_dir" all pkgconfig-check
+make -C "$here" --no-print-directory LIB_DIR="$lib_dir" all static pkgconfig-check
 
 scratch=$(mktemp -d)
 redis_pid=
@@ -108,6 +108,7 @@ step "test_distlock" "${run[@]}" "$here/build/test_distlock"
 step "counter, one client per thread" "${run[@]}" "$here/build/counter" -t 8 -n "$increments"
 step "counter, one shared client" "${run[@]}" "$here/build/counter" -t 8 -n "$increments" -s
 step "counter built with pkg-config flags" "$here/build/counter-pkgconfig" -t 8 -n 100
+step "counter linked statically" "$here/build/counter-static" -t 8 -n 100
 step "bench (short)" "$here/build/bench" -n 200
 
 if [ "$failed" != 0 ]; then

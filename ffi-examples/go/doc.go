@@ -1,0 +1,30 @@
+// Package distlock is a Go binding, through cgo, of the distlock C API: a
+// distributed lock on Redis with automatic lease renewal and fencing
+// tokens.
+//
+// Open a Client once per server and share it between goroutines:
+//
+//	client, err := distlock.Open("redis://127.0.0.1:6379")
+//	if err != nil {
+//		return err
+//	}
+//	defer client.Close()
+//
+//	lock, err := client.Lock(ctx, "jobs:nightly", distlock.WithTTL(10*time.Second))
+//	if err != nil {
+//		return err // wraps ctx.Err() if ctx ended the wait
+//	}
+//	defer lock.Unlock()
+//	// ... work, passing lock.Fence() to the storage it writes to,
+//	// and watching lock.Lost() if the work is long.
+//
+// Errors wrap the sentinels ErrNotAcquired, ErrTimeout, ErrLost and so on;
+// test them with errors.Is. Native handles are freed exactly once: a
+// Lock's in Unlock, a Client's in Close, with a runtime cleanup as a
+// safety net for values dropped without either.
+//
+// The package links against libdistlock.so from the repository's
+// target/release directory (build it with `cargo build --release` at the
+// repository root) and records that directory as the run-time search
+// path.
+package distlock

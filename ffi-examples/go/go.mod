@@ -1,0 +1,3 @@
+module distlock.dev/distlock-go
+
+go 1.24

@@ -36,8 +36,9 @@ type guardState struct {
 	guard guardPtr // nil once freed
 
 	lost      chan struct{}
-	lostOnce  sync.Once // closes lost
-	watchOnce sync.Once // starts the watcher
+	lostOnce  sync.Once     // closes lost
+	watchOnce sync.Once     // starts the watcher
+	watchDone chan struct{} // closed when the watcher exits; nil if none started
 }
 
 // testHookCleanup, when set by a test, runs after the runtime cleanup of
@@ -127,18 +128,21 @@ func (l *Lock) Extend() error {
 // Lost returns a channel that is closed once the lock is no longer held:
 // its lease ran out, its key was deleted or taken over (noticed at the
 // next automatic renewal, within a third of the TTL), or it was unlocked.
-// Until the first call, nothing watches the lock.
+// The first call starts a goroutine that watches the lock; it exits by the
+// time Unlock returns.
 func (l *Lock) Lost() <-chan struct{} {
 	g := l.g
 	g.watchOnce.Do(func() {
+		// Decided under the read lock, so that releaseAndFree (under the
+		// write lock) sees either no watcher or its watchDone.
 		g.mu.RLock()
-		alive := g.guard != nil
-		g.mu.RUnlock()
-		if alive {
-			go g.watch()
-		} else {
+		defer g.mu.RUnlock()
+		if g.guard == nil {
 			g.closeLost()
+			return
 		}
+		g.watchDone = make(chan struct{})
+		go g.watch()
 	})
 	return g.lost
 }
@@ -163,7 +167,7 @@ func (l *Lock) Unlock() error {
 }
 
 // releaseAndFree releases the lock if still held, frees the guard exactly
-// once, and closes the lost channel.
+// once, closes the lost channel and waits for the watcher to exit.
 func (g *guardState) releaseAndFree() error {
 	st, msg := statusLost, "lock was already freed"
 	g.mu.RLock()
@@ -179,8 +183,12 @@ func (g *guardState) releaseAndFree() error {
 		nativeFree(g.guard)
 		g.guard = nil
 	}
+	watchDone := g.watchDone
 	g.mu.Unlock()
 	g.closeLost()
+	if watchDone != nil {
+		<-watchDone
+	}
 	return newError("", st, msg)
 }
 
@@ -191,6 +199,7 @@ func (g *guardState) closeLost() {
 // watch waits, in slices, until the lock is lost or the guard is freed,
 // then closes the lost channel.
 func (g *guardState) watch() {
+	defer close(g.watchDone)
 	for {
 		g.mu.RLock()
 		if g.guard == nil {

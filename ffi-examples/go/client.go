@@ -116,8 +116,10 @@ func Open(url string, opts ...Option) (*Client, error) {
 	}
 	c := &Client{handle: h, waits: make(map[cancelPtr]struct{})}
 	// A safety net only: a Client dropped without Close is closed once
-	// the garbage collector finds it.
-	c.cleanup = runtime.AddCleanup(c, nativeClose, h)
+	// the garbage collector finds it. Closing may wait for the native
+	// library's threads, so it runs outside the runtime's cleanup
+	// goroutine.
+	c.cleanup = runtime.AddCleanup(c, func(h clientPtr) { go nativeClose(h) }, h)
 	return c, nil
 }
 
@@ -127,7 +129,7 @@ func Open(url string, opts ...Option) (*Client, error) {
 // be unlocked. A second Close returns an error wrapping ErrClosed.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	if c.closed {
+	if c.closed || c.handle == nil {
 		c.mu.Unlock()
 		return &opError{op: "close", sentinel: ErrClosed, message: "client already closed"}
 	}
@@ -155,6 +157,9 @@ func (c *Client) begin(op string, cancel cancelPtr) (clientPtr, error) {
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, &opError{op: op, sentinel: ErrClosed, message: "client is closed"}
+	}
+	if c.handle == nil {
+		return nil, &opError{op: op, sentinel: ErrClosed, message: "client was not made by Open"}
 	}
 	c.inflight.Add(1)
 	if cancel != nil {
@@ -233,7 +238,8 @@ func describe(op, key string) string {
 // is done, or until the WithWaitTimeout limit. Cancelling ctx interrupts
 // the wait in the native library at once; the error then wraps both
 // ctx.Err() and ErrCancelled (context.Canceled) or ErrTimeout
-// (context.DeadlineExceeded).
+// (context.DeadlineExceeded). If the lock is acquired at the very moment
+// ctx is cancelled, the Lock is returned with a nil error.
 //
 // The returned Lock must be released with Unlock.
 func (c *Client) Lock(ctx context.Context, key string, opts ...LockOption) (*Lock, error) {

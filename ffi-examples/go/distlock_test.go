@@ -700,3 +700,16 @@ func TestMutualExclusion(t *testing.T) {
 		}
 	}
 }
+
+func TestZeroClient(t *testing.T) {
+	var c Client
+	if _, err := c.TryLock("k"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("TryLock on a zero Client: %v; want ErrClosed", err)
+	}
+	if _, err := c.Lock(context.Background(), "k"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Lock on a zero Client: %v; want ErrClosed", err)
+	}
+	if err := c.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Close on a zero Client: %v; want ErrClosed", err)
+	}
+}

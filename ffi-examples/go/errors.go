@@ -71,6 +71,7 @@ type opError struct {
 	message  string // from distlock_last_error, or ours; may be empty
 }
 
+// Error is the sentinel's text, the operation and the native message.
 func (e *opError) Error() string {
 	s := e.sentinel.Error()
 	if e.op != "" {
@@ -82,6 +83,7 @@ func (e *opError) Error() string {
 	return s
 }
 
+// Unwrap returns the sentinel, for errors.Is.
 func (e *opError) Unwrap() error { return e.sentinel }
 
 // newError wraps the sentinel of status st with op and message.

@@ -5,6 +5,7 @@
 #     cargo build --release
 # and redis-server on PATH (the tests and the example start their own on
 # free loopback ports). Uses only the Go standard library: no network.
+# DISTLOCK_GO_RACE=1 also runs the tests under the race detector.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,6 +28,10 @@ echo "== go vet"
 go vet ./...
 echo "== go test"
 go test -count=1 ./...
+if [[ "${DISTLOCK_GO_RACE:-0}" == 1 ]]; then
+    echo "== go test -race"
+    go test -race -count=1 ./...
+fi
 echo "== counter example"
 go run ./cmd/counter
 echo "run-tests.sh: all passed"

@@ -179,6 +179,7 @@ func (r *lineRing) add(line string) {
 	}
 }
 
+// String returns the kept lines, oldest first.
 func (r *lineRing) String() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -194,6 +195,7 @@ type Conn struct {
 // ErrorReply is an error the server replied with.
 type ErrorReply string
 
+// Error returns the server's message, prefixed with "redis: ".
 func (e ErrorReply) Error() string { return "redis: " + string(e) }
 
 // Dial connects to addr, which must be a loopback address.

@@ -1,0 +1,64 @@
+"""distlock: a distributed lock on Redis, for Python, on the distlock C library.
+
+>>> import distlock
+>>> with distlock.Client("redis://127.0.0.1:6379/0") as client:   # doctest: +SKIP
+...     with client.lock("orders:42", ttl=10, timeout=2) as lock:
+...         save_order(42, fence=lock.fence)
+
+The native library (libdistlock) is looked up in this order: the path in
+the ``DISTLOCK_LIB`` environment variable; ``target/release`` of the
+distlock repository this package sits in; then the system's library path
+(``ctypes.util.find_library("distlock")``). Importing raises ImportError
+when none works.
+
+No third-party packages are needed. Blocking calls release the GIL, so
+other Python threads run while one waits for a lock.
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    AuthFailed,
+    Cancelled,
+    ConnectionFailed,
+    DistlockError,
+    InvalidArgument,
+    LockLost,
+    LockTimeout,
+    RedisError,
+)
+from . import _native
+from ._client import CancelToken, Client, Lock
+
+__version__ = "0.1.0"
+
+#: The file the native library was loaded from.
+library_path: str = _native.LIBRARY_PATH
+
+
+def native_version() -> str:
+    """The version string of the loaded native library."""
+    return _native.version()
+
+
+def status_name(status: int) -> str:
+    """The C API's name for a status code, such as ``"DISTLOCK_LOST"``."""
+    return _native.status_name(status)
+
+
+__all__ = [
+    "Client",
+    "Lock",
+    "CancelToken",
+    "DistlockError",
+    "LockTimeout",
+    "LockLost",
+    "Cancelled",
+    "InvalidArgument",
+    "ConnectionFailed",
+    "AuthFailed",
+    "RedisError",
+    "native_version",
+    "status_name",
+    "library_path",
+]

@@ -1,0 +1,109 @@
+"""The exceptions distlock raises, one per failure status of the C API."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Type
+
+__all__ = [
+    "DistlockError",
+    "LockTimeout",
+    "LockLost",
+    "Cancelled",
+    "InvalidArgument",
+    "ConnectionFailed",
+    "AuthFailed",
+    "RedisError",
+]
+
+# Mirrors the C status codes; _native.py holds the same numbers.
+_NOT_ACQUIRED = 1
+_TIMEOUT = 2
+_LOST = 3
+_CANCELLED = 4
+_INVALID_ARGUMENT = 5
+_CONNECTION = 6
+_AUTH = 7
+_REDIS = 8
+_INTERNAL = 9
+
+
+class DistlockError(Exception):
+    """Base class of every distlock error.
+
+    ``status`` is the C API's status code (``distlock_status``) that caused
+    it; the message includes the library's own explanation when it gave one.
+    """
+
+    #: The status used when none is given to the constructor.
+    default_status: int = _INTERNAL
+
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.status: int = self.default_status if status is None else status
+
+
+class LockTimeout(DistlockError):
+    """The lock was not acquired in time.
+
+    ``status`` is ``DISTLOCK_TIMEOUT`` (waited and gave up) or
+    ``DISTLOCK_NOT_ACQUIRED`` (a single try found it held).
+    """
+
+    default_status = _TIMEOUT
+
+
+class LockLost(DistlockError):
+    """The lock is no longer held: its lease ran out, another owner took it,
+    or its key was deleted. Work done since then was not exclusive."""
+
+    default_status = _LOST
+
+
+class Cancelled(DistlockError):
+    """A wait was cancelled (a :class:`~distlock.CancelToken`, Ctrl-C
+    handling, or the client being closed)."""
+
+    default_status = _CANCELLED
+
+
+class InvalidArgument(DistlockError, ValueError):
+    """A bad argument: an empty or too long key, a malformed URL, a value out
+    of range, or a call that does not fit the lock's state (such as
+    releasing a lock that is not held). Also a :class:`ValueError`."""
+
+    default_status = _INVALID_ARGUMENT
+
+
+class ConnectionFailed(DistlockError):
+    """Redis could not be reached, or did not answer in time."""
+
+    default_status = _CONNECTION
+
+
+class AuthFailed(DistlockError):
+    """Redis refused the credentials."""
+
+    default_status = _AUTH
+
+
+class RedisError(DistlockError):
+    """Redis answered with an error."""
+
+    default_status = _REDIS
+
+
+_BY_STATUS: Dict[int, Type[DistlockError]] = {
+    _NOT_ACQUIRED: LockTimeout,
+    _TIMEOUT: LockTimeout,
+    _LOST: LockLost,
+    _CANCELLED: Cancelled,
+    _INVALID_ARGUMENT: InvalidArgument,
+    _CONNECTION: ConnectionFailed,
+    _AUTH: AuthFailed,
+    _REDIS: RedisError,
+}
+
+
+def error_for(status: int, message: str) -> DistlockError:
+    """The exception instance for a failure ``status``."""
+    return _BY_STATUS.get(status, DistlockError)(message, status)

@@ -1,0 +1,173 @@
+"""Loading libdistlock and declaring its C functions for ctypes.
+
+Nothing here knows about Python-level objects: this module only finds the
+shared library, declares every function's argument and result types, and
+turns a failed status into the exception that matches it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from ._errors import DistlockError, error_for
+
+# Status codes of the C API (enum distlock_status).
+OK = 0
+NOT_ACQUIRED = 1
+TIMEOUT = 2
+LOST = 3
+CANCELLED = 4
+INVALID_ARGUMENT = 5
+CONNECTION = 6
+AUTH = 7
+REDIS = 8
+INTERNAL = 9
+
+#: Length of a guard's token text, without the terminating NUL.
+TOKEN_LEN = 36
+
+
+class Options(ctypes.Structure):
+    """struct distlock_options: a zero or NULL field means "the default"."""
+
+    _fields_ = [
+        ("prefix", ctypes.c_char_p),
+        ("ttl_ms", ctypes.c_uint64),
+        ("pool_size", ctypes.c_uint32),
+        ("connect_timeout_ms", ctypes.c_uint64),
+        ("command_timeout_ms", ctypes.c_uint64),
+    ]
+
+
+def _file_names() -> List[str]:
+    if sys.platform == "darwin":
+        return ["libdistlock.dylib"]
+    if sys.platform == "win32":
+        return ["distlock.dll"]
+    return ["libdistlock.so"]
+
+
+def _candidates() -> List[str]:
+    """Where to look, in order: $DISTLOCK_LIB, the repository's release
+    build next to this source tree, then the system's library search."""
+    found: List[str] = []
+    env = os.environ.get("DISTLOCK_LIB")
+    if env:
+        # An explicit choice is the only candidate: silently falling back to
+        # another build would hide a typo.
+        return [env]
+    # distlock/_native.py -> ffi-examples/python -> repository root.
+    repo_root = Path(__file__).resolve().parent.parent.parent.parent
+    for name in _file_names():
+        found.append(str(repo_root / "target" / "release" / name))
+    system = ctypes.util.find_library("distlock")
+    if system:
+        found.append(system)
+    return found
+
+
+class LibraryNotFound(ImportError):
+    """libdistlock could not be found or loaded."""
+
+
+def _load() -> ctypes.CDLL:
+    tried: List[str] = []
+    for path in _candidates():
+        # find_library returns a bare soname that the dynamic loader
+        # resolves; only real paths can be checked for existence.
+        if os.sep in path and not os.path.exists(path):
+            tried.append(f"{path} (no such file)")
+            continue
+        try:
+            return ctypes.CDLL(path)
+        except OSError as e:
+            tried.append(f"{path} ({e})")
+    if not tried:
+        tried.append('ctypes.util.find_library("distlock") found nothing')
+    raise LibraryNotFound(
+        "distlock: cannot load the native library libdistlock. Build it with "
+        "`cargo build --release` in the distlock repository, or point the "
+        "DISTLOCK_LIB environment variable at the file. Tried: " + "; ".join(tried)
+    )
+
+
+lib = _load()
+LIBRARY_PATH: str = lib._name
+
+
+def _declare(name: str, restype, argtypes) -> None:
+    try:
+        fn = getattr(lib, name)
+    except AttributeError:
+        raise LibraryNotFound(
+            f"distlock: {LIBRARY_PATH} has no function {name}; it is older than "
+            "this Python package or not a distlock build. Rebuild it with "
+            "`cargo build --release`."
+        ) from None
+    fn.restype = restype
+    fn.argtypes = argtypes
+
+
+_p = ctypes.c_void_p
+_i32 = ctypes.c_int32
+_out_p = ctypes.POINTER(ctypes.c_void_p)
+
+_declare("distlock_version", ctypes.c_char_p, [])
+_declare("distlock_status_name", ctypes.c_char_p, [_i32])
+_declare("distlock_last_error", ctypes.c_char_p, [])
+_declare("distlock_client_open", _i32, [ctypes.c_char_p, ctypes.POINTER(Options), _out_p])
+_declare("distlock_client_close", None, [_p])
+_declare(
+    "distlock_acquire",
+    _i32,
+    [_p, ctypes.c_char_p, ctypes.c_uint64, ctypes.c_int64, _p, _out_p],
+)
+_declare("distlock_cancel_new", _p, [])
+_declare("distlock_cancel_trigger", _i32, [_p])
+_declare("distlock_cancel_free", None, [_p])
+_declare("distlock_guard_release", _i32, [_p])
+_declare("distlock_guard_free", None, [_p])
+_declare("distlock_guard_is_held", _i32, [_p, ctypes.POINTER(ctypes.c_bool)])
+_declare("distlock_guard_fence", _i32, [_p, ctypes.POINTER(ctypes.c_uint64)])
+_declare("distlock_guard_token", _i32, [_p, ctypes.c_char_p, ctypes.c_size_t])
+_declare("distlock_guard_remaining_ms", _i32, [_p, ctypes.POINTER(ctypes.c_uint64)])
+_declare("distlock_guard_extend", _i32, [_p])
+_declare("distlock_guard_wait_lost", _i32, [_p, ctypes.c_int64])
+
+
+def version() -> str:
+    """The native library's version string."""
+    raw = lib.distlock_version()
+    return raw.decode("utf-8", "replace") if raw else ""
+
+
+def status_name(status: int) -> str:
+    """The C name of a status code, e.g. ``"DISTLOCK_LOST"``."""
+    raw = lib.distlock_status_name(status)
+    return raw.decode("utf-8", "replace") if raw else f"status {status}"
+
+
+def last_error() -> Optional[str]:
+    """This thread's message for its last failed call, if any."""
+    raw = lib.distlock_last_error()
+    return raw.decode("utf-8", "replace") if raw else None
+
+
+def failure(status: int, what: str) -> DistlockError:
+    """The exception for a failed call that just returned ``status`` on this
+    thread. Must be called on the same thread, before any other call into
+    the library, so that the thread-local message belongs to that call."""
+    detail = last_error()
+    message = f"{what}: {detail}" if detail else f"{what}: {status_name(status)}"
+    return error_for(status, message)
+
+
+def check(status: int, what: str) -> None:
+    """Raises the matching exception unless ``status`` is OK."""
+    if status != OK:
+        raise failure(status, what)

@@ -1,0 +1,221 @@
+"""Acquiring, holding and releasing: what Redis holds at each step."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+import pytest
+
+import distlock
+from support import redis_key
+
+
+def test_context_manager_holds_the_key_during_and_removes_it_after(client, resp, key):
+    with client.lock(key, ttl=5) as lock:
+        assert lock.held and lock.locked()
+        assert len(lock.token) == 36
+        assert resp.command("GET", redis_key(key)) == lock.token.encode()
+        pttl = resp.command("PTTL", redis_key(key))
+        assert 0 < pttl <= 5000
+        assert 0 < lock.remaining <= 5.0
+    assert resp.command("EXISTS", redis_key(key)) == 0
+    assert not lock.held
+    assert lock.remaining == 0.0
+
+
+def test_an_exception_in_the_block_still_releases(client, resp, key):
+    with pytest.raises(ZeroDivisionError):
+        with client.lock(key):
+            assert resp.command("EXISTS", redis_key(key)) == 1
+            1 / 0
+    assert resp.command("EXISTS", redis_key(key)) == 0
+
+
+def test_acquire_and_release_like_threading_lock(client, resp, key):
+    lock = client.lock(key)
+    assert not lock.held and lock.fence is None and lock.token is None
+    assert lock.acquire() is True
+    assert resp.command("GET", redis_key(key)) == lock.token.encode()
+    lock.release()
+    assert resp.command("EXISTS", redis_key(key)) == 0
+    # The same Lock object can be acquired again afterwards.
+    assert lock.acquire(blocking=False) is True
+    lock.release()
+
+
+def test_prefix_option_changes_the_key(redis_server, resp, key):
+    with distlock.Client(redis_server.url, prefix="pyapp") as c:
+        with c.lock(key) as lock:
+            assert resp.command("GET", redis_key(key, "pyapp")) == lock.token.encode()
+            assert resp.command("EXISTS", redis_key(key)) == 0
+
+
+def test_try_lock_conflict_returns_false(client, other_client, resp, key):
+    holder = other_client.lock(key)
+    assert holder.acquire()
+    contender = client.lock(key)
+    assert contender.acquire(blocking=False) is False
+    assert contender.acquire(timeout=0) is False
+    # Another Lock object of the holder's own client does not get it either.
+    assert other_client.lock(key).acquire(blocking=False) is False
+    with pytest.raises(distlock.LockTimeout) as err:
+        with client.lock(key, blocking=False):
+            pass
+    assert err.value.status == 1  # DISTLOCK_NOT_ACQUIRED
+    assert not contender.held
+    assert resp.command("GET", redis_key(key)) == holder.token.encode()
+    holder.release()
+    assert contender.acquire(blocking=False) is True
+    contender.release()
+
+
+def test_timeout_gives_up_after_about_the_timeout(client, other_client, resp, key):
+    holder = other_client.lock(key)
+    assert holder.acquire()
+    contender = client.lock(key)
+    start = time.monotonic()
+    assert contender.acquire(timeout=0.3) is False
+    elapsed = time.monotonic() - start
+    assert 0.3 <= elapsed < 3.0, elapsed
+    start = time.monotonic()
+    with pytest.raises(distlock.LockTimeout) as err:
+        with client.lock(key, timeout=0.2):
+            pytest.fail("acquired a lock that is held elsewhere")
+    assert err.value.status == 2  # DISTLOCK_TIMEOUT
+    assert 0.2 <= time.monotonic() - start < 3.0
+    assert resp.command("GET", redis_key(key)) == holder.token.encode()
+    holder.release()
+
+
+def test_a_waiter_gets_the_lock_once_it_is_released(client, other_client, key):
+    holder = other_client.lock(key)
+    assert holder.acquire()
+    contender = client.lock(key)
+    # Released from another thread once the main thread really waits.
+    t = threading.Thread(target=lambda: (contender._wait_started.wait(10), holder.release()))
+    t.start()
+    try:
+        assert contender.acquire(timeout=10) is True
+        assert contender.held
+        assert contender.fence > holder.fence
+    finally:
+        t.join(10)
+    contender.release()
+
+
+def test_fences_strictly_increase_across_clients(client, other_client, key):
+    fences = []
+    for i in range(20):
+        c = client if i % 3 else other_client
+        with c.lock(key) as lock:
+            fences.append(lock.fence)
+    assert all(a < b for a, b in zip(fences, fences[1:])), fences
+
+
+def test_wait_lost_after_an_external_delete(client, resp, key):
+    lock = client.lock(key, ttl=0.3)
+    assert lock.acquire()
+    assert lock.wait_lost(0) is False
+    assert lock.wait_lost(0.05) is False
+    assert resp.command("DEL", redis_key(key)) == 1
+    start = time.monotonic()
+    assert lock.wait_lost(5) is True
+    assert time.monotonic() - start < 3.0
+    assert not lock.held
+    with pytest.raises(distlock.LockLost) as err:
+        lock.release()
+    assert err.value.status == 3
+    # The lost guard was freed anyway: a second release is a usage error.
+    with pytest.raises(distlock.InvalidArgument):
+        lock.release()
+
+
+def test_wait_lost_is_true_once_released(client, key):
+    lock = client.lock(key)
+    assert lock.wait_lost(0) is True  # never held
+    lock.acquire()
+    lock.release()
+    assert lock.wait_lost(0) is True
+    assert lock.wait_lost() is True
+
+
+def test_lease_is_renewed_past_its_ttl(client, resp, key):
+    with client.lock(key, ttl=0.2) as lock:
+        # Outlive the TTL several times over; the renewal thread keeps it.
+        assert lock.wait_lost(0.7) is False
+        assert lock.held
+        assert resp.command("GET", redis_key(key)) == lock.token.encode()
+
+
+def test_extend_and_remaining(client, key):
+    with client.lock(key, ttl=2) as lock:
+        assert 0 < lock.remaining <= 2.0
+        lock.extend()
+        assert 1.0 < lock.remaining <= 2.0
+
+
+def test_double_release_raises(client, key):
+    lock = client.lock(key)
+    with pytest.raises(distlock.InvalidArgument):
+        lock.release()  # never acquired
+    lock.acquire()
+    lock.release()
+    with pytest.raises(distlock.InvalidArgument) as err:
+        lock.release()
+    assert err.value.status == 5
+    with pytest.raises(distlock.InvalidArgument):
+        lock.extend()
+
+
+def test_acquiring_twice_through_one_lock_object_raises(client, resp, key):
+    lock = client.lock(key)
+    lock.acquire()
+    token = lock.token
+    with pytest.raises(distlock.InvalidArgument):
+        lock.acquire(timeout=0.1)
+    assert lock.held and lock.token == token
+    lock.release()
+    assert resp.command("EXISTS", redis_key(key)) == 0
+
+
+def test_an_unreleased_lock_is_released_when_garbage_collected(client, resp, key):
+    lock = client.lock(key)
+    lock.acquire()
+    assert resp.command("EXISTS", redis_key(key)) == 1
+    del lock
+    gc.collect()
+    assert resp.command("EXISTS", redis_key(key)) == 0
+
+
+def test_closing_the_client_releases_its_locks(redis_server, resp, key):
+    c = distlock.Client(redis_server.url)
+    a, b = c.lock(key + ":a"), c.lock(key + ":b")
+    a.acquire()
+    b.acquire()
+    b.release()
+    c.close()
+    assert c.closed
+    assert resp.command("EXISTS", redis_key(key + ":a")) == 0
+    assert not a.held
+    with pytest.raises(distlock.InvalidArgument):
+        c.lock(key).acquire()
+    c.close()  # twice is fine
+
+
+def test_client_repr_hides_the_password(redis_server):
+    url = f"redis://user:hunter2@127.0.0.1:{redis_server.port}/0"
+    try:
+        c = distlock.Client(url)
+    except distlock.DistlockError as e:  # auth refused: the server has no user "user"
+        assert "hunter2" not in str(e)
+    else:
+        assert "hunter2" not in repr(c)
+        c.close()
+
+
+def test_version_and_status_names():
+    assert distlock.native_version()
+    assert distlock.status_name(3)
+    assert distlock.status_name(0) != distlock.status_name(3)

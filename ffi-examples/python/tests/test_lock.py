@@ -115,7 +115,7 @@ def test_fences_strictly_increase_across_clients(client, other_client, key):
 
 
 def test_wait_lost_after_an_external_delete(client, resp, key):
-    lock = client.lock(key, ttl=0.3)
+    lock = client.lock(key, ttl=1)  # renewed, so the loss is seen, every ~0.33 s
     assert lock.acquire()
     assert lock.wait_lost(0) is False
     assert lock.wait_lost(0.05) is False
@@ -142,9 +142,9 @@ def test_wait_lost_is_true_once_released(client, key):
 
 
 def test_lease_is_renewed_past_its_ttl(client, resp, key):
-    with client.lock(key, ttl=0.2) as lock:
-        # Outlive the TTL several times over; the renewal thread keeps it.
-        assert lock.wait_lost(0.7) is False
+    with client.lock(key, ttl=0.6) as lock:
+        # Outlive the TTL three times over; the renewal thread keeps it.
+        assert lock.wait_lost(1.8) is False
         assert lock.held
         assert resp.command("GET", redis_key(key)) == lock.token.encode()
 

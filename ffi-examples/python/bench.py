@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Uncontended acquire + release through the Python bindings.
+
+Prints ``python_acquire_release_us <mean>``: the mean wall time of one
+acquire and release of a free lock from the main thread, in microseconds,
+over ``--cycles`` cycles after ``--warmup`` unmeasured ones. It also prints
+the same for a raw ``SET NX PX`` + ``EVAL`` release over one socket, the
+floor that any Redis lock needs, as ``python_raw_setnx_release_us``.
+
+    python3 bench.py                    # starts its own redis-server
+    python3 bench.py --url redis://127.0.0.1:6379/0 --cycles 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+try:
+    import distlock
+except ImportError:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import distlock
+from distlock.testing import RedisServer, RespConnection
+
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+def bench_distlock(url: str, cycles: int, warmup: int) -> float:
+    with distlock.Client(url) as client:
+        lock = client.lock("bench:python")
+        for _ in range(warmup):
+            lock.acquire()
+            lock.release()
+        start = time.perf_counter()
+        for _ in range(cycles):
+            lock.acquire()
+            lock.release()
+        return (time.perf_counter() - start) / cycles * 1e6
+
+
+def bench_raw(url: str, cycles: int, warmup: int) -> float:
+    u = urlparse(url)
+    with RespConnection(u.hostname or "127.0.0.1", u.port or 6379, password=u.password) as conn:
+        def cycle() -> None:
+            token = str(uuid.uuid4())
+            if conn.command("SET", "bench:python-raw", token, "NX", "PX", 30000) != "OK":
+                raise RuntimeError("raw SET NX found the key held")
+            conn.command("EVAL", _RELEASE, 1, "bench:python-raw", token)
+
+        for _ in range(warmup):
+            cycle()
+        start = time.perf_counter()
+        for _ in range(cycles):
+            cycle()
+        return (time.perf_counter() - start) / cycles * 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="redis URL; default: start a throwaway redis-server on a free loopback port")
+    parser.add_argument("--cycles", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    args = parser.parse_args()
+    if args.cycles < 1 or args.warmup < 0:
+        parser.error("--cycles must be at least 1 and --warmup not negative")
+
+    def run(url: str) -> None:
+        mean = bench_distlock(url, args.cycles, args.warmup)
+        print(f"python_acquire_release_us {mean:.1f}")
+        print(f"python_raw_setnx_release_us {bench_raw(url, args.cycles, args.warmup):.1f}")
+
+    if args.url:
+        run(args.url)
+    else:
+        with RedisServer() as server:
+            run(server.url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import math
 import numbers
@@ -79,6 +80,23 @@ def _key_bytes(key: Key) -> bytes:
 def _redact(url: str) -> str:
     """The URL with any password replaced, for repr() and messages."""
     return re.sub(r"(//[^/@]*?:)[^/@]*@", r"\1***@", url)
+
+
+# Every open client, so that interpreter exit can close them: their locks
+# are then released at once instead of lingering until their leases run out.
+_open_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
+_open_clients_mutex = threading.Lock()
+
+
+@atexit.register
+def _close_open_clients() -> None:
+    with _open_clients_mutex:
+        clients = list(_open_clients)
+    for c in clients:
+        try:
+            c.close()
+        except Exception:
+            pass
 
 
 def _in_main_thread() -> bool:
@@ -237,7 +255,8 @@ class Client:
     Thread-safe: share one client between threads, and create one
     :class:`Lock` per holder with :meth:`lock`. Close it with
     :meth:`close` or a ``with`` block; closing releases every lock still
-    held through it and cancels its waiting acquires.
+    held through it and cancels its waiting acquires. Clients still open
+    when the interpreter exits are closed then.
 
     Raises :class:`InvalidArgument` for a malformed URL or setting and
     :class:`ConnectionFailed` or :class:`AuthFailed` when the server cannot
@@ -292,6 +311,8 @@ class Client:
         if status != n.OK:
             raise n.failure(status, f"cannot open a client for {self._url}")
         self._handle = Handle(out.value, n.lib.distlock_client_close)
+        with _open_clients_mutex:
+            _open_clients.add(self)
 
     # -- locks -------------------------------------------------------------
 
@@ -433,6 +454,8 @@ class Client:
             held = list(self._held)
             self._held.clear()
             pending = list(self._pending)
+        with _open_clients_mutex:
+            _open_clients.discard(self)
         for cancel in pending:
             cancel.trigger()
         for lock in held:

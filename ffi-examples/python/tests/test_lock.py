@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -219,3 +222,32 @@ def test_version_and_status_names():
     assert distlock.native_version()
     assert distlock.status_name(3)
     assert distlock.status_name(0) != distlock.status_name(3)
+
+
+def test_locks_still_held_at_interpreter_exit_are_released(redis_server, resp, key):
+    # A daemon thread holds the lock when the interpreter exits: its frame,
+    # and so the Lock, is never freed, so only closing the client at exit
+    # releases it.
+    script = (
+        "import sys, threading, distlock\n"
+        "client = distlock.Client(sys.argv[1])\n"
+        "holding = threading.Event()\n"
+        "def hold():\n"
+        "    lock = client.lock(sys.argv[2], ttl=60)\n"
+        "    assert lock.acquire(blocking=False)\n"
+        "    print(lock.token, flush=True)\n"
+        "    holding.set()\n"
+        "    threading.Event().wait()\n"
+        "threading.Thread(target=hold, daemon=True).start()\n"
+        "assert holding.wait(30)\n"
+    )
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=package_dir)
+    done = subprocess.run(
+        [sys.executable, "-c", script, redis_server.url, key],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.strip()) == 36  # it did hold the lock
+    # Released at exit, not left to its 60 s lease.
+    assert resp.command("EXISTS", redis_key(key)) == 0

@@ -210,7 +210,9 @@ fn tick(store: &dyn Store, entries: &mut HashMap<u64, Entry>) {
         })
         .collect();
     let sent = BootInstant::now();
-    let outcome = store.extend(&batch);
+    // A failure is often a pooled connection that died with a server
+    // restart; the retry gets a fresh one at once.
+    let outcome = store.extend(&batch).or_else(|_| store.extend(&batch));
     drop(batch);
     match outcome {
         Ok(answers) => {

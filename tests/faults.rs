@@ -1,0 +1,259 @@
+//! Safety under faults: Redis killed, paused and restarted; a lossy network;
+//! a paused holder process. Every fault test prints its numbers.
+
+mod support;
+
+#[path = "../examples/common/checker.rs"]
+mod checker;
+
+use checker::{check, now_ns, Hold};
+use crossbeam_channel::RecvTimeoutError;
+use distlock::{Client, Error, Guard};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{Mode, RedisServer, TcpProxy};
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid is a child
+    // process this test started.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig})");
+}
+
+fn quick_client(url: &str) -> Client {
+    Client::builder()
+        .url(url)
+        .command_timeout(Duration::from_millis(200))
+        .connect_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap()
+}
+
+fn lost_within(g: &Guard, limit: Duration) -> bool {
+    matches!(
+        g.lost().recv_timeout(limit),
+        Err(RecvTimeoutError::Disconnected)
+    )
+}
+
+#[test]
+fn kill_and_empty_restart_is_noticed_within_a_renewal_period() {
+    let mut server = RedisServer::start();
+    let c = quick_client(&server.url());
+    let ttl = Duration::from_millis(900);
+    let period = ttl / 3;
+    let g = c.lock("crash").ttl(ttl).acquire().unwrap();
+    server.restart();
+    let restarted = Instant::now();
+    assert!(lost_within(&g, ttl * 3), "loss noticed");
+    let noticed = restarted.elapsed();
+    println!("loss noticed {noticed:?} after an empty restart (renewal period {period:?})");
+    // A renewal round may first meet the dead connection and retry once.
+    assert!(
+        noticed <= period + Duration::from_millis(150),
+        "{noticed:?}"
+    );
+    assert_eq!(g.release().unwrap_err(), Error::Lost);
+    assert!(
+        c.lock("crash").try_acquire().unwrap().is_some(),
+        "usable again"
+    );
+}
+
+#[test]
+fn redis_paused_beyond_the_ttl() {
+    let server = RedisServer::start();
+    let c = quick_client(&server.url());
+    let ttl = Duration::from_millis(500);
+    let g = c.lock("paused").ttl(ttl).acquire().unwrap();
+    let first = g.fence();
+    signal(server.pid(), libc::SIGSTOP);
+    let paused = Instant::now();
+    // is_held() follows the local deadline exactly...
+    let mut last_held = paused;
+    while g.is_held() && paused.elapsed() < ttl * 3 {
+        last_held = Instant::now();
+        std::thread::yield_now();
+    }
+    // ...and lost() fires at the deadline, or when the renewal blocked on
+    // the paused server gives up (one command timeout, 200 ms, later).
+    let lost = lost_within(&g, ttl * 3);
+    let noticed = paused.elapsed();
+    signal(server.pid(), libc::SIGCONT);
+    println!(
+        "Redis paused: is_held() false after {:?}, lost() fired after {noticed:?} (ttl {ttl:?})",
+        last_held - paused
+    );
+    assert!(last_held - paused < ttl, "held past the lease");
+    assert!(
+        lost && noticed <= ttl + Duration::from_millis(300),
+        "{noticed:?}"
+    );
+    let other = quick_client(&server.url());
+    let next = other
+        .lock("paused")
+        .acquire_timeout(Duration::from_secs(3))
+        .unwrap();
+    assert!(next.fence() > first);
+    assert_eq!(
+        g.release().unwrap_err(),
+        Error::Lost,
+        "and spares the new owner"
+    );
+    assert!(next.is_held());
+}
+
+/// Workers of two clients take one lock through a faulty proxy while the
+/// main thread injects latency, dropped connections and a black hole.
+#[test]
+fn lossy_network_never_yields_an_undetected_overlap() {
+    let server = RedisServer::start();
+    let proxy = TcpProxy::start(server.port);
+    let holds = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = [quick_client(&proxy.url()), quick_client(&proxy.url())];
+    let errors = Arc::new(Mutex::new(0usize));
+    std::thread::scope(|s| {
+        for t in 0..6 {
+            let (c, holds, stop, errors) = (&clients[t % 2], &holds, &stop, &errors);
+            s.spawn(move || {
+                let lock = c.lock("net").ttl(Duration::from_millis(300));
+                let started = Instant::now();
+                while !stop.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(20) {
+                    let Ok(g) = lock.acquire_timeout(Duration::from_millis(500)) else {
+                        *errors.lock().unwrap() += 1;
+                        continue;
+                    };
+                    let start = now_ns();
+                    // Two milliseconds of work, watching for the loss.
+                    let mut lost = lost_within(&g, Duration::from_millis(2));
+                    let end = now_ns();
+                    lost |= !g.is_held();
+                    let fence = g.fence();
+                    lost |= g.release() == Err(Error::Lost);
+                    holds.lock().unwrap().push(Hold {
+                        fence,
+                        start,
+                        end,
+                        lost,
+                    });
+                }
+            });
+        }
+        let phase = |mode: Mode, for_: Duration| {
+            proxy.set_mode(mode);
+            std::thread::sleep(for_);
+        };
+        // The schedule of faults is the test's input, not synchronisation.
+        phase(Mode::Pass, Duration::from_millis(300));
+        phase(
+            Mode::Delay(Duration::from_millis(40)),
+            Duration::from_millis(600),
+        );
+        proxy.set_mode(Mode::Pass);
+        proxy.cut_all();
+        phase(Mode::Pass, Duration::from_millis(300));
+        proxy.set_mode(Mode::BlackHole);
+        proxy.cut_all();
+        std::thread::sleep(Duration::from_millis(700));
+        proxy.set_mode(Mode::Pass);
+        proxy.cut_all();
+        std::thread::sleep(Duration::from_millis(800));
+        stop.store(true, Ordering::SeqCst);
+    });
+    let holds = holds.lock().unwrap().clone();
+    let r = check(holds);
+    println!(
+        "lossy network: {} holds, {} acquire failures, {} signalled losses, {} overlaps detected, {} undetected, {} fence regressions",
+        r.holds,
+        errors.lock().unwrap(),
+        r.signalled_losses,
+        r.overlaps_detected,
+        r.overlaps_undetected,
+        r.fence_regressions
+    );
+    assert!(r.holds > 50, "work went on around the faults");
+    assert_eq!(r.overlaps_undetected, 0);
+    assert_eq!(r.fence_regressions, 0);
+}
+
+const HOLDER_ENV: &str = "DISTLOCK_FAULTS_HOLDER";
+
+/// A holder process: takes the lock, says so, and on "check" reports what
+/// it knows about its lock.
+#[test]
+fn holder_process_entry() {
+    let Ok(url) = std::env::var(HOLDER_ENV) else {
+        return;
+    };
+    let c = Client::open(&url).unwrap();
+    let g = c
+        .lock("stopped")
+        .ttl(Duration::from_millis(400))
+        .acquire()
+        .unwrap();
+    println!("held {}", g.fence());
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    let fired = g.lost().try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected);
+    let release = g.is_held();
+    println!("after {fired} {release} {}", g.release().is_ok());
+}
+
+#[test]
+fn a_paused_holder_loses_the_lock_and_learns_it_on_resume() {
+    let server = RedisServer::start();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "holder_process_entry",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(HOLDER_ENV, server.url())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let read_tagged = |out: &mut BufReader<_>, tag: &str| -> String {
+        let mut line = String::new();
+        for _ in 0..50 {
+            line.clear();
+            if out.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            // libtest may have printed "test … ... " on the same line.
+            if let Some(at) = line.find(tag) {
+                return line[at + tag.len()..].trim().to_string();
+            }
+        }
+        panic!("no {tag:?} line from the holder");
+    };
+    let first: u64 = read_tagged(&mut out, "held ").parse().unwrap();
+    signal(child.id(), libc::SIGSTOP);
+    let stopped = Instant::now();
+    let c = Client::open(&server.url()).unwrap();
+    let g = c
+        .lock("stopped")
+        .acquire_timeout(Duration::from_secs(5))
+        .unwrap();
+    println!(
+        "taken over {:?} after the holder was paused",
+        stopped.elapsed()
+    );
+    assert!(g.fence() > first, "the paused holder's fence is stale");
+    signal(child.id(), libc::SIGCONT);
+    writeln!(child.stdin.as_mut().unwrap(), "check").unwrap();
+    let after = read_tagged(&mut out, "after ");
+    assert_eq!(
+        after, "true false false",
+        "lost fired, not held, release refused"
+    );
+    assert!(child.wait().unwrap().success());
+    assert!(g.is_held(), "the new owner kept its lock");
+}

@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
+# The committed C header must match the code: the build script leaves it
+# alone and tests/ffi_header.rs fails on a stale one.
+export DISTLOCK_HEADER_CHECK=1
 
 echo "== cargo test"
 cargo test --all-targets

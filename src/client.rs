@@ -5,8 +5,10 @@ use crate::local::{Fairness, LocalLocks, MAX_HANDOFFS};
 use crate::lock::{validate_ttl, Lock};
 use crate::notify::Notifier;
 use crate::renew::{Msg, Renewer};
-use crate::store::redis::{RedisConfig, RedisStore};
+use crate::store::cluster::ClusterStore;
+use crate::store::redis::{RedisConfig, RedisStore, Replicas};
 use crate::store::redlock::RedlockStore;
+use crate::store::sentinel::SentinelConfig;
 use crate::store::Store;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -186,6 +188,24 @@ pub struct Builder {
     max_hold: Option<Duration>,
     max_retry_interval: Duration,
     fairness: Fairness,
+    deployment: Deployment,
+    /// Replica acknowledgement: how many, and how long to wait (0: off).
+    replicas: (u32, Duration),
+}
+
+/// How the servers in [`Builder::urls`] are deployed.
+#[derive(Clone)]
+enum Deployment {
+    /// One server, or Redlock over several independent ones.
+    Direct,
+    /// A Redis Cluster; the URLs are seeds.
+    Cluster,
+    /// Redis Sentinel; the one URL gives the master's scheme, credentials
+    /// and db, and the sentinels its address.
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+    },
 }
 
 impl Default for Builder {
@@ -204,6 +224,8 @@ impl Default for Builder {
                 handoffs: 16,
                 budget: Duration::from_millis(20),
             },
+            deployment: Deployment::Direct,
+            replicas: (0, Duration::ZERO),
         }
     }
 }
@@ -223,6 +245,57 @@ impl Builder {
     /// keep it well below the TTL.
     pub fn nodes<S: AsRef<str>>(mut self, urls: impl IntoIterator<Item = S>) -> Self {
         self.urls = urls.into_iter().map(|u| u.as_ref().to_string()).collect();
+        self
+    }
+
+    /// Redis Cluster: the URLs of some of its nodes (seeds; list several,
+    /// so that the client can start, and its release feed listen, while one
+    /// is down). The client learns the slot map from the first seed that
+    /// answers and follows MOVED and ASK redirections; a later
+    /// [`url`](Builder::url) or [`nodes`](Builder::nodes) replaces the
+    /// seeds. All seeds must share credentials and TLS, and use db 0. A
+    /// lock's keys share one hash slot (see the README on key layout).
+    pub fn cluster<S: AsRef<str>>(mut self, urls: impl IntoIterator<Item = S>) -> Self {
+        self.urls = urls.into_iter().map(|u| u.as_ref().to_string()).collect();
+        self.deployment = Deployment::Cluster;
+        self
+    }
+
+    /// Redis Sentinel: `sentinels` (`host:port`, or
+    /// `redis://[user:password@]host:port` when the sentinels need
+    /// credentials of their own) watch the master they know as `master`.
+    /// Every new connection asks them where the master is, so after a
+    /// failover the client moves to the promoted replica by itself.
+    /// The scheme, credentials and db for the master come from
+    /// [`url`](Builder::url) (its host and port are not used).
+    pub fn sentinel<S: AsRef<str>>(
+        mut self,
+        sentinels: impl IntoIterator<Item = S>,
+        master: &str,
+    ) -> Self {
+        self.deployment = Deployment::Sentinel {
+            sentinels: sentinels
+                .into_iter()
+                .map(|s| s.as_ref().to_string())
+                .collect(),
+            master: master.to_string(),
+        };
+        self
+    }
+
+    /// Replica acknowledgement (default off; `count` 0 turns it off): after
+    /// the write that takes a lock, keeps a lease at the end of local
+    /// hand-offs, or renews leases, the server is asked with `WAIT` to
+    /// confirm that at least `count` replicas have it, waiting at most
+    /// `timeout` (1 ms to 1 hour). If fewer confirm, an acquisition is given
+    /// back and fails with [`Error::Connection`] saying how many did (and,
+    /// being transient, is retried like a lost reply until the acquire's
+    /// deadline); a renewal counts as failed, so the lease is not extended
+    /// and is reported lost if its deadline passes before a renewal is
+    /// confirmed. With Redlock, every node waits for its own replicas.
+    /// The README says what this does and does not guarantee.
+    pub fn replicas(mut self, count: u32, timeout: Duration) -> Self {
+        self.replicas = (count, timeout);
         self
     }
 
@@ -305,7 +378,11 @@ impl Builder {
     /// Checks the settings, connects, and starts the renewal thread.
     pub fn build(self) -> Result<Client> {
         self.validate()?;
-        let cfgs: Vec<RedisConfig> = self
+        let replicas = (self.replicas.0 > 0).then_some(Replicas {
+            count: self.replicas.0,
+            timeout: self.replicas.1,
+        });
+        let mut cfgs: Vec<RedisConfig> = self
             .urls
             .iter()
             .map(|url| RedisConfig {
@@ -314,13 +391,29 @@ impl Builder {
                 pool_size: self.pool_size,
                 connect_timeout: self.connect_timeout,
                 command_timeout: self.command_timeout,
+                replicas,
+                sentinel: None,
             })
             .collect();
-        let store: Arc<dyn Store> = match cfgs.as_slice() {
-            [] => return Err(Error::invalid("no server URL given")),
-            [one] => Arc::new(RedisStore::connect(one)?),
-            many => Arc::new(RedlockStore::connect(many)?),
-        };
+        let store: Arc<dyn Store> =
+            match (&self.deployment, cfgs.as_mut_slice()) {
+                (_, []) => return Err(Error::invalid("no server URL given")),
+                (Deployment::Cluster, [first, ..]) => {
+                    Arc::new(ClusterStore::connect(&self.urls, first)?)
+                }
+                (Deployment::Sentinel { sentinels, master }, [one]) => {
+                    one.sentinel = Some(SentinelConfig {
+                        sentinels: sentinels.clone(),
+                        master: master.clone(),
+                    });
+                    Arc::new(RedisStore::connect(one)?)
+                }
+                (Deployment::Sentinel { .. }, _) => return Err(Error::invalid(
+                    "with sentinel, give one URL (for the master's credentials and db), not nodes",
+                )),
+                (Deployment::Direct, [one]) => Arc::new(RedisStore::connect(one)?),
+                (Deployment::Direct, many) => Arc::new(RedlockStore::connect(many)?),
+            };
         let renewer = Renewer::spawn(store.clone())
             .map_err(|e| Error::Connection(format!("cannot start the renewal thread: {e}")))?;
         let notifier = Notifier::new(store.clone());
@@ -375,6 +468,12 @@ impl Builder {
         if self.max_retry_interval < Duration::from_millis(1) {
             return Err(Error::invalid("max_retry_interval must be at least 1 ms"));
         }
+        let (count, wait) = self.replicas;
+        if count > 0 && (wait < Duration::from_millis(1) || wait > Duration::from_secs(3600)) {
+            return Err(Error::invalid(
+                "the replica acknowledgement timeout must be between 1 ms and 1 hour",
+            ));
+        }
         Ok(())
     }
 }
@@ -394,7 +493,36 @@ impl fmt::Debug for Builder {
             .field("max_hold", &self.max_hold)
             .field("max_retry_interval", &self.max_retry_interval)
             .field("fast_path", &self.fairness)
+            .field("deployment", &self.deployment)
+            .field("replicas", &self.replicas)
             .finish()
+    }
+}
+
+impl fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Deployment::Direct => f.write_str("Direct"),
+            Deployment::Cluster => f.write_str("Cluster"),
+            Deployment::Sentinel { sentinels, master } => f
+                .debug_struct("Sentinel")
+                .field(
+                    "sentinels",
+                    &sentinels
+                        .iter()
+                        .map(|s| {
+                            if s.contains("://") {
+                                redact_url(s)
+                            } else {
+                                // A bare `host:port`; any `user:pw@` is hidden too.
+                                redact_url(&format!("redis://{s}"))
+                            }
+                        })
+                        .collect::<Vec<_>>(),
+                )
+                .field("master", master)
+                .finish(),
+        }
     }
 }
 

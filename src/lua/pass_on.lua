@@ -4,12 +4,16 @@
 -- tell them; otherwise keep it, restart the lease and reserve a new block of
 -- fences for further local hand-offs.
 -- KEYS[1] lock key, KEYS[2] fencing counter.
--- ARGV[1] token, ARGV[2] lease in milliseconds, ARGV[3] fence block size.
+-- ARGV[1] token, ARGV[2] lease in milliseconds, ARGV[3] fence block size,
+-- ARGV[4] (optional) how many subscribers the caller counted itself: in a
+-- Redis Cluster waiters may listen on any node, and NUMSUB only counts this
+-- node's, so the cluster store sums NUMSUB over all nodes and passes it here.
 -- Returns {0} if not ours, {1} if released, {2, fence} if kept.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {0}
 end
-if redis.call('PUBSUB', 'NUMSUB', KEYS[1])[2] > 0 then
+local waiting = tonumber(ARGV[4]) or redis.call('PUBSUB', 'NUMSUB', KEYS[1])[2]
+if waiting > 0 then
   redis.call('DEL', KEYS[1])
   redis.call('PUBLISH', KEYS[1], 'released')
   return {1}

@@ -5,8 +5,10 @@
 //! Another backend (etcd, ZooKeeper, memcached) would implement the same
 //! trait without touching the rest of the crate.
 
+pub(crate) mod cluster;
 pub(crate) mod redis;
 pub(crate) mod redlock;
+pub(crate) mod sentinel;
 
 use crate::error::Result;
 use std::time::Duration;

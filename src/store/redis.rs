@@ -9,6 +9,7 @@
 //! Lock keys start with the prefix (which may not contain braces) and fence
 //! keys start with `{`, so the two families never collide.
 
+use super::sentinel::{SentinelConfig, Sentinels};
 use super::{Acquired, Extend, FeedHandler, PassOn, Store, FENCE_BLOCK};
 use crate::error::{Error, Result};
 use crate::LockInfo;
@@ -24,19 +25,67 @@ pub(crate) struct RedisConfig {
     pub pool_size: u32,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
+    /// Replica acknowledgement of lease writes (`WAIT`); `None`: off.
+    pub replicas: Option<Replicas>,
+    /// Find the server through Redis Sentinel; `url` then only gives the
+    /// scheme, credentials and db used with the master.
+    pub sentinel: Option<SentinelConfig>,
+}
+
+/// Replica acknowledgement: after a write that takes or extends a lease,
+/// `WAIT count timeout` on the same connection; fewer acknowledgements make
+/// the operation fail (an acquisition is given back first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Replicas {
+    /// How many replicas must confirm.
+    pub count: u32,
+    /// How long the server waits for them (at least 1 ms: `WAIT` with 0
+    /// would wait forever).
+    pub timeout: Duration,
+}
+
+/// Asks the server, on the connection `c` that just wrote, how many
+/// replicas have that write. The read timeout is stretched for the wait.
+fn wait_replicas(
+    c: &mut redis::Connection,
+    r: Replicas,
+    command_timeout: Duration,
+) -> std::result::Result<u32, RedisError> {
+    c.set_read_timeout(Some(command_timeout + r.timeout))?;
+    let acked = redis::cmd("WAIT")
+        .arg(r.count)
+        .arg(millis(r.timeout).max(1))
+        .query::<i64>(c);
+    c.set_read_timeout(Some(command_timeout))?;
+    Ok(u32::try_from(acked?).unwrap_or(0))
+}
+
+/// The error for a write that too few replicas confirmed: a connection
+/// error, since it is worth retrying once the replicas catch up.
+pub(crate) fn too_few_replicas(what: &str, acked: u32, r: Replicas) -> Error {
+    Error::Connection(format!(
+        "only {acked} of {} replica(s) acknowledged the {what} within {} ms",
+        r.count,
+        millis(r.timeout).max(1)
+    ))
+}
+
+/// Whether a script reply is an array whose first element is `code`.
+pub(crate) fn reply_code_is(v: &Value, code: i64) -> bool {
+    matches!(v, Value::Array(items) if matches!(items.first(), Some(Value::Int(c)) if *c == code))
 }
 
 /// The lock scripts, each sent by SHA and loaded again on NOSCRIPT.
-struct Scripts {
-    acquire: redis::Script,
-    release: redis::Script,
-    extend: redis::Script,
-    pass_on: redis::Script,
-    raise_fence: redis::Script,
+pub(crate) struct Scripts {
+    pub acquire: redis::Script,
+    pub release: redis::Script,
+    pub extend: redis::Script,
+    pub pass_on: redis::Script,
+    pub raise_fence: redis::Script,
 }
 
 impl Scripts {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Scripts {
             acquire: redis::Script::new(include_str!("../lua/acquire.lua")),
             release: redis::Script::new(include_str!("../lua/release.lua")),
@@ -63,13 +112,22 @@ pub(crate) struct Manager {
     connect_timeout: Duration,
     command_timeout: Duration,
     secret: Secret,
+    /// With Sentinel, every new connection goes to the master of the moment.
+    sentinel: Option<Sentinels>,
 }
 
 impl Manager {
     fn open(&self) -> std::result::Result<Conn, RedisError> {
-        let inner = self
-            .client
-            .get_connection_with_timeout(self.connect_timeout)?;
+        let inner = match &self.sentinel {
+            Some(s) => s.connect_master(
+                self.client.get_connection_info(),
+                self.connect_timeout,
+                self.command_timeout,
+            )?,
+            None => self
+                .client
+                .get_connection_with_timeout(self.connect_timeout)?,
+        };
         inner.set_read_timeout(Some(self.command_timeout))?;
         inner.set_write_timeout(Some(self.command_timeout))?;
         Ok(Conn {
@@ -82,7 +140,7 @@ impl Manager {
 /// The r2d2 error type: our [`Error`], so that pool failures keep their kind
 /// and never carry the password.
 #[derive(Debug)]
-pub(crate) struct PoolError(Error);
+pub(crate) struct PoolError(pub(crate) Error);
 
 impl std::fmt::Display for PoolError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,20 +172,29 @@ impl r2d2::ManageConnection for SharedManager {
     }
 }
 
-/// The configured password, kept only to scrub it out of server messages.
+/// The configured passwords, kept only to scrub them out of server messages.
 #[derive(Clone, Default)]
-struct Secret(Option<Arc<str>>);
+pub(crate) struct Secret(Vec<Arc<str>>);
 
 impl Secret {
-    fn scrub(&self, msg: String) -> String {
-        match &self.0 {
-            Some(s) if !s.is_empty() && msg.contains(&**s) => msg.replace(&**s, "<redacted>"),
-            _ => msg,
+    /// Remembers `password` (if any) as one more secret to scrub.
+    pub(crate) fn add(&mut self, password: Option<&str>) {
+        if let Some(p) = password.filter(|p| !p.is_empty()) {
+            self.0.push(Arc::from(p));
         }
     }
 
+    pub(crate) fn scrub(&self, mut msg: String) -> String {
+        for s in &self.0 {
+            if msg.contains(&**s) {
+                msg = msg.replace(&**s, "<redacted>");
+            }
+        }
+        msg
+    }
+
     /// Turns a redis-rs error into ours, choosing the variant by kind.
-    fn map(&self, e: &RedisError) -> Error {
+    pub(crate) fn map(&self, e: &RedisError) -> Error {
         let msg = self.scrub(e.to_string());
         let auth_code = matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
         match e.kind() {
@@ -136,6 +203,9 @@ impl Secret {
             }
             _ if auth_code => Error::Auth(msg),
             ErrorKind::InvalidClientConfig => Error::InvalidArgument(msg),
+            // The server is a replica now (a failover happened), or the
+            // cluster is reconfiguring: another connection will do.
+            _ if is_failover_error(e) => Error::Connection(msg),
             _ if e.is_io_error()
                 || e.is_timeout()
                 || e.is_connection_dropped()
@@ -146,6 +216,20 @@ impl Secret {
             _ => Error::Redis(msg),
         }
     }
+}
+
+/// Errors that mean "this server cannot take writes right now, ask again":
+/// a replica's READONLY after a failover, and cluster reconfiguration.
+pub(crate) fn is_failover_error(e: &RedisError) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::ReadOnly
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::TryAgain
+        ) | ErrorKind::ClusterConnectionNotFound
+    ) || e.code() == Some("READONLY")
 }
 
 /// How long the release feed reads before checking its connection.
@@ -161,6 +245,8 @@ pub(crate) struct RedisStore {
     secret: Secret,
     /// `host:port/db`, for Debug output.
     place: String,
+    replicas: Option<Replicas>,
+    command_timeout: Duration,
 }
 
 impl RedisStore {
@@ -188,13 +274,32 @@ impl RedisStore {
             Error::invalid(format!("cannot parse the Redis URL ({})", e.category()))
         })?;
         let info = client.get_connection_info();
-        let secret = Secret(info.redis_settings().password().map(Arc::from));
-        let place = format!("{}/{}", info.addr(), info.redis_settings().db());
+        let mut secret = Secret::default();
+        secret.add(info.redis_settings().password());
+        let (place, sentinel) = match &cfg.sentinel {
+            Some(s) => {
+                let sentinels = Sentinels::new(s)?;
+                for p in sentinels.passwords() {
+                    secret.add(Some(p));
+                }
+                let place = format!(
+                    "{}, db {}",
+                    sentinels.describe(),
+                    info.redis_settings().db()
+                );
+                (place, Some(sentinels))
+            }
+            None => (
+                format!("{}/{}", info.addr(), info.redis_settings().db()),
+                None,
+            ),
+        };
         let manager = Arc::new(Manager {
             client,
             connect_timeout: cfg.connect_timeout,
             command_timeout: cfg.command_timeout,
             secret: secret.clone(),
+            sentinel,
         });
         let threads = scheduled_thread_pool::ScheduledThreadPool::builder()
             .num_threads(1)
@@ -217,6 +322,8 @@ impl RedisStore {
             scripts: Scripts::new(),
             secret,
             place,
+            replicas: cfg.replicas,
+            command_timeout: cfg.command_timeout,
         })
     }
 
@@ -234,7 +341,11 @@ impl RedisStore {
             Error::Connection(self.secret.scrub(format!("no connection available: {e}")))
         })?;
         f(&mut conn.inner).map_err(|e| {
-            if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+            if e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || is_failover_error(&e)
+            {
                 conn.broken = true;
             }
             self.secret.map(&e)
@@ -284,11 +395,11 @@ pub(crate) fn fence_key(lock_key: &str) -> String {
 }
 
 /// The cached value a loader keeps beside its lock `lock_key`.
-fn value_key(lock_key: &str) -> String {
+pub(crate) fn value_key(lock_key: &str) -> String {
     side_key(lock_key, "value")
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -301,7 +412,7 @@ fn parse_fence(text: &[u8]) -> Option<u64> {
     std::str::from_utf8(text).ok()?.parse().ok()
 }
 
-fn parse_acquire(v: Value) -> Result<Acquired> {
+pub(crate) fn parse_acquire(v: Value) -> Result<Acquired> {
     let Value::Array(items) = &v else {
         return Err(unexpected("acquire", &v));
     };
@@ -316,7 +427,7 @@ fn parse_acquire(v: Value) -> Result<Acquired> {
     }
 }
 
-fn parse_pass_on(v: Value) -> Result<PassOn> {
+pub(crate) fn parse_pass_on(v: Value) -> Result<PassOn> {
     let Value::Array(items) = &v else {
         return Err(unexpected("pass-on", &v));
     };
@@ -330,20 +441,81 @@ fn parse_pass_on(v: Value) -> Result<PassOn> {
     }
 }
 
+/// Runs a release feed on `conn` (see [`Store::run_feed`]): subscribes to
+/// `control` and to the lock keys (`<prefix>:<name>`) the handler asks for,
+/// and reports releases until told to stop or the connection fails.
+pub(crate) fn feed_on(
+    conn: &mut redis::Connection,
+    prefix: &str,
+    control: &str,
+    handler: &mut dyn FeedHandler,
+    secret: &Secret,
+) -> Result<()> {
+    let map = |e: RedisError| secret.map(&e);
+    let key = |name: &str| format!("{prefix}:{name}");
+    let mut feed = conn.as_pubsub();
+    // Idle reads end every few seconds to check the connection.
+    feed.set_read_timeout(Some(FEED_IDLE)).map_err(map)?;
+    feed.subscribe(control).map_err(map)?;
+    let own = format!("{prefix}:");
+    loop {
+        let changes = handler.changes();
+        if changes.stop {
+            return Ok(());
+        }
+        for name in &changes.subscribe {
+            feed.subscribe(key(name)).map_err(map)?;
+            handler.subscribed(name);
+        }
+        for name in &changes.unsubscribe {
+            feed.unsubscribe(key(name)).map_err(map)?;
+        }
+        match feed.get_message() {
+            Ok(msg) => {
+                let channel = msg.get_channel_name();
+                if let Some(name) = channel.strip_prefix(&own) {
+                    handler.released(name);
+                }
+            }
+            Err(e) if e.is_timeout() => {
+                feed.ping::<()>().map_err(map)?;
+            }
+            Err(e) => return Err(map(e)),
+        }
+    }
+}
+
 impl Store for RedisStore {
     fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
         let key = self.lock_key(name);
-        let reply: Value = self.with_conn(|c| {
-            self.scripts
+        let (reply, acked) = self.with_conn(|c| {
+            let reply: Value = self
+                .scripts
                 .acquire
                 .key(&key)
                 .key(fence_key(&key))
                 .arg(token)
                 .arg(millis(ttl))
                 .arg(FENCE_BLOCK)
-                .invoke(c)
+                .invoke(c)?;
+            let acked = match self.replicas {
+                Some(r) if reply_code_is(&reply, 1) => {
+                    Some(wait_replicas(c, r, self.command_timeout)?)
+                }
+                _ => None,
+            };
+            Ok((reply, acked))
         })?;
-        parse_acquire(reply)
+        let got = parse_acquire(reply)?;
+        if let (Some(r), Some(acked)) = (self.replicas, acked) {
+            if acked < r.count {
+                // Not durable enough: give it back rather than hold a lock a
+                // failover could hand to someone else.
+                let _ = self.release(name, token);
+                return Err(too_few_replicas("lock (it was given back)", acked, r));
+            }
+        }
+        Ok(got)
     }
 
     fn release(&self, name: &str, token: &str) -> Result<bool> {
@@ -354,16 +526,30 @@ impl Store for RedisStore {
 
     fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn> {
         let key = self.lock_key(name);
-        let reply: Value = self.with_conn(|c| {
-            self.scripts
+        let (reply, acked) = self.with_conn(|c| {
+            let reply: Value = self
+                .scripts
                 .pass_on
                 .key(&key)
                 .key(fence_key(&key))
                 .arg(token)
                 .arg(millis(ttl))
                 .arg(FENCE_BLOCK)
-                .invoke(c)
+                .invoke(c)?;
+            let acked = match self.replicas {
+                Some(r) if reply_code_is(&reply, 2) => {
+                    Some(wait_replicas(c, r, self.command_timeout)?)
+                }
+                _ => None,
+            };
+            Ok((reply, acked))
         })?;
+        if let (Some(r), Some(acked)) = (self.replicas, acked) {
+            if acked < r.count {
+                // The caller releases the lock on an error.
+                return Err(too_few_replicas("kept lease", acked, r));
+            }
+        }
         parse_pass_on(reply)
     }
 
@@ -380,14 +566,29 @@ impl Store for RedisStore {
                 .arg(e.token)
                 .arg(millis(e.ttl));
         }
-        let replies: Vec<i64> = self.with_conn(|c| match pipe.query(c) {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                // Extending is idempotent: load the script and send them all again.
-                self.scripts.extend.prepare_invoke().load(c)?;
-                pipe.query(c)
-            }
-            other => other,
+        let (replies, acked): (Vec<i64>, _) = self.with_conn(|c| {
+            let replies: Vec<i64> = match pipe.query(c) {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    // Extending is idempotent: load the script and send them all again.
+                    self.scripts.extend.prepare_invoke().load(c)?;
+                    pipe.query(c)
+                }
+                other => other,
+            }?;
+            let acked = match self.replicas {
+                Some(r) if replies.contains(&1) => Some(wait_replicas(c, r, self.command_timeout)?),
+                _ => None,
+            };
+            Ok((replies, acked))
         })?;
+        if let (Some(r), Some(acked)) = (self.replicas, acked) {
+            if acked < r.count {
+                // The leases stay as they were acknowledged before: the
+                // renewal thread tries again, and reports them lost if
+                // their deadlines pass first.
+                return Err(too_few_replicas("renewal", acked, r));
+            }
+        }
         if replies.len() != batch.len() {
             return Err(Error::Redis(format!(
                 "extend pipeline returned {} replies for {} leases",
@@ -399,38 +600,14 @@ impl Store for RedisStore {
     }
 
     fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()> {
-        let map = |e: RedisError| self.secret.map(&e);
-        let mut conn = self.manager.open().map_err(map)?;
-        let mut feed = conn.inner.as_pubsub();
-        // Idle reads end every few seconds to check the connection.
-        feed.set_read_timeout(Some(FEED_IDLE)).map_err(map)?;
-        feed.subscribe(control).map_err(map)?;
-        let own = format!("{}:", self.prefix);
-        loop {
-            let changes = handler.changes();
-            if changes.stop {
-                return Ok(());
-            }
-            for name in &changes.subscribe {
-                feed.subscribe(self.lock_key(name)).map_err(map)?;
-                handler.subscribed(name);
-            }
-            for name in &changes.unsubscribe {
-                feed.unsubscribe(self.lock_key(name)).map_err(map)?;
-            }
-            match feed.get_message() {
-                Ok(msg) => {
-                    let channel = msg.get_channel_name();
-                    if let Some(name) = channel.strip_prefix(&own) {
-                        handler.released(name);
-                    }
-                }
-                Err(e) if e.is_timeout() => {
-                    feed.ping::<()>().map_err(map)?;
-                }
-                Err(e) => return Err(map(e)),
-            }
-        }
+        let mut conn = self.manager.open().map_err(|e| self.secret.map(&e))?;
+        feed_on(
+            &mut conn.inner,
+            &self.prefix,
+            control,
+            handler,
+            &self.secret,
+        )
     }
 
     fn poke(&self, control: &str) -> Result<()> {

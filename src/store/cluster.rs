@@ -1,0 +1,513 @@
+//! Redis Cluster: the same scripts and key layout as the single-node store,
+//! sent through redis-rs's blocking cluster client, which routes each
+//! command to the master of its key's slot and follows MOVED and ASK
+//! redirections (refreshing its slot map on MOVED).
+//!
+//! Slots: a script may only touch keys of one slot. The lock key
+//! `<prefix>:<name>` and its side keys (`{<prefix>:<name>}:fence`,
+//! `{<prefix>:<name>}:value`) hash alike because the side keys carry the
+//! whole lock key as their hash tag; a name that has a `{tag}` of its own
+//! makes every key hash on that tag instead (see `side_key`). So names
+//! like `user:{42}:cart` and `user:{42}:orders` are in one slot, on purpose.
+//!
+//! Release notifications use regular pub/sub, not sharded pub/sub: in a
+//! cluster a PUBLISH is forwarded over the cluster bus to every node, so a
+//! client hears every release by subscribing on any one node, with one
+//! connection, whatever the slots and however they move. The feed takes the
+//! first seed URL and moves to the next one whenever its connection fails.
+//! Sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7) would cost a connection per
+//! master, resubscribing on every slot move or failover, and redis-rs's
+//! blocking cluster client has no pub/sub; the price of regular pub/sub is
+//! bus traffic for each release, which lock releases can afford.
+//!
+//! Because waiters may subscribe on any node, the pass-on check ("does any
+//! other client wait?") sums `PUBSUB NUMSUB` over all nodes before running
+//! its script, instead of the script asking its own node.
+//!
+//! Replica acknowledgement: `WAIT` is sent to the master of the key's slot,
+//! on the very connection that made the write; for a batch of renewals, to
+//! every master (the minimum counts).
+
+use super::redis::{
+    feed_on, fence_key, is_failover_error, millis, parse_acquire, parse_pass_on, reply_code_is,
+    too_few_replicas, value_key, PoolError, RedisConfig, Replicas, Scripts, Secret,
+};
+use super::{Acquired, Extend, FeedHandler, PassOn, Store, FENCE_BLOCK};
+use crate::error::{Error, Result};
+use crate::LockInfo;
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the cluster client retries a command (after MOVED, ASK,
+/// TRYAGAIN or a lost node connection) before giving up.
+const RETRIES: u32 = 5;
+/// Its shortest and longest pause between retries, in milliseconds.
+const RETRY_WAIT_MS: (u64, u64) = (5, 250);
+
+/// A pooled cluster connection (one socket per node it has talked to) that
+/// remembers whether it can still be trusted, like the single-node `Conn`.
+pub(crate) struct ClusterConn {
+    inner: ClusterConnection,
+    broken: bool,
+}
+
+/// Opens cluster connections for the r2d2 pool.
+pub(crate) struct ClusterManager {
+    client: ClusterClient,
+    secret: Secret,
+}
+
+impl r2d2::ManageConnection for ClusterManager {
+    type Connection = ClusterConn;
+    type Error = PoolError;
+
+    fn connect(&self) -> std::result::Result<ClusterConn, PoolError> {
+        self.client
+            .get_connection()
+            .map(|inner| ClusterConn {
+                inner,
+                broken: false,
+            })
+            .map_err(|e| PoolError(self.secret.map(&e)))
+    }
+
+    fn is_valid(&self, conn: &mut ClusterConn) -> std::result::Result<(), PoolError> {
+        redis::cmd("PING")
+            .query::<()>(&mut conn.inner)
+            .map_err(|e| PoolError(self.secret.map(&e)))
+    }
+
+    fn has_broken(&self, conn: &mut ClusterConn) -> bool {
+        use redis::ConnectionLike;
+        conn.broken || !conn.inner.is_open()
+    }
+}
+
+/// A Redis Cluster holding locks.
+pub(crate) struct ClusterStore {
+    pool: r2d2::Pool<ClusterManager>,
+    /// Plain clients for the seed nodes: the release feed listens on one.
+    seeds: Vec<redis::Client>,
+    /// The seed the feed uses; the next one after a failure.
+    feed_node: AtomicUsize,
+    prefix: String,
+    scripts: Scripts,
+    secret: Secret,
+    replicas: Option<Replicas>,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    place: String,
+}
+
+impl ClusterStore {
+    /// Parses the seed URLs, connects to the first one that answers, reads
+    /// the slot map (which fails on a server without cluster mode) and
+    /// builds the pool. `cfg` gives everything but the URLs.
+    pub(crate) fn connect(urls: &[String], cfg: &RedisConfig) -> Result<Self> {
+        crate::tls::install_crypto_provider();
+        if urls.is_empty() {
+            return Err(Error::invalid("a cluster needs at least one seed URL"));
+        }
+        let mut secret = Secret::default();
+        let mut seeds = Vec::with_capacity(urls.len());
+        for (i, url) in urls.iter().enumerate() {
+            let client = redis::Client::open(url.as_str()).map_err(|e| {
+                Error::invalid(format!(
+                    "cannot parse cluster seed URL #{} ({})",
+                    i + 1,
+                    e.category()
+                ))
+            })?;
+            secret.add(client.get_connection_info().redis_settings().password());
+            seeds.push(client);
+        }
+        let client = ClusterClient::builder(urls.iter().map(String::as_str))
+            .connection_timeout(cfg.connect_timeout)
+            .response_timeout(cfg.command_timeout)
+            .retries(RETRIES)
+            .min_retry_wait(RETRY_WAIT_MS.0)
+            .max_retry_wait(RETRY_WAIT_MS.1)
+            .build()
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidClientConfig => {
+                    Error::invalid(secret.scrub(format!("cluster seed URLs: {e}")))
+                }
+                _ => secret.map(&e),
+            })?;
+        // The probe: a seed must be in cluster mode (the cluster client
+        // does not notice when it is not) ...
+        let mut last = None;
+        for (i, seed) in seeds.iter().enumerate() {
+            let answer = seed
+                .get_connection_with_timeout(cfg.connect_timeout)
+                .and_then(|mut c| {
+                    c.set_read_timeout(Some(cfg.command_timeout))?;
+                    redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c)
+                });
+            match answer {
+                Ok(_) => {
+                    last = None;
+                    break;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::Server(_)) => {
+                    if let err @ Error::Auth(_) = secret.map(&e) {
+                        return Err(err);
+                    }
+                    return Err(Error::invalid(secret.scrub(format!(
+                        "cluster seed #{} is not a Redis Cluster node: {e}",
+                        i + 1
+                    ))));
+                }
+                Err(e) => last = Some(secret.map(&e)),
+            }
+        }
+        if let Some(e) = last {
+            return Err(e);
+        }
+        // ... and the cluster client must read the slot map.
+        let probe = client.get_connection().map_err(|e| secret.map(&e))?;
+        drop(probe);
+        let place = format!(
+            "cluster via {}",
+            seeds
+                .iter()
+                .map(|c| c.get_connection_info().addr().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let threads = scheduled_thread_pool::ScheduledThreadPool::builder()
+            .num_threads(1)
+            .thread_name_pattern("distlock-pool")
+            .on_drop_behavior(scheduled_thread_pool::OnPoolDropBehavior::DiscardPendingScheduled)
+            .build();
+        let pool = r2d2::Pool::builder()
+            .max_size(cfg.pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(cfg.connect_timeout)
+            .test_on_check_out(false)
+            .thread_pool(Arc::new(threads))
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build_unchecked(ClusterManager {
+                client,
+                secret: secret.clone(),
+            });
+        Ok(ClusterStore {
+            pool,
+            seeds,
+            feed_node: AtomicUsize::new(0),
+            prefix: cfg.prefix.clone(),
+            scripts: Scripts::new(),
+            secret,
+            replicas: cfg.replicas,
+            connect_timeout: cfg.connect_timeout,
+            command_timeout: cfg.command_timeout,
+            place,
+        })
+    }
+
+    /// `<prefix>:<name>`: the key that holds the owner's token.
+    fn lock_key(&self, name: &str) -> String {
+        format!("{}:{}", self.prefix, name)
+    }
+
+    /// Runs `f` on a pooled cluster connection; an I/O failure, a timeout or
+    /// a failover error retires the connection.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut ClusterConnection) -> std::result::Result<T, RedisError>,
+    ) -> Result<T> {
+        let mut conn = self.pool.get().map_err(|e| {
+            Error::Connection(self.secret.scrub(format!("no connection available: {e}")))
+        })?;
+        f(&mut conn.inner).map_err(|e| {
+            if e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || is_failover_error(&e)
+            {
+                conn.broken = true;
+            }
+            self.secret.map(&e)
+        })
+    }
+
+    /// `WAIT` on the master of `key`'s slot, over the node connection that
+    /// just wrote `key` (`None`: on every master, the minimum counts).
+    fn wait_replicas(
+        &self,
+        c: &mut ClusterConnection,
+        key: Option<&str>,
+        r: Replicas,
+    ) -> std::result::Result<u32, RedisError> {
+        c.set_read_timeout(Some(self.command_timeout + r.timeout))?;
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(r.count).arg(millis(r.timeout).max(1));
+        let acked = match key {
+            Some(key) => c
+                .route_command(
+                    &wait,
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+                        key,
+                        SlotAddr::Master,
+                    ))),
+                )
+                .and_then(|v| redis::from_redis_value::<i64>(v).map_err(RedisError::from)),
+            // Routed to all masters, with the smallest answer.
+            None => wait.query::<i64>(c),
+        };
+        c.set_read_timeout(Some(self.command_timeout))?;
+        Ok(u32::try_from(acked?).unwrap_or(0))
+    }
+
+    /// How many clients listen for releases of `key`, over all nodes.
+    fn subscribers(c: &mut ClusterConnection, key: &str) -> std::result::Result<i64, RedisError> {
+        // Routed to every node; the replies are summed per channel.
+        let v: Value = redis::cmd("PUBSUB").arg("NUMSUB").arg(key).query(c)?;
+        let count = |pairs: Vec<(Value, Value)>| {
+            pairs
+                .into_iter()
+                .filter_map(|(_, n)| match n {
+                    Value::Int(n) => Some(n),
+                    _ => None,
+                })
+                .sum::<i64>()
+        };
+        Ok(match v {
+            Value::Map(pairs) => count(pairs),
+            Value::Array(items) => count(
+                items
+                    .chunks(2)
+                    .filter_map(|p| match p {
+                        [k, n] => Some((k.clone(), n.clone())),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => 0,
+        })
+    }
+}
+
+/// Whether a pipeline failed with a server error that one command at a time
+/// gets past (a redirection, a retry or a cluster reconfiguration): the
+/// blocking cluster pipeline reports those instead of following them.
+fn needs_one_by_one(e: &RedisError) -> bool {
+    matches!(e.kind(), ErrorKind::Server(_)) && !e.is_io_error()
+}
+
+impl Store for ClusterStore {
+    fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
+        let key = self.lock_key(name);
+        let (reply, acked) = self.with_conn(|c| {
+            let reply: Value = self
+                .scripts
+                .acquire
+                .key(&key)
+                .key(fence_key(&key))
+                .arg(token)
+                .arg(millis(ttl))
+                .arg(FENCE_BLOCK)
+                .invoke(c)?;
+            let acked = match self.replicas {
+                Some(r) if reply_code_is(&reply, 1) => {
+                    Some(self.wait_replicas(c, Some(&key), r)?)
+                }
+                _ => None,
+            };
+            Ok((reply, acked))
+        })?;
+        let got = parse_acquire(reply)?;
+        if let (Some(r), Some(acked)) = (self.replicas, acked) {
+            if acked < r.count {
+                let _ = self.release(name, token);
+                return Err(too_few_replicas("lock (it was given back)", acked, r));
+            }
+        }
+        Ok(got)
+    }
+
+    fn release(&self, name: &str, token: &str) -> Result<bool> {
+        let key = self.lock_key(name);
+        let n: i64 = self.with_conn(|c| self.scripts.release.key(&key).arg(token).invoke(c))?;
+        Ok(n == 1)
+    }
+
+    fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn> {
+        let key = self.lock_key(name);
+        let (reply, acked) = self.with_conn(|c| {
+            let waiting = Self::subscribers(c, &key)?;
+            let reply: Value = self
+                .scripts
+                .pass_on
+                .key(&key)
+                .key(fence_key(&key))
+                .arg(token)
+                .arg(millis(ttl))
+                .arg(FENCE_BLOCK)
+                .arg(waiting)
+                .invoke(c)?;
+            let acked = match self.replicas {
+                Some(r) if reply_code_is(&reply, 2) => {
+                    Some(self.wait_replicas(c, Some(&key), r)?)
+                }
+                _ => None,
+            };
+            Ok((reply, acked))
+        })?;
+        if let (Some(r), Some(acked)) = (self.replicas, acked) {
+            if acked < r.count {
+                return Err(too_few_replicas("kept lease", acked, r));
+            }
+        }
+        parse_pass_on(reply)
+    }
+
+    fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = batch.iter().map(|e| self.lock_key(e.name)).collect();
+        // Grouped per node by the cluster pipeline: one round trip per master.
+        let mut pipe = redis::cluster::cluster_pipe();
+        for (e, key) in batch.iter().zip(&keys) {
+            pipe.cmd("EVALSHA")
+                .arg(self.scripts.extend.get_hash())
+                .arg(1)
+                .arg(key)
+                .arg(e.token)
+                .arg(millis(e.ttl));
+        }
+        let one_by_one = |c: &mut ClusterConnection| {
+            batch
+                .iter()
+                .zip(&keys)
+                .map(|(e, key)| {
+                    self.scripts
+                        .extend
+                        .key(key)
+                        .arg(e.token)
+                        .arg(millis(e.ttl))
+                        .invoke::<i64>(c)
+                })
+                .collect::<std::result::Result<Vec<i64>, RedisError>>()
+        };
+        let (replies, acked) = self.with_conn(|c| {
+            let replies: Vec<i64> = match pipe.query(c) {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    // Extending is idempotent: load the script (on every
+                    // node) and send them all again.
+                    self.scripts.extend.prepare_invoke().load(c)?;
+                    match pipe.query(c) {
+                        Err(e) if needs_one_by_one(&e) => one_by_one(c),
+                        other => other,
+                    }
+                }
+                // Slots moved: each command on its own follows MOVED/ASK
+                // (and refreshes the slot map for the next pipeline).
+                Err(e) if needs_one_by_one(&e) => one_by_one(c),
+                other => other,
+            }?;
+            let acked = match self.replicas {
+                Some(r) if replies.contains(&1) => Some(self.wait_replicas(c, None, r)?),
+                _ => None,
+            };
+            Ok((replies, acked))
+        })?;
+        if let (Some(r), Some(acked)) = (self.replicas, acked) {
+            if acked < r.count {
+                return Err(too_few_replicas("renewal", acked, r));
+            }
+        }
+        if replies.len() != batch.len() {
+            return Err(Error::Redis(format!(
+                "extend pipeline returned {} replies for {} leases",
+                replies.len(),
+                batch.len()
+            )));
+        }
+        Ok(replies.into_iter().map(|n| n == 1).collect())
+    }
+
+    fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()> {
+        // Any node hears every PUBLISH of the cluster; when this one fails,
+        // the next attempt uses the next seed.
+        let i = self.feed_node.load(Ordering::Relaxed) % self.seeds.len();
+        let outcome = (|| {
+            let mut conn = self.seeds[i]
+                .get_connection_with_timeout(self.connect_timeout)
+                .map_err(|e| self.secret.map(&e))?;
+            conn.set_write_timeout(Some(self.command_timeout))
+                .map_err(|e| self.secret.map(&e))?;
+            feed_on(&mut conn, &self.prefix, control, handler, &self.secret)
+        })();
+        if outcome.is_err() {
+            self.feed_node.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
+    }
+
+    fn poke(&self, control: &str) -> Result<()> {
+        // Reaches the feed whichever node it listens on.
+        self.with_conn(|c| {
+            redis::cmd("PUBLISH")
+                .arg(control)
+                .arg("poke")
+                .query::<()>(c)
+        })
+    }
+
+    fn cache_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let key = value_key(&self.lock_key(name));
+        self.with_conn(|c| redis::cmd("GET").arg(&key).query(c))
+    }
+
+    fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        let key = value_key(&self.lock_key(name));
+        self.with_conn(|c| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("PX")
+                .arg(millis(ttl))
+                .query(c)
+        })
+    }
+
+    fn inspect(&self, name: &str) -> Result<LockInfo> {
+        let key = self.lock_key(name);
+        // All three keys share a slot: one node answers the whole pipeline.
+        let (token, pttl, fence): (Option<String>, i64, Option<u64>) = self.with_conn(|c| {
+            redis::cluster::cluster_pipe()
+                .cmd("GET")
+                .arg(&key)
+                .cmd("PTTL")
+                .arg(&key)
+                .cmd("GET")
+                .arg(fence_key(&key))
+                .query(c)
+        })?;
+        Ok(LockInfo {
+            key,
+            remaining: token
+                .as_ref()
+                .and_then(|_| u64::try_from(pttl).ok())
+                .map(Duration::from_millis),
+            token,
+            fence,
+        })
+    }
+
+    fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool.state();
+        (s.connections, s.idle_connections)
+    }
+
+    fn describe(&self) -> &str {
+        &self.place
+    }
+}

@@ -582,4 +582,33 @@ mod tests {
             assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
         }
     }
+
+    #[test]
+    fn deployment_settings_are_checked_before_connecting() {
+        let bad = [
+            Client::builder().replicas(1, Duration::ZERO),
+            Client::builder().replicas(1, Duration::from_secs(7200)),
+            Client::builder()
+                .sentinel(["127.0.0.1:1"], "m")
+                .nodes(["redis://127.0.0.1:1", "redis://127.0.0.1:2"]),
+            Client::builder().sentinel(["127.0.0.1:1"], ""),
+            Client::builder().sentinel(Vec::<String>::new(), "m"),
+            Client::builder().cluster(Vec::<String>::new()),
+            Client::builder().cluster(["not a url"]),
+        ];
+        for b in bad {
+            let err = b.build().unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        }
+        // Off: no timeout needed.
+        let off = Client::builder().replicas(0, Duration::ZERO);
+        assert!(off.validate().is_ok());
+        let b =
+            Client::builder().sentinel(["redis://:hunter2@127.0.0.1:1", "u:pw2@127.0.0.1:2"], "m");
+        let shown = format!("{b:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("pw2"),
+            "{shown}"
+        );
+    }
 }

@@ -502,9 +502,11 @@ impl Guard {
             Then::HandedOff => Ok(()),
             Then::Done(r) => r,
             Then::Release => match inner.store.release(&l.name, &l.token) {
-                // The reply may have been lost after the delete happened: ask
-                // again; "not ours" then most likely means we deleted it.
-                Err(Error::Connection(_)) => inner.store.release(&l.name, &l.token).map(|_| true),
+                // A dead pooled connection (say, after a server restart):
+                // ask again on a fresh one. If the first attempt did delete
+                // the key and only its reply was lost, this reports a loss
+                // that was not one; never the other way round.
+                Err(Error::Connection(_)) => inner.store.release(&l.name, &l.token),
                 other => other,
             }
             .and_then(|deleted| if deleted { Ok(()) } else { Err(Error::Lost) }),

@@ -24,6 +24,9 @@ for lang in c go python; do
   fi
 done
 
+echo "== safety suite (CI profile: faults injected while 8 processes contend)"
+cargo run --quiet --release --example safety
+
 echo "== demo and fleet example"
 cargo run --quiet --release --example demo -- --workers 3 --cycles 50
 cargo run --quiet --release --example fleet -- --requests 120

@@ -140,6 +140,7 @@ fn lossy_network_never_yields_an_undetected_overlap() {
                         start,
                         end,
                         lost,
+                        lost_at: if lost { end } else { 0 },
                     });
                 }
             });

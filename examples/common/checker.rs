@@ -15,17 +15,20 @@ pub struct Hold {
     /// The holder was told it lost the lock (`lost()` fired, `is_held()`
     /// turned false, or release returned `Lost`).
     pub lost: bool,
+    /// Wall-clock nanoseconds when it was told (0 if never).
+    pub lost_at: u128,
 }
 
 impl Hold {
-    /// `fence start end lost` on one line.
+    /// `fence start end lost lost_at` on one line.
     pub fn line(&self) -> String {
         format!(
-            "{} {} {} {}",
+            "{} {} {} {} {}",
             self.fence,
             self.start,
             self.end,
-            u8::from(self.lost)
+            u8::from(self.lost),
+            self.lost_at
         )
     }
 
@@ -37,6 +40,7 @@ impl Hold {
             start: f.next()?.parse().ok()?,
             end: f.next()?.parse().ok()?,
             lost: f.next()? == "1",
+            lost_at: f.next()?.parse().ok()?,
         })
     }
 }

@@ -375,6 +375,18 @@ impl Builder {
         self
     }
 
+    /// Checks every setting and parses every URL without connecting to
+    /// anything: the errors `build` would give before it connects.
+    pub fn check(&self) -> Result<()> {
+        self.validate()?;
+        for url in &self.urls {
+            redis::Client::open(url.as_str()).map_err(|e| {
+                Error::invalid(format!("cannot parse the Redis URL ({})", e.category()))
+            })?;
+        }
+        Ok(())
+    }
+
     /// Checks the settings, connects, and starts the renewal thread.
     pub fn build(self) -> Result<Client> {
         self.validate()?;

@@ -6,7 +6,7 @@ use crate::lock::{validate_ttl, Lock};
 use crate::notify::Notifier;
 use crate::renew::{Msg, Renewer};
 use crate::store::cluster::ClusterStore;
-use crate::store::redis::{RedisConfig, RedisStore, Replicas};
+use crate::store::redis::{RedisConfig, RedisStore, Replicas, Tls};
 use crate::store::redlock::RedlockStore;
 use crate::store::sentinel::SentinelConfig;
 use crate::store::Store;
@@ -191,6 +191,8 @@ pub struct Builder {
     deployment: Deployment,
     /// Replica acknowledgement: how many, and how long to wait (0: off).
     replicas: (u32, Duration),
+    /// Certificates for `rediss://` beyond the system's trust store.
+    tls: Option<Tls>,
 }
 
 /// How the servers in [`Builder::urls`] are deployed.
@@ -226,11 +228,32 @@ impl Default for Builder {
             },
             deployment: Deployment::Direct,
             replicas: (0, Duration::ZERO),
+            tls: None,
         }
     }
 }
 
 impl Builder {
+    /// Trusts this CA certificate (PEM) for `rediss://` servers, instead of
+    /// the system's trust store: for servers with a private CA or a
+    /// self-signed certificate. Single node and Redlock.
+    pub fn tls_root_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.get_or_insert_with(Tls::default).root_ca = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate and key (PEM) to `rediss://`
+    /// servers that require client authentication (mutual TLS). Single
+    /// node and Redlock. The key never appears in Debug output.
+    pub fn tls_client_cert(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.get_or_insert_with(Tls::default).client = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
     /// Server URL (default [`DEFAULT_URL`]): `redis://` or `rediss://` (TLS),
     /// with optional `user:password@` and `/db`.
     pub fn url(mut self, url: &str) -> Self {
@@ -405,6 +428,7 @@ impl Builder {
                 command_timeout: self.command_timeout,
                 replicas,
                 sentinel: None,
+                tls: self.tls.clone(),
             })
             .collect();
         let store: Arc<dyn Store> =
@@ -447,6 +471,11 @@ impl Builder {
     }
 
     fn validate(&self) -> Result<()> {
+        if self.tls.is_some() && !matches!(self.deployment, Deployment::Direct) {
+            return Err(Error::invalid(
+                "custom TLS certificates work with a single node or Redlock, not Cluster or Sentinel",
+            ));
+        }
         let p = &self.prefix;
         if p.is_empty() || p.len() > MAX_PREFIX_LEN || p.contains(['{', '}']) {
             return Err(Error::invalid(format!(
@@ -503,6 +532,15 @@ impl fmt::Debug for Builder {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("max_hold", &self.max_hold)
+            .field(
+                "tls",
+                &self.tls.as_ref().map(|t| {
+                    (
+                        t.root_ca.as_ref().map(|_| "root CA"),
+                        t.client.as_ref().map(|_| "client certificate and key"),
+                    )
+                }),
+            )
             .field("max_retry_interval", &self.max_retry_interval)
             .field("fast_path", &self.fairness)
             .field("deployment", &self.deployment)

@@ -508,3 +508,128 @@ fn passwords_never_show_in_debug_display_or_errors() {
     }
     assert!(shown[0].contains("127.0.0.1"), "{}", shown[0]);
 }
+
+/// A test CA, and a server certificate for 127.0.0.1 it signed, made with
+/// openssl: `(ca.pem, server.pem, server.key)`.
+fn test_pki(dir: &std::path::Path) -> (String, String, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    std::fs::write(p("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=distlock test CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &p("server.key"),
+            "-out",
+            &p("server.csr"),
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &p("server.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p("san.ext"),
+            "-out",
+            &p("server.pem"),
+        ],
+    ];
+    for args in steps {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is needed for the TLS test")
+            .success();
+        assert!(ok, "openssl {args:?} failed");
+    }
+    (p("ca.pem"), p("server.pem"), p("server.key"))
+}
+
+#[test]
+fn tls_works_and_mismatches_fail_cleanly() {
+    let dir = std::env::temp_dir().join(format!("distlock-tls-{}", std::process::id()));
+    let (ca, cert, key) = test_pki(&dir);
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let server = RedisServer::start_with(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let ca_pem = std::fs::read(&ca).unwrap();
+    let quick = |url: String| {
+        let start = Instant::now();
+        let r = Client::builder()
+            .url(&url)
+            .tls_root_ca(ca_pem.clone())
+            .connect_timeout(Duration::from_millis(500))
+            .command_timeout(Duration::from_millis(500))
+            .build();
+        (r, start.elapsed())
+    };
+    // TLS end to end, trusting the test CA.
+    let (tls, _) = quick(format!("rediss://127.0.0.1:{tls_port}/0"));
+    let g = tls.unwrap().lock("over-tls").acquire().unwrap();
+    assert!(g.is_held());
+    drop(g);
+    // Plain text to the TLS port, and TLS to the plain port.
+    for url in [
+        format!("redis://127.0.0.1:{tls_port}/0"),
+        format!("rediss://127.0.0.1:{}/0", server.port),
+    ] {
+        let (r, took) = quick(url.clone());
+        let err = r.unwrap_err();
+        assert!(
+            matches!(err, Error::Connection(_) | Error::Redis(_)),
+            "{url}: {err:?}"
+        );
+        assert!(took < Duration::from_secs(3), "{url}: {took:?}");
+    }
+    // Without the CA, the server's certificate is not trusted.
+    let untrusted = Client::builder()
+        .url(&format!("rediss://127.0.0.1:{tls_port}/0"))
+        .connect_timeout(Duration::from_millis(500))
+        .build();
+    assert!(untrusted.is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

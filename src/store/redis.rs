@@ -30,6 +30,17 @@ pub(crate) struct RedisConfig {
     /// Find the server through Redis Sentinel; `url` then only gives the
     /// scheme, credentials and db used with the master.
     pub sentinel: Option<SentinelConfig>,
+    /// Certificates for `rediss://` beyond the system's trust store.
+    pub tls: Option<Tls>,
+}
+
+/// PEM certificates for TLS connections.
+#[derive(Clone, Default)]
+pub(crate) struct Tls {
+    /// A CA to trust instead of the system's trust store.
+    pub root_ca: Option<Vec<u8>>,
+    /// A client certificate and its key, for mutual TLS.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Replica acknowledgement: after a write that takes or extends a lease,
@@ -270,9 +281,27 @@ impl RedisStore {
     /// Parses the URL and builds the pool without connecting yet.
     pub(crate) fn open(cfg: &RedisConfig) -> Result<Self> {
         crate::tls::install_crypto_provider();
-        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| {
-            Error::invalid(format!("cannot parse the Redis URL ({})", e.category()))
-        })?;
+        // Certificates only concern TLS URLs.
+        let tls = cfg
+            .tls
+            .as_ref()
+            .filter(|_| cfg.url.starts_with("rediss://"));
+        let client = match tls {
+            None => redis::Client::open(cfg.url.as_str()),
+            Some(t) => redis::Client::build_with_tls(
+                cfg.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: t.client.clone().map(|(client_cert, client_key)| {
+                        redis::ClientTlsConfig {
+                            client_cert,
+                            client_key,
+                        }
+                    }),
+                    root_cert: t.root_ca.clone(),
+                },
+            ),
+        }
+        .map_err(|e| Error::invalid(format!("cannot parse the Redis URL ({})", e.category())))?;
         let info = client.get_connection_info();
         let mut secret = Secret::default();
         secret.add(info.redis_settings().password());

@@ -29,10 +29,11 @@
 //! every master (the minimum counts).
 
 use super::redis::{
-    feed_on, fence_key, is_failover_error, millis, parse_acquire, parse_pass_on, reply_code_is,
-    too_few_replicas, value_key, PoolError, RedisConfig, Replicas, Scripts, Secret,
+    feed_on, fence_key, is_failover_error, millis, parse_acquire, parse_pass_on, publish_poke,
+    read_value, reply_code_is, too_few_replicas, write_value, PoolError, RedisConfig, Replicas,
+    Scripts, Secret,
 };
-use super::{Acquired, Extend, FeedHandler, PassOn, Store, FENCE_BLOCK};
+use super::{Acquired, Extend, FeedHandler, PassOn, Store};
 use crate::error::{Error, Result};
 use crate::LockInfo;
 use redis::cluster::{ClusterClient, ClusterConnection};
@@ -304,15 +305,7 @@ impl Store for ClusterStore {
     fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
         let key = self.lock_key(name);
         let (reply, acked) = self.with_conn(|c| {
-            let reply: Value = self
-                .scripts
-                .acquire
-                .key(&key)
-                .key(fence_key(&key))
-                .arg(token)
-                .arg(millis(ttl))
-                .arg(FENCE_BLOCK)
-                .invoke(c)?;
+            let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
             let acked = match self.replicas {
                 Some(r) if reply_code_is(&reply, 1) => {
                     Some(self.wait_replicas(c, Some(&key), r)?)
@@ -333,24 +326,16 @@ impl Store for ClusterStore {
 
     fn release(&self, name: &str, token: &str) -> Result<bool> {
         let key = self.lock_key(name);
-        let n: i64 = self.with_conn(|c| self.scripts.release.key(&key).arg(token).invoke(c))?;
-        Ok(n == 1)
+        self.with_conn(|c| self.scripts.run_release(c, &key, token))
     }
 
     fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn> {
         let key = self.lock_key(name);
         let (reply, acked) = self.with_conn(|c| {
             let waiting = Self::subscribers(c, &key)?;
-            let reply: Value = self
+            let reply = self
                 .scripts
-                .pass_on
-                .key(&key)
-                .key(fence_key(&key))
-                .arg(token)
-                .arg(millis(ttl))
-                .arg(FENCE_BLOCK)
-                .arg(waiting)
-                .invoke(c)?;
+                .run_pass_on(c, &key, token, ttl, Some(waiting))?;
             let acked = match self.replicas {
                 Some(r) if reply_code_is(&reply, 2) => {
                     Some(self.wait_replicas(c, Some(&key), r)?)
@@ -453,29 +438,15 @@ impl Store for ClusterStore {
 
     fn poke(&self, control: &str) -> Result<()> {
         // Reaches the feed whichever node it listens on.
-        self.with_conn(|c| {
-            redis::cmd("PUBLISH")
-                .arg(control)
-                .arg("poke")
-                .query::<()>(c)
-        })
+        self.with_conn(|c| publish_poke(c, control))
     }
 
     fn cache_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let key = value_key(&self.lock_key(name));
-        self.with_conn(|c| redis::cmd("GET").arg(&key).query(c))
+        self.with_conn(|c| read_value(c, &self.lock_key(name)))
     }
 
     fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()> {
-        let key = value_key(&self.lock_key(name));
-        self.with_conn(|c| {
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(value)
-                .arg("PX")
-                .arg(millis(ttl))
-                .query(c)
-        })
+        self.with_conn(|c| write_value(c, &self.lock_key(name), value, ttl))
     }
 
     fn inspect(&self, name: &str) -> Result<LockInfo> {

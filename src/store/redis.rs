@@ -105,6 +105,87 @@ impl Scripts {
             raise_fence: redis::Script::new(include_str!("../lua/raise_fence.lua")),
         }
     }
+
+    /// Runs the acquire script for the lock key `key`.
+    pub(crate) fn run_acquire(
+        &self,
+        c: &mut dyn ConnectionLike,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> std::result::Result<Value, RedisError> {
+        self.acquire
+            .key(key)
+            .key(fence_key(key))
+            .arg(token)
+            .arg(millis(ttl))
+            .arg(FENCE_BLOCK)
+            .invoke(c)
+    }
+
+    /// Runs the release script; true if it deleted the key.
+    pub(crate) fn run_release(
+        &self,
+        c: &mut dyn ConnectionLike,
+        key: &str,
+        token: &str,
+    ) -> std::result::Result<bool, RedisError> {
+        let n: i64 = self.release.key(key).arg(token).invoke(c)?;
+        Ok(n == 1)
+    }
+
+    /// Runs the pass-on script; `waiting` overrides the script's own count
+    /// of subscribers (a cluster counts them over all nodes).
+    pub(crate) fn run_pass_on(
+        &self,
+        c: &mut dyn ConnectionLike,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        waiting: Option<i64>,
+    ) -> std::result::Result<Value, RedisError> {
+        let mut call = self.pass_on.prepare_invoke();
+        call.key(key)
+            .key(fence_key(key))
+            .arg(token)
+            .arg(millis(ttl))
+            .arg(FENCE_BLOCK);
+        if let Some(n) = waiting {
+            call.arg(n);
+        }
+        call.invoke(c)
+    }
+}
+
+/// Reads the value a loader cached beside the lock key `key`.
+pub(crate) fn read_value(
+    c: &mut dyn ConnectionLike,
+    key: &str,
+) -> std::result::Result<Option<Vec<u8>>, RedisError> {
+    redis::cmd("GET").arg(value_key(key)).query(c)
+}
+
+/// Caches `value` beside the lock key `key` for `ttl`.
+pub(crate) fn write_value(
+    c: &mut dyn ConnectionLike,
+    key: &str,
+    value: &[u8],
+    ttl: Duration,
+) -> std::result::Result<(), RedisError> {
+    redis::cmd("SET")
+        .arg(value_key(key))
+        .arg(value)
+        .arg("PX")
+        .arg(millis(ttl))
+        .query(c)
+}
+
+/// Wakes the release feed listening on `control`.
+pub(crate) fn publish_poke(
+    c: &mut dyn ConnectionLike,
+    control: &str,
+) -> std::result::Result<(), RedisError> {
+    redis::cmd("PUBLISH").arg(control).arg("poke").query(c)
 }
 
 /// A pooled connection that remembers whether it can still be trusted.
@@ -518,15 +599,7 @@ impl Store for RedisStore {
     fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
         let key = self.lock_key(name);
         let (reply, acked) = self.with_conn(|c| {
-            let reply: Value = self
-                .scripts
-                .acquire
-                .key(&key)
-                .key(fence_key(&key))
-                .arg(token)
-                .arg(millis(ttl))
-                .arg(FENCE_BLOCK)
-                .invoke(c)?;
+            let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
             let acked = match self.replicas {
                 Some(r) if reply_code_is(&reply, 1) => {
                     Some(wait_replicas(c, r, self.command_timeout)?)
@@ -549,22 +622,13 @@ impl Store for RedisStore {
 
     fn release(&self, name: &str, token: &str) -> Result<bool> {
         let key = self.lock_key(name);
-        let n: i64 = self.with_conn(|c| self.scripts.release.key(&key).arg(token).invoke(c))?;
-        Ok(n == 1)
+        self.with_conn(|c| self.scripts.run_release(c, &key, token))
     }
 
     fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn> {
         let key = self.lock_key(name);
         let (reply, acked) = self.with_conn(|c| {
-            let reply: Value = self
-                .scripts
-                .pass_on
-                .key(&key)
-                .key(fence_key(&key))
-                .arg(token)
-                .arg(millis(ttl))
-                .arg(FENCE_BLOCK)
-                .invoke(c)?;
+            let reply = self.scripts.run_pass_on(c, &key, token, ttl, None)?;
             let acked = match self.replicas {
                 Some(r) if reply_code_is(&reply, 2) => {
                     Some(wait_replicas(c, r, self.command_timeout)?)
@@ -640,29 +704,15 @@ impl Store for RedisStore {
     }
 
     fn poke(&self, control: &str) -> Result<()> {
-        self.with_conn(|c| {
-            redis::cmd("PUBLISH")
-                .arg(control)
-                .arg("poke")
-                .query::<()>(c)
-        })
+        self.with_conn(|c| publish_poke(c, control))
     }
 
     fn cache_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let key = value_key(&self.lock_key(name));
-        self.with_conn(|c| redis::cmd("GET").arg(&key).query(c))
+        self.with_conn(|c| read_value(c, &self.lock_key(name)))
     }
 
     fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()> {
-        let key = value_key(&self.lock_key(name));
-        self.with_conn(|c| {
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(value)
-                .arg("PX")
-                .arg(millis(ttl))
-                .query(c)
-        })
+        self.with_conn(|c| write_value(c, &self.lock_key(name), value, ttl))
     }
 
     fn inspect(&self, name: &str) -> Result<LockInfo> {

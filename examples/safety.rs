@@ -7,7 +7,7 @@
 //! cargo run --release --example safety -- --long    # >= 100,000 acquisitions, several minutes
 //! ```
 //!
-//! Each worker loops: acquire, work about a millisecond while watching
+//! Each worker loops: acquire, work about 200 µs while watching
 //! `lost()`, release; it records (fence, start, end, whether and when it was
 //! told of a loss). Faults, in rounds: Redis killed with -9 and restarted
 //! empty; Redis paused (SIGSTOP) beyond the TTL; a proxy between the workers
@@ -50,12 +50,12 @@ fn worker(urls: &[String], stop_at: u128) -> Result<(), String> {
     let mut n = 0u64;
     while now_ns() < stop_at {
         n += 1;
-        // Mostly a millisecond of work; every 250th hold spans renewals, so
+        // Mostly 200 µs of work; every 250th hold spans renewals, so
         // that faults land inside holds.
         let work = if n.is_multiple_of(250) {
             Duration::from_millis(300)
         } else {
-            Duration::from_millis(1)
+            Duration::from_micros(200)
         };
         let g = match lock.acquire_timeout(Duration::from_millis(500)) {
             Ok(g) => g,
@@ -286,7 +286,7 @@ fn report(name: &str, t: &Tally) -> bool {
 
 fn run(long: bool) -> Result<bool, String> {
     let workers = 8;
-    let rounds = if long { 12 } else { 1 };
+    let rounds = if long { 30 } else { 1 };
     let single = single_node_round(workers, rounds)?;
     let ok_single = report("single node", &single);
     let redlock = redlock_round(workers)?;

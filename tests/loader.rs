@@ -48,16 +48,8 @@ fn loader_worker_entry() {
 #[test]
 fn one_load_per_key_across_processes() {
     let server = RedisServer::start();
-    let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..4)
-        .map(|_| {
-            std::process::Command::new(&exe)
-                .args(["--exact", "loader_worker_entry", "--test-threads=1"])
-                .env(WORKER_ENV, server.url())
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| support::spawn_entry("loader_worker_entry", WORKER_ENV, &server.url()))
         .collect();
     for mut child in children {
         assert!(child.wait().unwrap().success());
@@ -158,13 +150,7 @@ fn loader_crash_entry() {
 #[test]
 fn a_dead_holder_costs_exactly_one_more_load_after_its_lease() {
     let server = RedisServer::start();
-    let exe = std::env::current_exe().unwrap();
-    let mut child = std::process::Command::new(&exe)
-        .args(["--exact", "loader_crash_entry", "--test-threads=1"])
-        .env(CRASH_ENV, server.url())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = support::spawn_entry("loader_crash_entry", CRASH_ENV, &server.url());
     let mut raw = server.conn();
     let start = Instant::now();
     // Wait (bounded) until the child is inside its loader.

@@ -395,16 +395,8 @@ fn worker_process_entry() {
 #[test]
 fn mutual_exclusion_four_processes() {
     let server = RedisServer::start();
-    let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..4)
-        .map(|_| {
-            std::process::Command::new(&exe)
-                .args(["--exact", "worker_process_entry", "--test-threads=1"])
-                .env(WORKER_ENV, server.url())
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| support::spawn_entry("worker_process_entry", WORKER_ENV, &server.url()))
         .collect();
     for mut child in children {
         assert!(child.wait().unwrap().success());

@@ -195,16 +195,8 @@ fn mutual_exclusion_across_processes() {
     let counter = RedisServer::start();
     let mut spec = urls(&servers);
     spec.push(counter.url());
-    let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..3)
-        .map(|_| {
-            std::process::Command::new(&exe)
-                .args(["--exact", "redlock_worker_entry", "--test-threads=1"])
-                .env(WORKER_ENV, spec.join(" "))
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| support::spawn_entry("redlock_worker_entry", WORKER_ENV, &spec.join(" ")))
         .collect();
     for mut child in children {
         assert!(child.wait().unwrap().success());

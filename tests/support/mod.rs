@@ -18,3 +18,15 @@ pub fn thread_count() -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+/// Runs this test binary again as a child process that runs only the test
+/// `entry`, with the environment variable `key` set to `value` (the entry
+/// test does its work only when it sees the variable).
+pub fn spawn_entry(entry: &str, key: &str, value: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().expect("own path"))
+        .args(["--exact", entry, "--test-threads=1"])
+        .env(key, value)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn a worker process")
+}

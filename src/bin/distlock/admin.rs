@@ -1,0 +1,151 @@
+//! `distlock status` and `distlock release`: looking at a lock and freeing
+//! it, for operators.
+
+use crate::{connect, exit_for, say, ServerArgs, EXIT_CONFLICT};
+use std::fmt::Write as _;
+
+/// Exit status of `status` for a free lock and of `release` when nothing
+/// was released.
+const EXIT_NO: u8 = EXIT_CONFLICT;
+
+/// `distlock status KEY [--json]`: prints what the server holds for `key`.
+/// 0 if the lock is held, 1 if it is free.
+pub fn status(server: &ServerArgs, key: &str, json: bool) -> u8 {
+    let client = match connect(server, distlock::DEFAULT_TTL) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let info = match client.inspect(key) {
+        Ok(info) => info,
+        Err(e) => {
+            say!("{e}");
+            return exit_for(&e);
+        }
+    };
+    let held = info.token.is_some();
+    if json {
+        println!("{}", status_json(key, &info));
+    } else {
+        print!("{}", status_text(&info));
+    }
+    if held {
+        0
+    } else {
+        EXIT_NO
+    }
+}
+
+/// The human-readable form of `info`, one `field: value` per line.
+fn status_text(info: &distlock::LockInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "key:       {}", info.key);
+    match (&info.token, info.remaining) {
+        (Some(token), remaining) => {
+            let _ = writeln!(out, "held:      yes");
+            let _ = writeln!(out, "token:     {token}");
+            if let Some(r) = remaining {
+                let _ = writeln!(out, "remaining: {:.3}s", r.as_secs_f64());
+            }
+        }
+        (None, _) => {
+            let _ = writeln!(out, "held:      no");
+        }
+    }
+    match info.fence {
+        Some(f) => {
+            let _ = writeln!(out, "fence:     {f}");
+        }
+        None => {
+            let _ = writeln!(out, "fence:     none (never acquired)");
+        }
+    }
+    out
+}
+
+/// `info` as one JSON object:
+/// `{"name","key","held","token","remaining_ms","fence"}`, with `null` for
+/// what the server does not have.
+fn status_json(name: &str, info: &distlock::LockInfo) -> String {
+    let opt_str = |s: Option<&str>| s.map_or_else(|| "null".to_string(), json_string);
+    let opt_num = |n: Option<u128>| n.map_or_else(|| "null".to_string(), |n| n.to_string());
+    format!(
+        "{{\"name\":{},\"key\":{},\"held\":{},\"token\":{},\"remaining_ms\":{},\"fence\":{}}}",
+        json_string(name),
+        json_string(&info.key),
+        info.token.is_some(),
+        opt_str(info.token.as_deref()),
+        opt_num(info.remaining.map(|r| r.as_millis())),
+        opt_num(info.fence.map(u128::from)),
+    )
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `distlock release KEY --token TOKEN`: deletes the lock if it is held with
+/// `token`. 0 if released, 1 if it was not held with that token.
+pub fn release(server: &ServerArgs, key: &str, token: &str) -> u8 {
+    let client = match connect(server, distlock::DEFAULT_TTL) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match client.release_token(key, token) {
+        Ok(true) => 0,
+        Ok(false) => {
+            say!("{key} is not held with that token; nothing released");
+            EXIT_NO
+        }
+        Err(e) => {
+            say!("{e}");
+            exit_for(&e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn json_escapes_and_nulls() {
+        assert_eq!(json_string("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\u0001é\"");
+        let free = distlock::LockInfo {
+            key: "p:k".into(),
+            token: None,
+            remaining: None,
+            fence: None,
+        };
+        assert_eq!(
+            status_json("k", &free),
+            "{\"name\":\"k\",\"key\":\"p:k\",\"held\":false,\"token\":null,\"remaining_ms\":null,\"fence\":null}"
+        );
+        let held = distlock::LockInfo {
+            token: Some("t".into()),
+            remaining: Some(Duration::from_millis(1500)),
+            fence: Some(7),
+            ..free
+        };
+        assert!(status_json("k", &held)
+            .ends_with("\"held\":true,\"token\":\"t\",\"remaining_ms\":1500,\"fence\":7}"));
+        assert!(status_text(&held).contains("remaining: 1.500s"));
+    }
+}

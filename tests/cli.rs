@@ -1,0 +1,780 @@
+//! The `distlock` command, run as a real process against a real redis-server.
+
+mod support;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use distlock::Client;
+use redis::Commands;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use support::RedisServer;
+
+/// Longest any single distlock run in these tests may take before the test
+/// kills it and fails.
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A running `distlock` with its output arriving line by line.
+struct Proc {
+    /// distlock's pid.
+    pid: u32,
+    /// Gets the exit status once distlock has been reaped.
+    exit: Receiver<ExitStatus>,
+    /// The exit status, once seen (so Drop does not signal a reaped pid).
+    status: Option<ExitStatus>,
+    /// Lines of standard output.
+    out: Receiver<String>,
+    /// Lines of standard error.
+    err: Receiver<String>,
+    /// distlock's standard input, which the command inherits.
+    stdin: Option<ChildStdin>,
+}
+
+/// Sends every line of `r` on the returned channel, which disconnects at EOF.
+fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Sends `sig` to `pid`, which must exist.
+fn signal(pid: u32, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).unwrap();
+    // SAFETY: kill has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Whether `pid` names a live (not zombie) process, from /proc.
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+impl Proc {
+    /// Starts distlock with `args`, without DISTLOCK_URL.
+    fn spawn(args: &[&str]) -> Proc {
+        Proc::spawn_env(args, &[])
+    }
+
+    /// Starts distlock with `args` and extra environment variables.
+    fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_distlock"))
+            .args(args)
+            .env_remove("DISTLOCK_URL")
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start distlock");
+        let out = lines(child.stdout.take().unwrap());
+        let err = lines(child.stderr.take().unwrap());
+        let stdin = child.stdin.take();
+        let pid = child.id();
+        let (tx, exit) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait().expect("wait for distlock"));
+        });
+        Proc {
+            pid,
+            exit,
+            status: None,
+            out,
+            err,
+            stdin,
+        }
+    }
+
+    /// Waits at most `limit` for the exit status; kills and fails after that.
+    fn wait_for(&mut self, limit: Duration) -> ExitStatus {
+        if let Some(s) = self.status {
+            return s;
+        }
+        match self.exit.recv_timeout(limit) {
+            Ok(s) => {
+                self.status = Some(s);
+                s
+            }
+            Err(_) => {
+                signal(self.pid, libc::SIGKILL);
+                panic!("distlock {} still running after {limit:?}", self.pid);
+            }
+        }
+    }
+
+    /// Waits at most [`LIMIT`] for the exit status.
+    fn wait(&mut self) -> ExitStatus {
+        self.wait_for(LIMIT)
+    }
+
+    /// The exit code; fails if distlock itself died of a signal.
+    fn code(&mut self) -> i32 {
+        let s = self.wait();
+        s.code()
+            .unwrap_or_else(|| panic!("distlock died of a signal: {s:?}"))
+    }
+
+    /// The first line on `chan` for which `want` holds, within `limit`.
+    fn line_on(chan: &Receiver<String>, want: impl Fn(&str) -> bool, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        let mut seen = Vec::new();
+        loop {
+            match chan.recv_deadline(deadline) {
+                Ok(l) if want(&l) => return l,
+                Ok(l) => seen.push(l),
+                Err(e) => panic!("no expected line ({e:?}); saw {seen:?}"),
+            }
+        }
+    }
+
+    /// The first line of standard output for which `want` holds.
+    fn stdout_line(&self, want: impl Fn(&str) -> bool) -> String {
+        Proc::line_on(&self.out, want, LIMIT)
+    }
+
+    /// The first line of standard error for which `want` holds.
+    fn stderr_line(&self, want: impl Fn(&str) -> bool) -> String {
+        Proc::line_on(&self.err, want, LIMIT)
+    }
+
+    /// All of an output channel, to EOF, within `LIMIT`.
+    fn rest(chan: &Receiver<String>) -> String {
+        let deadline = Instant::now() + LIMIT;
+        let mut all = String::new();
+        loop {
+            match chan.recv_deadline(deadline) {
+                Ok(l) => {
+                    all.push_str(&l);
+                    all.push('\n');
+                }
+                Err(RecvTimeoutError::Disconnected) => return all,
+                Err(RecvTimeoutError::Timeout) => panic!("output still open; so far {all:?}"),
+            }
+        }
+    }
+
+    /// The rest of standard output, to EOF.
+    fn stdout(&self) -> String {
+        Proc::rest(&self.out)
+    }
+
+    /// The rest of standard error, to EOF.
+    fn stderr(&self) -> String {
+        Proc::rest(&self.err)
+    }
+}
+
+impl Drop for Proc {
+    /// Kills a distlock that a failed test left running.
+    fn drop(&mut self) {
+        if self.status.is_none() && self.exit.try_recv().is_err() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Runs distlock to completion: (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let mut p = Proc::spawn(args);
+    let code = p.code();
+    (code, p.stdout(), p.stderr())
+}
+
+/// A fresh scratch directory for marker files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("distlock-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A library client on `server` with key prefix `prefix`.
+fn client(server: &RedisServer, prefix: &str) -> Client {
+    Client::builder()
+        .url(&server.url())
+        .prefix(prefix)
+        .build()
+        .expect("client")
+}
+
+/// Whether `key` exists on the server.
+fn exists(raw: &mut redis::Connection, key: &str) -> bool {
+    raw.exists(key).unwrap()
+}
+
+/// A loopback port with nothing listening on it.
+fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Parses a flat JSON object of strings, integers, booleans and nulls:
+/// enough to check the shape of `status --json`.
+fn parse_flat_json(text: &str) -> BTreeMap<String, String> {
+    let s = text.trim();
+    let body = s
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("not an object: {s}"));
+    let chars: Vec<char> = body.chars().collect();
+    let mut i = 0;
+    let mut out = BTreeMap::new();
+    let string = |i: &mut usize| -> String {
+        assert_eq!(chars[*i], '"', "string expected in {s}");
+        *i += 1;
+        let mut v = String::new();
+        while chars[*i] != '"' {
+            if chars[*i] == '\\' {
+                *i += 1;
+            }
+            v.push(chars[*i]);
+            *i += 1;
+        }
+        *i += 1;
+        v
+    };
+    while i < chars.len() {
+        let key = string(&mut i);
+        assert_eq!(chars[i], ':', "colon expected in {s}");
+        i += 1;
+        let value = if chars[i] == '"' {
+            format!("\"{}\"", string(&mut i))
+        } else {
+            let start = i;
+            while i < chars.len() && chars[i] != ',' {
+                i += 1;
+            }
+            let raw: String = chars[start..i].iter().collect();
+            assert!(
+                raw == "null" || raw == "true" || raw == "false" || raw.parse::<u64>().is_ok(),
+                "bad value {raw} in {s}"
+            );
+            raw
+        };
+        assert!(out.insert(key, value).is_none(), "duplicate key in {s}");
+        if i < chars.len() {
+            assert_eq!(chars[i], ',', "comma expected in {s}");
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn help_documents_usage_examples_and_exit_codes() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for needle in [
+        "Usage: distlock [OPTIONS] <KEY> -- <COMMAND>...",
+        "distlock status",
+        "distlock release",
+        "--no-wait",
+        "--timeout",
+        "--conflict-exit-code",
+        "--on-lost",
+        "--grace",
+        "DISTLOCK_URL",
+        "DISTLOCK_FENCE",
+        "Examples:",
+        "Exit status:",
+        "75",
+        "69",
+    ] {
+        assert!(out.contains(needle), "--help lacks {needle:?}:\n{out}");
+    }
+}
+
+#[test]
+fn usage_and_configuration_errors_exit_2() {
+    let url = format!("redis://127.0.0.1:{}/0", dead_port());
+    let cases: &[&[&str]] = &[
+        &["k"],
+        &["k", "--"],
+        &["--url", &url, "--ttl", "soon", "k", "--", "true"],
+        &["--url", &url, "--ttl", "0", "k", "--", "true"],
+        &[
+            "--url",
+            &url,
+            "--no-wait",
+            "--timeout",
+            "1",
+            "k",
+            "--",
+            "true",
+        ],
+        &["--url", &url, "--on-lost", "sometimes", "k", "--", "true"],
+        &["--url", &url, "-n", "status", "k"],
+        &["--url", "http://127.0.0.1/0", "k", "--", "true"],
+        &["release", "k"],
+    ];
+    for args in cases {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.starts_with("distlock: "), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn an_unreachable_server_exits_69_without_running_the_command() {
+    let dir = scratch("unreachable");
+    let marker = dir.join("ran");
+    let url = format!("redis://127.0.0.1:{}/0", dead_port());
+    let touch = format!("touch {}", marker.display());
+    let (code, _, err) = run(&["--url", &url, "k", "--", "sh", "-c", &touch]);
+    assert_eq!(code, 69, "{err}");
+    assert!(err.starts_with("distlock: "), "{err}");
+    assert!(!marker.exists());
+    let (code, _, _) = run(&["--url", &url, "status", "k"]);
+    assert_eq!(code, 69);
+}
+
+#[test]
+fn exit_status_passes_through_and_the_lock_is_released() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let mut raw = server.conn();
+    let (code, _, err) = run(&["--url", &url, "k", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(code, 7, "{err}");
+    assert!(!exists(&mut raw, "distlock:k"));
+    let (code, _, _) = run(&["--url", &url, "k", "--", "true"]);
+    assert_eq!(code, 0);
+    // Death by a signal is reported as 128 + the signal.
+    let (code, _, _) = run(&["--url", &url, "k", "--", "sh", "-c", "kill -KILL $$"]);
+    assert_eq!(code, 128 + 9);
+    assert!(!exists(&mut raw, "distlock:k"));
+    let (code, _, err) = run(&["--url", &url, "k", "--", "/nonexistent/command"]);
+    assert_eq!(code, 127);
+    assert!(err.contains("not found"), "{err}");
+    assert!(!exists(&mut raw, "distlock:k"));
+    // The URL can come from the environment.
+    let mut p = Proc::spawn_env(
+        &["k", "--", "sh", "-c", "exit 3"],
+        &[("DISTLOCK_URL", &url)],
+    );
+    assert_eq!(p.code(), 3, "{}", p.stderr());
+}
+
+#[test]
+fn the_command_gets_key_fence_and_token() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let c = client(&server, "envs");
+    let script = "echo \"$DISTLOCK_KEY|$DISTLOCK_FENCE|$DISTLOCK_TOKEN\"; read _; exit 0";
+    let mut last_fence = 0;
+    for _ in 0..2 {
+        let mut p = Proc::spawn(&[
+            "--url", &url, "--prefix", "envs", "jobs:a", "--", "sh", "-c", script,
+        ]);
+        let line = p.stdout_line(|l| l.contains('|'));
+        let parts: Vec<&str> = line.split('|').collect();
+        assert_eq!(parts.len(), 3, "{line}");
+        assert_eq!(parts[0], "jobs:a");
+        let fence: u64 = parts[1].parse().expect("numeric fence");
+        assert!(fence > last_fence, "fence {fence} after {last_fence}");
+        last_fence = fence;
+        // While the command runs, the lock is held with the token it got.
+        let info = c.inspect("jobs:a").unwrap();
+        assert_eq!(info.key, "envs:jobs:a");
+        assert_eq!(info.token.as_deref(), Some(parts[2]));
+        assert!(info.fence.unwrap() >= fence);
+        // Let the command finish.
+        drop(p.stdin.take());
+        assert_eq!(p.code(), 0, "{}", p.stderr());
+        assert_eq!(c.inspect("jobs:a").unwrap().token, None);
+    }
+}
+
+#[test]
+fn concurrent_runs_never_overlap() {
+    const RUNS: usize = 4;
+    let server = RedisServer::start();
+    let url = server.url();
+    let dir = scratch("overlap");
+    let log = dir.join("log");
+    let script = format!(
+        "echo \"start $$ $DISTLOCK_FENCE\" >> {log}; sleep 0.2; echo \"end $$\" >> {log}",
+        log = log.display()
+    );
+    let mut procs: Vec<Proc> = (0..RUNS)
+        .map(|_| {
+            Proc::spawn(&[
+                "--url", &url, "--ttl", "1", "shared", "--", "sh", "-c", &script,
+            ])
+        })
+        .collect();
+    for p in &mut procs {
+        assert_eq!(p.code(), 0, "{}", p.stderr());
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2 * RUNS, "{text}");
+    let mut last_fence = 0u64;
+    for pair in lines.chunks(2) {
+        let start: Vec<&str> = pair[0].split(' ').collect();
+        let end: Vec<&str> = pair[1].split(' ').collect();
+        assert_eq!(start[0], "start", "interleaved:\n{text}");
+        assert_eq!(end[0], "end", "interleaved:\n{text}");
+        assert_eq!(start[1], end[1], "interleaved:\n{text}");
+        let fence: u64 = start[2].parse().unwrap();
+        assert!(fence > last_fence, "fences out of order:\n{text}");
+        last_fence = fence;
+    }
+}
+
+#[test]
+fn no_wait_and_timeout_on_a_held_lock_exit_with_the_conflict_code() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let dir = scratch("conflict");
+    let marker = dir.join("ran");
+    let touch = format!("touch {}", marker.display());
+    let c = client(&server, "distlock");
+    let held = c.lock("busy").acquire().unwrap();
+
+    let (code, _, err) = run(&["--url", &url, "--no-wait", "busy", "--", "sh", "-c", &touch]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.starts_with("distlock: ") && err.contains("held"),
+        "{err}"
+    );
+    let (code, _, err) = run(&[
+        "--url", &url, "-n", "-E", "42", "busy", "--", "sh", "-c", &touch,
+    ]);
+    assert_eq!(code, 42, "{err}");
+    let (code, _, err) = run(&["--url", &url, "-n", "-q", "busy", "--", "sh", "-c", &touch]);
+    assert_eq!((code, err.as_str()), (1, ""));
+
+    let started = Instant::now();
+    let (code, _, err) = run(&[
+        "--url",
+        &url,
+        "--timeout",
+        "0.3",
+        "-E",
+        "9",
+        "busy",
+        "--",
+        "sh",
+        "-c",
+        &touch,
+    ]);
+    let waited = started.elapsed();
+    assert_eq!(code, 9, "{err}");
+    assert!(err.contains("timed out"), "{err}");
+    assert!(
+        waited >= Duration::from_millis(300),
+        "gave up after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(10), "gave up after {waited:?}");
+    assert!(!marker.exists(), "the command ran without the lock");
+    assert!(held.is_held());
+
+    held.release().unwrap();
+    let (code, _, err) = run(&["--url", &url, "-n", "busy", "--", "sh", "-c", &touch]);
+    assert_eq!(code, 0, "{err}");
+    assert!(marker.exists());
+}
+
+/// Starts `sh -c script` under distlock with a 1 s lease, waits until the
+/// script prints `ready <pid>`, deletes the lock key, and returns the
+/// process, the script's pid and when the key was deleted.
+fn run_then_delete_key(server: &RedisServer, extra: &[&str], script: &str) -> (Proc, u32, Instant) {
+    let url = server.url();
+    let mut args = vec!["--url", url.as_str(), "--ttl", "1"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["doomed", "--", "sh", "-c", script]);
+    let p = Proc::spawn(&args);
+    let ready = p.stdout_line(|l| l.starts_with("ready "));
+    let pid: u32 = ready["ready ".len()..].parse().unwrap();
+    assert!(alive(pid));
+    let mut raw = server.conn();
+    let deleted: i64 = raw.del("distlock:doomed").unwrap();
+    assert_eq!(
+        deleted, 1,
+        "the lock key should exist while the command runs"
+    );
+    (p, pid, Instant::now())
+}
+
+#[test]
+fn a_lost_lock_terminates_the_command() {
+    let server = RedisServer::start();
+    let (mut p, pid, deleted) = run_then_delete_key(&server, &[], "echo ready $$; exec sleep 30");
+    assert_eq!(p.code(), 75);
+    let took = deleted.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?} to react");
+    let err = p.stderr();
+    assert!(err.contains("distlock: lost the lock on doomed"), "{err}");
+    assert!(err.contains("SIGTERM"), "{err}");
+    assert!(!alive(pid), "the command survived the loss");
+}
+
+#[test]
+fn a_lost_lock_escalates_to_sigkill_after_the_grace_period() {
+    let server = RedisServer::start();
+    // The command ignores SIGTERM.
+    let stubborn = "trap '' TERM; echo ready $$; exec sleep 30";
+    let (mut p, pid, deleted) =
+        run_then_delete_key(&server, &["--on-lost", "term", "--grace", "0.5"], stubborn);
+    assert_eq!(p.code(), 75);
+    let took = deleted.elapsed();
+    assert!(
+        took >= Duration::from_millis(500),
+        "SIGKILL before the grace: {took:?}"
+    );
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    let err = p.stderr();
+    assert!(err.contains("sending SIGKILL"), "{err}");
+    assert!(!alive(pid));
+
+    // --on-lost kill does not wait.
+    let (mut p, pid, deleted) = run_then_delete_key(&server, &["--on-lost", "kill"], stubborn);
+    assert_eq!(p.code(), 75);
+    assert!(deleted.elapsed() < Duration::from_secs(5));
+    let err = p.stderr();
+    assert!(
+        err.contains("sending SIGKILL") && !err.contains("SIGTERM"),
+        "{err}"
+    );
+    assert!(!alive(pid));
+}
+
+#[test]
+fn ignore_policy_only_warns_and_keeps_the_status() {
+    let server = RedisServer::start();
+    let (mut p, _, _) = run_then_delete_key(
+        &server,
+        &["--on-lost", "ignore"],
+        "echo ready $$; read _; exit 5",
+    );
+    p.stderr_line(|l| l.contains("lost the lock on doomed") && l.contains("ignore"));
+    // Still running after the warning: it exits when told to.
+    writeln!(p.stdin.as_mut().unwrap(), "go").unwrap();
+    assert_eq!(p.code(), 5);
+}
+
+#[test]
+fn sigterm_is_forwarded_and_the_lock_released_afterwards() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let mut raw = server.conn();
+    // The command turns SIGTERM into exit status 9.
+    let script = "trap 'kill $!; exit 9' TERM; echo ready $$; sleep 30 >/dev/null & wait";
+    let mut p = Proc::spawn(&["--url", &url, "--ttl", "1", "fwd", "--", "sh", "-c", script]);
+    p.stdout_line(|l| l.starts_with("ready "));
+    assert!(exists(&mut raw, "distlock:fwd"));
+    let sent = Instant::now();
+    signal(p.pid, libc::SIGTERM);
+    assert_eq!(p.code(), 9, "{}", p.stderr());
+    assert!(sent.elapsed() < Duration::from_secs(5));
+    assert!(!exists(&mut raw, "distlock:fwd"));
+    let (code, _, err) = run(&["--url", &url, "-n", "fwd", "--", "true"]);
+    assert_eq!(code, 0, "{err}");
+
+    // A command that does not catch them dies of the forwarded signal.
+    for sig in [libc::SIGINT, libc::SIGHUP] {
+        let mut p = Proc::spawn(&[
+            "--url",
+            &url,
+            "fwd",
+            "--",
+            "sh",
+            "-c",
+            "echo ready $$; exec sleep 30",
+        ]);
+        let ready = p.stdout_line(|l| l.starts_with("ready "));
+        let pid: u32 = ready["ready ".len()..].parse().unwrap();
+        signal(p.pid, sig);
+        assert_eq!(p.code(), 128 + sig);
+        assert!(!alive(pid));
+        assert!(!exists(&mut raw, "distlock:fwd"));
+    }
+}
+
+#[test]
+fn a_signal_while_waiting_gives_up_without_running_the_command() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let dir = scratch("interrupt");
+    let marker = dir.join("ran");
+    let touch = format!("touch {}", marker.display());
+    let c = client(&server, "distlock");
+    let held = c.lock("queue").acquire().unwrap();
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let mut p = Proc::spawn(&["--url", &url, "-v", "queue", "--", "sh", "-c", &touch]);
+        p.stderr_line(|l| l.contains("waiting for queue"));
+        let sent = Instant::now();
+        signal(p.pid, sig);
+        assert_eq!(p.code(), 128 + sig);
+        assert!(sent.elapsed() < Duration::from_secs(5));
+        assert!(!marker.exists());
+        assert!(held.is_held());
+    }
+}
+
+#[test]
+fn a_killed_distlock_leaves_a_lock_that_expires_after_its_ttl() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let mut raw = server.conn();
+    let mut p = Proc::spawn(&[
+        "--url",
+        &url,
+        "--ttl",
+        "2",
+        "crash",
+        "--",
+        "sh",
+        "-c",
+        "echo ready $$; exec sleep 30",
+    ]);
+    let ready = p.stdout_line(|l| l.starts_with("ready "));
+    let pid: u32 = ready["ready ".len()..].parse().unwrap();
+    signal(p.pid, libc::SIGKILL);
+    let killed = Instant::now();
+    assert_eq!(p.wait().signal(), Some(libc::SIGKILL));
+    // Nothing renews the lease any more: it only shrinks, then goes.
+    let mut last: i64 = raw.pttl("distlock:crash").unwrap();
+    assert!(last > 0 && last <= 2000, "pttl {last}");
+    let mut gone = None;
+    for _ in 0..200 {
+        let pttl: i64 = raw.pttl("distlock:crash").unwrap();
+        if pttl == -2 {
+            gone = Some(killed.elapsed());
+            break;
+        }
+        assert!(
+            pttl <= last,
+            "lease renewed after the kill: {last} -> {pttl}"
+        );
+        last = pttl;
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let gone = gone.expect("the lock never expired");
+    assert!(
+        gone <= Duration::from_millis(2500),
+        "expired after {gone:?}"
+    );
+    // On Linux the command is told (SIGTERM) that distlock died.
+    if cfg!(target_os = "linux") {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(pid), "the command outlived distlock");
+    } else if alive(pid) {
+        signal(pid, libc::SIGKILL);
+    }
+}
+
+#[test]
+fn status_reports_the_holder_as_json_and_text() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let c = client(&server, "ops");
+    let g = c
+        .lock("nightly")
+        .ttl(Duration::from_secs(5))
+        .acquire()
+        .unwrap();
+
+    let (code, out, err) = run(&[
+        "--url", &url, "--prefix", "ops", "status", "nightly", "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let j = parse_flat_json(&out);
+    let keys: Vec<&str> = j.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["fence", "held", "key", "name", "remaining_ms", "token"]
+    );
+    assert_eq!(j["name"], "\"nightly\"");
+    assert_eq!(j["key"], "\"ops:nightly\"");
+    assert_eq!(j["held"], "true");
+    assert_eq!(j["token"], format!("\"{}\"", g.token()));
+    let remaining: u64 = j["remaining_ms"].parse().unwrap();
+    assert!(remaining > 0 && remaining <= 5000, "{remaining}");
+    let fence: u64 = j["fence"].parse().unwrap();
+    assert!(fence >= g.fence());
+
+    let (code, out, _) = run(&["--url", &url, "--prefix", "ops", "status", "nightly"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("key:       ops:nightly"), "{out}");
+    assert!(out.contains("held:      yes"), "{out}");
+    assert!(out.contains(g.token()), "{out}");
+
+    g.release().unwrap();
+    let (code, out, _) = run(&[
+        "status", "--url", &url, "--prefix", "ops", "--json", "nightly",
+    ]);
+    assert_eq!(code, 1, "a free lock");
+    let j = parse_flat_json(&out);
+    assert_eq!(j["held"], "false");
+    assert_eq!(j["token"], "null");
+    assert_eq!(j["remaining_ms"], "null");
+    assert!(j["fence"].parse::<u64>().unwrap() >= fence);
+    let (code, out, _) = run(&["--url", &url, "--prefix", "ops", "status", "nightly"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("held:      no"), "{out}");
+}
+
+#[test]
+fn release_with_the_holders_token_frees_the_lock() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let mut raw = server.conn();
+    let c = client(&server, "distlock");
+    let g = c.lock("stuck").acquire().unwrap();
+    let token = g.token().to_string();
+
+    let (code, _, err) = run(&[
+        "--url",
+        &url,
+        "release",
+        "stuck",
+        "--token",
+        "not-the-token",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("distlock: ") && err.contains("not held"),
+        "{err}"
+    );
+    assert!(exists(&mut raw, "distlock:stuck"));
+    assert!(g.is_held());
+
+    let (code, _, err) = run(&["--url", &url, "release", "stuck", "--token", &token]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!exists(&mut raw, "distlock:stuck"));
+    assert!(
+        matches!(
+            g.lost().recv_timeout(Duration::from_secs(10)),
+            Err(RecvTimeoutError::Disconnected)
+        ),
+        "the holder should learn that its lock is gone"
+    );
+    let (code, _, _) = run(&["--url", &url, "release", "stuck", "--token", &token]);
+    assert_eq!(code, 1, "nothing left to release");
+}

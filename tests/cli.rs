@@ -201,12 +201,29 @@ fn run(args: &[&str]) -> (i32, String, String) {
     (code, p.stdout(), p.stderr())
 }
 
-/// A fresh scratch directory for marker files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("distlock-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh scratch directory for marker files, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    /// Creates an empty directory named after this process and `name`.
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("distlock-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// A path inside the directory.
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    /// Removes the directory and what is in it.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A library client on `server` with key prefix `prefix`.
@@ -337,7 +354,7 @@ fn usage_and_configuration_errors_exit_2() {
 
 #[test]
 fn an_unreachable_server_exits_69_without_running_the_command() {
-    let dir = scratch("unreachable");
+    let dir = Scratch::new("unreachable");
     let marker = dir.join("ran");
     let url = format!("redis://127.0.0.1:{}/0", dead_port());
     let touch = format!("touch {}", marker.display());
@@ -410,7 +427,7 @@ fn concurrent_runs_never_overlap() {
     const RUNS: usize = 4;
     let server = RedisServer::start();
     let url = server.url();
-    let dir = scratch("overlap");
+    let dir = Scratch::new("overlap");
     let log = dir.join("log");
     let script = format!(
         "echo \"start $$ $DISTLOCK_FENCE\" >> {log}; sleep 0.2; echo \"end $$\" >> {log}",
@@ -446,7 +463,7 @@ fn concurrent_runs_never_overlap() {
 fn no_wait_and_timeout_on_a_held_lock_exit_with_the_conflict_code() {
     let server = RedisServer::start();
     let url = server.url();
-    let dir = scratch("conflict");
+    let dir = Scratch::new("conflict");
     let marker = dir.join("ran");
     let touch = format!("touch {}", marker.display());
     let c = client(&server, "distlock");
@@ -616,7 +633,7 @@ fn sigterm_is_forwarded_and_the_lock_released_afterwards() {
 fn a_signal_while_waiting_gives_up_without_running_the_command() {
     let server = RedisServer::start();
     let url = server.url();
-    let dir = scratch("interrupt");
+    let dir = Scratch::new("interrupt");
     let marker = dir.join("ran");
     let touch = format!("touch {}", marker.display());
     let c = client(&server, "distlock");

@@ -35,6 +35,17 @@
 #define DISTLOCK_MAX_URL_LEN 4096
 
 /**
+ * Most entries in each list of a `distlock_config`: Redlock nodes, cluster
+ * seed URLs, sentinel addresses.
+ */
+#define DISTLOCK_MAX_SERVERS 64
+
+/**
+ * Longest accepted sentinel master name, in bytes.
+ */
+#define DISTLOCK_MAX_MASTER_NAME_LEN 256
+
+/**
  * The result of every fallible distlock function, returned as `int32_t`.
  */
 typedef enum distlock_status {
@@ -91,10 +102,19 @@ typedef enum distlock_status {
 typedef struct distlock_cancel distlock_cancel;
 
 /**
- * An open connection to one lock server (opaque). Made by
- * `distlock_client_open`, freed by `distlock_client_close`.
+ * An open client of one lock server, or of a Redlock, cluster or sentinel
+ * deployment (opaque). Made by `distlock_client_open` or
+ * `distlock_client_open_config`, freed by `distlock_client_close`.
  */
 typedef struct distlock_client distlock_client;
+
+/**
+ * Settings for `distlock_client_open_config` (opaque). Made by
+ * `distlock_config_new`, filled by the `distlock_config_*` setters, freed
+ * by `distlock_config_free`. Opening copies what it needs: the config may
+ * be changed, reused or freed afterwards.
+ */
+typedef struct distlock_config distlock_config;
 
 /**
  * Proof of holding one lock (opaque). Made by `distlock_acquire`, freed by
@@ -105,6 +125,10 @@ typedef struct distlock_guard distlock_guard;
 /**
  * Client settings for `distlock_client_open`. Zero or NULL fields mean
  * "use the default"; zero-initialise the struct and set what you need.
+ *
+ * This struct's layout is fixed. Settings it lacks (Redlock nodes,
+ * cluster, sentinel, replica acknowledgement, the fast path and more) are
+ * set through a `distlock_config` and `distlock_client_open_config`.
  */
 typedef struct distlock_options {
   /**
@@ -351,6 +375,244 @@ int32_t distlock_guard_extend(struct distlock_guard *guard);
  * is up; `DISTLOCK_INVALID_ARGUMENT` for a NULL or unknown handle.
  */
 int32_t distlock_guard_wait_lost(const struct distlock_guard *guard, int64_t timeout_ms);
+
+/**
+ * A new config holding every default and no server, owned by the caller:
+ * free it with `distlock_config_free`. Returns NULL only if the library
+ * failed internally.
+ *
+ * Give it servers in exactly one of these ways: `distlock_config_set_url`
+ * (one server); three or more `distlock_config_add_node` (Redlock);
+ * `distlock_config_add_cluster_url` (Redis Cluster); or
+ * `distlock_config_set_sentinel` with `distlock_config_add_sentinel`
+ * (Redis Sentinel, optionally with `distlock_config_set_url` for the
+ * master's credentials and db).
+ */
+struct distlock_config *distlock_config_new(void);
+
+/**
+ * Frees a config. NULL or an unknown handle is a no-op. Clients opened
+ * with it are not affected.
+ */
+void distlock_config_free(struct distlock_config *cfg);
+
+/**
+ * Sets the one server's URL (`redis://[[user]:password@]host[:port][/db]`,
+ * or `rediss://` for TLS), replacing an earlier one. With sentinel, only
+ * its scheme, credentials and db are used (for the master); its host and
+ * port are ignored.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config, a NULL, non-UTF-8, over-long (`DISTLOCK_MAX_URL_LEN`) or
+ * malformed URL.
+ *
+ * # Safety
+ *
+ * `url` is NULL or a NUL-terminated string.
+ */
+int32_t distlock_config_set_url(struct distlock_config *cfg, const char *url);
+
+/**
+ * Adds the URL of one independent Redis node for Redlock: a lock is owned
+ * only while a majority of the nodes grant it. Give at least 3 (5 is
+ * usual), at most `DISTLOCK_MAX_SERVERS`. Excludes
+ * `distlock_config_set_url`, cluster and sentinel.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config, a NULL, non-UTF-8, over-long or malformed URL, or one
+ * node too many.
+ *
+ * # Safety
+ *
+ * `url` is NULL or a NUL-terminated string.
+ */
+int32_t distlock_config_add_node(struct distlock_config *cfg, const char *url);
+
+/**
+ * Adds the URL of one Redis Cluster node, used as a seed: the client
+ * learns the slot map from the first seed that answers. Give several, so
+ * that the client can start while one is down; all share credentials and
+ * TLS, and use db 0. Excludes `distlock_config_set_url`, Redlock nodes and
+ * sentinel.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config, a NULL, non-UTF-8, over-long or malformed URL, or one
+ * URL too many (`DISTLOCK_MAX_SERVERS`).
+ *
+ * # Safety
+ *
+ * `url` is NULL or a NUL-terminated string.
+ */
+int32_t distlock_config_add_cluster_url(struct distlock_config *cfg, const char *url);
+
+/**
+ * Uses Redis Sentinel: the sentinels added with
+ * `distlock_config_add_sentinel` watch the master they know as
+ * `master_name` (1 to `DISTLOCK_MAX_MASTER_NAME_LEN` bytes), and every new
+ * connection asks them where it is, so the client follows a failover by
+ * itself. Replaces an earlier master name. Excludes Redlock nodes and
+ * cluster.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config, or a NULL, empty, non-UTF-8 or over-long name.
+ *
+ * # Safety
+ *
+ * `master_name` is NULL or a NUL-terminated string.
+ */
+int32_t distlock_config_set_sentinel(struct distlock_config *cfg, const char *master_name);
+
+/**
+ * Adds one sentinel's address: `host:port`, or
+ * `redis://[user:password@]host:port` when the sentinels need credentials
+ * of their own. At most `DISTLOCK_MAX_SERVERS`. Checked when the client is
+ * opened.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config, a NULL, empty, non-UTF-8 or over-long address, or one
+ * address too many.
+ *
+ * # Safety
+ *
+ * `addr` is NULL or a NUL-terminated string.
+ */
+int32_t distlock_config_add_sentinel(struct distlock_config *cfg, const char *addr);
+
+/**
+ * Replica acknowledgement: after the write that takes a lock, and after
+ * each renewal, the server must confirm (Redis `WAIT`) that at least
+ * `count` replicas have it, within `timeout_ms` (1 ms to 1 hour). An
+ * acquisition fewer replicas confirm is given back and fails with
+ * `DISTLOCK_CONNECTION`; an unconfirmed renewal does not extend the lease.
+ * `count` 0 turns it off (the default; `timeout_ms` is then ignored).
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config or a timeout out of range.
+ */
+int32_t distlock_config_set_replicas(struct distlock_config *cfg,
+                                     uint32_t count,
+                                     uint64_t timeout_ms);
+
+/**
+ * Key prefix (default `"distlock"`): the lock `k` lives at key
+ * `<prefix>:k`. 1 to 256 bytes, without `{` or `}`.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config, or a NULL, empty, non-UTF-8, over-long or braced prefix.
+ *
+ * # Safety
+ *
+ * `prefix` is NULL or a NUL-terminated string.
+ */
+int32_t distlock_config_set_prefix(struct distlock_config *cfg, const char *prefix);
+
+/**
+ * Default lease of each lock in milliseconds (default 30000), between
+ * 10 ms and 24 hours. Leases are renewed automatically while held.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config or a value out of range.
+ */
+int32_t distlock_config_set_ttl_ms(struct distlock_config *cfg, uint64_t ttl_ms);
+
+/**
+ * Most connections open at once, per server (default 16), 1 to 1024.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config or a value out of range.
+ */
+int32_t distlock_config_set_pool_size(struct distlock_config *cfg, uint32_t pool_size);
+
+/**
+ * Time allowed to open a connection or wait for a pooled one, in
+ * milliseconds (default 3000), 1 ms to 1 hour.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config or a value out of range.
+ */
+int32_t distlock_config_set_connect_timeout_ms(struct distlock_config *cfg, uint64_t timeout_ms);
+
+/**
+ * Time allowed for each command's reply, in milliseconds (default 2000),
+ * 1 ms to 1 hour. With Redlock it is the per-node timeout: keep it well
+ * below the TTL.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config or a value out of range.
+ */
+int32_t distlock_config_set_command_timeout_ms(struct distlock_config *cfg, uint64_t timeout_ms);
+
+/**
+ * Caps the total time an auto-renewed lock is held, in milliseconds: at
+ * the cap renewal stops and the lock is reported lost. 0 means no cap
+ * (the default).
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config.
+ */
+int32_t distlock_config_set_max_hold_ms(struct distlock_config *cfg, uint64_t cap_ms);
+
+/**
+ * Longest a waiting acquirer goes without looking at the lock again, in
+ * milliseconds (default 500, at least 1). Waiters are woken by release
+ * notifications; this bounds what a lost notification can cost.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config or 0.
+ */
+int32_t distlock_config_set_max_retry_interval_ms(struct distlock_config *cfg,
+                                                  uint64_t interval_ms);
+
+/**
+ * Whether threads of one client that want the same lock queue locally and
+ * pass the lease among themselves (default true). Off, every thread asks
+ * the server on its own.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config.
+ */
+int32_t distlock_config_set_fast_path(struct distlock_config *cfg, bool on);
+
+/**
+ * Most local hand-offs in a row (default 16, at most 63) before the holder
+ * asks the server whether other clients wait; 0 never hands off.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config or a value out of range.
+ */
+int32_t distlock_config_set_handoff_limit(struct distlock_config *cfg, uint32_t handoffs);
+
+/**
+ * Longest time a lease may circulate among one client's threads before
+ * the holder asks the server whether other clients wait, in milliseconds
+ * (default 20).
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config.
+ */
+int32_t distlock_config_set_handoff_budget_ms(struct distlock_config *cfg, uint64_t budget_ms);
+
+/**
+ * Opens a client with the settings in `cfg`: checks that the servers were
+ * given in exactly one consistent way (see `distlock_config_new`), then
+ * connects and checks that the servers answer (for Redlock, a majority of
+ * the nodes).
+ *
+ * On success `*out` receives a new client handle, owned by the caller:
+ * close it with `distlock_client_close`. On failure `*out` is set to NULL.
+ * `cfg` is only read: it stays the caller's, to reuse or free.
+ *
+ * Returns `DISTLOCK_OK`; `DISTLOCK_INVALID_ARGUMENT` (NULL or unknown
+ * config, NULL `out`, no server, servers given in more than one way, fewer
+ * than 3 Redlock nodes, an incomplete sentinel setting), before anything
+ * connects; `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or `DISTLOCK_REDIS`.
+ *
+ * # Safety
+ *
+ * `out` is NULL or valid for writing a pointer.
+ */
+int32_t distlock_client_open_config(const struct distlock_config *cfg,
+                                    struct distlock_client **out);
 
 #ifdef __cplusplus
 }  // extern "C"

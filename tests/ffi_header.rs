@@ -97,6 +97,35 @@ fn header_declares_the_agreed_c_api() {
         "int32_t distlock_guard_extend(struct distlock_guard *guard);",
         "int32_t distlock_guard_wait_lost(const struct distlock_guard *guard, \
          int64_t timeout_ms);",
+        "typedef struct distlock_config distlock_config;",
+        "#define DISTLOCK_MAX_SERVERS 64",
+        "struct distlock_config *distlock_config_new(void);",
+        "void distlock_config_free(struct distlock_config *cfg);",
+        "int32_t distlock_config_set_url(struct distlock_config *cfg, const char *url);",
+        "int32_t distlock_config_add_node(struct distlock_config *cfg, const char *url);",
+        "int32_t distlock_config_add_cluster_url(struct distlock_config *cfg, const char *url);",
+        "int32_t distlock_config_set_sentinel(struct distlock_config *cfg, \
+         const char *master_name);",
+        "int32_t distlock_config_add_sentinel(struct distlock_config *cfg, const char *addr);",
+        "int32_t distlock_config_set_replicas(struct distlock_config *cfg, uint32_t count, \
+         uint64_t timeout_ms);",
+        "int32_t distlock_config_set_prefix(struct distlock_config *cfg, const char *prefix);",
+        "int32_t distlock_config_set_ttl_ms(struct distlock_config *cfg, uint64_t ttl_ms);",
+        "int32_t distlock_config_set_pool_size(struct distlock_config *cfg, uint32_t pool_size);",
+        "int32_t distlock_config_set_connect_timeout_ms(struct distlock_config *cfg, \
+         uint64_t timeout_ms);",
+        "int32_t distlock_config_set_command_timeout_ms(struct distlock_config *cfg, \
+         uint64_t timeout_ms);",
+        "int32_t distlock_config_set_max_hold_ms(struct distlock_config *cfg, uint64_t cap_ms);",
+        "int32_t distlock_config_set_max_retry_interval_ms(struct distlock_config *cfg, \
+         uint64_t interval_ms);",
+        "int32_t distlock_config_set_fast_path(struct distlock_config *cfg, bool on);",
+        "int32_t distlock_config_set_handoff_limit(struct distlock_config *cfg, \
+         uint32_t handoffs);",
+        "int32_t distlock_config_set_handoff_budget_ms(struct distlock_config *cfg, \
+         uint64_t budget_ms);",
+        "int32_t distlock_client_open_config(const struct distlock_config *cfg, \
+         struct distlock_client **out);",
     ];
     let missing: Vec<&str> = expected
         .iter()

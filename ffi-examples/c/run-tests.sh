@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the C API tests and the counter example under valgrind, against a
-# redis-server of our own on a free loopback port, then a short benchmark.
+# Runs the C API tests and the counter example under valgrind, against
+# redis-servers of our own on free loopback ports, then a short benchmark.
 #
 # Assumes `cargo build --release` has been run in the repository root.
 # Exits non-zero on any failure. Environment:
@@ -33,65 +33,80 @@ echo "== build"
 make -C "$here" --no-print-directory LIB_DIR="$lib_dir" all static pkgconfig-check
 
 scratch=$(mktemp -d)
-redis_pid=
-drain_pid=
+redis_pids=()
+drain_pids=()
 cleanup() {
-  if [ -n "$redis_pid" ]; then
-    kill "$redis_pid" 2>/dev/null || true
-    wait "$redis_pid" 2>/dev/null || true
-  fi
-  if [ -n "$drain_pid" ]; then
-    wait "$drain_pid" 2>/dev/null || true
-  fi
-  exec 3<&- 2>/dev/null || true
+  local pid
+  for pid in "${redis_pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  for pid in "${drain_pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$scratch"
 }
 trap cleanup EXIT
 
-# Starts redis-server on $1 and waits until it logs that it is ready,
-# reading its output through a fifo (no polling). Fails if it exits first.
+# Starts redis-server $1 on port $2 and waits until it logs that it is
+# ready, reading its output through a fifo (no polling). Fails if it exits
+# first. Its pid joins redis_pids, to be stopped on exit.
 start_redis() {
-  local port=$1 line
-  rm -f "$scratch/out"
-  mkfifo "$scratch/out"
+  local name=$1 port=$2 line fd pid
+  local fifo="$scratch/$name.out" log="$scratch/$name.log"
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  mkdir -p "$scratch/$name"
   redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-    --daemonize no --dir "$scratch" --logfile '' >"$scratch/out" 2>&1 &
-  redis_pid=$!
-  exec 3<"$scratch/out"
-  while IFS= read -r -t 30 line <&3; do
-    echo "$line" >>"$scratch/redis.log"
+    --daemonize no --dir "$scratch/$name" --logfile '' >"$fifo" 2>&1 &
+  pid=$!
+  exec {fd}<"$fifo"
+  while IFS= read -r -t 30 line <&"$fd"; do
+    echo "$line" >>"$log"
     case $line in
       *"Ready to accept connections"*)
         # Keep draining its output so that it never blocks on a full pipe.
-        cat <&3 >>"$scratch/redis.log" &
-        drain_pid=$!
+        cat <&"$fd" >>"$log" &
+        drain_pids+=($!)
+        exec {fd}<&-
+        redis_pids+=("$pid")
         return 0
         ;;
     esac
   done
   # It exited (port taken?) or never became ready.
-  kill "$redis_pid" 2>/dev/null || true
-  wait "$redis_pid" 2>/dev/null || true
-  redis_pid=
-  exec 3<&-
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  exec {fd}<&-
   return 1
 }
 
-started=
-for _ in 1 2 3 4 5; do
-  port=$("$here/build/free_port")
-  if start_redis "$port"; then
-    started=1
-    break
-  fi
-done
-if [ -z "$started" ]; then
-  echo "redis-server did not start; its log:" >&2
-  cat "$scratch/redis.log" >&2 || true
-  exit 1
-fi
+# Starts redis-server $1 on a free port, a few tries; sets started_port.
+start_on_free_port() {
+  local name=$1 port
+  for _ in 1 2 3 4 5; do
+    port=$("$here/build/free_port")
+    if start_redis "$name" "$port"; then
+      started_port=$port
+      return 0
+    fi
+  done
+  echo "redis-server $name did not start; its log:" >&2
+  cat "$scratch/$name.log" >&2 || true
+  return 1
+}
+
+start_on_free_port main
+port=$started_port
 export DISTLOCK_REDIS_PORT=$port
-echo "== redis-server pid $redis_pid on 127.0.0.1:$port"
+# Three more, independent, for the Redlock checks of test_distlock.
+redlock_ports=()
+for i in 1 2 3; do
+  start_on_free_port "node$i"
+  redlock_ports+=("$started_port")
+done
+export DISTLOCK_REDLOCK_PORTS="${redlock_ports[*]}"
+echo "== redis-server pids ${redis_pids[*]} on 127.0.0.1:$port (Redlock nodes: $DISTLOCK_REDLOCK_PORTS)"
 
 failed=0
 step() {

@@ -557,6 +557,329 @@ static void test_wait_lost(distlock_client *c) {
   distlock_guard_free(g);
 }
 
+/* ---- distlock_config: the extensible way to open a client ---- */
+
+static int last_error_has(const char *needle) {
+  const char *why = distlock_last_error();
+  return why != NULL && strstr(why, needle) != NULL;
+}
+
+static distlock_config *new_config(void) {
+  distlock_config *cfg = distlock_config_new();
+  CHECK(cfg != NULL);
+  return cfg;
+}
+
+/* Opens cfg expecting want; on failure *out must come back NULL. */
+#define OPEN_CONFIG(cfg, want) open_config((cfg), (want), __LINE__)
+static distlock_client *open_config(const distlock_config *cfg, int32_t want, int line) {
+  distlock_client *c = (distlock_client *)0x1;
+  int32_t got = distlock_client_open_config(cfg, &c);
+  expect_status(got, want, "distlock_client_open_config", line);
+  if (got != DISTLOCK_OK) {
+    CHECK(c == NULL);
+    return NULL;
+  }
+  CHECK(c != NULL);
+  return c;
+}
+
+static void test_config_arguments(void) {
+  int not_a_config = 0;
+  distlock_config *bogus = (distlock_config *)&not_a_config;
+  EXPECT(distlock_config_set_url(NULL, url), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("config handle is NULL"));
+  EXPECT(distlock_config_set_ttl_ms(bogus, 1000), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("unknown or already freed config"));
+  EXPECT(distlock_config_add_node(bogus, url), DISTLOCK_INVALID_ARGUMENT);
+  distlock_client *c = (distlock_client *)0x1;
+  EXPECT(distlock_client_open_config(NULL, &c), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(c == NULL);
+  EXPECT(distlock_client_open_config(bogus, &c), DISTLOCK_INVALID_ARGUMENT);
+
+  distlock_config *cfg = new_config();
+  EXPECT(distlock_client_open_config(cfg, NULL), DISTLOCK_INVALID_ARGUMENT);
+  OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("no server given"));
+
+  /* Strings: NULL, bad UTF-8, malformed, too long. */
+  EXPECT(distlock_config_set_url(cfg, NULL), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_url(cfg, "redis://127.0.0.1:\xff/0"), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("UTF-8"));
+  EXPECT(distlock_config_set_url(cfg, "not a url"), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_add_node(cfg, "http://127.0.0.1:1/0"), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_add_cluster_url(cfg, NULL), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_add_cluster_url(cfg, "redis://nobody:s3cr3t-pw@127.0.0.1:1/x"),
+         DISTLOCK_INVALID_ARGUMENT);
+  CHECK(distlock_last_error() != NULL && !last_error_has("s3cr3t-pw"));
+  size_t long_len = DISTLOCK_MAX_URL_LEN + 10;
+  char *long_url = malloc(long_len + 1);
+  memset(long_url, 'a', long_len);
+  long_url[long_len] = '\0';
+  EXPECT(distlock_config_add_node(cfg, long_url), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_add_sentinel(cfg, long_url), DISTLOCK_INVALID_ARGUMENT);
+  free(long_url);
+  EXPECT(distlock_config_add_sentinel(cfg, ""), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_add_sentinel(cfg, NULL), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_sentinel(cfg, ""), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_sentinel(cfg, NULL), DISTLOCK_INVALID_ARGUMENT);
+  char long_name[DISTLOCK_MAX_MASTER_NAME_LEN + 2];
+  memset(long_name, 'm', sizeof long_name - 1);
+  long_name[sizeof long_name - 1] = '\0';
+  EXPECT(distlock_config_set_sentinel(cfg, long_name), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_prefix(cfg, ""), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_prefix(cfg, "a{b}"), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_prefix(cfg, "bad\xc3"), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_prefix(cfg, NULL), DISTLOCK_INVALID_ARGUMENT);
+
+  /* Numbers out of range. */
+  EXPECT(distlock_config_set_ttl_ms(cfg, 5), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_ttl_ms(cfg, 25ull * 3600 * 1000), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_pool_size(cfg, 0), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_pool_size(cfg, 5000), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_connect_timeout_ms(cfg, 0), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_command_timeout_ms(cfg, UINT64_MAX), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_max_retry_interval_ms(cfg, 0), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_handoff_limit(cfg, 64), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("handoff_limit"));
+  EXPECT(distlock_config_set_replicas(cfg, 1, 0), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("replica"));
+  EXPECT(distlock_config_set_replicas(cfg, 0, 0), DISTLOCK_OK); /* off */
+
+  /* Redlock needs three nodes, and excludes a plain URL and sentinel. */
+  char node[128];
+  for (int i = 1; i <= 2; i++) {
+    snprintf(node, sizeof node, "redis://127.0.0.1:1/%d", i);
+    EXPECT(distlock_config_add_node(cfg, node), DISTLOCK_OK);
+  }
+  OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("at least 3") && last_error_has("2 given"));
+  EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/3"), DISTLOCK_OK);
+  EXPECT(distlock_config_set_url(cfg, url), DISTLOCK_OK);
+  OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("distlock_config_set_url"));
+  EXPECT(distlock_config_set_sentinel(cfg, "mymaster"), DISTLOCK_OK);
+  OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("choose one deployment") && last_error_has("Redlock") &&
+        last_error_has("sentinel"));
+  /* At most DISTLOCK_MAX_SERVERS nodes. */
+  for (int i = 3; i < DISTLOCK_MAX_SERVERS; i++) {
+    EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/0"), DISTLOCK_OK);
+  }
+  EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/0"), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("at most"));
+  distlock_config_free(cfg);
+
+  /* Cluster and sentinel together; each half of sentinel alone. */
+  cfg = new_config();
+  EXPECT(distlock_config_add_cluster_url(cfg, "redis://127.0.0.1:1"), DISTLOCK_OK);
+  EXPECT(distlock_config_add_sentinel(cfg, "127.0.0.1:1"), DISTLOCK_OK);
+  OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("choose one deployment"));
+  distlock_config_free(cfg);
+  cfg = new_config();
+  EXPECT(distlock_config_add_sentinel(cfg, "127.0.0.1:1"), DISTLOCK_OK);
+  OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("without a master name"));
+  distlock_config_free(cfg);
+  cfg = new_config();
+  EXPECT(distlock_config_set_sentinel(cfg, "mymaster"), DISTLOCK_OK);
+  OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("without sentinel addresses"));
+
+  /* Freed: refused; freeing again, NULL or garbage: no-ops. */
+  distlock_config_free(cfg);
+  EXPECT(distlock_config_set_url(cfg, url), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("freed"));
+  EXPECT(distlock_client_open_config(cfg, &c), DISTLOCK_INVALID_ARGUMENT);
+  distlock_config_free(cfg);
+  distlock_config_free(NULL);
+  distlock_config_free(bogus);
+  CHECK(not_a_config == 0);
+}
+
+static void test_config_single_server(void) {
+  /* Every scalar setting, through to a working client. */
+  distlock_config *cfg = new_config();
+  EXPECT(distlock_config_set_url(cfg, url), DISTLOCK_OK);
+  EXPECT(distlock_config_set_prefix(cfg, "cfgtest"), DISTLOCK_OK);
+  EXPECT(distlock_config_set_ttl_ms(cfg, 2000), DISTLOCK_OK);
+  EXPECT(distlock_config_set_pool_size(cfg, 4), DISTLOCK_OK);
+  EXPECT(distlock_config_set_connect_timeout_ms(cfg, 1000), DISTLOCK_OK);
+  EXPECT(distlock_config_set_command_timeout_ms(cfg, 1000), DISTLOCK_OK);
+  EXPECT(distlock_config_set_max_hold_ms(cfg, 60000), DISTLOCK_OK);
+  EXPECT(distlock_config_set_max_retry_interval_ms(cfg, 50), DISTLOCK_OK);
+  EXPECT(distlock_config_set_fast_path(cfg, false), DISTLOCK_OK);
+  EXPECT(distlock_config_set_handoff_limit(cfg, 4), DISTLOCK_OK);
+  EXPECT(distlock_config_set_handoff_budget_ms(cfg, 5), DISTLOCK_OK);
+  distlock_client *c = OPEN_CONFIG(cfg, DISTLOCK_OK);
+  /* The client copied what it needs. */
+  distlock_config_free(cfg);
+  if (c != NULL) {
+    distlock_guard *g = must_acquire(c, "configured", 0);
+    CHECK(key_exists("cfgtest:configured") == 1);
+    CHECK(key_exists("distlock:configured") == 0);
+    uint64_t left = 0;
+    EXPECT(distlock_guard_remaining_ms(g, &left), DISTLOCK_OK);
+    CHECK(left > 0 && left <= 2000);
+    distlock_guard *g2 = (distlock_guard *)0x1;
+    EXPECT(distlock_acquire(c, "configured", 0, 0, NULL, &g2), DISTLOCK_NOT_ACQUIRED);
+    EXPECT(distlock_guard_release(g), DISTLOCK_OK);
+    CHECK(key_exists("cfgtest:configured") == 0);
+    distlock_guard_free(g);
+    distlock_client_close(c);
+  }
+
+  /* A config may open several clients, and be changed in between. */
+  cfg = new_config();
+  EXPECT(distlock_config_set_url(cfg, url), DISTLOCK_OK);
+  distlock_client *a = OPEN_CONFIG(cfg, DISTLOCK_OK);
+  EXPECT(distlock_config_set_prefix(cfg, "cfgtest-b"), DISTLOCK_OK);
+  distlock_client *b = OPEN_CONFIG(cfg, DISTLOCK_OK);
+  if (a != NULL && b != NULL) {
+    distlock_guard *ga = must_acquire(a, "reuse", 0);
+    distlock_guard *gb = must_acquire(b, "reuse", 0);
+    CHECK(key_exists("distlock:reuse") == 1 && key_exists("cfgtest-b:reuse") == 1);
+    distlock_guard_free(ga);
+    distlock_guard_free(gb);
+  }
+  distlock_client_close(a);
+  distlock_client_close(b);
+
+  /* Replica acknowledgement reaches the server: this one has no replicas,
+   * so WAIT confirms none and the acquisition is given back. */
+  EXPECT(distlock_config_set_replicas(cfg, 1, 50), DISTLOCK_OK);
+  c = OPEN_CONFIG(cfg, DISTLOCK_OK);
+  if (c != NULL) {
+    distlock_guard *g = (distlock_guard *)0x1;
+    EXPECT(distlock_acquire(c, "replicated", 0, 0, NULL, &g), DISTLOCK_CONNECTION);
+    CHECK(g == NULL);
+    CHECK(last_error_has("replica"));
+    CHECK(key_exists("cfgtest-b:replicated") == 0);
+    distlock_client_close(c);
+  }
+  distlock_config_free(cfg);
+
+  /* Nothing listens: a connection error; refused credentials: auth. */
+  int closed = support_free_port();
+  char dead[128];
+  support_url(dead, sizeof dead, closed);
+  cfg = new_config();
+  EXPECT(distlock_config_set_url(cfg, dead), DISTLOCK_OK);
+  EXPECT(distlock_config_set_connect_timeout_ms(cfg, 500), DISTLOCK_OK);
+  uint64_t t0 = now_ms();
+  OPEN_CONFIG(cfg, DISTLOCK_CONNECTION);
+  CHECK(now_ms() - t0 < 10000);
+  char bad_auth[160];
+  snprintf(bad_auth, sizeof bad_auth, "redis://nobody:s3cr3t-pw@127.0.0.1:%d/0", port);
+  EXPECT(distlock_config_set_url(cfg, bad_auth), DISTLOCK_OK);
+  OPEN_CONFIG(cfg, DISTLOCK_AUTH);
+  CHECK(distlock_last_error() != NULL && !last_error_has("s3cr3t-pw"));
+
+  /* Sentinel and cluster are really asked for: a sentinel nobody runs
+   * cannot be reached, and a server without cluster mode is no cluster. */
+  char sentinel[64];
+  snprintf(sentinel, sizeof sentinel, "127.0.0.1:%d", closed);
+  EXPECT(distlock_config_set_url(cfg, "redis://127.0.0.1/0"), DISTLOCK_OK);
+  EXPECT(distlock_config_set_sentinel(cfg, "mymaster"), DISTLOCK_OK);
+  EXPECT(distlock_config_add_sentinel(cfg, sentinel), DISTLOCK_OK);
+  OPEN_CONFIG(cfg, DISTLOCK_CONNECTION);
+  distlock_config_free(cfg);
+  cfg = new_config();
+  EXPECT(distlock_config_add_cluster_url(cfg, url), DISTLOCK_OK);
+  OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("not a Redis Cluster node"));
+  distlock_config_free(cfg);
+}
+
+/* Reads the ports of the Redlock nodes from $DISTLOCK_REDLOCK_PORTS. */
+static int redlock_ports(int ports[3]) {
+  const char *text = getenv("DISTLOCK_REDLOCK_PORTS");
+  if (text == NULL) return 0;
+  return sscanf(text, "%d %d %d", &ports[0], &ports[1], &ports[2]) == 3;
+}
+
+/* How many of the nodes hold key with value token. */
+static int holders(const int ports[3], const char *key, const char *token) {
+  int n = 0;
+  for (int i = 0; i < 3; i++) {
+    char out[128];
+    const char *get[] = {"GET", key};
+    if (support_redis(ports[i], 2, get, out, sizeof out) == SUPPORT_BULK &&
+        strstr(out, token) != NULL) {
+      n++;
+    }
+  }
+  return n;
+}
+
+static distlock_client *open_redlock(const int ports[3], int live) {
+  distlock_config *cfg = new_config();
+  EXPECT(distlock_config_set_prefix(cfg, "rl"), DISTLOCK_OK);
+  EXPECT(distlock_config_set_connect_timeout_ms(cfg, 500), DISTLOCK_OK);
+  EXPECT(distlock_config_set_command_timeout_ms(cfg, 500), DISTLOCK_OK);
+  for (int i = 0; i < 3; i++) {
+    char node[128];
+    /* The nodes past `live` are replaced by a port nobody listens on. */
+    support_url(node, sizeof node, i < live ? ports[i] : support_free_port());
+    EXPECT(distlock_config_add_node(cfg, node), DISTLOCK_OK);
+  }
+  distlock_client *c = OPEN_CONFIG(cfg, live >= 2 ? DISTLOCK_OK : DISTLOCK_CONNECTION);
+  distlock_config_free(cfg);
+  return c;
+}
+
+static void test_config_redlock(void) {
+  int ports[3];
+  if (!redlock_ports(ports)) {
+    printf("skipping the Redlock checks: set DISTLOCK_REDLOCK_PORTS to three ports "
+           "(run-tests.sh does)\n");
+    return;
+  }
+  distlock_client *c = open_redlock(ports, 3);
+  distlock_client *other = open_redlock(ports, 3);
+  if (c == NULL || other == NULL) {
+    distlock_client_close(c);
+    distlock_client_close(other);
+    return;
+  }
+  distlock_guard *g = must_acquire(c, "job", 0);
+  char token[DISTLOCK_TOKEN_LEN + 1] = "";
+  EXPECT(distlock_guard_token(g, token, sizeof token), DISTLOCK_OK);
+  CHECK(holders(ports, "rl:job", token) == 3);
+  uint64_t fence = 0;
+  EXPECT(distlock_guard_fence(g, &fence), DISTLOCK_OK);
+  CHECK(fence > 0);
+  distlock_guard *g2 = (distlock_guard *)0x1;
+  EXPECT(distlock_acquire(other, "job", 0, 0, NULL, &g2), DISTLOCK_NOT_ACQUIRED);
+  EXPECT(distlock_acquire(other, "job", 0, 100, NULL, &g2), DISTLOCK_TIMEOUT);
+  EXPECT(distlock_guard_extend(g), DISTLOCK_OK);
+  EXPECT(distlock_guard_release(g), DISTLOCK_OK);
+  CHECK(holders(ports, "rl:job", token) == 0);
+  distlock_guard_free(g);
+  g2 = NULL;
+  EXPECT(distlock_acquire(other, "job", 0, 1000, NULL, &g2), DISTLOCK_OK);
+  uint64_t fence2 = 0;
+  EXPECT(distlock_guard_fence(g2, &fence2), DISTLOCK_OK);
+  CHECK(fence2 > fence);
+  distlock_guard_free(g2);
+  distlock_client_close(c);
+  distlock_client_close(other);
+
+  /* Two of three nodes are a majority; one is not. */
+  c = open_redlock(ports, 2);
+  if (c != NULL) {
+    g = must_acquire(c, "majority", 0);
+    EXPECT(distlock_guard_token(g, token, sizeof token), DISTLOCK_OK);
+    CHECK(holders(ports, "rl:majority", token) == 2);
+    distlock_guard_free(g);
+    CHECK(holders(ports, "rl:majority", token) == 0);
+    distlock_client_close(c);
+  }
+  c = open_redlock(ports, 1);
+  CHECK(c == NULL && last_error_has("majority"));
+}
+
 int main(void) {
   port = support_port();
   support_url(url, sizeof url, port);
@@ -574,6 +897,9 @@ int main(void) {
     test_wait_lost(c);
     distlock_client_close(c);
   }
+  test_config_arguments();
+  test_config_single_server();
+  test_config_redlock();
 
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

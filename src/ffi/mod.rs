@@ -5,8 +5,8 @@
 //!
 //! - Every fallible function returns a `distlock_status` as `int32_t`; on
 //!   failure, `distlock_last_error()` describes what went wrong.
-//! - Handles (`distlock_client`, `distlock_guard`, `distlock_cancel`) are
-//!   opaque. Each is checked against a registry of live handles before use,
+//! - Handles (`distlock_client`, `distlock_guard`, `distlock_cancel`,
+//!   `distlock_config`) are opaque. Each is checked against a registry of live handles before use,
 //!   so NULL, unknown and already-freed handles give
 //!   `DISTLOCK_INVALID_ARGUMENT` (or nothing, for the free functions) rather
 //!   than undefined behaviour. The one blind spot: the address of a freed
@@ -24,8 +24,21 @@
 #![allow(non_camel_case_types)]
 
 mod args;
+mod config;
 mod handles;
 mod outcome;
+
+pub use config::{
+    distlock_client_open_config, distlock_config, distlock_config_add_cluster_url,
+    distlock_config_add_node, distlock_config_add_sentinel, distlock_config_free,
+    distlock_config_new, distlock_config_set_command_timeout_ms,
+    distlock_config_set_connect_timeout_ms, distlock_config_set_fast_path,
+    distlock_config_set_handoff_budget_ms, distlock_config_set_handoff_limit,
+    distlock_config_set_max_hold_ms, distlock_config_set_max_retry_interval_ms,
+    distlock_config_set_pool_size, distlock_config_set_prefix, distlock_config_set_replicas,
+    distlock_config_set_sentinel, distlock_config_set_ttl_ms, distlock_config_set_url,
+    DISTLOCK_MAX_MASTER_NAME_LEN, DISTLOCK_MAX_SERVERS,
+};
 
 use crate::{Client, Guard, MAX_KEY_LEN, MAX_PREFIX_LEN};
 use args::{check_out, deadline, millis, read_str, wait_limit};
@@ -81,6 +94,10 @@ const _: () = assert!(DISTLOCK_MAX_PREFIX_LEN == MAX_PREFIX_LEN);
 
 /// Client settings for `distlock_client_open`. Zero or NULL fields mean
 /// "use the default"; zero-initialise the struct and set what you need.
+///
+/// This struct's layout is fixed. Settings it lacks (Redlock nodes,
+/// cluster, sentinel, replica acknowledgement, the fast path and more) are
+/// set through a `distlock_config` and `distlock_client_open_config`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct distlock_options {
@@ -101,8 +118,9 @@ pub struct distlock_options {
     pub command_timeout_ms: u64,
 }
 
-/// An open connection to one lock server (opaque). Made by
-/// `distlock_client_open`, freed by `distlock_client_close`.
+/// An open client of one lock server, or of a Redlock, cluster or sentinel
+/// deployment (opaque). Made by `distlock_client_open` or
+/// `distlock_client_open_config`, freed by `distlock_client_close`.
 pub struct distlock_client {
     client: Client,
 }

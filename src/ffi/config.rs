@@ -1,0 +1,770 @@
+//! The extensible way to open a client from C: a `distlock_config` handle
+//! collects settings one call at a time (so that new settings never change
+//! a struct's layout), then `distlock_client_open_config` opens a client
+//! with them.
+//!
+//! Each setter checks its own value at once, with the Rust builder's rules,
+//! so a mistake is reported by the call that made it. The choice of servers
+//! (one URL, Redlock nodes, cluster seeds or sentinels) is checked as a
+//! whole when the client is opened, before anything connects.
+
+use super::args::{check_out, read_str};
+use super::handles::Registry;
+use super::outcome::{quiet_call, status_call, Failure, Outcome};
+use super::{distlock_client, put, CLIENTS, DISTLOCK_MAX_URL_LEN};
+use crate::{Builder, Client, MAX_PREFIX_LEN};
+use parking_lot::Mutex;
+use std::ffi::c_char;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+/// Most entries in each list of a `distlock_config`: Redlock nodes, cluster
+/// seed URLs, sentinel addresses.
+pub const DISTLOCK_MAX_SERVERS: usize = 64;
+/// Longest accepted sentinel master name, in bytes.
+pub const DISTLOCK_MAX_MASTER_NAME_LEN: usize = 256;
+
+/// Settings for `distlock_client_open_config` (opaque). Made by
+/// `distlock_config_new`, filled by the `distlock_config_*` setters, freed
+/// by `distlock_config_free`. Opening copies what it needs: the config may
+/// be changed, reused or freed afterwards.
+pub struct distlock_config {
+    state: Mutex<State>,
+}
+
+/// What a config holds: the servers, kept apart so that conflicting
+/// choices can be reported, and every other setting already applied to a
+/// builder.
+#[derive(Clone, Default)]
+struct State {
+    settings: Builder,
+    url: Option<String>,
+    nodes: Vec<String>,
+    cluster: Vec<String>,
+    sentinels: Vec<String>,
+    master: Option<String>,
+}
+
+static CONFIGS: LazyLock<Registry<distlock_config>> = LazyLock::new(Registry::new);
+
+fn config_of(handle: *const distlock_config) -> Result<Arc<distlock_config>, Failure> {
+    CONFIGS
+        .get(handle)
+        .ok_or_else(|| Failure::invalid(super::unknown("config", handle.is_null())))
+}
+
+/// Applies `change` to the settings of `cfg` if the result passes the
+/// builder's checks; otherwise leaves them as they were.
+fn set(cfg: *mut distlock_config, change: impl FnOnce(Builder) -> Builder) -> Outcome {
+    let cfg = config_of(cfg)?;
+    let mut state = cfg.state.lock();
+    let changed = change(state.settings.clone());
+    changed.check()?;
+    state.settings = changed;
+    Ok(())
+}
+
+/// Appends `entry` to the list `pick` chooses, within the size limit.
+fn add(
+    cfg: *mut distlock_config,
+    entry: String,
+    what: &str,
+    pick: impl FnOnce(&mut State) -> &mut Vec<String>,
+) -> Outcome {
+    let cfg = config_of(cfg)?;
+    let mut state = cfg.state.lock();
+    let list = pick(&mut state);
+    if list.len() >= DISTLOCK_MAX_SERVERS {
+        return Err(Failure::invalid(format!(
+            "at most {DISTLOCK_MAX_SERVERS} {what} may be given"
+        )));
+    }
+    list.push(entry);
+    Ok(())
+}
+
+/// Refuses a URL that cannot be parsed, without connecting; the message
+/// never repeats the URL (it may hold a password).
+fn parse_url(url: &str, what: &str) -> Outcome {
+    Client::builder().url(url).check().map_err(|e| {
+        let mut f = Failure::from(e);
+        f.message = format!("{what}: {}", f.message);
+        f
+    })
+}
+
+impl State {
+    /// The builder for these settings, once the choice of servers is
+    /// consistent.
+    fn builder(&self) -> Result<Builder, Failure> {
+        let sentinel = self.master.is_some() || !self.sentinels.is_empty();
+        let chosen: Vec<&str> = [
+            (
+                !self.nodes.is_empty(),
+                "Redlock nodes (distlock_config_add_node)",
+            ),
+            (
+                !self.cluster.is_empty(),
+                "cluster seed URLs (distlock_config_add_cluster_url)",
+            ),
+            (
+                sentinel,
+                "sentinel (distlock_config_set_sentinel / distlock_config_add_sentinel)",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(given, name)| given.then_some(name))
+        .collect();
+        if chosen.len() > 1 {
+            return Err(Failure::invalid(format!(
+                "choose one deployment: {} were given together",
+                chosen.join(" and ")
+            )));
+        }
+        if self.url.is_some() && !(self.nodes.is_empty() && self.cluster.is_empty()) {
+            return Err(Failure::invalid(
+                "distlock_config_set_url cannot be combined with Redlock nodes or cluster \
+                 seed URLs: those list every server themselves",
+            ));
+        }
+        let b = self.settings.clone();
+        if !self.nodes.is_empty() {
+            if self.nodes.len() < 3 {
+                return Err(Failure::invalid(format!(
+                    "Redlock needs at least 3 independent nodes (5 is usual); {} given",
+                    self.nodes.len()
+                )));
+            }
+            return Ok(b.nodes(&self.nodes));
+        }
+        if !self.cluster.is_empty() {
+            return Ok(b.cluster(&self.cluster));
+        }
+        if sentinel {
+            let Some(master) = &self.master else {
+                return Err(Failure::invalid(
+                    "sentinel addresses were given without a master name: call \
+                     distlock_config_set_sentinel",
+                ));
+            };
+            if self.sentinels.is_empty() {
+                return Err(Failure::invalid(
+                    "a sentinel master name was given without sentinel addresses: call \
+                     distlock_config_add_sentinel",
+                ));
+            }
+            // The URL (if any) only supplies the master's scheme,
+            // credentials and db.
+            let b = match &self.url {
+                Some(url) => b.url(url),
+                None => b,
+            };
+            return Ok(b.sentinel(&self.sentinels, master));
+        }
+        match &self.url {
+            Some(url) => Ok(b.url(url)),
+            None => Err(Failure::invalid(
+                "no server given: set a URL, add Redlock nodes or cluster seed URLs, or \
+                 configure sentinel",
+            )),
+        }
+    }
+}
+
+/// A new config holding every default and no server, owned by the caller:
+/// free it with `distlock_config_free`. Returns NULL only if the library
+/// failed internally.
+///
+/// Give it servers in exactly one of these ways: `distlock_config_set_url`
+/// (one server); three or more `distlock_config_add_node` (Redlock);
+/// `distlock_config_add_cluster_url` (Redis Cluster); or
+/// `distlock_config_set_sentinel` with `distlock_config_add_sentinel`
+/// (Redis Sentinel, optionally with `distlock_config_set_url` for the
+/// master's credentials and db).
+#[no_mangle]
+pub extern "C" fn distlock_config_new() -> *mut distlock_config {
+    quiet_call("distlock_config_new", std::ptr::null_mut(), || {
+        CONFIGS.insert(distlock_config {
+            state: Mutex::new(State::default()),
+        })
+    })
+}
+
+/// Frees a config. NULL or an unknown handle is a no-op. Clients opened
+/// with it are not affected.
+#[no_mangle]
+pub extern "C" fn distlock_config_free(cfg: *mut distlock_config) {
+    quiet_call("distlock_config_free", (), || {
+        drop(CONFIGS.remove(cfg));
+    })
+}
+
+/// Sets the one server's URL (`redis://[[user]:password@]host[:port][/db]`,
+/// or `rediss://` for TLS), replacing an earlier one. With sentinel, only
+/// its scheme, credentials and db are used (for the master); its host and
+/// port are ignored.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config, a NULL, non-UTF-8, over-long (`DISTLOCK_MAX_URL_LEN`) or
+/// malformed URL.
+///
+/// # Safety
+///
+/// `url` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn distlock_config_set_url(
+    cfg: *mut distlock_config,
+    url: *const c_char,
+) -> i32 {
+    status_call("distlock_config_set_url", || {
+        // SAFETY: the caller guarantees `url` is NULL or NUL-terminated.
+        let url = unsafe { read_str(url, "url", DISTLOCK_MAX_URL_LEN) }?;
+        parse_url(&url, "url")?;
+        config_of(cfg)?.state.lock().url = Some(url);
+        Ok(())
+    })
+}
+
+/// Adds the URL of one independent Redis node for Redlock: a lock is owned
+/// only while a majority of the nodes grant it. Give at least 3 (5 is
+/// usual), at most `DISTLOCK_MAX_SERVERS`. Excludes
+/// `distlock_config_set_url`, cluster and sentinel.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config, a NULL, non-UTF-8, over-long or malformed URL, or one
+/// node too many.
+///
+/// # Safety
+///
+/// `url` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn distlock_config_add_node(
+    cfg: *mut distlock_config,
+    url: *const c_char,
+) -> i32 {
+    status_call("distlock_config_add_node", || {
+        // SAFETY: the caller guarantees `url` is NULL or NUL-terminated.
+        let url = unsafe { read_str(url, "node url", DISTLOCK_MAX_URL_LEN) }?;
+        parse_url(&url, "node url")?;
+        add(cfg, url, "Redlock nodes", |s| &mut s.nodes)
+    })
+}
+
+/// Adds the URL of one Redis Cluster node, used as a seed: the client
+/// learns the slot map from the first seed that answers. Give several, so
+/// that the client can start while one is down; all share credentials and
+/// TLS, and use db 0. Excludes `distlock_config_set_url`, Redlock nodes and
+/// sentinel.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config, a NULL, non-UTF-8, over-long or malformed URL, or one
+/// URL too many (`DISTLOCK_MAX_SERVERS`).
+///
+/// # Safety
+///
+/// `url` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn distlock_config_add_cluster_url(
+    cfg: *mut distlock_config,
+    url: *const c_char,
+) -> i32 {
+    status_call("distlock_config_add_cluster_url", || {
+        // SAFETY: the caller guarantees `url` is NULL or NUL-terminated.
+        let url = unsafe { read_str(url, "cluster url", DISTLOCK_MAX_URL_LEN) }?;
+        parse_url(&url, "cluster url")?;
+        add(cfg, url, "cluster seed URLs", |s| &mut s.cluster)
+    })
+}
+
+/// Uses Redis Sentinel: the sentinels added with
+/// `distlock_config_add_sentinel` watch the master they know as
+/// `master_name` (1 to `DISTLOCK_MAX_MASTER_NAME_LEN` bytes), and every new
+/// connection asks them where it is, so the client follows a failover by
+/// itself. Replaces an earlier master name. Excludes Redlock nodes and
+/// cluster.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config, or a NULL, empty, non-UTF-8 or over-long name.
+///
+/// # Safety
+///
+/// `master_name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn distlock_config_set_sentinel(
+    cfg: *mut distlock_config,
+    master_name: *const c_char,
+) -> i32 {
+    status_call("distlock_config_set_sentinel", || {
+        // SAFETY: the caller guarantees a NULL or NUL-terminated string.
+        let name = unsafe { read_str(master_name, "master_name", DISTLOCK_MAX_MASTER_NAME_LEN) }?;
+        if name.is_empty() {
+            return Err(Failure::invalid("master_name is empty"));
+        }
+        config_of(cfg)?.state.lock().master = Some(name);
+        Ok(())
+    })
+}
+
+/// Adds one sentinel's address: `host:port`, or
+/// `redis://[user:password@]host:port` when the sentinels need credentials
+/// of their own. At most `DISTLOCK_MAX_SERVERS`. Checked when the client is
+/// opened.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config, a NULL, empty, non-UTF-8 or over-long address, or one
+/// address too many.
+///
+/// # Safety
+///
+/// `addr` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn distlock_config_add_sentinel(
+    cfg: *mut distlock_config,
+    addr: *const c_char,
+) -> i32 {
+    status_call("distlock_config_add_sentinel", || {
+        // SAFETY: the caller guarantees `addr` is NULL or NUL-terminated.
+        let addr = unsafe { read_str(addr, "sentinel address", DISTLOCK_MAX_URL_LEN) }?;
+        if addr.is_empty() {
+            return Err(Failure::invalid("sentinel address is empty"));
+        }
+        add(cfg, addr, "sentinel addresses", |s| &mut s.sentinels)
+    })
+}
+
+/// Replica acknowledgement: after the write that takes a lock, and after
+/// each renewal, the server must confirm (Redis `WAIT`) that at least
+/// `count` replicas have it, within `timeout_ms` (1 ms to 1 hour). An
+/// acquisition fewer replicas confirm is given back and fails with
+/// `DISTLOCK_CONNECTION`; an unconfirmed renewal does not extend the lease.
+/// `count` 0 turns it off (the default; `timeout_ms` is then ignored).
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config or a timeout out of range.
+#[no_mangle]
+pub extern "C" fn distlock_config_set_replicas(
+    cfg: *mut distlock_config,
+    count: u32,
+    timeout_ms: u64,
+) -> i32 {
+    status_call("distlock_config_set_replicas", || {
+        set(cfg, |b| {
+            b.replicas(count, Duration::from_millis(timeout_ms))
+        })
+    })
+}
+
+/// Key prefix (default `"distlock"`): the lock `k` lives at key
+/// `<prefix>:k`. 1 to 256 bytes, without `{` or `}`.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config, or a NULL, empty, non-UTF-8, over-long or braced prefix.
+///
+/// # Safety
+///
+/// `prefix` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn distlock_config_set_prefix(
+    cfg: *mut distlock_config,
+    prefix: *const c_char,
+) -> i32 {
+    status_call("distlock_config_set_prefix", || {
+        // SAFETY: the caller guarantees a NULL or NUL-terminated string.
+        let prefix = unsafe { read_str(prefix, "prefix", MAX_PREFIX_LEN) }?;
+        set(cfg, |b| b.prefix(&prefix))
+    })
+}
+
+/// Default lease of each lock in milliseconds (default 30000), between
+/// 10 ms and 24 hours. Leases are renewed automatically while held.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config or a value out of range.
+#[no_mangle]
+pub extern "C" fn distlock_config_set_ttl_ms(cfg: *mut distlock_config, ttl_ms: u64) -> i32 {
+    status_call("distlock_config_set_ttl_ms", || {
+        set(cfg, |b| b.ttl(Duration::from_millis(ttl_ms)))
+    })
+}
+
+/// Most connections open at once, per server (default 16), 1 to 1024.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config or a value out of range.
+#[no_mangle]
+pub extern "C" fn distlock_config_set_pool_size(cfg: *mut distlock_config, pool_size: u32) -> i32 {
+    status_call("distlock_config_set_pool_size", || {
+        set(cfg, |b| b.pool_size(pool_size))
+    })
+}
+
+/// Time allowed to open a connection or wait for a pooled one, in
+/// milliseconds (default 3000), 1 ms to 1 hour.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config or a value out of range.
+#[no_mangle]
+pub extern "C" fn distlock_config_set_connect_timeout_ms(
+    cfg: *mut distlock_config,
+    timeout_ms: u64,
+) -> i32 {
+    status_call("distlock_config_set_connect_timeout_ms", || {
+        set(cfg, |b| {
+            b.connect_timeout(Duration::from_millis(timeout_ms))
+        })
+    })
+}
+
+/// Time allowed for each command's reply, in milliseconds (default 2000),
+/// 1 ms to 1 hour. With Redlock it is the per-node timeout: keep it well
+/// below the TTL.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config or a value out of range.
+#[no_mangle]
+pub extern "C" fn distlock_config_set_command_timeout_ms(
+    cfg: *mut distlock_config,
+    timeout_ms: u64,
+) -> i32 {
+    status_call("distlock_config_set_command_timeout_ms", || {
+        set(cfg, |b| {
+            b.command_timeout(Duration::from_millis(timeout_ms))
+        })
+    })
+}
+
+/// Caps the total time an auto-renewed lock is held, in milliseconds: at
+/// the cap renewal stops and the lock is reported lost. 0 means no cap
+/// (the default).
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config.
+#[no_mangle]
+pub extern "C" fn distlock_config_set_max_hold_ms(cfg: *mut distlock_config, cap_ms: u64) -> i32 {
+    status_call("distlock_config_set_max_hold_ms", || {
+        let cap = (cap_ms > 0).then(|| Duration::from_millis(cap_ms));
+        set(cfg, |b| b.max_hold(cap))
+    })
+}
+
+/// Longest a waiting acquirer goes without looking at the lock again, in
+/// milliseconds (default 500, at least 1). Waiters are woken by release
+/// notifications; this bounds what a lost notification can cost.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config or 0.
+#[no_mangle]
+pub extern "C" fn distlock_config_set_max_retry_interval_ms(
+    cfg: *mut distlock_config,
+    interval_ms: u64,
+) -> i32 {
+    status_call("distlock_config_set_max_retry_interval_ms", || {
+        set(cfg, |b| {
+            b.max_retry_interval(Duration::from_millis(interval_ms))
+        })
+    })
+}
+
+/// Whether threads of one client that want the same lock queue locally and
+/// pass the lease among themselves (default true). Off, every thread asks
+/// the server on its own.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config.
+#[no_mangle]
+pub extern "C" fn distlock_config_set_fast_path(cfg: *mut distlock_config, on: bool) -> i32 {
+    status_call("distlock_config_set_fast_path", || {
+        set(cfg, |b| b.fast_path(on))
+    })
+}
+
+/// Most local hand-offs in a row (default 16, at most 63) before the holder
+/// asks the server whether other clients wait; 0 never hands off.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config or a value out of range.
+#[no_mangle]
+pub extern "C" fn distlock_config_set_handoff_limit(
+    cfg: *mut distlock_config,
+    handoffs: u32,
+) -> i32 {
+    status_call("distlock_config_set_handoff_limit", || {
+        set(cfg, |b| b.handoff_limit(handoffs))
+    })
+}
+
+/// Longest time a lease may circulate among one client's threads before
+/// the holder asks the server whether other clients wait, in milliseconds
+/// (default 20).
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config.
+#[no_mangle]
+pub extern "C" fn distlock_config_set_handoff_budget_ms(
+    cfg: *mut distlock_config,
+    budget_ms: u64,
+) -> i32 {
+    status_call("distlock_config_set_handoff_budget_ms", || {
+        set(cfg, |b| b.handoff_budget(Duration::from_millis(budget_ms)))
+    })
+}
+
+/// Opens a client with the settings in `cfg`: checks that the servers were
+/// given in exactly one consistent way (see `distlock_config_new`), then
+/// connects and checks that the servers answer (for Redlock, a majority of
+/// the nodes).
+///
+/// On success `*out` receives a new client handle, owned by the caller:
+/// close it with `distlock_client_close`. On failure `*out` is set to NULL.
+/// `cfg` is only read: it stays the caller's, to reuse or free.
+///
+/// Returns `DISTLOCK_OK`; `DISTLOCK_INVALID_ARGUMENT` (NULL or unknown
+/// config, NULL `out`, no server, servers given in more than one way, fewer
+/// than 3 Redlock nodes, an incomplete sentinel setting), before anything
+/// connects; `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or `DISTLOCK_REDIS`.
+///
+/// # Safety
+///
+/// `out` is NULL or valid for writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn distlock_client_open_config(
+    cfg: *const distlock_config,
+    out: *mut *mut distlock_client,
+) -> i32 {
+    status_call("distlock_client_open_config", || {
+        check_out(out, "out")?;
+        // SAFETY: `out` is non-NULL and the caller guarantees it is writable.
+        unsafe { put(out, std::ptr::null_mut()) };
+        // Copied, so that no lock is held while connecting.
+        let state = config_of(cfg)?.state.lock().clone();
+        let client = state.builder()?.build()?;
+        let handle = CLIENTS.insert(distlock_client { client });
+        // SAFETY: checked above.
+        unsafe { put(out, handle) };
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{distlock_client_close, distlock_last_error, distlock_status};
+    use super::*;
+    use std::ffi::{CStr, CString};
+
+    const OK: i32 = distlock_status::DISTLOCK_OK as i32;
+    const INVALID: i32 = distlock_status::DISTLOCK_INVALID_ARGUMENT as i32;
+
+    fn last() -> String {
+        let p = distlock_last_error();
+        assert!(!p.is_null());
+        // SAFETY: a non-NULL last error is a NUL-terminated string that
+        // stays valid until this thread's next failed call.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+
+    fn c(s: &str) -> CString {
+        CString::new(s).unwrap()
+    }
+
+    /// A loopback URL on which nothing listens (port 1 needs root to bind,
+    /// and nothing here does).
+    fn dead(db: u32) -> CString {
+        c(&format!("redis://127.0.0.1:1/{db}"))
+    }
+
+    /// Opens `cfg`, expecting `want`; checks `*out` is NULL on failure.
+    fn open(cfg: *mut distlock_config, want: i32) -> String {
+        let mut out = std::ptr::dangling_mut::<distlock_client>();
+        // SAFETY: `out` is a valid place for a pointer.
+        let got = unsafe { distlock_client_open_config(cfg, &mut out) };
+        assert_eq!(got, want, "{}", last());
+        if got != OK {
+            assert!(out.is_null());
+            last()
+        } else {
+            distlock_client_close(out);
+            String::new()
+        }
+    }
+
+    #[test]
+    fn bad_server_combinations_fail_before_connecting() {
+        std::thread::spawn(|| {
+            let node = |cfg, db| {
+                // SAFETY: a NUL-terminated string.
+                assert_eq!(
+                    unsafe { distlock_config_add_node(cfg, dead(db).as_ptr()) },
+                    OK
+                );
+            };
+            // Nothing given.
+            let cfg = distlock_config_new();
+            assert!(open(cfg, INVALID).contains("no server given"));
+            // Two nodes are no Redlock.
+            node(cfg, 0);
+            node(cfg, 1);
+            let msg = open(cfg, INVALID);
+            assert!(
+                msg.contains("at least 3") && msg.contains("2 given"),
+                "{msg}"
+            );
+            // Nodes with a URL.
+            // SAFETY: NUL-terminated strings.
+            unsafe {
+                assert_eq!(distlock_config_set_url(cfg, dead(0).as_ptr()), OK);
+                node(cfg, 2);
+                assert!(open(cfg, INVALID).contains("distlock_config_set_url"));
+                // Nodes with sentinel.
+                assert_eq!(distlock_config_set_sentinel(cfg, c("m").as_ptr()), OK);
+                let msg = open(cfg, INVALID);
+                assert!(
+                    msg.contains("Redlock nodes") && msg.contains("sentinel"),
+                    "{msg}"
+                );
+            }
+            distlock_config_free(cfg);
+
+            // SAFETY: NUL-terminated strings.
+            unsafe {
+                // Cluster with sentinel; sentinel halves.
+                let cfg = distlock_config_new();
+                assert_eq!(distlock_config_add_cluster_url(cfg, dead(0).as_ptr()), OK);
+                assert_eq!(
+                    distlock_config_add_sentinel(cfg, c("127.0.0.1:1").as_ptr()),
+                    OK
+                );
+                assert!(open(cfg, INVALID).contains("choose one deployment"));
+                distlock_config_free(cfg);
+                let cfg = distlock_config_new();
+                assert_eq!(
+                    distlock_config_add_sentinel(cfg, c("127.0.0.1:1").as_ptr()),
+                    OK
+                );
+                assert!(open(cfg, INVALID).contains("without a master name"));
+                distlock_config_free(cfg);
+                let cfg = distlock_config_new();
+                assert_eq!(distlock_config_set_sentinel(cfg, c("m").as_ptr()), OK);
+                assert!(open(cfg, INVALID).contains("without sentinel addresses"));
+                distlock_config_free(cfg);
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn setters_check_their_values_and_keep_the_old_ones() {
+        std::thread::spawn(|| {
+            let cfg = distlock_config_new();
+            assert!(!cfg.is_null());
+            assert_eq!(distlock_config_set_ttl_ms(cfg, 5), INVALID);
+            assert_eq!(distlock_config_set_ttl_ms(cfg, 25 * 3600 * 1000), INVALID);
+            assert_eq!(distlock_config_set_pool_size(cfg, 0), INVALID);
+            assert_eq!(distlock_config_set_pool_size(cfg, 5000), INVALID);
+            assert_eq!(distlock_config_set_connect_timeout_ms(cfg, 0), INVALID);
+            assert_eq!(
+                distlock_config_set_command_timeout_ms(cfg, u64::MAX),
+                INVALID
+            );
+            assert_eq!(distlock_config_set_max_retry_interval_ms(cfg, 0), INVALID);
+            assert_eq!(distlock_config_set_handoff_limit(cfg, 64), INVALID);
+            assert!(last().contains("handoff_limit"));
+            assert_eq!(distlock_config_set_replicas(cfg, 1, 0), INVALID);
+            assert!(last().contains("replica"));
+            for ok in [
+                distlock_config_set_ttl_ms(cfg, 2000),
+                distlock_config_set_pool_size(cfg, 4),
+                distlock_config_set_connect_timeout_ms(cfg, 500),
+                distlock_config_set_command_timeout_ms(cfg, 500),
+                distlock_config_set_max_hold_ms(cfg, 0),
+                distlock_config_set_max_hold_ms(cfg, 60_000),
+                distlock_config_set_max_retry_interval_ms(cfg, 50),
+                distlock_config_set_fast_path(cfg, false),
+                distlock_config_set_handoff_limit(cfg, 0),
+                distlock_config_set_handoff_budget_ms(cfg, 5),
+                distlock_config_set_replicas(cfg, 0, 0),
+                distlock_config_set_replicas(cfg, 2, 100),
+            ] {
+                assert_eq!(ok, OK);
+            }
+            // SAFETY: NUL-terminated strings, or NULL.
+            unsafe {
+                assert_eq!(distlock_config_set_prefix(cfg, c("a{b}").as_ptr()), INVALID);
+                assert_eq!(distlock_config_set_prefix(cfg, c("").as_ptr()), INVALID);
+                assert_eq!(distlock_config_set_prefix(cfg, std::ptr::null()), INVALID);
+                let bad = b"p\xff\0";
+                assert_eq!(
+                    distlock_config_set_prefix(cfg, bad.as_ptr().cast()),
+                    INVALID
+                );
+                assert!(last().contains("UTF-8"));
+                assert_eq!(distlock_config_set_prefix(cfg, c("ok").as_ptr()), OK);
+                assert_eq!(
+                    distlock_config_set_url(cfg, c("not a url").as_ptr()),
+                    INVALID
+                );
+                assert_eq!(
+                    distlock_config_add_node(cfg, c("http://127.0.0.1/").as_ptr()),
+                    INVALID
+                );
+                let pw = c("redis://u:hunter2@127.0.0.1:1/x");
+                assert_eq!(distlock_config_add_cluster_url(cfg, pw.as_ptr()), INVALID);
+                assert!(!last().contains("hunter2"));
+                assert_eq!(distlock_config_add_sentinel(cfg, c("").as_ptr()), INVALID);
+                assert_eq!(distlock_config_set_sentinel(cfg, c("").as_ptr()), INVALID);
+                let long = c(&"m".repeat(DISTLOCK_MAX_MASTER_NAME_LEN + 1));
+                assert_eq!(distlock_config_set_sentinel(cfg, long.as_ptr()), INVALID);
+                for db in 0..DISTLOCK_MAX_SERVERS {
+                    let url = dead(u32::try_from(db % 16).unwrap());
+                    assert_eq!(distlock_config_add_node(cfg, url.as_ptr()), OK);
+                }
+                assert_eq!(distlock_config_add_node(cfg, dead(0).as_ptr()), INVALID);
+                assert!(last().contains("at most 64"));
+            }
+            // The good values survived the bad ones: the nodes are dead, so
+            // opening gets as far as connecting.
+            assert_eq!(distlock_config_set_connect_timeout_ms(cfg, 200), OK);
+            open(cfg, distlock_status::DISTLOCK_CONNECTION as i32);
+            distlock_config_free(cfg);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn null_unknown_and_freed_configs_are_refused() {
+        std::thread::spawn(|| {
+            let url = dead(0);
+            // SAFETY: NULL and unknown handles are allowed; strings are
+            // NUL-terminated.
+            unsafe {
+                assert_eq!(
+                    distlock_config_set_url(std::ptr::null_mut(), url.as_ptr()),
+                    INVALID
+                );
+                assert!(last().contains("config handle is NULL"));
+                let mut bogus = 0u64;
+                let bogus = std::ptr::addr_of_mut!(bogus).cast::<distlock_config>();
+                assert_eq!(distlock_config_set_ttl_ms(bogus, 1000), INVALID);
+                assert!(last().contains("unknown or already freed config"));
+                let mut out = std::ptr::null_mut();
+                assert_eq!(distlock_client_open_config(bogus, &mut out), INVALID);
+                let cfg = distlock_config_new();
+                assert_eq!(distlock_config_set_url(cfg, url.as_ptr()), OK);
+                assert_eq!(
+                    distlock_client_open_config(cfg, std::ptr::null_mut()),
+                    INVALID
+                );
+                distlock_config_free(cfg);
+                assert_eq!(distlock_config_set_url(cfg, url.as_ptr()), INVALID);
+                assert_eq!(distlock_client_open_config(cfg, &mut out), INVALID);
+                assert!(out.is_null());
+                distlock_config_free(cfg);
+                distlock_config_free(std::ptr::null_mut());
+                distlock_config_free(bogus);
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}

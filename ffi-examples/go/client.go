@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// Client is a connection to one Redis server through which locks are
-// acquired. It is safe for concurrent use by many goroutines; one Client
-// per process and server is the intended use, since locks taken by
-// goroutines of the same Client are handed over without a round trip.
+// Client is a connection to one Redis server (or to a Redlock, cluster or
+// sentinel deployment: see OpenConfig) through which locks are acquired.
+// It is safe for concurrent use by many goroutines; one Client per process
+// and deployment is the intended use, since locks taken by goroutines of
+// the same Client are handed over without a round trip.
 type Client struct {
 	mu       sync.Mutex
 	handle   clientPtr // nil once closed
@@ -22,12 +23,17 @@ type Client struct {
 	cleanup  runtime.Cleanup
 }
 
-// Option configures Open. Zero values keep the native library's default.
+// Option configures Open and OpenConfig. Zero values keep the native
+// library's default.
 type Option func(*clientConfig)
 
 type clientConfig struct {
 	native nativeOptions
-	err    error
+	// Settings the distlock_options struct cannot carry; any of them makes
+	// Open go through distlock_client_open_config.
+	servers  nativeServers
+	extended bool
+	err      error
 }
 
 func (c *clientConfig) fail(message string) {
@@ -86,6 +92,136 @@ func WithCommandTimeout(d time.Duration) Option {
 	}
 }
 
+// WithURL sets the server's URL for OpenConfig, as Open's url argument
+// does: "redis://[[user]:password@]host[:port][/db]", or "rediss://" for
+// TLS. With WithSentinel only its scheme, credentials and db are used, for
+// the master.
+func WithURL(url string) Option {
+	return func(c *clientConfig) {
+		c.servers.url = &url
+		c.extended = true
+	}
+}
+
+// WithNodes makes the Client a Redlock over several independent Redis
+// nodes, given by URL: a lock is owned only while a majority of them grant
+// it. At least 3 are needed (5 is usual). It excludes a URL, WithCluster
+// and WithSentinel. Each call adds to the nodes.
+func WithNodes(urls ...string) Option {
+	return func(c *clientConfig) {
+		c.servers.nodes = append(c.servers.nodes, urls...)
+		c.extended = true
+	}
+}
+
+// WithCluster makes the Client use a Redis Cluster, of which urls are some
+// nodes (seeds: give several, so that the Client can start while one is
+// down). It excludes a URL, WithNodes and WithSentinel. Each call adds to
+// the seeds.
+func WithCluster(urls ...string) Option {
+	return func(c *clientConfig) {
+		c.servers.cluster = append(c.servers.cluster, urls...)
+		c.extended = true
+	}
+}
+
+// WithSentinel makes the Client find its server through Redis Sentinel:
+// the sentinels at addrs ("host:port", or "redis://[user:password@]host:port"
+// when they need credentials of their own) watch the master they know as
+// master, and every new connection asks them where it is, so the Client
+// follows a failover by itself. The master's scheme, credentials and db
+// come from the URL, if one is given (Open's, or WithURL).
+func WithSentinel(master string, addrs ...string) Option {
+	return func(c *clientConfig) {
+		c.servers.master = &master
+		c.servers.sentinels = append(c.servers.sentinels, addrs...)
+		c.extended = true
+	}
+}
+
+// WithReplicas asks the server to confirm (Redis WAIT) that at least n
+// replicas have each lock write and renewal, waiting at most timeout
+// (1ms to 1h). A Lock that fewer replicas confirm is given back and fails
+// with an error wrapping ErrConnection. n = 0 turns it off (the default).
+func WithReplicas(n int, timeout time.Duration) Option {
+	return func(c *clientConfig) {
+		if n < 0 || int64(n) > math.MaxUint32 {
+			c.fail(fmt.Sprintf("replica count %d out of range", n))
+		}
+		if timeout < 0 {
+			c.fail("negative replica timeout")
+		}
+		c.servers.replicas = &[2]uint64{uint64(max(0, min(int64(n), math.MaxUint32))), ceilMillis(timeout)}
+		c.extended = true
+	}
+}
+
+// WithMaxRetryInterval sets the longest a waiting Lock goes without looking
+// at the lock again (default 500ms, at least 1ms). Waiters are woken by
+// release notifications; this bounds what a lost notification costs.
+func WithMaxRetryInterval(d time.Duration) Option {
+	return func(c *clientConfig) {
+		if d <= 0 {
+			c.fail("max retry interval must be positive")
+		}
+		ms := ceilMillis(d)
+		c.servers.maxRetryMS = &ms
+		c.extended = true
+	}
+}
+
+// WithFastPath sets whether goroutines of the Client that want the same
+// lock queue locally and pass the lease among themselves (default true).
+// Off, every Lock call asks the server on its own.
+func WithFastPath(on bool) Option {
+	return func(c *clientConfig) {
+		c.servers.fastPath = &on
+		c.extended = true
+	}
+}
+
+// WithHandoffLimit sets the most local hand-offs in a row (default 16, at
+// most 63) before the holder asks the server whether other clients wait;
+// 0 never hands off.
+func WithHandoffLimit(n int) Option {
+	return func(c *clientConfig) {
+		if n < 0 || int64(n) > math.MaxUint32 {
+			c.fail(fmt.Sprintf("handoff limit %d out of range", n))
+		}
+		v := uint32(max(0, min(int64(n), math.MaxUint32)))
+		c.servers.handoffLimit = &v
+		c.extended = true
+	}
+}
+
+// WithHandoffBudget sets the longest time (default 20ms) a lease may pass
+// among the Client's goroutines before the holder asks the server whether
+// other clients wait.
+func WithHandoffBudget(d time.Duration) Option {
+	return func(c *clientConfig) {
+		if d < 0 {
+			c.fail("negative handoff budget")
+		}
+		ms := ceilMillis(d)
+		c.servers.handoffBudgetMS = &ms
+		c.extended = true
+	}
+}
+
+// WithMaxHold caps the total time an automatically renewed lock is held:
+// at the cap renewal stops and the Lock reports it lost. 0 means no cap
+// (the default).
+func WithMaxHold(d time.Duration) Option {
+	return func(c *clientConfig) {
+		if d < 0 {
+			c.fail("negative max hold")
+		}
+		ms := ceilMillis(d)
+		c.servers.maxHoldMS = &ms
+		c.extended = true
+	}
+}
+
 // ceilMillis converts d to whole milliseconds, rounding up so that a wait
 // is never shorter than asked; negative durations give 0.
 func ceilMillis(d time.Duration) uint64 {
@@ -102,25 +238,74 @@ func ceilMillis(d time.Duration) uint64 {
 // Open connects to the Redis server at url
 // ("redis://[[user]:password@]host[:port][/db]", or "rediss://" for TLS)
 // and checks that it answers. Close the Client when done with it.
+//
+// Every Option applies; with WithSentinel, url gives the master's scheme,
+// credentials and db. For Redlock or a cluster, which list their servers
+// themselves, use OpenConfig.
 func Open(url string, opts ...Option) (*Client, error) {
-	var cfg clientConfig
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := configFrom(opts)
 	if cfg.err != nil {
 		return nil, withOp(cfg.err, "open")
+	}
+	if cfg.extended {
+		if cfg.servers.url != nil {
+			return nil, newError("open", statusInvalidArgument, "a URL was given both to Open and in WithURL")
+		}
+		cfg.servers.url = &url
+		return openConfigured(cfg)
 	}
 	h, err := nativeOpen(url, cfg.native)
 	if err != nil {
 		return nil, withOp(err, "open")
 	}
+	return newClient(h), nil
+}
+
+// OpenConfig opens a Client whose servers are given by options, in exactly
+// one way: WithURL (one server), WithNodes (Redlock over 3 or more
+// independent nodes), WithCluster (Redis Cluster seeds) or WithSentinel
+// (optionally with WithURL for the master's credentials and db). The
+// choice is checked before anything connects: none, two at once, or fewer
+// than 3 nodes give an error wrapping ErrInvalidArgument.
+//
+//	c, err := distlock.OpenConfig(
+//		distlock.WithNodes("redis://10.0.0.1:6379", "redis://10.0.0.2:6379", "redis://10.0.0.3:6379"),
+//		distlock.WithReplicas(1, 50*time.Millisecond),
+//	)
+func OpenConfig(opts ...Option) (*Client, error) {
+	cfg := configFrom(opts)
+	if cfg.err != nil {
+		return nil, withOp(cfg.err, "open")
+	}
+	return openConfigured(cfg)
+}
+
+func configFrom(opts []Option) clientConfig {
+	var cfg clientConfig
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	return cfg
+}
+
+func openConfigured(cfg clientConfig) (*Client, error) {
+	h, err := nativeOpenConfig(cfg.native, cfg.servers)
+	if err != nil {
+		return nil, withOp(err, "open")
+	}
+	return newClient(h), nil
+}
+
+func newClient(h clientPtr) *Client {
 	c := &Client{handle: h, waits: make(map[cancelPtr]struct{})}
 	// A safety net only: a Client dropped without Close is closed once
 	// the garbage collector finds it. Closing may wait for the native
 	// library's threads, so it runs outside the runtime's cleanup
 	// goroutine.
 	c.cleanup = runtime.AddCleanup(c, func(h clientPtr) { go nativeClose(h) }, h)
-	return c, nil
+	return c
 }
 
 // Close closes the Client. Lock calls still waiting return an error

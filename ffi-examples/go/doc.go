@@ -18,6 +18,16 @@
 //	// ... work, passing lock.Fence() to the storage it writes to,
 //	// and watching lock.Lost() if the work is long.
 //
+// Redlock over independent nodes, Redis Cluster and Redis Sentinel are
+// opened with OpenConfig and one of WithNodes, WithCluster or
+// WithSentinel; WithReplicas, WithFastPath, WithHandoffLimit,
+// WithHandoffBudget, WithMaxRetryInterval and WithMaxHold tune any Client:
+//
+//	client, err := distlock.OpenConfig(
+//		distlock.WithNodes(url1, url2, url3),
+//		distlock.WithReplicas(1, 50*time.Millisecond),
+//	)
+//
 // Errors wrap the sentinels ErrNotAcquired, ErrTimeout, ErrLost and so on;
 // test them with errors.Is. Native handles are freed exactly once: a
 // Lock's in Unlock, a Client's in Close, with a runtime cleanup as a

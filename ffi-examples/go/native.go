@@ -31,6 +31,87 @@ static int32_t dlgo_open(const char *url, const distlock_options *opts,
 	return st;
 }
 
+// Everything distlock_client_open_config needs, in one struct, so that a
+// config is made, filled, used and freed within one cgo call (and the
+// message read on the thread that failed). NULL strings and zero counts
+// leave a setting out; the set_* flags say which numbers to apply.
+typedef struct dlgo_config {
+	const char *url;
+	char **nodes;
+	size_t n_nodes;
+	char **cluster;
+	size_t n_cluster;
+	const char *master;
+	char **sentinels;
+	size_t n_sentinels;
+	const char *prefix;
+	uint64_t ttl_ms;
+	uint32_t pool_size;
+	uint64_t connect_timeout_ms;
+	uint64_t command_timeout_ms;
+	bool set_replicas;
+	uint32_t replicas;
+	uint64_t replicas_timeout_ms;
+	bool set_max_retry_interval;
+	uint64_t max_retry_interval_ms;
+	bool set_fast_path;
+	bool fast_path;
+	bool set_handoff_limit;
+	uint32_t handoff_limit;
+	bool set_handoff_budget;
+	uint64_t handoff_budget_ms;
+	bool set_max_hold;
+	uint64_t max_hold_ms;
+} dlgo_config;
+
+static int32_t dlgo_open_config(const dlgo_config *in, distlock_client **out, char **msg) {
+	*out = NULL;
+	distlock_config *cfg = distlock_config_new();
+	if (cfg == NULL) {
+		*msg = dlgo_message(DISTLOCK_INTERNAL);
+		return DISTLOCK_INTERNAL;
+	}
+	int32_t st = DISTLOCK_OK;
+	if (st == DISTLOCK_OK && in->url != NULL) st = distlock_config_set_url(cfg, in->url);
+	for (size_t i = 0; st == DISTLOCK_OK && i < in->n_nodes; i++) {
+		st = distlock_config_add_node(cfg, in->nodes[i]);
+	}
+	for (size_t i = 0; st == DISTLOCK_OK && i < in->n_cluster; i++) {
+		st = distlock_config_add_cluster_url(cfg, in->cluster[i]);
+	}
+	if (st == DISTLOCK_OK && in->master != NULL) st = distlock_config_set_sentinel(cfg, in->master);
+	for (size_t i = 0; st == DISTLOCK_OK && i < in->n_sentinels; i++) {
+		st = distlock_config_add_sentinel(cfg, in->sentinels[i]);
+	}
+	if (st == DISTLOCK_OK && in->prefix != NULL) st = distlock_config_set_prefix(cfg, in->prefix);
+	if (st == DISTLOCK_OK && in->ttl_ms > 0) st = distlock_config_set_ttl_ms(cfg, in->ttl_ms);
+	if (st == DISTLOCK_OK && in->pool_size > 0) st = distlock_config_set_pool_size(cfg, in->pool_size);
+	if (st == DISTLOCK_OK && in->connect_timeout_ms > 0) {
+		st = distlock_config_set_connect_timeout_ms(cfg, in->connect_timeout_ms);
+	}
+	if (st == DISTLOCK_OK && in->command_timeout_ms > 0) {
+		st = distlock_config_set_command_timeout_ms(cfg, in->command_timeout_ms);
+	}
+	if (st == DISTLOCK_OK && in->set_replicas) {
+		st = distlock_config_set_replicas(cfg, in->replicas, in->replicas_timeout_ms);
+	}
+	if (st == DISTLOCK_OK && in->set_max_retry_interval) {
+		st = distlock_config_set_max_retry_interval_ms(cfg, in->max_retry_interval_ms);
+	}
+	if (st == DISTLOCK_OK && in->set_fast_path) st = distlock_config_set_fast_path(cfg, in->fast_path);
+	if (st == DISTLOCK_OK && in->set_handoff_limit) {
+		st = distlock_config_set_handoff_limit(cfg, in->handoff_limit);
+	}
+	if (st == DISTLOCK_OK && in->set_handoff_budget) {
+		st = distlock_config_set_handoff_budget_ms(cfg, in->handoff_budget_ms);
+	}
+	if (st == DISTLOCK_OK && in->set_max_hold) st = distlock_config_set_max_hold_ms(cfg, in->max_hold_ms);
+	if (st == DISTLOCK_OK) st = distlock_client_open_config(cfg, out);
+	*msg = dlgo_message(st);
+	distlock_config_free(cfg);
+	return st;
+}
+
 // What a successful acquisition hands back in one crossing.
 typedef struct dlgo_acquired {
 	distlock_guard *guard;
@@ -167,6 +248,127 @@ func nativeOpen(url string, o nativeOptions) (clientPtr, error) {
 	var out *C.distlock_client
 	var msg *C.char
 	st := int32(C.dlgo_open(curl, &opts, &out, &msg))
+	text := takeMessage(msg)
+	if st != statusOK {
+		return nil, newError("open", st, text)
+	}
+	return out, nil
+}
+
+// nativeServers are the servers and settings that only
+// distlock_client_open_config takes; nil pointers leave a setting out.
+type nativeServers struct {
+	url             *string
+	nodes           []string
+	cluster         []string
+	master          *string
+	sentinels       []string
+	replicas        *[2]uint64 // count, timeout in ms
+	maxRetryMS      *uint64
+	fastPath        *bool
+	handoffLimit    *uint32
+	handoffBudgetMS *uint64
+	maxHoldMS       *uint64
+}
+
+// cStrings copies list to a C array of C strings; free releases both.
+func cStrings(what string, list []string) (arr **C.char, free func(), err error) {
+	if len(list) == 0 {
+		return nil, func() {}, nil
+	}
+	ptrs := (**C.char)(C.calloc(C.size_t(len(list)), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+	slots := unsafe.Slice(ptrs, len(list))
+	free = func() {
+		for _, p := range slots {
+			if p != nil {
+				freeCString(p)
+			}
+		}
+		C.free(unsafe.Pointer(ptrs))
+	}
+	for i, s := range list {
+		if slots[i], err = cString(what, s); err != nil {
+			free()
+			return nil, nil, err
+		}
+	}
+	return ptrs, free, nil
+}
+
+// nativeOpenConfig opens a client through a distlock_config.
+func nativeOpenConfig(o nativeOptions, srv nativeServers) (clientPtr, error) {
+	var in C.dlgo_config
+	var frees []func()
+	defer func() {
+		for _, f := range frees {
+			f()
+		}
+	}()
+	str := func(what string, s *string) (*C.char, error) {
+		if s == nil {
+			return nil, nil
+		}
+		p, err := cString(what, *s)
+		if err != nil {
+			return nil, err
+		}
+		frees = append(frees, func() { freeCString(p) })
+		return p, nil
+	}
+	list := func(what string, l []string) (**C.char, C.size_t, error) {
+		arr, free, err := cStrings(what, l)
+		if err != nil {
+			return nil, 0, err
+		}
+		frees = append(frees, free)
+		return arr, C.size_t(len(l)), nil
+	}
+	var err error
+	if in.url, err = str("URL", srv.url); err != nil {
+		return nil, err
+	}
+	if in.nodes, in.n_nodes, err = list("node URL", srv.nodes); err != nil {
+		return nil, err
+	}
+	if in.cluster, in.n_cluster, err = list("cluster URL", srv.cluster); err != nil {
+		return nil, err
+	}
+	if in.master, err = str("sentinel master name", srv.master); err != nil {
+		return nil, err
+	}
+	if in.sentinels, in.n_sentinels, err = list("sentinel address", srv.sentinels); err != nil {
+		return nil, err
+	}
+	if in.prefix, err = str("prefix", o.prefix); err != nil {
+		return nil, err
+	}
+	in.ttl_ms = C.uint64_t(o.ttlMS)
+	in.pool_size = C.uint32_t(o.poolSize)
+	in.connect_timeout_ms = C.uint64_t(o.connectTimeoutMS)
+	in.command_timeout_ms = C.uint64_t(o.commandTimeoutMS)
+	if r := srv.replicas; r != nil {
+		in.set_replicas = true
+		in.replicas = C.uint32_t(r[0])
+		in.replicas_timeout_ms = C.uint64_t(r[1])
+	}
+	if v := srv.maxRetryMS; v != nil {
+		in.set_max_retry_interval, in.max_retry_interval_ms = true, C.uint64_t(*v)
+	}
+	if v := srv.fastPath; v != nil {
+		in.set_fast_path, in.fast_path = true, C.bool(*v)
+	}
+	if v := srv.handoffLimit; v != nil {
+		in.set_handoff_limit, in.handoff_limit = true, C.uint32_t(*v)
+	}
+	if v := srv.handoffBudgetMS; v != nil {
+		in.set_handoff_budget, in.handoff_budget_ms = true, C.uint64_t(*v)
+	}
+	if v := srv.maxHoldMS; v != nil {
+		in.set_max_hold, in.max_hold_ms = true, C.uint64_t(*v)
+	}
+	var out *C.distlock_client
+	var msg *C.char
+	st := int32(C.dlgo_open_config(&in, &out, &msg))
 	text := takeMessage(msg)
 	if st != statusOK {
 		return nil, newError("open", st, text)

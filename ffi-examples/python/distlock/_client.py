@@ -10,7 +10,7 @@ import re
 import threading
 import time
 import weakref
-from typing import Optional, Set, Tuple, Type, Union
+from typing import Any, Callable, List, Optional, Sequence, Set, Tuple, Type, Union
 from types import TracebackType
 
 from . import _native as n
@@ -80,6 +80,65 @@ def _key_bytes(key: Key) -> bytes:
 def _redact(url: str) -> str:
     """The URL with any password replaced, for repr() and messages."""
     return re.sub(r"(//[^/@]*?:)[^/@]*@", r"\1***@", url)
+
+
+def _text(value: object, what: str) -> bytes:
+    """A str argument as UTF-8 bytes without NUL, for the C API."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    raw = value.encode("utf-8")
+    if b"\0" in raw:
+        raise InvalidArgument(f"{what} must not contain NUL characters")
+    return raw
+
+
+def _texts(values: object, what: str) -> List[bytes]:
+    """A sequence of str (a lone str is refused: it is a common slip for a
+    one-element list) as a list of UTF-8 bytes."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{what} must be a list of str, not {type(values).__name__}")
+    return [_text(v, what) for v in values]
+
+
+def _count(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise InvalidArgument(f"{what} is out of range: {value}")
+    return value
+
+
+def _nonnegative_ms(value: object, what: str) -> int:
+    f = _seconds(value, what)
+    if f < 0 or math.isinf(f):
+        raise InvalidArgument(f"{what} must be a finite number of seconds, not negative: {value!r}")
+    return min(math.ceil(f * 1000), _MAX_U64)
+
+
+#: One step of filling a distlock_config: the setter, its arguments after
+#: the config handle, and what to call it in an error message.
+_ConfigCall = Tuple[Callable[..., int], Tuple[Any, ...], str]
+
+
+def _open_with_config(calls: List[_ConfigCall], what: str) -> int:
+    """Makes a distlock_config, applies ``calls``, opens a client with it
+    and frees it; returns the client pointer. All on this thread, so each
+    failure's message is the one its call left."""
+    cfg = n.lib.distlock_config_new()
+    if not cfg:
+        raise n.failure(n.INTERNAL, "distlock_config_new")
+    try:
+        for setter, args, name in calls:
+            status = setter(cfg, *args)
+            if status != n.OK:
+                raise n.failure(status, f"{what}: {name}")
+        out = ctypes.c_void_p()
+        status = n.lib.distlock_client_open_config(cfg, ctypes.byref(out))
+        if status != n.OK:
+            raise n.failure(status, what)
+        return out.value
+    finally:
+        n.lib.distlock_config_free(cfg)
 
 
 # Every open client, so that interpreter exit can close them: their locks
@@ -244,13 +303,36 @@ class _HelperAcquire:
 
 
 class Client:
-    """A connection pool to one Redis server, and the locks taken through it.
+    """A connection pool to one Redis server (or a Redlock, cluster or
+    sentinel deployment), and the locks taken through it.
 
     ``url`` is ``redis://[user:password@]host:port/db`` (or ``rediss://``
     for TLS). Durations are in seconds (floats); ``None`` keeps the
     library's default: ``prefix`` "distlock", ``ttl`` 30 s (the lease of
     each lock, renewed automatically while held), ``pool_size`` 16,
     ``connect_timeout`` 3 s, ``command_timeout`` 2 s.
+
+    Instead of ``url``, give the servers in one of these ways:
+
+    - ``nodes=[url, url, url]``: Redlock over 3 or more independent nodes;
+      a lock is owned only while a majority of them grant it.
+    - ``cluster=[url, ...]``: some nodes (seeds) of a Redis Cluster.
+    - ``sentinel=([addr, ...], master)``: the sentinels (``host:port``, or
+      ``redis://[user:password@]host:port``) that watch the master called
+      ``master``. ``url``, if given too, supplies the master's scheme,
+      credentials and db.
+
+    More settings: ``replicas=(count, seconds)`` makes each lock write and
+    renewal wait (Redis ``WAIT``) until ``count`` replicas confirm it, at
+    most ``seconds`` (a lock fewer confirm is given back and raises
+    :class:`ConnectionFailed`); ``fast_path`` (default True: threads of
+    this client queue locally and pass the lease among themselves),
+    ``handoff_limit`` (16, at most 63) and ``handoff_budget`` (0.02 s)
+    bound such local hand-offs; ``max_retry_interval`` (0.5 s) bounds how
+    long a waiter goes without looking at the lock; ``max_hold`` caps how
+    long a lock stays renewed (default: no cap). Bad combinations (two
+    deployments, fewer than 3 nodes, half a sentinel setting) raise
+    :class:`InvalidArgument` before anything connects.
 
     Thread-safe: share one client between threads, and create one
     :class:`Lock` per holder with :meth:`lock`. Close it with
@@ -265,19 +347,52 @@ class Client:
 
     def __init__(
         self,
-        url: str,
+        url: Optional[str] = None,
         *,
         prefix: Optional[str] = None,
         ttl: Optional[float] = None,
         pool_size: Optional[int] = None,
         connect_timeout: Optional[float] = None,
         command_timeout: Optional[float] = None,
+        nodes: Optional[Sequence[str]] = None,
+        cluster: Optional[Sequence[str]] = None,
+        sentinel: Optional[Tuple[Sequence[str], str]] = None,
+        replicas: Optional[Tuple[int, float]] = None,
+        fast_path: Optional[bool] = None,
+        handoff_limit: Optional[int] = None,
+        handoff_budget: Optional[float] = None,
+        max_retry_interval: Optional[float] = None,
+        max_hold: Optional[float] = None,
     ) -> None:
         self._handle: Optional[Handle] = None
         self._mutex = threading.Lock()
         self._closed = False
         self._held: "weakref.WeakSet[Lock]" = weakref.WeakSet()
         self._pending: Set[_NativeCancel] = set()
+        extended = {
+            "nodes": nodes,
+            "cluster": cluster,
+            "sentinel": sentinel,
+            "replicas": replicas,
+            "fast_path": fast_path,
+            "handoff_limit": handoff_limit,
+            "handoff_budget": handoff_budget,
+            "max_retry_interval": max_retry_interval,
+            "max_hold": max_hold,
+        }
+        if url is None or any(v is not None for v in extended.values()):
+            # Settings that struct distlock_options cannot carry: through a
+            # distlock_config instead.
+            self._open_configured(
+                url,
+                prefix=prefix,
+                ttl=ttl,
+                pool_size=pool_size,
+                connect_timeout=connect_timeout,
+                command_timeout=command_timeout,
+                **extended,
+            )
+            return
         if not isinstance(url, str):
             raise TypeError(f"url must be str, not {type(url).__name__}")
         self._url = _redact(url)
@@ -311,6 +426,87 @@ class Client:
         if status != n.OK:
             raise n.failure(status, f"cannot open a client for {self._url}")
         self._handle = Handle(out.value, n.lib.distlock_client_close)
+        with _open_clients_mutex:
+            _open_clients.add(self)
+
+    def _open_configured(
+        self,
+        url: Optional[str],
+        *,
+        prefix: Optional[str],
+        ttl: Optional[float],
+        pool_size: Optional[int],
+        connect_timeout: Optional[float],
+        command_timeout: Optional[float],
+        nodes: Optional[Sequence[str]],
+        cluster: Optional[Sequence[str]],
+        sentinel: Optional[Tuple[Sequence[str], str]],
+        replicas: Optional[Tuple[int, float]],
+        fast_path: Optional[bool],
+        handoff_limit: Optional[int],
+        handoff_budget: Optional[float],
+        max_retry_interval: Optional[float],
+        max_hold: Optional[float],
+    ) -> None:
+        lib = n.lib
+        calls: List[_ConfigCall] = []
+        shown: List[str] = []
+        if url is not None:
+            calls.append((lib.distlock_config_set_url, (_text(url, "url"),), "url"))
+            shown.append(_redact(url))
+        if nodes is not None:
+            raw = _texts(nodes, "nodes")
+            calls += [(lib.distlock_config_add_node, (u,), f"node {i + 1}") for i, u in enumerate(raw)]
+            shown.append(f"redlock over {len(raw)} nodes")
+        if cluster is not None:
+            raw = _texts(cluster, "cluster")
+            calls += [(lib.distlock_config_add_cluster_url, (u,), f"cluster seed {i + 1}") for i, u in enumerate(raw)]
+            shown.append(f"cluster with {len(raw)} seeds")
+        if sentinel is not None:
+            if isinstance(sentinel, (str, bytes)) or not isinstance(sentinel, Sequence) or len(sentinel) != 2:
+                raise TypeError("sentinel must be a pair (list of sentinel addresses, master name)")
+            addrs, master = sentinel
+            master_b = _text(master, "sentinel master name")
+            raw = _texts(addrs, "sentinel addresses")
+            calls.append((lib.distlock_config_set_sentinel, (master_b,), "sentinel master name"))
+            calls += [(lib.distlock_config_add_sentinel, (a,), f"sentinel {i + 1}") for i, a in enumerate(raw)]
+            shown.append(f"sentinel master {master!r} via {len(raw)} sentinels")
+        if prefix is not None:
+            calls.append((lib.distlock_config_set_prefix, (_text(prefix, "prefix"),), "prefix"))
+        self._ttl_ms = 0 if ttl is None else _positive_ms(ttl, "ttl")
+        if ttl is not None:
+            calls.append((lib.distlock_config_set_ttl_ms, (self._ttl_ms,), "ttl"))
+        if pool_size is not None:
+            calls.append((lib.distlock_config_set_pool_size, (_count(pool_size, "pool_size"),), "pool_size"))
+        for value, setter, name in (
+            (connect_timeout, lib.distlock_config_set_connect_timeout_ms, "connect_timeout"),
+            (command_timeout, lib.distlock_config_set_command_timeout_ms, "command_timeout"),
+            (max_retry_interval, lib.distlock_config_set_max_retry_interval_ms, "max_retry_interval"),
+            (max_hold, lib.distlock_config_set_max_hold_ms, "max_hold"),
+        ):
+            if value is not None:
+                calls.append((setter, (_positive_ms(value, name),), name))
+        if replicas is not None:
+            if isinstance(replicas, (str, bytes)) or not isinstance(replicas, Sequence) or len(replicas) != 2:
+                raise TypeError("replicas must be a pair (count, timeout in seconds)")
+            count = _count(replicas[0], "replica count")
+            wait = _nonnegative_ms(replicas[1], "replica timeout")
+            calls.append((lib.distlock_config_set_replicas, (count, wait), "replicas"))
+        if fast_path is not None:
+            if not isinstance(fast_path, bool):
+                raise TypeError(f"fast_path must be a bool, not {type(fast_path).__name__}")
+            calls.append((lib.distlock_config_set_fast_path, (fast_path,), "fast_path"))
+        if handoff_limit is not None:
+            calls.append(
+                (lib.distlock_config_set_handoff_limit, (_count(handoff_limit, "handoff_limit"),), "handoff_limit")
+            )
+        if handoff_budget is not None:
+            budget = _nonnegative_ms(handoff_budget, "handoff_budget")
+            calls.append((lib.distlock_config_set_handoff_budget_ms, (budget,), "handoff_budget"))
+
+        self._url = ", ".join(shown) or "no server"
+        ptr = _open_with_config(calls, f"cannot open a client for {self._url}")
+        self._handle = Handle(ptr, lib.distlock_client_close)
         with _open_clients_mutex:
             _open_clients.add(self)
 

@@ -138,6 +138,31 @@ _declare("distlock_guard_token", _i32, [_p, ctypes.c_char_p, ctypes.c_size_t])
 _declare("distlock_guard_remaining_ms", _i32, [_p, ctypes.POINTER(ctypes.c_uint64)])
 _declare("distlock_guard_extend", _i32, [_p])
 _declare("distlock_guard_wait_lost", _i32, [_p, ctypes.c_int64])
+_declare("distlock_config_new", _p, [])
+_declare("distlock_config_free", None, [_p])
+for _name in (
+    "distlock_config_set_url",
+    "distlock_config_add_node",
+    "distlock_config_add_cluster_url",
+    "distlock_config_set_sentinel",
+    "distlock_config_add_sentinel",
+    "distlock_config_set_prefix",
+):
+    _declare(_name, _i32, [_p, ctypes.c_char_p])
+for _name in (
+    "distlock_config_set_ttl_ms",
+    "distlock_config_set_connect_timeout_ms",
+    "distlock_config_set_command_timeout_ms",
+    "distlock_config_set_max_hold_ms",
+    "distlock_config_set_max_retry_interval_ms",
+    "distlock_config_set_handoff_budget_ms",
+):
+    _declare(_name, _i32, [_p, ctypes.c_uint64])
+_declare("distlock_config_set_pool_size", _i32, [_p, ctypes.c_uint32])
+_declare("distlock_config_set_handoff_limit", _i32, [_p, ctypes.c_uint32])
+_declare("distlock_config_set_replicas", _i32, [_p, ctypes.c_uint32, ctypes.c_uint64])
+_declare("distlock_config_set_fast_path", _i32, [_p, ctypes.c_bool])
+_declare("distlock_client_open_config", _i32, [_p, _out_p])
 
 
 def version() -> str:

@@ -1,0 +1,159 @@
+"""Clients opened through distlock_config: Redlock nodes, cluster seeds,
+sentinel, replica acknowledgement and the fast-path settings."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator, List
+
+import pytest
+
+import distlock
+from distlock.testing import RedisServer, RespConnection, free_port
+
+from support import redis_key
+
+DEAD = "redis://127.0.0.1:1/0"  # nothing listens on port 1 (it needs privileges)
+THREE_DEAD = ["redis://127.0.0.1:1/0", "redis://127.0.0.1:1/1", "redis://127.0.0.1:1/2"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "no server given"),
+        ({"nodes": THREE_DEAD[:2]}, "at least 3"),
+        ({"nodes": THREE_DEAD, "sentinel": (["127.0.0.1:1"], "mymaster")}, "choose one deployment"),
+        ({"nodes": THREE_DEAD, "cluster": [DEAD]}, "choose one deployment"),
+        ({"cluster": [DEAD], "sentinel": (["127.0.0.1:1"], "mymaster")}, "choose one deployment"),
+        ({"url": DEAD, "nodes": THREE_DEAD}, "distlock_config_set_url"),
+        ({"sentinel": ([], "mymaster")}, "without sentinel addresses"),
+        ({"sentinel": (["127.0.0.1:1"], "")}, "master_name is empty"),
+        ({"nodes": [DEAD, "http://127.0.0.1:1/", DEAD]}, "node 2"),
+        ({"nodes": [DEAD, "redis://127.0.0.1:1/\0", DEAD]}, "NUL"),
+        ({"url": DEAD, "replicas": (1, 0)}, "replica"),
+        ({"url": DEAD, "replicas": (-1, 1.0)}, "replica count"),
+        ({"url": DEAD, "handoff_limit": 64}, "handoff_limit"),
+        ({"url": DEAD, "max_retry_interval": 0}, "max_retry_interval"),
+        ({"url": DEAD, "max_hold": -1}, "max_hold"),
+        ({"url": DEAD, "handoff_budget": -0.5}, "handoff_budget"),
+        ({"url": DEAD, "fast_path": False, "prefix": "a{b}"}, "prefix"),
+    ],
+)
+def test_bad_settings_are_refused_before_connecting(kwargs: dict, message: str) -> None:
+    start = time.monotonic()
+    with pytest.raises(distlock.InvalidArgument, match=message) as info:
+        distlock.Client(**kwargs)
+    assert info.value.status == 5  # DISTLOCK_INVALID_ARGUMENT, from C or checked here
+    assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"nodes": DEAD},  # a str, not a list
+        {"cluster": 5},
+        {"sentinel": "127.0.0.1:1"},
+        {"sentinel": (["127.0.0.1:1"],)},
+        {"replicas": 1},
+        {"url": DEAD, "fast_path": 1},
+        {"url": DEAD, "handoff_limit": 1.5},
+    ],
+)
+def test_wrong_types_raise_type_error(kwargs: dict) -> None:
+    with pytest.raises(TypeError):
+        distlock.Client(**kwargs)
+
+
+def test_new_settings_reach_a_working_client(redis_server: RedisServer, resp: RespConnection, key: str) -> None:
+    with distlock.Client(
+        redis_server.url,
+        prefix="pycfg",
+        ttl=3,
+        fast_path=False,
+        handoff_limit=4,
+        handoff_budget=0.005,
+        max_retry_interval=0.05,
+        max_hold=60,
+        replicas=(0, 0),
+    ) as client:
+        lock = client.lock(key)
+        assert lock.acquire(blocking=False)
+        assert resp.command("GET", redis_key(key, "pycfg")).decode() == lock.token
+        assert 0 < lock.remaining <= 3
+        lock.release()
+        assert resp.command("EXISTS", redis_key(key, "pycfg")) == 0
+
+
+def test_replicas_are_waited_for(redis_server: RedisServer, resp: RespConnection, key: str) -> None:
+    # The test server has no replicas: a lock that must reach one is given back.
+    with distlock.Client(redis_server.url, replicas=(1, 0.05)) as client:
+        with pytest.raises(distlock.ConnectionFailed, match="replica"):
+            client.lock(key).acquire(blocking=False)
+    assert resp.command("EXISTS", redis_key(key)) == 0
+
+
+def test_cluster_and_sentinel_are_really_used(redis_server: RedisServer) -> None:
+    with pytest.raises(distlock.InvalidArgument, match="not a Redis Cluster node"):
+        distlock.Client(cluster=[redis_server.url])
+    nobody = f"127.0.0.1:{free_port()}"
+    with pytest.raises(distlock.ConnectionFailed):
+        distlock.Client(sentinel=([nobody], "mymaster"), connect_timeout=0.5)
+
+
+@pytest.fixture
+def three_servers() -> Iterator[List[RedisServer]]:
+    servers: List[RedisServer] = []
+    try:
+        for _ in range(3):
+            servers.append(RedisServer().start())
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def holders(servers: List[RedisServer], rkey: str, token: str) -> int:
+    """How many of the running servers hold ``rkey`` with ``token``."""
+    count = 0
+    for s in servers:
+        if s.process is None:
+            continue
+        with s.connect() as conn:
+            value = conn.command("GET", rkey)
+        count += value is not None and value.decode() == token
+    return count
+
+
+def test_redlock_over_three_servers(three_servers: List[RedisServer]) -> None:
+    urls = [s.url for s in three_servers]
+    settings = dict(nodes=urls, prefix="pyrl", connect_timeout=0.5, command_timeout=0.5)
+    rkey = redis_key("job", "pyrl")
+    with distlock.Client(**settings) as a, distlock.Client(**settings) as b:
+        assert "redlock over 3 nodes" in repr(a)
+        first = a.lock("job")
+        assert first.acquire(timeout=2)
+        assert holders(three_servers, rkey, first.token) == 3
+        assert not b.lock("job").acquire(blocking=False)
+        first.release()
+        assert holders(three_servers, rkey, first.token) == 0
+
+        second = b.lock("job")
+        assert second.acquire(timeout=2)
+        assert second.fence > first.fence
+        second.release()
+
+        # One node down: two of three are still a majority.
+        three_servers[2].stop()
+        third = a.lock("job")
+        assert third.acquire(timeout=5)
+        assert holders(three_servers, rkey, third.token) == 2
+        third.release()
+
+        # Two down: no majority, and the error says so.
+        three_servers[1].stop()
+        with pytest.raises(distlock.ConnectionFailed, match="majority"):
+            a.lock("job").acquire(blocking=False)
+        with three_servers[0].connect() as conn:
+            assert conn.command("EXISTS", rkey) == 0
+    with pytest.raises(distlock.ConnectionFailed):
+        distlock.Client(nodes=urls, connect_timeout=0.5)

@@ -244,19 +244,22 @@ def _native_acquire(
     failure message is read on this thread, as it is thread-local."""
     out = ctypes.c_void_p()
     try:
-        with client.use() as cptr:
-            if cancel is None:
-                status = n.lib.distlock_acquire(cptr, key, ttl_ms, timeout_ms, None, ctypes.byref(out))
-            else:
-                with cancel.handle.use() as xptr:
-                    status = n.lib.distlock_acquire(
-                        cptr, key, ttl_ms, timeout_ms, xptr, ctypes.byref(out)
-                    )
-            if status == n.OK:
-                return status, Handle(out.value, n.lib.distlock_guard_free, parent=client), None
-            return status, None, n.last_error()
+        cptr = client.pin()
     except HandleClosed:
         return n.CANCELLED, None, "the client was closed"
+    try:
+        if cancel is None:
+            status = n.lib.distlock_acquire(cptr, key, ttl_ms, timeout_ms, None, ctypes.byref(out))
+        else:
+            with cancel.handle.use() as xptr:
+                status = n.lib.distlock_acquire(cptr, key, ttl_ms, timeout_ms, xptr, ctypes.byref(out))
+        if status == n.OK:
+            return status, Handle(out.value, n.lib.distlock_guard_free, parent=client), None
+        return status, None, n.last_error()
+    except HandleClosed:
+        return n.CANCELLED, None, "the client was closed"
+    finally:
+        client.unpin()
 
 
 class _HelperAcquire:
@@ -546,8 +549,8 @@ class Client:
         handle = self._handle
         if self._closed or handle is None:
             raise InvalidArgument("the client is closed")
-        main = _in_main_thread()
-        start = time.monotonic()
+        main = timeout_ms != 0 and _in_main_thread()
+        start = time.monotonic() if timeout_ms > 0 else 0.0
         if main or timeout_ms == 0:
             # One try without waiting: no helper thread and no cancel handle
             # when the lock is free, which is the common case.
@@ -620,7 +623,9 @@ class Client:
 
     def _install(self, lock: "Lock", guard: Handle) -> bool:
         """Records ``lock`` as holding ``guard``; False if the client was
-        closed meanwhile (the caller then frees the guard)."""
+        closed meanwhile (the caller then frees the guard). The lock stays
+        recorded as long as it owns a native guard, held or spent, so that
+        close() can free it."""
         with self._mutex:
             if self._closed:
                 return False
@@ -628,10 +633,6 @@ class Client:
             with lock._mutex:
                 lock._guard = guard
             return True
-
-    def _forget(self, lock: "Lock") -> None:
-        with self._mutex:
-            self._held.discard(lock)
 
     # -- lifetime ----------------------------------------------------------
 
@@ -715,6 +716,12 @@ class Lock:
         self._cancel = cancel
         self._mutex = threading.Lock()
         self._acquiring = False
+        # The guard of the latest acquisition once released: kept (not
+        # freed) until the next acquisition, client close or garbage
+        # collection, so that its fence and token can still be read.
+        self._spent: Optional[Handle] = None
+        # The latest acquisition's fence and token, read from its guard the
+        # first time they are asked for (the lock cycle never pays for it).
         self._fence: Optional[int] = None
         self._token: Optional[str] = None
         # Set when an acquire starts to wait (after a first try failed);
@@ -766,19 +773,23 @@ class Lock:
                     f"another thread is already acquiring lock {self.name!r} through this Lock object"
                 )
             self._acquiring = True
-            self._wait_started.clear()
+            if self._wait_started.is_set():
+                self._wait_started.clear()
         try:
             guard = self._client._acquire(self._key, self._ttl_ms, timeout_ms, token, self._wait_started)
             if guard is None:
                 return False
+            with self._mutex:
+                spent, self._spent = self._spent, None
+                self._fence = self._token = None
             try:
-                fence, tok = self._read_identity(guard)
-                with self._mutex:
-                    self._fence, self._token = fence, tok
                 installed = self._client._install(self, guard)
             except BaseException:
                 guard.close()
                 raise
+            finally:
+                if spent is not None:
+                    spent.close()
             if not installed:
                 guard.close()
                 raise Cancelled(f"acquire {self.name!r}: the client was closed")
@@ -787,13 +798,34 @@ class Lock:
             with self._mutex:
                 self._acquiring = False
 
+    def _identity(self) -> Tuple[Optional[int], Optional[str]]:
+        """The latest acquisition's (fence, token), read from its guard on
+        first use; (None, None) before the first acquisition."""
+        with self._mutex:
+            if self._fence is not None:
+                return self._fence, self._token
+            guard = self._guard if self._guard is not None else self._spent
+        if guard is None:
+            return None, None
+        try:
+            fence, token = self._read_identity(guard)
+        except HandleClosed:
+            return self._fence, self._token
+        with self._mutex:
+            if guard is self._guard or guard is self._spent:
+                self._fence, self._token = fence, token
+        return fence, token
+
     @staticmethod
     def _read_identity(guard: Handle) -> Tuple[int, str]:
         fence = ctypes.c_uint64()
         buf = ctypes.create_string_buffer(n.TOKEN_LEN + 1)
-        with guard.use() as ptr:
+        ptr = guard.pin()
+        try:
             n.check(n.lib.distlock_guard_fence(ptr, ctypes.byref(fence)), "fence")
             n.check(n.lib.distlock_guard_token(ptr, buf, len(buf)), "token")
+        finally:
+            guard.unpin()
         return fence.value, buf.value.decode("ascii")
 
     def release(self) -> None:
@@ -808,24 +840,36 @@ class Lock:
             guard, self._guard = self._guard, None
         if guard is None:
             raise InvalidArgument(f"release of lock {self.name!r}, which this Lock object does not hold")
-        self._client._forget(self)
+        error: Optional[DistlockError] = None
         try:
-            with guard.use() as ptr:
-                status = n.lib.distlock_guard_release(ptr)
-                error = n.failure(status, f"release {self.name!r}") if status != n.OK else None
+            ptr = guard.pin()
         except HandleClosed:
             error = LockLost(f"release {self.name!r}: the client was closed")
-        finally:
-            guard.close()
+        else:
+            try:
+                status = n.lib.distlock_guard_release(ptr)
+                if status != n.OK:
+                    error = n.failure(status, f"release {self.name!r}")
+            finally:
+                guard.unpin()
+        # Kept for its fence and token; freed by the next acquisition.
+        with self._mutex:
+            spent, self._spent = self._spent, guard
+        if spent is not None:
+            spent.close()
         if error is not None:
             raise error
 
     def _drop_guard(self) -> None:
-        """Frees the guard, releasing the lock if still held (client close)."""
+        """Frees the guards, releasing the lock if still held (client
+        close); the fence and token are read first, to stay readable."""
+        self._identity()
         with self._mutex:
             guard, self._guard = self._guard, None
-        if guard is not None:
-            guard.close()
+            spent, self._spent = self._spent, None
+        for g in (guard, spent):
+            if g is not None:
+                g.close()
 
     def __enter__(self) -> "Lock":
         if not self.acquire():
@@ -879,14 +923,14 @@ class Lock:
         object (None before the first). Fences of one lock name strictly
         increase across all holders: pass it to the storage you write to so
         it can reject a writer whose lock has since been lost."""
-        return self._fence
+        return self._identity()[0]
 
     @property
     def token(self) -> Optional[str]:
         """The latest acquisition's token (36-character uuid text), the value
         stored in Redis under the lock's key while it is held; None before
         the first acquisition."""
-        return self._token
+        return self._identity()[1]
 
     @property
     def remaining(self) -> float:
@@ -964,4 +1008,4 @@ class Lock:
 
     def __repr__(self) -> str:
         state = "held" if self._guard is not None else "not held"
-        return f"<distlock.Lock {self.name!r} {state} fence={self._fence}>"
+        return f"<distlock.Lock {self.name!r} {state} fence={self.fence}>"

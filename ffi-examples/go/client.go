@@ -489,6 +489,36 @@ func (c *Client) acquire(ctx context.Context, op, key string, ttlMS uint64, time
 	}
 	defer freeCString(ckey)
 
+	// A free lock is the common case: one try without waiting needs no
+	// cancel handle. Only if it is held does a wait follow, with the time
+	// the try took taken off its limit.
+	if timeoutMS != 0 {
+		started := time.Now()
+		h, err := c.begin(op, nil)
+		if err != nil {
+			return nil, err
+		}
+		a, st, msg := nativeAcquire(h, ckey, ttlMS, 0, nil)
+		c.end(nil)
+		switch {
+		case st == statusOK:
+			return newLock(key, a), nil
+		case st != statusNotAcquired:
+			return nil, newError(op, st, msg)
+		case ctx.Err() != nil:
+			return nil, contextFailure(op, ctx)
+		}
+		if timeoutMS > 0 {
+			timeoutMS -= int64(time.Since(started) / time.Millisecond)
+			if timeoutMS <= 0 {
+				if deadlineBound {
+					return nil, contextError(op, context.DeadlineExceeded, context.Cause(ctx), ErrTimeout)
+				}
+				return nil, newError(op, statusTimeout, "the lock is held by someone else")
+			}
+		}
+	}
+
 	// Every wait gets a cancel handle, so that both ctx and Close can
 	// interrupt it.
 	var cancel cancelPtr

@@ -1,10 +1,11 @@
 /*
- * Mean time of one uncontended acquire + release through the C API
+ * Median time of one uncontended acquire + release through the C API
  * (acquire with no time limit, release, free), for comparison with the
- * Rust benchmark's uncontended figure.
+ * Rust floor (examples/ffi_floor.rs): scripts/bench-ffi.sh runs both.
  *
- * Usage: bench [-n cycles]; the server is 127.0.0.1:$DISTLOCK_REDIS_PORT.
- * Prints "c_acquire_release_us <mean microseconds>".
+ * Usage: bench [-n cycles] [-w warm-up cycles]; the server is
+ * 127.0.0.1:$DISTLOCK_REDIS_PORT.
+ * Prints "c_acquire_release_us <median microseconds per cycle>".
  */
 #include <distlock.h>
 
@@ -21,6 +22,11 @@ static double now_us(void) {
   return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
+static int by_value(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
 static int cycle(distlock_client *client) {
   distlock_guard *guard = NULL;
   int32_t s = distlock_acquire(client, "bench:c", 0, -1, NULL, &guard);
@@ -34,17 +40,28 @@ static int cycle(distlock_client *client) {
 }
 
 int main(int argc, char **argv) {
-  int cycles = 2000, opt;
-  while ((opt = getopt(argc, argv, "n:")) != -1) {
-    if (opt != 'n') {
-      fprintf(stderr, "usage: %s [-n cycles]\n", argv[0]);
-      return 2;
+  int cycles = 2000, warmup = 200, opt;
+  while ((opt = getopt(argc, argv, "n:w:")) != -1) {
+    switch (opt) {
+      case 'n':
+        cycles = atoi(optarg);
+        break;
+      case 'w':
+        warmup = atoi(optarg);
+        break;
+      default:
+        fprintf(stderr, "usage: %s [-n cycles] [-w warm-up cycles]\n", argv[0]);
+        return 2;
     }
-    cycles = atoi(optarg);
   }
-  if (cycles < 1) {
-    fprintf(stderr, "cycles must be at least 1\n");
+  if (cycles < 1 || warmup < 0) {
+    fprintf(stderr, "cycles must be at least 1 and warm-up cycles not negative\n");
     return 2;
+  }
+  double *samples = malloc((size_t)cycles * sizeof *samples);
+  if (samples == NULL) {
+    fprintf(stderr, "out of memory\n");
+    return 1;
   }
   char url[128];
   support_url(url, sizeof url, support_port());
@@ -52,18 +69,24 @@ int main(int argc, char **argv) {
   int32_t s = distlock_client_open(url, NULL, &client);
   if (s != DISTLOCK_OK) {
     fprintf(stderr, "open: %s (%s)\n", distlock_status_name(s), distlock_last_error());
+    free(samples);
     return 1;
   }
+  int rc = 0;
   /* Warm up: connections, scripts loaded, code paged in. */
-  for (int i = 0; i < 20; i++) {
-    if (cycle(client) != DISTLOCK_OK) return 1;
+  for (int i = 0; i < warmup && rc == 0; i++) {
+    if (cycle(client) != DISTLOCK_OK) rc = 1;
   }
-  double start = now_us();
-  for (int i = 0; i < cycles; i++) {
-    if (cycle(client) != DISTLOCK_OK) return 1;
+  for (int i = 0; i < cycles && rc == 0; i++) {
+    double start = now_us();
+    if (cycle(client) != DISTLOCK_OK) rc = 1;
+    samples[i] = now_us() - start;
   }
-  double mean = (now_us() - start) / cycles;
   distlock_client_close(client);
-  printf("c_acquire_release_us %.2f\n", mean);
-  return 0;
+  if (rc == 0) {
+    qsort(samples, (size_t)cycles, sizeof *samples, by_value);
+    printf("c_acquire_release_us %.2f\n", samples[cycles / 2]);
+  }
+  free(samples);
+  return rc;
 }

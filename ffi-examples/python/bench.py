@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Uncontended acquire + release through the Python bindings.
 
-Prints ``python_acquire_release_us <mean>``: the mean wall time of one
+Prints ``python_acquire_release_us <median>``: the median wall time of one
 acquire and release of a free lock from the main thread, in microseconds,
 over ``--cycles`` cycles after ``--warmup`` unmeasured ones. It also prints
 the same for a raw ``SET NX PX`` + ``EVAL`` release over one socket, the
-floor that any Redis lock needs, as ``python_raw_setnx_release_us``.
+floor that any Redis lock needs, as ``python_raw_setnx_release_us``
+(``--no-raw`` leaves it out). ``scripts/bench-ffi.sh`` compares the first
+with the Rust floor, ``examples/ffi_floor.rs``.
 
     python3 bench.py                    # starts its own redis-server
     python3 bench.py --url redis://127.0.0.1:6379/0 --cycles 5000
@@ -14,6 +16,7 @@ floor that any Redis lock needs, as ``python_raw_setnx_release_us``.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 import uuid
@@ -36,11 +39,14 @@ def bench_distlock(url: str, cycles: int, warmup: int) -> float:
         for _ in range(warmup):
             lock.acquire()
             lock.release()
-        start = time.perf_counter()
+        samples = []
+        clock = time.perf_counter
         for _ in range(cycles):
+            start = clock()
             lock.acquire()
             lock.release()
-        return (time.perf_counter() - start) / cycles * 1e6
+            samples.append(clock() - start)
+        return statistics.median(samples) * 1e6
 
 
 def bench_raw(url: str, cycles: int, warmup: int) -> float:
@@ -54,10 +60,12 @@ def bench_raw(url: str, cycles: int, warmup: int) -> float:
 
         for _ in range(warmup):
             cycle()
-        start = time.perf_counter()
+        samples = []
         for _ in range(cycles):
+            start = time.perf_counter()
             cycle()
-        return (time.perf_counter() - start) / cycles * 1e6
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples) * 1e6
 
 
 def main() -> int:
@@ -65,14 +73,16 @@ def main() -> int:
     parser.add_argument("--url", help="redis URL; default: start a throwaway redis-server on a free loopback port")
     parser.add_argument("--cycles", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--no-raw", action="store_true", help="leave out the raw SET NX PX floor")
     args = parser.parse_args()
     if args.cycles < 1 or args.warmup < 0:
         parser.error("--cycles must be at least 1 and --warmup not negative")
 
     def run(url: str) -> None:
-        mean = bench_distlock(url, args.cycles, args.warmup)
-        print(f"python_acquire_release_us {mean:.1f}")
-        print(f"python_raw_setnx_release_us {bench_raw(url, args.cycles, args.warmup):.1f}")
+        median = bench_distlock(url, args.cycles, args.warmup)
+        print(f"python_acquire_release_us {median:.2f}")
+        if not args.no_raw:
+            print(f"python_raw_setnx_release_us {bench_raw(url, args.cycles, args.warmup):.2f}")
 
     if args.url:
         run(args.url)

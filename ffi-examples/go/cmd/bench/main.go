@@ -2,10 +2,12 @@
 // N times Lock then Unlock of one key on one Client, after a warm-up. It
 // prints
 //
-//	go_acquire_release_us <mean microseconds per cycle>
-//	go_raw_set_del_us <mean microseconds of SET NX PX + DEL on a raw connection>
+//	go_acquire_release_us <median microseconds per cycle>
+//	go_raw_set_del_us <median microseconds of SET NX PX + DEL on a raw connection>
 //
-// the second line being a floor for comparison: two plain round trips.
+// the second line being a floor for comparison: two plain round trips
+// (-raw=false leaves it out). scripts/bench-ffi.sh compares the first with
+// the Rust floor, examples/ffi_floor.rs.
 //
 //	go run ./cmd/bench                 # starts its own redis-server
 //	go run ./cmd/bench -url redis://127.0.0.1:6379 -n 5000
@@ -17,6 +19,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	distlock "distlock.dev/distlock-go"
@@ -32,6 +35,7 @@ func run() int {
 	n := flag.Int("n", 2000, "measured cycles")
 	warmup := flag.Int("warmup", 200, "unmeasured cycles first")
 	key := flag.String("key", "go:bench", "lock name")
+	raw := flag.Bool("raw", true, "also measure the raw SET NX PX + DEL floor")
 	flag.Parse()
 	if *n < 1 || *warmup < 0 {
 		fmt.Fprintln(os.Stderr, "bench: -n must be at least 1 and -warmup at least 0")
@@ -67,16 +71,20 @@ func run() int {
 			return 1
 		}
 	}
-	start := time.Now()
+	samples := make([]time.Duration, 0, *n)
 	for i := 0; i < *n; i++ {
+		start := time.Now()
 		if err := cycle(); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1
 		}
+		samples = append(samples, time.Since(start))
 	}
-	perCycle := time.Since(start) / time.Duration(*n)
-	fmt.Printf("go_acquire_release_us %.2f\n", float64(perCycle.Nanoseconds())/1e3)
+	fmt.Printf("go_acquire_release_us %.2f\n", float64(median(samples).Nanoseconds())/1e3)
 
+	if !*raw {
+		return 0
+	}
 	if floor, err := rawFloor(*redisURL, *n); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: raw floor skipped:", err)
 	} else {
@@ -85,7 +93,13 @@ func run() int {
 	return 0
 }
 
-// rawFloor is the mean time of SET key token NX PX + DEL key over one raw
+// median is the middle of samples (which it sorts).
+func median(samples []time.Duration) time.Duration {
+	slices.Sort(samples)
+	return samples[len(samples)/2]
+}
+
+// rawFloor is the median time of SET key token NX PX + DEL key over one raw
 // connection, for servers without a password.
 func rawFloor(redisURL string, n int) (time.Duration, error) {
 	u, err := url.Parse(redisURL)
@@ -105,14 +119,16 @@ func rawFloor(redisURL string, n int) (time.Duration, error) {
 	}
 	defer conn.Close()
 	key := "go:bench:raw"
-	start := time.Now()
+	samples := make([]time.Duration, 0, n)
 	for i := 0; i < n; i++ {
+		start := time.Now()
 		if _, err := conn.Do("SET", key, "token", "NX", "PX", "30000"); err != nil {
 			return 0, err
 		}
 		if _, err := conn.Do("DEL", key); err != nil {
 			return 0, err
 		}
+		samples = append(samples, time.Since(start))
 	}
-	return time.Since(start) / time.Duration(n), nil
+	return median(samples), nil
 }

@@ -158,7 +158,8 @@ struct Tally {
 fn single_node_round(workers: usize, rounds: u32) -> Result<Tally, String> {
     let mut server = RedisServer::start();
     let proxy = TcpProxy::start(server.port);
-    let secs = 4 + u64::from(rounds) * 9;
+    // About 11 s of faults per round, then time to recover.
+    let secs = 6 + u64::from(rounds) * 13;
     let children = spawn_workers(&[proxy.url()], workers, secs)?;
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
     let mut faults = Vec::new();
@@ -262,6 +263,18 @@ fn report(name: &str, t: &Tally) -> bool {
     println!("== {name}");
     println!("acquisitions {}", r.holds);
     println!("undetected_overlaps {} (must be 0)", r.overlaps_undetected);
+    for (a, b) in &r.examples {
+        let fault = t
+            .faults
+            .iter()
+            .filter(|(_, at)| *at <= b.start)
+            .max_by_key(|(_, at)| *at);
+        println!(
+            "  overlap: {a:?} and {b:?}, {} us apart; last fault before: {:?}",
+            (a.end - b.start) / 1000,
+            fault.map(|(name, at)| (name, (b.start - at) / 1_000_000))
+        );
+    }
     println!("fence_regressions {} (must be 0)", r.fence_regressions);
     println!("detected_and_signalled_overlaps {}", r.overlaps_detected);
     println!("signalled_losses {}", r.signalled_losses);
@@ -286,7 +299,10 @@ fn report(name: &str, t: &Tally) -> bool {
 
 fn run(long: bool) -> Result<bool, String> {
     let workers = 8;
-    let rounds = if long { 30 } else { 1 };
+    let rounds = std::env::var("DISTLOCK_SAFETY_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if long { 30 } else { 1 });
     let single = single_node_round(workers, rounds)?;
     let ok_single = report("single node", &single);
     let redlock = redlock_round(workers)?;

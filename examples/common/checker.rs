@@ -46,7 +46,7 @@ impl Hold {
 }
 
 /// What the checker found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     /// Holds examined.
     pub holds: usize,
@@ -62,6 +62,8 @@ pub struct Report {
     /// Consecutive, non-overlapping holds whose fences went backwards: must
     /// be 0.
     pub fence_regressions: usize,
+    /// The first few undetected overlaps, for the report.
+    pub examples: Vec<(Hold, Hold)>,
 }
 
 /// Checks `holds` (in any order).
@@ -78,6 +80,9 @@ pub fn check(mut holds: Vec<Hold>) -> Report {
                 r.overlaps_detected += 1;
             } else {
                 r.overlaps_undetected += 1;
+                if r.examples.len() < 5 {
+                    r.examples.push((*a, *b));
+                }
             }
         }
     }

@@ -846,7 +846,8 @@ static void test_config_redlock(void) {
   distlock_guard *g = must_acquire(c, "job", 0);
   char token[DISTLOCK_TOKEN_LEN + 1] = "";
   EXPECT(distlock_guard_token(g, token, sizeof token), DISTLOCK_OK);
-  CHECK(holders(ports, "rl:job", token) == 3);
+  /* Acquire returns once a majority granted it; the third may lag. */
+  CHECK(holders(ports, "rl:job", token) >= 2);
   uint64_t fence = 0;
   EXPECT(distlock_guard_fence(g, &fence), DISTLOCK_OK);
   CHECK(fence > 0);

@@ -202,8 +202,10 @@ func TestRedlockOverThreeServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := holders(t, servers, "gorl:job", l.Token()); n != 3 {
-		t.Fatalf("%d of 3 nodes hold the lock; want all", n)
+	// Acquire returns once a majority granted it; the third node may
+	// answer a moment later.
+	if n := holders(t, servers, "gorl:job", l.Token()); n < 2 {
+		t.Fatalf("%d of 3 nodes hold the lock; want a majority", n)
 	}
 	if _, err := b.TryLock("job"); !errors.Is(err, ErrNotAcquired) {
 		t.Fatalf("second client TryLock: %v; want ErrNotAcquired", err)

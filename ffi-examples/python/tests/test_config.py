@@ -132,7 +132,8 @@ def test_redlock_over_three_servers(three_servers: List[RedisServer]) -> None:
         assert "redlock over 3 nodes" in repr(a)
         first = a.lock("job")
         assert first.acquire(timeout=2)
-        assert holders(three_servers, rkey, first.token) == 3
+        # Acquire returns once a majority granted it; the third may lag.
+        assert holders(three_servers, rkey, first.token) >= 2
         assert not b.lock("job").acquire(blocking=False)
         first.release()
         assert holders(three_servers, rkey, first.token) == 0

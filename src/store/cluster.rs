@@ -29,9 +29,9 @@
 //! every master (the minimum counts).
 
 use super::redis::{
-    feed_on, fence_key, is_failover_error, millis, parse_acquire, parse_pass_on, publish_poke,
-    read_value, reply_code_is, too_few_replicas, write_value, PoolError, RedisConfig, Replicas,
-    Scripts, Secret,
+    feed_on, fence_key, is_failover_error, lock_info, millis, parse_acquire, parse_pass_on,
+    publish_poke, read_value, reply_code_is, too_few_replicas, write_value, PoolError, RedisConfig,
+    Replicas, Scripts, Secret,
 };
 use super::{Acquired, Extend, FeedHandler, PassOn, Store};
 use crate::error::{Error, Result};
@@ -462,15 +462,7 @@ impl Store for ClusterStore {
                 .arg(fence_key(&key))
                 .query(c)
         })?;
-        Ok(LockInfo {
-            key,
-            remaining: token
-                .as_ref()
-                .and_then(|_| u64::try_from(pttl).ok())
-                .map(Duration::from_millis),
-            token,
-            fence,
-        })
+        Ok(lock_info(key, token, pttl, fence))
     }
 
     fn pool_state(&self) -> (u32, u32) {

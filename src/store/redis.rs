@@ -180,6 +180,24 @@ pub(crate) fn write_value(
         .query(c)
 }
 
+/// What `GET key`, `PTTL key` and `GET <fence key>` say about a lock.
+pub(crate) fn lock_info(
+    key: String,
+    token: Option<String>,
+    pttl: i64,
+    fence: Option<u64>,
+) -> LockInfo {
+    LockInfo {
+        key,
+        remaining: token
+            .as_ref()
+            .and_then(|_| u64::try_from(pttl).ok())
+            .map(Duration::from_millis),
+        token,
+        fence,
+    }
+}
+
 /// Wakes the release feed listening on `control`.
 pub(crate) fn publish_poke(
     c: &mut dyn ConnectionLike,
@@ -727,15 +745,7 @@ impl Store for RedisStore {
                 .arg(fence_key(&key))
                 .query(c)
         })?;
-        Ok(LockInfo {
-            key,
-            remaining: token
-                .as_ref()
-                .and_then(|_| u64::try_from(pttl).ok())
-                .map(Duration::from_millis),
-            token,
-            fence,
-        })
+        Ok(lock_info(key, token, pttl, fence))
     }
 
     fn pool_state(&self) -> (u32, u32) {

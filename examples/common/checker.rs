@@ -52,21 +52,27 @@ pub struct Report {
     pub holds: usize,
     /// Holds whose holder was told of a loss.
     pub signalled_losses: usize,
-    /// Overlapping pairs where the earlier holder was told of its loss and
-    /// the later one carried a larger fence: a fenced resource rejects the
-    /// stale writer.
+    /// Overlapping pairs where the hold with the smaller fence was told of
+    /// its loss: a fenced resource, having seen the larger fence, rejects
+    /// the stale writer, and the stale holder knows it.
     pub overlaps_detected: usize,
-    /// Overlapping pairs nobody was told about, or where fences did not
-    /// order them: must be 0.
+    /// Overlapping pairs where the stale holder (the smaller fence) was
+    /// never told, or where the fences were equal: must be 0.
     pub overlaps_undetected: usize,
-    /// Consecutive, non-overlapping holds whose fences went backwards: must
-    /// be 0.
+    /// Holds nobody told of a loss whose fence is not above the fence of
+    /// every hold that ended before they started: must be 0.
     pub fence_regressions: usize,
     /// The first few undetected overlaps, for the report.
     pub examples: Vec<(Hold, Hold)>,
 }
 
 /// Checks `holds` (in any order).
+///
+/// Which of two overlapping holds is the stale one is decided by the fence,
+/// not by who recorded the earlier start: a holder paused between its
+/// acquisition and its first step records a late start for a lease that
+/// had already run out, and it is that holder (the smaller fence) that a
+/// fenced resource refuses and that must have been told.
 pub fn check(mut holds: Vec<Hold>) -> Report {
     holds.sort_by_key(|h| h.start);
     let mut r = Report {
@@ -76,7 +82,8 @@ pub fn check(mut holds: Vec<Hold>) -> Report {
     };
     for (i, a) in holds.iter().enumerate() {
         for b in holds[i + 1..].iter().take_while(|b| b.start < a.end) {
-            if a.lost && b.fence > a.fence {
+            let stale = if a.fence < b.fence { a } else { b };
+            if a.fence != b.fence && stale.lost {
                 r.overlaps_detected += 1;
             } else {
                 r.overlaps_undetected += 1;
@@ -86,8 +93,17 @@ pub fn check(mut holds: Vec<Hold>) -> Report {
             }
         }
     }
-    for w in holds.windows(2) {
-        if w[1].start >= w[0].end && w[1].fence <= w[0].fence {
+    // Walk the holds by start, taking in every hold that ended strictly
+    // before, with the largest fence among them.
+    let mut ends: Vec<(u128, u64)> = holds.iter().map(|h| (h.end, h.fence)).collect();
+    ends.sort_unstable();
+    let (mut taken, mut highest) = (0, None);
+    for h in &holds {
+        while taken < ends.len() && ends[taken].0 < h.start {
+            highest = highest.max(Some(ends[taken].1));
+            taken += 1;
+        }
+        if !h.lost && highest.is_some_and(|f| f >= h.fence) {
             r.fence_regressions += 1;
         }
     }
@@ -99,4 +115,77 @@ pub fn now_ns() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(fence: u64, start: u128, end: u128, lost: bool) -> Hold {
+        Hold {
+            fence,
+            start,
+            end,
+            lost,
+            lost_at: if lost { end } else { 0 },
+        }
+    }
+
+    #[test]
+    fn disjoint_holds_with_rising_fences_pass() {
+        let r = check(vec![
+            hold(3, 20, 30, false),
+            hold(1, 0, 10, false),
+            hold(2, 10, 20, false),
+        ]);
+        assert_eq!(
+            (r.holds, r.overlaps_undetected, r.fence_regressions),
+            (3, 0, 0)
+        );
+        assert_eq!(r.overlaps_detected, 0);
+    }
+
+    #[test]
+    fn an_overlap_nobody_was_told_of_is_undetected() {
+        let r = check(vec![hold(1, 0, 10, false), hold(2, 5, 15, false)]);
+        assert_eq!((r.overlaps_detected, r.overlaps_undetected), (0, 1));
+        assert_eq!(r.examples.len(), 1);
+    }
+
+    #[test]
+    fn the_stale_holder_is_the_smaller_fence_whoever_started_first() {
+        // Paused between acquiring (fence 1) and starting: its recorded
+        // start falls inside the next holder's hold.
+        let late_start = vec![hold(2, 0, 10, false), hold(1, 5, 6, true)];
+        let r = check(late_start);
+        assert_eq!((r.overlaps_detected, r.overlaps_undetected), (1, 0));
+        assert_eq!(r.fence_regressions, 0, "a told holder is no regression");
+        // The same holds, but the one told is the newer lease: the stale
+        // holder went on unaware.
+        let r = check(vec![hold(2, 0, 10, true), hold(1, 5, 6, false)]);
+        assert_eq!((r.overlaps_detected, r.overlaps_undetected), (0, 1));
+        // The older lease told and overlapping in start order, as usual.
+        let r = check(vec![hold(1, 0, 10, true), hold(2, 5, 15, false)]);
+        assert_eq!((r.overlaps_detected, r.overlaps_undetected), (1, 0));
+    }
+
+    #[test]
+    fn equal_fences_never_order_an_overlap() {
+        let r = check(vec![hold(7, 0, 10, true), hold(7, 5, 15, true)]);
+        assert_eq!(r.overlaps_undetected, 1);
+    }
+
+    #[test]
+    fn a_smaller_fence_after_any_earlier_hold_is_a_regression() {
+        // Not just the hold just before: fence 5 ended long ago.
+        let r = check(vec![
+            hold(5, 0, 10, false),
+            hold(6, 20, 30, false),
+            hold(4, 40, 50, false),
+        ]);
+        assert_eq!(r.fence_regressions, 1);
+        // A holder told of its loss is refused by the fenced resource.
+        let r = check(vec![hold(5, 0, 10, false), hold(4, 40, 50, true)]);
+        assert_eq!(r.fence_regressions, 0);
+    }
 }

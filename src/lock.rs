@@ -61,6 +61,16 @@ enum Patience {
     Forever,
 }
 
+impl Patience {
+    /// Waiting at most `timeout` from now; a timeout too long to represent
+    /// as a moment (`Duration::MAX`, say) means waiting without a limit.
+    fn within(timeout: Duration) -> Patience {
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Patience::Forever, Patience::Until)
+    }
+}
+
 /// A named lock. Cheap to clone; holds no server state until acquired.
 ///
 /// Each acquisition gets a fresh random token and its own [`Guard`].
@@ -121,7 +131,7 @@ impl Lock {
 
     /// Waits at most `timeout` for the lock; [`Error::Timeout`] after that.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Guard> {
-        self.run(Patience::Until(Instant::now() + timeout), None)
+        self.run(Patience::within(timeout), None)
     }
 
     /// Waits until the lock is acquired, `timeout` (if any) passes, or
@@ -132,7 +142,7 @@ impl Lock {
         timeout: Option<Duration>,
         cancel: &Receiver<()>,
     ) -> Result<Guard> {
-        let patience = timeout.map_or(Patience::Forever, |t| Patience::Until(Instant::now() + t));
+        let patience = timeout.map_or(Patience::Forever, Patience::within);
         self.run(patience, Some(cancel))
     }
 

@@ -13,6 +13,11 @@ pub(crate) fn drift(ttl: Duration) -> Duration {
     ttl / 100 + Duration::from_millis(2)
 }
 
+/// Until when a lease granted for a request sent at `sent` may be claimed.
+pub(crate) fn deadline(sent: BootInstant, ttl: Duration) -> BootInstant {
+    sent.add(ttl).sub(drift(ttl))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     Held,
@@ -91,7 +96,7 @@ impl Lease {
                 .map(|cap| n.sent.add(cap)),
             state: Mutex::new(State {
                 status: Status::Held,
-                deadline: n.sent.add(n.ttl).sub(drift(n.ttl)),
+                deadline: deadline(n.sent, n.ttl),
                 done_tx: Some(done_tx),
             }),
             done_rx,
@@ -183,7 +188,7 @@ impl Lease {
     pub(crate) fn renewed(&self, sent: BootInstant) {
         let mut s = self.state.lock();
         if s.status == Status::Held {
-            let fresh = sent.add(self.ttl).sub(drift(self.ttl));
+            let fresh = deadline(sent, self.ttl);
             s.deadline = s.deadline.max(fresh);
         }
     }

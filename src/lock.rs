@@ -3,7 +3,7 @@
 use crate::client::Client;
 use crate::clock::BootInstant;
 use crate::error::{Error, Result};
-use crate::lease::{Lease, NewLease};
+use crate::lease::{self, Lease, NewLease};
 use crate::local::{Entry, Released, Turn};
 use crate::notify::Watch;
 use crate::renew::Msg;
@@ -282,7 +282,20 @@ impl Lock {
                 }
             }
             let sent = BootInstant::now();
-            let outcome = match store.acquire(&self.name, &token, self.ttl) {
+            let answer = match store.acquire(&self.name, &token, self.ttl) {
+                // The grant came back after the lease it starts had run out
+                // (a reply slower than the TTL, or this process paused): it
+                // is worth nothing. Ask again with the same token, as after
+                // a lost reply; the server restarts the lease if it is ours.
+                Ok(Acquired::Yes { .. }) if lease::deadline(sent, self.ttl).has_passed() => {
+                    Err(Error::Connection(format!(
+                        "the server's answer took longer than the {} ms lease",
+                        self.ttl.as_millis()
+                    )))
+                }
+                other => other,
+            };
+            let outcome = match answer {
                 Ok(Acquired::Yes { fence }) => return Ok((token, fence, sent)),
                 Ok(Acquired::No { remaining }) => {
                     failures = 0;

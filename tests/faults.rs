@@ -258,3 +258,40 @@ fn a_paused_holder_loses_the_lock_and_learns_it_on_resume() {
     assert!(child.wait().unwrap().success());
     assert!(g.is_held(), "the new owner kept its lock");
 }
+
+/// A grant that arrives after the lease it starts has run out is worth
+/// nothing: acquire asks again instead of handing out a dead guard, and
+/// gives up with a clear error when every answer is that slow.
+#[test]
+fn a_grant_slower_than_its_lease_is_never_handed_out() {
+    let server = RedisServer::start();
+    let proxy = TcpProxy::start(server.port);
+    let c = Client::builder()
+        .url(&proxy.url())
+        .command_timeout(Duration::from_secs(1))
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let lock = c.lock("slow").ttl(Duration::from_millis(60));
+    // Every reply takes longer than the 60 ms lease.
+    proxy.set_mode(Mode::Delay(Duration::from_millis(120)));
+    let started = Instant::now();
+    let err = lock
+        .acquire_timeout(Duration::from_millis(800))
+        .expect_err("no guard from a grant that came too late");
+    let took = started.elapsed();
+    println!("late grants: gave up after {took:?} with {err}");
+    assert!(
+        matches!(&err, Error::Connection(m) if m.contains("longer than the 60 ms lease")),
+        "{err:?}"
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // try_acquire, too, retries a late grant only a bounded number of times.
+    assert!(matches!(lock.try_acquire(), Err(Error::Connection(_))));
+    proxy.set_mode(Mode::Pass);
+    // Answers in time again: the lock is free (the grants ran out or were
+    // given back) and a guard comes with time left on it.
+    let g = lock.acquire_timeout(Duration::from_secs(2)).unwrap();
+    assert!(g.is_held() && g.remaining() > Duration::ZERO);
+    g.release().unwrap();
+}

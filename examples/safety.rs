@@ -12,10 +12,15 @@
 //! told of a loss). Faults, in rounds: Redis killed with -9 and restarted
 //! empty; Redis paused (SIGSTOP) beyond the TTL; a proxy between the workers
 //! and Redis adding latency, cutting connections and black-holing traffic;
-//! a worker process paused beyond the TTL; and a Redlock round over five
-//! nodes with two killed and restarted. Pass criteria, printed at the end:
-//! no undetected overlap, fences never going backwards, every fault
-//! survived, no leaked threads or descriptors in the workers.
+//! a lock holder paused beyond the TTL (told by SIGUSR1, the worker stops
+//! itself at its next hold, alternately before its first step and in the
+//! middle of its work, and the suite resumes it after twice the TTL); and a
+//! Redlock round over five nodes with two killed and restarted. Pass
+//! criteria, printed at the end: no undetected overlap, fences never going
+//! backwards, every fault survived, every paused holder told of its loss on
+//! resume with a fence that another holder had already passed, no leaked
+//! threads or descriptors in the workers. Loss-detection latencies are
+//! printed for each kind of fault, from its start and from its end.
 
 mod common;
 
@@ -26,12 +31,30 @@ use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const TTL: Duration = Duration::from_millis(600);
+const PAUSED_HOLDER: &str = "a holder paused beyond the ttl";
 
 fn count(dir: &str) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Set by SIGUSR1: the next hold is to be paused (the worker stops itself
+/// with SIGSTOP while holding, and the suite resumes it after the TTL).
+static PAUSE_NEXT_HOLD: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn pause_next_hold(_: libc::c_int) {
+    PAUSE_NEXT_HOLD.store(true, Ordering::SeqCst);
+}
+
+/// A paused holder, as it saw its pause: its fence, when it resumed and
+/// when it was told of the loss (wall-clock ns; 0 if never).
+struct Victim {
+    fence: u64,
+    resumed: u128,
+    told: u128,
 }
 
 /// A worker process: contends until `stop_at` (wall-clock ns), prints one
@@ -46,8 +69,17 @@ fn worker(urls: &[String], stop_at: u128) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let lock = client.lock("safety").ttl(TTL);
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(
+            libc::SIGUSR1,
+            pause_next_hold as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
     let mut out = String::new();
-    let mut n = 0u64;
+    let (mut n, mut paused) = (0u64, 0u64);
     while now_ns() < stop_at {
         n += 1;
         // Mostly 200 µs of work; every 250th hold spans renewals, so
@@ -62,11 +94,36 @@ fn worker(urls: &[String], stop_at: u128) -> Result<(), String> {
             Err(Error::Timeout | Error::Connection(_)) => continue,
             Err(e) => return Err(e.to_string()),
         };
+        // Asked to be paused: alternately before the first step under the
+        // lock (the hold then starts after its lease ran out) and in the
+        // middle of the work.
+        let pause = PAUSE_NEXT_HOLD.swap(false, Ordering::SeqCst);
+        let stop_self = || {
+            // SAFETY: raise(3) has no memory-safety preconditions.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::raise(libc::SIGSTOP);
+            }
+            now_ns()
+        };
+        let mut resumed = 0;
+        if pause && paused.is_multiple_of(2) {
+            resumed = stop_self();
+        }
         let start = now_ns();
+        if pause && !paused.is_multiple_of(2) {
+            std::thread::sleep(work / 2);
+            resumed = stop_self();
+        }
         let fired = g.lost().recv_timeout(work);
         let end = now_ns();
         let mut lost = fired == Err(RecvTimeoutError::Disconnected) || !g.is_held();
         let fence = g.fence();
+        if pause {
+            paused += 1;
+            let told = if lost { end } else { 0 };
+            out.push_str(&format!("victim {fence} {resumed} {told}\n"));
+        }
         lost |= g.release() == Err(Error::Lost);
         let hold = Hold {
             fence,
@@ -123,9 +180,23 @@ fn spawn_workers(urls: &[String], n: usize, secs: u64) -> Result<Vec<Child>, Str
         .collect()
 }
 
-/// Waits for the workers; their holds and summed (threads, fds) deltas.
-fn collect(children: Vec<Child>) -> Result<(Vec<Hold>, i64, i64), String> {
-    let (mut holds, mut threads, mut fds) = (Vec::new(), 0, 0);
+/// Blocks until worker `pid` stops itself (true) or exits (false), leaving
+/// either state for a later wait to collect.
+fn stopped(pid: u32) -> bool {
+    // SAFETY: waitid(2) writes only into `info`, a zeroed siginfo_t we own;
+    // the pid is a child of this process.
+    #[allow(unsafe_code)]
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WSTOPPED | libc::WEXITED | libc::WNOWAIT;
+        libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) == 0
+            && info.si_code == libc::CLD_STOPPED
+    }
+}
+
+/// Waits for the workers: what they recorded, under `faults`.
+fn collect(children: Vec<Child>, faults: Schedule) -> Result<Tally, String> {
+    let (mut holds, mut victims, mut threads, mut fds) = (Vec::new(), Vec::new(), 0, 0);
     for child in children {
         let out = child.wait_with_output().map_err(|e| e.to_string())?;
         if !out.status.success() {
@@ -139,17 +210,69 @@ fn collect(children: Vec<Child>) -> Result<(Vec<Hold>, i64, i64), String> {
                 let mut f = rest.split(' ').map(|x| x.parse::<i64>().unwrap_or(0));
                 threads += f.next().unwrap_or(0);
                 fds += f.next().unwrap_or(0);
+            } else if let Some(rest) = line.strip_prefix("victim ") {
+                let f: Vec<u128> = rest.split(' ').filter_map(|x| x.parse().ok()).collect();
+                if let [fence, resumed, told] = f[..] {
+                    victims.push(Victim {
+                        fence: fence as u64,
+                        resumed,
+                        told,
+                    });
+                }
             } else if let Some(h) = Hold::parse(&line) {
                 holds.push(h);
             }
         }
     }
-    Ok((holds, threads, fds))
+    Ok(Tally {
+        holds,
+        victims,
+        faults,
+        thread_leaks: threads,
+        fd_leaks: fds,
+    })
+}
+
+/// One injected fault: when it began and when it was lifted (wall-clock
+/// ns; the same moment for one-off faults such as a cut).
+struct Fault {
+    name: &'static str,
+    at: u128,
+    lifted: u128,
+}
+
+/// The faults of a round, in the order injected.
+#[derive(Default)]
+struct Schedule(Vec<Fault>);
+
+impl Schedule {
+    /// Starts fault `name` now; `lift` ends it.
+    fn begin(&mut self, name: &'static str) {
+        let at = now_ns();
+        self.0.push(Fault {
+            name,
+            at,
+            lifted: at,
+        });
+    }
+
+    /// The latest fault is over.
+    fn lift(&mut self) {
+        if let Some(f) = self.0.last_mut() {
+            f.lifted = now_ns();
+        }
+    }
+
+    /// The latest fault that began at or before `t`.
+    fn before(&self, t: u128) -> Option<&Fault> {
+        self.0.iter().filter(|f| f.at <= t).max_by_key(|f| f.at)
+    }
 }
 
 struct Tally {
     holds: Vec<Hold>,
-    faults: Vec<(&'static str, u128)>,
+    victims: Vec<Victim>,
+    faults: Schedule,
     thread_leaks: i64,
     fd_leaks: i64,
 }
@@ -162,47 +285,50 @@ fn single_node_round(workers: usize, rounds: u32) -> Result<Tally, String> {
     let secs = 6 + u64::from(rounds) * 13;
     let children = spawn_workers(&[proxy.url()], workers, secs)?;
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
-    let mut faults = Vec::new();
+    let mut faults = Schedule::default();
     let pause = |d: Duration| std::thread::sleep(d);
     // The schedule of faults is the suite's input, not synchronisation.
     pause(Duration::from_secs(2));
     for round in 0..rounds {
-        faults.push(("redis killed and restarted empty", now_ns()));
+        faults.begin("redis killed and restarted empty");
         server.restart();
+        faults.lift();
         pause(Duration::from_millis(1500));
-        faults.push(("redis paused beyond the ttl", now_ns()));
+        faults.begin("redis paused beyond the ttl");
         signal(server.pid(), libc::SIGSTOP);
         pause(TTL * 2);
         signal(server.pid(), libc::SIGCONT);
+        faults.lift();
         pause(Duration::from_millis(1500));
-        faults.push(("latency 30 ms", now_ns()));
+        faults.begin("latency 30 ms");
         proxy.set_mode(Mode::Delay(Duration::from_millis(30)));
         pause(Duration::from_secs(1));
         proxy.set_mode(Mode::Pass);
-        faults.push(("connections cut", now_ns()));
+        faults.lift();
+        faults.begin("connections cut");
         proxy.cut_all();
         pause(Duration::from_millis(500));
-        faults.push(("black hole", now_ns()));
+        faults.begin("black hole");
         proxy.set_mode(Mode::BlackHole);
         proxy.cut_all();
         pause(Duration::from_secs(1));
         proxy.set_mode(Mode::Pass);
         proxy.cut_all();
+        faults.lift();
         pause(Duration::from_millis(1000));
-        faults.push(("a worker paused beyond the ttl", now_ns()));
+        // The victim stops itself at its next hold, so that it is a holder
+        // that gets paused.
         let victim = pids[round as usize % pids.len()];
-        signal(victim, libc::SIGSTOP);
-        pause(TTL * 2);
-        signal(victim, libc::SIGCONT);
+        signal(victim, libc::SIGUSR1);
+        if stopped(victim) {
+            faults.begin(PAUSED_HOLDER);
+            pause(TTL * 2);
+            signal(victim, libc::SIGCONT);
+            faults.lift();
+        }
         pause(Duration::from_millis(1500));
     }
-    let (holds, thread_leaks, fd_leaks) = collect(children)?;
-    Ok(Tally {
-        holds,
-        faults,
-        thread_leaks,
-        fd_leaks,
-    })
+    collect(children, faults)
 }
 
 /// The Redlock round: five nodes, two killed and later restarted empty.
@@ -210,25 +336,21 @@ fn redlock_round(workers: usize) -> Result<Tally, String> {
     let mut nodes: Vec<RedisServer> = (0..5).map(|_| RedisServer::start()).collect();
     let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
     let children = spawn_workers(&urls, workers, 8)?;
-    let mut faults = Vec::new();
+    let mut faults = Schedule::default();
     std::thread::sleep(Duration::from_secs(2));
-    faults.push(("redlock: two of five nodes killed", now_ns()));
+    faults.begin("redlock: two of five nodes killed");
     nodes[0].stop();
     nodes[1].stop();
     std::thread::sleep(Duration::from_secs(2));
-    faults.push(("redlock: nodes restarted empty", now_ns()));
+    faults.begin("redlock: nodes restarted empty");
     nodes[0].restart();
     nodes[1].restart();
+    faults.lift();
     std::thread::sleep(Duration::from_secs(1));
-    faults.push(("redlock: a third node restarted empty", now_ns()));
+    faults.begin("redlock: a third node restarted empty");
     nodes[2].restart();
-    let (holds, thread_leaks, fd_leaks) = collect(children)?;
-    Ok(Tally {
-        holds,
-        faults,
-        thread_leaks,
-        fd_leaks,
-    })
+    faults.lift();
+    collect(children, faults)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -238,60 +360,107 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `p50 … p90 … max …` of `ms`, sorted.
+fn spread(mut ms: Vec<f64>) -> String {
+    ms.sort_by(f64::total_cmp);
+    format!(
+        "p50 {:.0} p90 {:.0} max {:.0}",
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.9),
+        ms.last().copied().unwrap_or(0.0)
+    )
+}
+
+fn ms(ns: u128) -> f64 {
+    ns as f64 / 1e6
+}
+
 /// Prints the figures of one round; true if it passed.
 fn report(name: &str, t: &Tally) -> bool {
     let r = check(t.holds.clone());
+    let faults = &t.faults.0;
     // A fault is survived if holds were completed after it.
     let last_start = t.holds.iter().map(|h| h.start).max().unwrap_or(0);
-    let survived = t.faults.iter().filter(|(_, at)| *at < last_start).count();
-    // Loss-detection latency: from a fault to each loss reported after it.
-    let mut latency: Vec<f64> = t
+    let survived = faults.iter().filter(|f| f.at < last_start).count();
+    // Loss-detection latency: from the fault before each loss reported to
+    // that loss, measured from the fault's start and from its end.
+    let losses: Vec<(&Fault, u128)> = t
         .holds
         .iter()
         .filter(|h| h.lost)
-        .filter_map(|h| {
-            let fault = t
-                .faults
-                .iter()
-                .filter(|(_, at)| *at <= h.lost_at)
-                .map(|(_, at)| *at)
-                .max()?;
-            Some((h.lost_at - fault) as f64 / 1e6)
-        })
+        .filter_map(|h| Some((t.faults.before(h.lost_at)?, h.lost_at)))
         .collect();
-    latency.sort_by(f64::total_cmp);
     println!("== {name}");
     println!("acquisitions {}", r.holds);
     println!("undetected_overlaps {} (must be 0)", r.overlaps_undetected);
     for (a, b) in &r.examples {
-        let fault = t
-            .faults
-            .iter()
-            .filter(|(_, at)| *at <= b.start)
-            .max_by_key(|(_, at)| *at);
+        let fault = t.faults.before(b.start);
         println!(
             "  overlap: {a:?} and {b:?}, {} us apart; last fault before: {:?}",
             (a.end - b.start) / 1000,
-            fault.map(|(name, at)| (name, (b.start - at) / 1_000_000))
+            fault.map(|f| (f.name, (b.start - f.at) / 1_000_000))
         );
     }
     println!("fence_regressions {} (must be 0)", r.fence_regressions);
     println!("detected_and_signalled_overlaps {}", r.overlaps_detected);
     println!("signalled_losses {}", r.signalled_losses);
-    println!("faults_survived {} of {}", survived, t.faults.len());
+    println!("faults_survived {} of {}", survived, faults.len());
     println!(
-        "loss_detection_ms p50 {:.0} p90 {:.0} max {:.0}",
-        percentile(&latency, 0.5),
-        percentile(&latency, 0.9),
-        latency.last().copied().unwrap_or(0.0)
+        "loss_detection_ms {}",
+        spread(losses.iter().map(|(f, at)| ms(at - f.at)).collect())
+    );
+    let mut kinds: Vec<&str> = faults.iter().map(|f| f.name).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    for kind in kinds {
+        let of_kind: Vec<_> = losses.iter().filter(|(f, _)| f.name == kind).collect();
+        println!(
+            "  {kind}: {} times, {} losses told; ms from its start {}, from its end {}",
+            faults.iter().filter(|f| f.name == kind).count(),
+            of_kind.len(),
+            spread(of_kind.iter().map(|(f, at)| ms(at - f.at)).collect()),
+            spread(
+                of_kind
+                    .iter()
+                    .map(|(f, at)| ms(at.saturating_sub(f.lifted)))
+                    .collect()
+            ),
+        );
+    }
+    // Each paused holder must be told as it resumes, and its fence must be
+    // stale: another process took the lock, with a larger fence, meanwhile.
+    let told = t.victims.iter().filter(|v| v.told != 0).count();
+    let stale = t
+        .victims
+        .iter()
+        .filter(|v| {
+            t.holds
+                .iter()
+                .any(|h| h.fence > v.fence && h.start < v.resumed)
+        })
+        .count();
+    let paused = faults.iter().filter(|f| f.name == PAUSED_HOLDER).count();
+    println!(
+        "paused_holders {} of {paused} pauses: told on resume {told}, fence stale {stale} (all must be); ms from resume to told {}",
+        t.victims.len(),
+        spread(
+            t.victims
+                .iter()
+                .filter(|v| v.told != 0)
+                .map(|v| ms(v.told.saturating_sub(v.resumed)))
+                .collect()
+        )
     );
     println!(
         "leaks threads {} fds {} (must be 0)",
         t.thread_leaks, t.fd_leaks
     );
-    r.overlaps_undetected == 0
+    t.victims.len() == paused
+        && told == paused
+        && stale == paused
+        && r.overlaps_undetected == 0
         && r.fence_regressions == 0
-        && survived == t.faults.len()
+        && survived == faults.len()
         && t.thread_leaks == 0
         && t.fd_leaks == 0
         && r.holds > 0

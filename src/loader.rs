@@ -26,6 +26,26 @@ use std::time::{Duration, Instant};
 /// Default largest value a loader stores: 16 MiB.
 pub const DEFAULT_MAX_VALUE_LEN: usize = 16 << 20;
 
+/// What a loader's lock name starts with, before the caller's key.
+const LOADER_PREFIX: &str = "loader:";
+
+/// Checks a loader key, with messages about the key the caller gave rather
+/// than the lock name made from it.
+fn validate_key(key: &str) -> Result<(), Error> {
+    let max = crate::MAX_KEY_LEN - LOADER_PREFIX.len();
+    if key.is_empty() {
+        return Err(Error::invalid("loader key is empty"));
+    }
+    if key.len() > max {
+        return Err(Error::invalid(format!(
+            "loader key is {} bytes; the maximum is {max} (the lock name `{LOADER_PREFIX}<key>` may have {})",
+            key.len(),
+            crate::MAX_KEY_LEN
+        )));
+    }
+    Ok(())
+}
+
 /// Why [`Loader::get_or_load`] returned no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -112,7 +132,9 @@ impl Loader {
     }
 
     /// Longest a call waits for another process's load (default 30 s);
-    /// then it fails with [`Error::Timeout`].
+    /// then it fails with [`Error::Timeout`]. Zero gives up as soon as
+    /// another process is found loading; a timeout too long to represent
+    /// as a moment (`Duration::MAX`, say) means no limit.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -127,13 +149,17 @@ impl Loader {
 
     /// The cached value of `key`, or the value `load` produces, stored for
     /// `ttl`. Across the fleet, `load` runs once per miss.
+    ///
+    /// `key` must be 1 to [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) − 7 bytes (its
+    /// lock is named `loader:<key>`); `ttl` is checked like a lock's.
     pub fn get_or_load<E: fmt::Display>(
         &self,
         key: &str,
         ttl: Duration,
         load: impl FnOnce() -> Result<Vec<u8>, E>,
     ) -> Result<Vec<u8>, LoadError> {
-        let name = format!("loader:{key}");
+        validate_key(key)?;
+        let name = format!("{LOADER_PREFIX}{key}");
         validate_name(&name)?;
         crate::lock::validate_ttl(ttl)?;
         let store = &self.client.inner.store;
@@ -173,7 +199,8 @@ impl Loader {
         let inner = &self.client.inner;
         let store = &inner.store;
         let lock = self.client.lock(name).ttl(self.lock_ttl);
-        let deadline = Instant::now() + self.timeout;
+        // No representable deadline that far away: no limit.
+        let deadline = Instant::now().checked_add(self.timeout);
         let mut watch = None;
         loop {
             if let Some(v) = store.cache_get(name)? {
@@ -209,7 +236,7 @@ impl Loader {
                 }
             };
             let pause = inner.settings.max_retry_interval;
-            let woke = wait::wait_for(&w.rx, Some(pause), Some(deadline), None);
+            let woke = wait::wait_for(&w.rx, Some(pause), deadline, None);
             watch = Some(w);
             woke?;
         }

@@ -183,7 +183,9 @@ fn supervise(mut child: Child, guard: Guard, key: &str, args: &RunArgs, signals:
                             args.grace.as_secs_f64()
                         );
                         let _ = signals::send(pid, libc::SIGTERM);
-                        kill_at = Some(Instant::now() + args.grace);
+                        // A grace too long to represent as a moment
+                        // (`--grace 1e19`) never escalates.
+                        kill_at = Instant::now().checked_add(args.grace);
                     }
                     OnLost::Kill => {
                         lost = true;

@@ -545,20 +545,20 @@ int32_t distlock_config_set_command_timeout_ms(struct distlock_config *cfg, uint
 /**
  * Caps the total time an auto-renewed lock is held, in milliseconds: at
  * the cap renewal stops and the lock is reported lost. 0 means no cap
- * (the default).
+ * (the default); a cap is at most 365 days.
  *
  * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
- * unknown config.
+ * unknown config or a cap over 365 days.
  */
 int32_t distlock_config_set_max_hold_ms(struct distlock_config *cfg, uint64_t cap_ms);
 
 /**
  * Longest a waiting acquirer goes without looking at the lock again, in
- * milliseconds (default 500, at least 1). Waiters are woken by release
+ * milliseconds (default 500), 1 ms to 1 hour. Waiters are woken by release
  * notifications; this bounds what a lost notification can cost.
  *
  * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
- * unknown config or 0.
+ * unknown config or a value out of range.
  */
 int32_t distlock_config_set_max_retry_interval_ms(struct distlock_config *cfg,
                                                   uint64_t interval_ms);
@@ -585,10 +585,11 @@ int32_t distlock_config_set_handoff_limit(struct distlock_config *cfg, uint32_t 
 /**
  * Longest time a lease may circulate among one client's threads before
  * the holder asks the server whether other clients wait, in milliseconds
- * (default 20).
+ * (default 20, at most one hour); 0 asks at every release that has a
+ * local waiter.
  *
  * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
- * unknown config.
+ * unknown config or a value over one hour.
  */
 int32_t distlock_config_set_handoff_budget_ms(struct distlock_config *cfg, uint64_t budget_ms);
 

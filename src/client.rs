@@ -23,6 +23,12 @@ pub const DEFAULT_PREFIX: &str = "distlock";
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
 /// Longest accepted key prefix, in bytes.
 pub const MAX_PREFIX_LEN: usize = 256;
+/// Longest accepted timeout or interval setting: connect and command
+/// timeouts, the replica acknowledgement timeout, `max_retry_interval` and
+/// `handoff_budget`.
+const MAX_SETTING: Duration = Duration::from_secs(3600);
+/// Longest accepted hold-time cap.
+const MAX_HOLD_CAP: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A handle on one lock server, shared by every lock taken through it.
 ///
@@ -359,7 +365,8 @@ impl Builder {
 
     /// Caps the total time an auto-renewed lock is held (default: no cap).
     /// At the cap renewal stops and the guard reports the lock lost, so a
-    /// stuck holder cannot keep a lock forever.
+    /// stuck holder cannot keep a lock forever. A cap must be positive and
+    /// at most 365 days; `None` means no cap.
     pub fn max_hold(mut self, cap: Option<Duration>) -> Self {
         self.max_hold = cap;
         self
@@ -368,7 +375,7 @@ impl Builder {
     /// Longest a waiting acquirer goes without looking at the lock again
     /// (default 500 ms). Waiters are woken by release notifications, and
     /// otherwise look again when the holder's lease runs out; this bounds
-    /// what a lost notification can cost.
+    /// what a lost notification can cost. 1 ms to 1 hour.
     pub fn max_retry_interval(mut self, interval: Duration) -> Self {
         self.max_retry_interval = interval;
         self
@@ -390,16 +397,18 @@ impl Builder {
         self
     }
 
-    /// Longest time (default 20 ms) a lease may circulate among this
-    /// client's threads before the holder asks the server whether other
-    /// clients wait.
+    /// Longest time (default 20 ms, at most 1 hour) a lease may circulate
+    /// among this client's threads before the holder asks the server
+    /// whether other clients wait; 0 asks at every release that has a local
+    /// waiter.
     pub fn handoff_budget(mut self, budget: Duration) -> Self {
         self.fairness.budget = budget;
         self
     }
 
     /// Checks every setting and parses every URL without connecting to
-    /// anything: the errors `build` would give before it connects.
+    /// anything: the errors `build` would give before it connects (among
+    /// them a missing URL, two Redlock nodes, and sentinel settings).
     pub fn check(&self) -> Result<()> {
         self.validate()?;
         for url in &self.urls {
@@ -479,43 +488,81 @@ impl Builder {
         let p = &self.prefix;
         if p.is_empty() || p.len() > MAX_PREFIX_LEN || p.contains(['{', '}']) {
             return Err(Error::invalid(format!(
-                "prefix must be 1 to {MAX_PREFIX_LEN} bytes without '{{' or '}}'"
+                "prefix must be 1 to {MAX_PREFIX_LEN} bytes without '{{' or '}}', got {} bytes{}",
+                p.len(),
+                if p.contains(['{', '}']) {
+                    " with a brace"
+                } else {
+                    ""
+                }
             )));
         }
         validate_ttl(self.ttl)?;
         if self.pool_size == 0 || self.pool_size > 1024 {
-            return Err(Error::invalid("pool_size must be between 1 and 1024"));
+            return Err(Error::invalid(format!(
+                "pool_size must be between 1 and 1024, got {}",
+                self.pool_size
+            )));
         }
         for (name, t) in [
             ("connect_timeout", self.connect_timeout),
             ("command_timeout", self.command_timeout),
+            ("max_retry_interval", self.max_retry_interval),
         ] {
-            if t < Duration::from_millis(1) || t > Duration::from_secs(3600) {
+            if t < Duration::from_millis(1) || t > MAX_SETTING {
                 return Err(Error::invalid(format!(
-                    "{name} must be between 1 ms and 1 hour"
+                    "{name} must be between 1 ms and 1 hour, got {}",
+                    shown(t)
                 )));
             }
         }
-        if self.max_hold.is_some_and(|cap| cap.is_zero()) {
-            return Err(Error::invalid(
-                "max_hold must be positive (or None for no cap)",
-            ));
+        if let Some(cap) = self.max_hold.filter(|c| c.is_zero() || *c > MAX_HOLD_CAP) {
+            return Err(Error::invalid(format!(
+                "max_hold must be positive and at most 365 days (or None for no cap), got {}",
+                shown(cap)
+            )));
         }
         if self.fairness.handoffs > MAX_HANDOFFS {
             return Err(Error::invalid(format!(
-                "handoff_limit must be at most {MAX_HANDOFFS}"
+                "handoff_limit must be at most {MAX_HANDOFFS}, got {}",
+                self.fairness.handoffs
             )));
         }
-        if self.max_retry_interval < Duration::from_millis(1) {
-            return Err(Error::invalid("max_retry_interval must be at least 1 ms"));
+        if self.fairness.budget > MAX_SETTING {
+            return Err(Error::invalid(format!(
+                "handoff_budget must be at most 1 hour, got {}",
+                shown(self.fairness.budget)
+            )));
         }
         let (count, wait) = self.replicas;
-        if count > 0 && (wait < Duration::from_millis(1) || wait > Duration::from_secs(3600)) {
-            return Err(Error::invalid(
-                "the replica acknowledgement timeout must be between 1 ms and 1 hour",
-            ));
+        if count > 0 && (wait < Duration::from_millis(1) || wait > MAX_SETTING) {
+            return Err(Error::invalid(format!(
+                "the replica acknowledgement timeout must be between 1 ms and 1 hour, got {}",
+                shown(wait)
+            )));
         }
-        Ok(())
+        self.validate_servers()
+    }
+
+    /// The checks on the list of servers that need no connection.
+    fn validate_servers(&self) -> Result<()> {
+        match (&self.deployment, self.urls.len()) {
+            (_, 0) => Err(Error::invalid("no server URL given")),
+            (Deployment::Direct, 2) => Err(Error::invalid(
+                "Redlock needs at least 3 independent nodes (5 is usual); 2 given",
+            )),
+            (Deployment::Sentinel { .. }, 2..) => Err(Error::invalid(
+                "with sentinel, give one URL (for the master's credentials and db), not nodes",
+            )),
+            (Deployment::Sentinel { sentinels, master }, _) => {
+                crate::store::sentinel::Sentinels::new(&SentinelConfig {
+                    sentinels: sentinels.clone(),
+                    master: master.clone(),
+                })
+                .map(drop)
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -573,6 +620,16 @@ impl fmt::Debug for Deployment {
                 .field("master", master)
                 .finish(),
         }
+    }
+}
+
+/// A duration for a message: in milliseconds, or "an unbounded time" for
+/// values no clock could reach.
+fn shown(d: Duration) -> String {
+    if d >= Duration::from_secs(u64::MAX / 1000) {
+        "an unbounded time".to_string()
+    } else {
+        format!("{} ms", d.as_millis())
     }
 }
 

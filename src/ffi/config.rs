@@ -435,10 +435,10 @@ pub extern "C" fn distlock_config_set_command_timeout_ms(
 
 /// Caps the total time an auto-renewed lock is held, in milliseconds: at
 /// the cap renewal stops and the lock is reported lost. 0 means no cap
-/// (the default).
+/// (the default); a cap is at most 365 days.
 ///
 /// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
-/// unknown config.
+/// unknown config or a cap over 365 days.
 #[no_mangle]
 pub extern "C" fn distlock_config_set_max_hold_ms(cfg: *mut distlock_config, cap_ms: u64) -> i32 {
     status_call("distlock_config_set_max_hold_ms", || {
@@ -448,11 +448,11 @@ pub extern "C" fn distlock_config_set_max_hold_ms(cfg: *mut distlock_config, cap
 }
 
 /// Longest a waiting acquirer goes without looking at the lock again, in
-/// milliseconds (default 500, at least 1). Waiters are woken by release
+/// milliseconds (default 500), 1 ms to 1 hour. Waiters are woken by release
 /// notifications; this bounds what a lost notification can cost.
 ///
 /// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
-/// unknown config or 0.
+/// unknown config or a value out of range.
 #[no_mangle]
 pub extern "C" fn distlock_config_set_max_retry_interval_ms(
     cfg: *mut distlock_config,
@@ -495,10 +495,11 @@ pub extern "C" fn distlock_config_set_handoff_limit(
 
 /// Longest time a lease may circulate among one client's threads before
 /// the holder asks the server whether other clients wait, in milliseconds
-/// (default 20).
+/// (default 20, at most one hour); 0 asks at every release that has a
+/// local waiter.
 ///
 /// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
-/// unknown config.
+/// unknown config or a value over one hour.
 #[no_mangle]
 pub extern "C" fn distlock_config_set_handoff_budget_ms(
     cfg: *mut distlock_config,

@@ -47,6 +47,17 @@ impl Error {
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidArgument(msg.into())
     }
+
+    /// The text that says what happened, without the sentence `Display`
+    /// puts before it: for errors quoted inside other errors' messages.
+    pub(crate) fn detail(&self) -> String {
+        match self {
+            Error::InvalidArgument(m) | Error::Connection(m) | Error::Auth(m) | Error::Redis(m) => {
+                m.clone()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for Error {

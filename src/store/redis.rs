@@ -253,8 +253,10 @@ impl Manager {
 pub(crate) struct PoolError(pub(crate) Error);
 
 impl std::fmt::Display for PoolError {
+    /// Only the detail: r2d2 quotes it inside the pool's own message, which
+    /// ends up inside one of our errors.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        f.write_str(&self.0.detail())
     }
 }
 
@@ -371,10 +373,49 @@ impl RedisStore {
     /// One direct connection and a PING: reports a wrong password or an
     /// unreachable server with its real kind, bounded by the timeouts.
     pub(crate) fn probe(&self) -> Result<()> {
-        let mut probe = self.manager.open().map_err(|e| self.secret.map(&e))?;
-        redis::cmd("PING")
-            .query::<()>(&mut probe.inner)
-            .map_err(|e| self.secret.map(&e))
+        self.manager
+            .open()
+            .and_then(|mut probe| redis::cmd("PING").query::<()>(&mut probe.inner))
+            .map_err(|e| self.explain(&e))
+    }
+
+    /// A failed first contact, saying which server it was and, when the
+    /// failure looks like a plain/TLS mismatch, what to check.
+    fn explain(&self, e: &RedisError) -> Error {
+        let tls = matches!(
+            self.manager.client.get_connection_info().addr(),
+            redis::ConnectionAddr::TcpTls { .. }
+        );
+        let timeout = e.is_timeout() && !is_failover_error(e);
+        let dropped = e.is_connection_dropped() && !e.is_connection_refusal();
+        let hint = match (tls, timeout, dropped) {
+            (true, true, _) | (true, _, true) => {
+                " (no TLS handshake: is this port serving TLS? rediss:// is TLS, use redis:// \
+                 for a plain server)"
+            }
+            (false, false, true) => {
+                " (the server closed the connection: if this port expects TLS, use rediss://)"
+            }
+            _ => "",
+        };
+        let what = |msg: String| {
+            let msg = if timeout {
+                format!(
+                    "no reply in time (connect timeout {} ms, command timeout {} ms)",
+                    millis(self.manager.connect_timeout),
+                    millis(self.manager.command_timeout)
+                )
+            } else {
+                msg
+            };
+            format!("{}: {msg}{hint}", self.place)
+        };
+        match self.secret.map(e) {
+            Error::Connection(m) => Error::Connection(what(m)),
+            Error::Auth(m) => Error::Auth(what(m)),
+            Error::Redis(m) => Error::Redis(what(m)),
+            other => other,
+        }
     }
 
     /// Parses the URL and builds the pool without connecting yet.
@@ -466,7 +507,11 @@ impl RedisStore {
         f: impl FnOnce(&mut redis::Connection) -> std::result::Result<T, RedisError>,
     ) -> Result<T> {
         let mut conn = self.pool.get().map_err(|e| {
-            Error::Connection(self.secret.scrub(format!("no connection available: {e}")))
+            Error::Connection(self.secret.scrub(format!(
+                "{}: no connection available within the connect timeout ({} ms): {e}",
+                self.place,
+                millis(self.manager.connect_timeout)
+            )))
         })?;
         f(&mut conn.inner).map_err(|e| {
             if e.is_io_error()

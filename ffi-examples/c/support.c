@@ -74,6 +74,45 @@ static int read_line(int fd, char *line, size_t cap) {
   return 0;
 }
 
+/* Reads the payload of a bulk string of len bytes (and its CRLF),
+ * appending to out (used bytes so far in *kept) as far as it has room. */
+static int read_bulk(int fd, long len, char *out, size_t out_len, size_t *kept) {
+  for (long i = 0; i < len + 2; i++) {
+    char c;
+    if (recv(fd, &c, 1, 0) != 1) return -1;
+    if (i < len && *kept + 1 < out_len) out[(*kept)++] = c;
+  }
+  if (out_len > 0) out[*kept] = '\0';
+  return 0;
+}
+
+/* Reads the n elements of a flat array into out, separated by spaces. */
+static int read_array(int fd, long n, char *out, size_t out_len) {
+  size_t kept = 0;
+  char line[1024];
+  for (long i = 0; i < n; i++) {
+    if (i > 0 && kept + 1 < out_len) out[kept++] = ' ';
+    if (out_len > 0) out[kept] = '\0';
+    if (read_line(fd, line, sizeof line) != 0 || line[0] == '\0') return -1;
+    switch (line[0]) {
+      case '+':
+      case '-':
+      case ':':
+        for (const char *p = line + 1; *p != '\0' && kept + 1 < out_len; p++) out[kept++] = *p;
+        if (out_len > 0) out[kept] = '\0';
+        break;
+      case '$': {
+        long len = strtol(line + 1, NULL, 10);
+        if (len >= 0 && read_bulk(fd, len, out, out_len, &kept) != 0) return -1;
+        break;
+      }
+      default:
+        return -1; /* nested arrays are not needed */
+    }
+  }
+  return 0;
+}
+
 int support_redis(int port, int argc, const char *const *argv, char *out, size_t out_len) {
   if (out_len > 0) out[0] = '\0';
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -109,15 +148,14 @@ int support_redis(int port, int argc, const char *const *argv, char *out, size_t
       }
       /* The payload and its CRLF, copied as far as out has room. */
       size_t kept = 0;
-      for (long i = 0; i < len + 2; i++) {
-        char c;
-        if (recv(fd, &c, 1, 0) != 1) goto done;
-        if (i < len && kept + 1 < out_len) out[kept++] = c;
-      }
-      if (out_len > 0) out[kept] = '\0';
+      if (read_bulk(fd, len, out, out_len, &kept) != 0) goto done;
       kind = SUPPORT_BULK;
       break;
     }
+    case '*':
+      if (read_array(fd, strtol(line + 1, NULL, 10), out, out_len) != 0) goto done;
+      kind = SUPPORT_ARRAY;
+      break;
     default:
       break;
   }

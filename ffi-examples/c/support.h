@@ -26,6 +26,8 @@ enum support_reply {
   SUPPORT_INTEGER = ':',  /* decimal text, in out */
   SUPPORT_BULK = '$',     /* bulk string, in out (truncated to out_len - 1) */
   SUPPORT_NIL = 'n',      /* nil bulk string; out is empty */
+  SUPPORT_ARRAY = '*',    /* flat array of simple values and bulk strings,
+                             in out separated by spaces */
 };
 
 /* Sends one command (argc words) to 127.0.0.1:port on a fresh connection

@@ -881,6 +881,285 @@ static void test_config_redlock(void) {
   CHECK(c == NULL && last_error_has("majority"));
 }
 
+/* ---- the bad input catalogue (issue 8) ---- */
+
+#define INVALID DISTLOCK_INVALID_ARGUMENT
+
+/* Every pointer argument NULL: refused with a message naming it, never a
+ * crash, never a wait. */
+static void test_null_everywhere(distlock_client *c) {
+  EXPECT(distlock_client_open(NULL, NULL, NULL), INVALID);
+  EXPECT(distlock_client_open_config(NULL, NULL), INVALID);
+  EXPECT(distlock_acquire(NULL, NULL, 0, 0, NULL, NULL), INVALID);
+  CHECK(last_error_has("out is NULL"));
+  distlock_guard *g = (distlock_guard *)0x1;
+  EXPECT(distlock_acquire(NULL, NULL, 0, -1, NULL, &g), INVALID);
+  CHECK(g == NULL && last_error_has("client handle is NULL"));
+  EXPECT(distlock_acquire(c, NULL, 0, -1, NULL, &g), INVALID);
+  CHECK(g == NULL && last_error_has("key is NULL"));
+
+  uint64_t n = 7;
+  EXPECT(distlock_guard_remaining_ms(NULL, &n), INVALID);
+  CHECK(last_error_has("guard handle is NULL"));
+  EXPECT(distlock_guard_remaining_ms(NULL, NULL), INVALID);
+  EXPECT(distlock_guard_fence(NULL, NULL), INVALID);
+  EXPECT(distlock_guard_is_held(NULL, NULL), INVALID);
+  EXPECT(distlock_guard_token(NULL, NULL, 0), INVALID);
+  EXPECT(distlock_guard_wait_lost(NULL, -1), INVALID);
+  EXPECT(distlock_guard_wait_lost(NULL, INT64_MAX), INVALID);
+  CHECK(n == 7);
+
+  /* Every config function with a NULL config. */
+  const char *null_cfg = "config handle is NULL";
+  EXPECT(distlock_config_set_url(NULL, url), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_add_node(NULL, url), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_add_cluster_url(NULL, url), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_sentinel(NULL, "mymaster"), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_add_sentinel(NULL, "127.0.0.1:1"), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_replicas(NULL, 0, 0), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_prefix(NULL, "p"), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_ttl_ms(NULL, 1000), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_pool_size(NULL, 4), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_connect_timeout_ms(NULL, 100), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_command_timeout_ms(NULL, 100), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_max_hold_ms(NULL, 0), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_max_retry_interval_ms(NULL, 50), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_fast_path(NULL, true), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_handoff_limit(NULL, 1), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_handoff_budget_ms(NULL, 1), INVALID);
+  CHECK(last_error_has(null_cfg));
+}
+
+/* Invalid UTF-8 in every string argument, and unterminated buffers that are
+ * read no further than their limit (valgrind would see a read past them). */
+static void test_non_utf8_and_unterminated(distlock_client *c) {
+  static const char *const bad[] = {
+      "\xff",         "\x80",
+      "lone\x80",     "\xc0\x80",         /* an overlong NUL */
+      "\xed\xa0\x80", /* a UTF-16 surrogate */
+      "\xf4\x90\x80\x80",                 /* past U+10FFFF */
+      "cut\xe2\x82",  /* truncated */     "\xfe\xfe",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    distlock_guard *g = (distlock_guard *)0x1;
+    EXPECT(distlock_acquire(c, bad[i], 0, 0, NULL, &g), INVALID);
+    CHECK(g == NULL && last_error_has("UTF-8"));
+  }
+  distlock_guard *g = NULL;
+  EXPECT(distlock_acquire(c, "cut\xe2\x82", 0, 0, NULL, &g), INVALID);
+  CHECK(last_error_has("offset 3"));
+
+  distlock_options o = {0};
+  o.prefix = "bad\xff";
+  distlock_client *oc = (distlock_client *)0x1;
+  EXPECT(distlock_client_open(url, &o, &oc), INVALID);
+  CHECK(oc == NULL && last_error_has("prefix") && last_error_has("UTF-8"));
+
+  distlock_config *cfg = new_config();
+  EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/\xff"), INVALID);
+  CHECK(last_error_has("UTF-8"));
+  EXPECT(distlock_config_add_cluster_url(cfg, "\xc0\x80"), INVALID);
+  CHECK(last_error_has("UTF-8"));
+  EXPECT(distlock_config_set_sentinel(cfg, "m\xed\xa0\x80"), INVALID);
+  CHECK(last_error_has("UTF-8"));
+  EXPECT(distlock_config_add_sentinel(cfg, "127.0.0.1:\x80"), INVALID);
+  CHECK(last_error_has("UTF-8"));
+  EXPECT(distlock_config_set_prefix(cfg, "\xf4\x90\x80\x80"), INVALID);
+  CHECK(last_error_has("UTF-8"));
+  /* Nothing of it was kept. */
+  OPEN_CONFIG(cfg, INVALID);
+  CHECK(last_error_has("no server given"));
+
+  /* Exactly one byte more than allowed, and no NUL anywhere. */
+  char *key = malloc(DISTLOCK_MAX_KEY_LEN + 1);
+  memset(key, 'k', DISTLOCK_MAX_KEY_LEN + 1);
+  EXPECT(distlock_acquire(c, key, 0, 0, NULL, &g), INVALID);
+  CHECK(last_error_has("longer than 1024"));
+  free(key);
+  char *long_url = malloc(DISTLOCK_MAX_URL_LEN + 1);
+  memset(long_url, 'u', DISTLOCK_MAX_URL_LEN + 1);
+  EXPECT(distlock_client_open(long_url, NULL, &oc), INVALID);
+  EXPECT(distlock_config_set_url(cfg, long_url), INVALID);
+  EXPECT(distlock_config_add_sentinel(cfg, long_url), INVALID);
+  free(long_url);
+  char *prefix = malloc(DISTLOCK_MAX_PREFIX_LEN + 1);
+  memset(prefix, 'p', DISTLOCK_MAX_PREFIX_LEN + 1);
+  EXPECT(distlock_config_set_prefix(cfg, prefix), INVALID);
+  o.prefix = prefix;
+  EXPECT(distlock_client_open(url, &o, &oc), INVALID);
+  free(prefix);
+  char *master = malloc(DISTLOCK_MAX_MASTER_NAME_LEN + 1);
+  memset(master, 'm', DISTLOCK_MAX_MASTER_NAME_LEN + 1);
+  EXPECT(distlock_config_set_sentinel(cfg, master), INVALID);
+  free(master);
+  distlock_config_free(cfg);
+}
+
+static void *wait_lost_forever_main(void *arg) {
+  struct lost_waiter *w = arg;
+  w->status = distlock_guard_wait_lost(w->guard, INT64_MAX);
+  return NULL;
+}
+
+/* UINT64_MAX and INT64_MIN/MAX wherever a number goes. */
+static void test_absurd_numbers(distlock_client *c) {
+  distlock_client *oc = (distlock_client *)0x1;
+  distlock_options o = {0};
+  o.ttl_ms = UINT64_MAX;
+  EXPECT(distlock_client_open(url, &o, &oc), INVALID);
+  CHECK(last_error_has("ttl"));
+  o = (distlock_options){0};
+  o.connect_timeout_ms = UINT64_MAX;
+  EXPECT(distlock_client_open(url, &o, &oc), INVALID);
+  CHECK(last_error_has("connect_timeout"));
+  o = (distlock_options){0};
+  o.pool_size = UINT32_MAX;
+  EXPECT(distlock_client_open(url, &o, &oc), INVALID);
+  CHECK(last_error_has("pool_size"));
+  CHECK(oc == NULL);
+
+  distlock_config *cfg = new_config();
+  EXPECT(distlock_config_set_ttl_ms(cfg, UINT64_MAX), INVALID);
+  EXPECT(distlock_config_set_connect_timeout_ms(cfg, UINT64_MAX), INVALID);
+  EXPECT(distlock_config_set_pool_size(cfg, UINT32_MAX), INVALID);
+  EXPECT(distlock_config_set_max_hold_ms(cfg, UINT64_MAX), INVALID);
+  CHECK(last_error_has("max_hold"));
+  EXPECT(distlock_config_set_max_retry_interval_ms(cfg, UINT64_MAX), INVALID);
+  CHECK(last_error_has("max_retry_interval"));
+  EXPECT(distlock_config_set_handoff_budget_ms(cfg, UINT64_MAX), INVALID);
+  CHECK(last_error_has("handoff_budget"));
+  EXPECT(distlock_config_set_handoff_limit(cfg, UINT32_MAX), INVALID);
+  EXPECT(distlock_config_set_replicas(cfg, 1, UINT64_MAX), INVALID);
+  EXPECT(distlock_config_set_replicas(cfg, UINT32_MAX, UINT64_MAX), INVALID);
+  /* Off: the timeout is not looked at. */
+  EXPECT(distlock_config_set_replicas(cfg, 0, UINT64_MAX), DISTLOCK_OK);
+  /* The largest values accepted. */
+  EXPECT(distlock_config_set_max_hold_ms(cfg, 365ull * 24 * 3600 * 1000), DISTLOCK_OK);
+  EXPECT(distlock_config_set_max_retry_interval_ms(cfg, 3600ull * 1000), DISTLOCK_OK);
+  EXPECT(distlock_config_set_handoff_budget_ms(cfg, 3600ull * 1000), DISTLOCK_OK);
+  EXPECT(distlock_config_set_url(cfg, url), DISTLOCK_OK);
+  distlock_client *big = OPEN_CONFIG(cfg, DISTLOCK_OK);
+  distlock_config_free(cfg);
+  if (big != NULL) {
+    distlock_guard *g = must_acquire(big, "absurd-config", 0);
+    EXPECT(distlock_guard_release(g), DISTLOCK_OK);
+    distlock_guard_free(g);
+    distlock_client_close(big);
+  }
+
+  /* Timeouts at both ends of int64_t take a free lock at once. */
+  distlock_guard *g = NULL;
+  EXPECT(distlock_acquire(c, "absurd-timeout", 0, INT64_MAX, NULL, &g), DISTLOCK_OK);
+  distlock_guard_free(g);
+  g = NULL;
+  EXPECT(distlock_acquire(c, "absurd-timeout", 0, INT64_MIN, NULL, &g), DISTLOCK_OK);
+  /* A buffer claimed larger than it is: only the token and NUL go in it. */
+  char token[DISTLOCK_TOKEN_LEN + 1];
+  EXPECT(distlock_guard_token(g, token, SIZE_MAX), DISTLOCK_OK);
+  CHECK(strlen(token) == DISTLOCK_TOKEN_LEN);
+  distlock_guard_free(g);
+  /* An absurd lease is refused whatever the timeout. */
+  g = (distlock_guard *)0x1;
+  EXPECT(distlock_acquire(c, "absurd-timeout", UINT64_MAX, INT64_MAX, NULL, &g), INVALID);
+  CHECK(g == NULL && last_error_has("ttl"));
+
+  /* On a held lock they wait, until cancelled. */
+  distlock_client *other = open_client(NULL);
+  distlock_guard *holder = must_acquire(other, "absurd-timeout", 0);
+  const int64_t forever[] = {INT64_MAX, INT64_MIN};
+  for (int i = 0; i < 2; i++) {
+    distlock_cancel *cancel = distlock_cancel_new();
+    struct waiter w = {
+        .client = c, .key = "absurd-timeout", .timeout_ms = forever[i], .cancel = cancel};
+    pthread_t t;
+    uint64_t t0 = now_ms();
+    start_waiter(&t, &w);
+    EXPECT(distlock_cancel_trigger(cancel), DISTLOCK_OK);
+    finish_waiter(t, &w);
+    EXPECT(w.status, DISTLOCK_CANCELLED);
+    CHECK(w.guard == NULL);
+    CHECK(now_ms() - t0 < 20000);
+    distlock_cancel_free(cancel);
+  }
+
+  /* wait_lost with INT64_MAX ends when the lock goes; on a released guard,
+   * both ends of int64_t return at once. */
+  EXPECT(distlock_guard_wait_lost(holder, 0), DISTLOCK_TIMEOUT);
+  struct lost_waiter lw = {.guard = holder, .status = -1};
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, wait_lost_forever_main, &lw) == 0);
+  EXPECT(distlock_guard_release(holder), DISTLOCK_OK);
+  CHECK(pthread_join(t, NULL) == 0);
+  EXPECT(lw.status, DISTLOCK_LOST);
+  EXPECT(distlock_guard_wait_lost(holder, INT64_MAX), DISTLOCK_LOST);
+  EXPECT(distlock_guard_wait_lost(holder, INT64_MIN), DISTLOCK_LOST);
+  distlock_guard_free(holder);
+  distlock_client_close(other);
+}
+
+/* Whether someone subscribes to channel within five seconds: a waiter on
+ * that lock is then inside distlock_acquire. Nothing signals it, so this
+ * asks the server every 5 ms. */
+static int wait_subscribed(const char *channel) {
+  uint64_t t0 = now_ms();
+  while (now_ms() - t0 < 5000) {
+    char out[256];
+    const char *numsub[] = {"PUBSUB", "NUMSUB", channel};
+    if (support_redis(port, 3, numsub, out, sizeof out) == SUPPORT_ARRAY) {
+      const char *count = strrchr(out, ' ');
+      if (count != NULL && atoi(count + 1) > 0) return 1;
+    }
+    struct timespec pause = {0, 5 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
+  return 0;
+}
+
+/* A client closed while another thread waits in distlock_acquire on it:
+ * the wait finishes normally, and later calls on the handle are refused. */
+static void test_close_during_a_call(void) {
+  distlock_client *holder_client = open_client(NULL);
+  distlock_client *c = open_client(NULL);
+  if (holder_client == NULL || c == NULL) return;
+  distlock_guard *holder = must_acquire(holder_client, "closing", 0);
+  struct waiter w = {.client = c, .key = "closing", .timeout_ms = 60000, .cancel = NULL};
+  pthread_t t;
+  start_waiter(&t, &w);
+  CHECK(wait_subscribed("distlock:closing"));
+  distlock_client_close(c);
+  distlock_guard *g = (distlock_guard *)0x1;
+  EXPECT(distlock_acquire(c, "closing-other", 0, 0, NULL, &g), INVALID);
+  CHECK(g == NULL && last_error_has("freed"));
+  EXPECT(distlock_guard_release(holder), DISTLOCK_OK);
+  finish_waiter(t, &w);
+  EXPECT(w.status, DISTLOCK_OK);
+  bool held = false;
+  EXPECT(distlock_guard_is_held(w.guard, &held), DISTLOCK_OK);
+  CHECK(held);
+  EXPECT(distlock_guard_extend(w.guard), DISTLOCK_OK);
+  EXPECT(distlock_guard_release(w.guard), DISTLOCK_OK);
+  CHECK(key_exists("distlock:closing") == 0);
+  distlock_guard_free(w.guard);
+  distlock_guard_free(holder);
+  distlock_client_close(c);
+  distlock_client_close(holder_client);
+}
+
 int main(void) {
   port = support_port();
   support_url(url, sizeof url, port);
@@ -896,11 +1175,15 @@ int main(void) {
     test_guard_outlives_client();
     test_cancel(c);
     test_wait_lost(c);
+    test_null_everywhere(c);
+    test_non_utf8_and_unterminated(c);
+    test_absurd_numbers(c);
     distlock_client_close(c);
   }
   test_config_arguments();
   test_config_single_server();
   test_config_redlock();
+  test_close_during_a_call();
 
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

@@ -449,3 +449,29 @@ fn a_server_without_cluster_mode_is_refused_with_a_clear_error() {
     assert!(!err.is_transient(), "{err:?}");
     assert!(err.to_string().contains("cluster"), "{err}");
 }
+
+#[test]
+fn names_whose_fence_counter_would_cross_slots_are_refused_clearly() {
+    let cluster = Cluster::start();
+    let c = client(&cluster.urls());
+    let mut conn = cluster.conn();
+    // No `{tag}`, yet a `}`: the counter's `{<lock key>}` tag would end early.
+    for name in ["a}b", "}", "{}", "}{", "a{}b}"] {
+        match c.lock(name).try_acquire() {
+            Err(distlock::Error::InvalidArgument(msg)) => {
+                assert!(msg.contains("{tag}") && msg.contains("'}'"), "{msg}")
+            }
+            other => panic!("{name:?}: expected InvalidArgument, got {other:?}"),
+        }
+        let key = format!("distlock:{name}");
+        let exists: bool = conn.exists(&key).unwrap();
+        assert!(!exists, "{name:?}");
+    }
+    // Braces that leave the counter in the lock key's slot work as usual.
+    for name in ["{", "{tag}", "x{tag}y", "a{b}c}d"] {
+        let g = c.lock(name).try_acquire().unwrap().expect(name);
+        let stored: Option<String> = conn.get(format!("distlock:{name}")).unwrap();
+        assert_eq!(stored.as_deref(), Some(g.token()), "{name:?}");
+        g.release().unwrap();
+    }
+}

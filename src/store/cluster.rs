@@ -30,8 +30,8 @@
 
 use super::redis::{
     feed_on, fence_key, is_failover_error, lock_info, millis, parse_acquire, parse_pass_on,
-    publish_poke, read_value, reply_code_is, too_few_replicas, write_value, PoolError, RedisConfig,
-    Replicas, Scripts, Secret,
+    publish_poke, read_value, reply_code_is, side_keys_share_slot, too_few_replicas, write_value,
+    PoolError, RedisConfig, Replicas, Scripts, Secret,
 };
 use super::{Acquired, Extend, FeedHandler, PassOn, Store};
 use crate::error::{Error, Result};
@@ -301,9 +301,22 @@ fn needs_one_by_one(e: &RedisError) -> bool {
     matches!(e.kind(), ErrorKind::Server(_)) && !e.is_io_error()
 }
 
+/// The lock key of `name` for a script that also touches its side keys, or
+/// a clear refusal where Redis Cluster would answer CROSSSLOT.
+fn scripted_key(key: String) -> Result<String> {
+    if side_keys_share_slot(&key) {
+        Ok(key)
+    } else {
+        Err(Error::invalid(
+            "in a Redis Cluster a lock name may not contain '}' unless a {tag} comes before \
+             it: its fence counter would hash to another slot; add a {tag} or drop the '}'",
+        ))
+    }
+}
+
 impl Store for ClusterStore {
     fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
-        let key = self.lock_key(name);
+        let key = scripted_key(self.lock_key(name))?;
         let (reply, acked) = self.with_conn(|c| {
             let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
             let acked = match self.replicas {
@@ -330,7 +343,7 @@ impl Store for ClusterStore {
     }
 
     fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn> {
-        let key = self.lock_key(name);
+        let key = scripted_key(self.lock_key(name))?;
         let (reply, acked) = self.with_conn(|c| {
             let waiting = Self::subscribers(c, &key)?;
             let reply = self

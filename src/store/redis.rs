@@ -562,6 +562,13 @@ fn side_key(lock_key: &str, kind: &str) -> String {
     }
 }
 
+/// Whether the side keys of `lock_key` hash to its Redis Cluster slot. They
+/// do unless the key has no `{tag}` yet contains a `}`: the side key's
+/// `{<lock key>}` tag then ends at that `}`, on a part of the key only.
+pub(crate) fn side_keys_share_slot(lock_key: &str) -> bool {
+    hash_tag(lock_key).is_some() || !lock_key.contains('}')
+}
+
 /// The fencing counter of `lock_key`.
 pub(crate) fn fence_key(lock_key: &str) -> String {
     side_key(lock_key, "fence")
@@ -824,6 +831,36 @@ mod tests {
             Some("distlock:orders:42")
         );
         assert_eq!(hash_tag("x{a}:fence:distlock:x{a}"), Some("a"));
+    }
+
+    #[test]
+    fn side_keys_share_the_slot_exactly_when_the_check_says_so() {
+        use redis::cluster_routing::Slot;
+        let names = [
+            "orders:42",
+            "{",
+            "{tag}",
+            "x{tag}y",
+            "a{b}c}d",
+            "{}{x}",
+            " ",
+            "nul\0",
+            "🔒",
+            // No tag, and a `}`: the fence counter's tag would stop there.
+            "}",
+            "a}b",
+            "{}",
+            "}{",
+            "a{}b}",
+            "x}{y}",
+        ];
+        for name in names {
+            let key = format!("distlock:{name}");
+            let same = [fence_key(&key), value_key(&key)]
+                .iter()
+                .all(|side| Slot::for_key(side) == Slot::for_key(&key));
+            assert_eq!(side_keys_share_slot(&key), same, "{name:?}");
+        }
     }
 
     #[test]

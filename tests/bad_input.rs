@@ -9,7 +9,9 @@
 //! (`release_after_expiry_reports_lost_and_spares_the_new_owner`),
 //! unreachable single servers at connect time
 //! (`unreachable_servers_fail_within_the_timeouts`), and that TLS
-//! mismatches fail fast (`tls_works_and_mismatches_fail_cleanly`).
+//! mismatches fail fast (`tls_works_and_mismatches_fail_cleanly`; here,
+//! which error they give and what it says). Cluster names whose fence
+//! counter would cross slots: `tests/cluster.rs`.
 //!
 //! Not expressible in Rust: non-UTF-8 names, prefixes and URLs (every one
 //! is a `&str`), NULL pointers, a second release of one guard
@@ -1119,10 +1121,18 @@ fn the_command_with_a_grace_too_long_for_the_clock_still_reports_the_loss() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = spawn(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    });
+    let line = match line.recv_timeout(Duration::from_secs(20)) {
+        Ok(line) => line.unwrap(),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("the command never started");
+        }
+    };
     assert_eq!(line, "ready\n");
     let deleted: i64 = server.conn().del("distlock:doomed").unwrap();
     assert_eq!(deleted, 1, "held while the command runs");

@@ -295,3 +295,56 @@ fn a_grant_slower_than_its_lease_is_never_handed_out() {
     assert!(g.is_held() && g.remaining() > Duration::ZERO);
     g.release().unwrap();
 }
+
+/// Fills `c`'s pool with `n` idle connections: `n` threads ask at once
+/// while the server holds every client back (`CLIENT PAUSE`), so none can
+/// reuse another's connection.
+fn fill_pool(server: &RedisServer, c: &Client, n: u32) {
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(300)
+        .query(&mut server.conn())
+        .unwrap();
+    std::thread::scope(|s| {
+        for i in 0..n {
+            s.spawn(move || c.inspect(&format!("fill{i}")).unwrap());
+        }
+    });
+    let state = c.pool_state();
+    assert!(
+        state.idle >= n.min(3),
+        "the pool holds {state:?} after {n} concurrent calls"
+    );
+}
+
+/// An empty restart kills every pooled connection at once. Renewal and
+/// release must then answer from a live connection (the lock is gone),
+/// not give up after meeting one dead connection after another.
+#[test]
+fn after_an_empty_restart_no_dead_pooled_connection_hides_the_loss() {
+    let mut server = RedisServer::start();
+    let c = Client::builder()
+        .url(&server.url())
+        .command_timeout(Duration::from_secs(1))
+        .pool_size(8)
+        .build()
+        .unwrap();
+    let ttl = Duration::from_millis(900);
+    let renewed = c.lock("renewed").ttl(ttl).acquire().unwrap();
+    let released = c.lock("released").ttl(ttl).acquire().unwrap();
+    fill_pool(&server, &c, 6);
+    server.restart();
+    let restarted = Instant::now();
+    assert_eq!(
+        released.release(),
+        Err(Error::Lost),
+        "release after an empty restart"
+    );
+    assert!(lost_within(&renewed, ttl), "renewal noticed the loss");
+    let noticed = restarted.elapsed();
+    println!("after an empty restart with 6 dead pooled connections: loss noticed in {noticed:?}");
+    assert!(
+        noticed <= ttl / 3 + Duration::from_millis(150),
+        "{noticed:?}"
+    );
+}

@@ -14,6 +14,7 @@ use super::{Acquired, Extend, FeedHandler, PassOn, Store, FENCE_BLOCK};
 use crate::error::{Error, Result};
 use crate::LockInfo;
 use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -211,9 +212,17 @@ pub(crate) fn publish_poke(
 /// After an I/O error or a timeout the reply to our command may still be in
 /// flight; reusing the socket could hand that stale reply to the next
 /// command. Such a connection is marked broken and r2d2 throws it away.
+///
+/// A failure also casts doubt on every connection opened before it: a
+/// server restart closes them all at once, and trying them one by one
+/// would spend each attempt (and its retry) on a dead socket. So every
+/// connection remembers the manager's failure count when it was opened,
+/// and one older than the latest failure is thrown away unused.
 pub(crate) struct Conn {
     inner: redis::Connection,
     broken: bool,
+    /// [`Manager::failures`] when this connection was opened.
+    opened_after: u64,
 }
 
 /// Opens connections for the r2d2 pool.
@@ -224,10 +233,13 @@ pub(crate) struct Manager {
     secret: Secret,
     /// With Sentinel, every new connection goes to the master of the moment.
     sentinel: Option<Sentinels>,
+    /// Connection failures so far (see [`Conn`]).
+    failures: AtomicU64,
 }
 
 impl Manager {
     fn open(&self) -> std::result::Result<Conn, RedisError> {
+        let opened_after = self.failures.load(Ordering::SeqCst);
         let inner = match &self.sentinel {
             Some(s) => s.connect_master(
                 self.client.get_connection_info(),
@@ -243,6 +255,7 @@ impl Manager {
         Ok(Conn {
             inner,
             broken: false,
+            opened_after,
         })
     }
 }
@@ -469,6 +482,7 @@ impl RedisStore {
             command_timeout: cfg.command_timeout,
             secret: secret.clone(),
             sentinel,
+            failures: AtomicU64::new(0),
         });
         let threads = scheduled_thread_pool::ScheduledThreadPool::builder()
             .num_threads(1)
@@ -506,13 +520,24 @@ impl RedisStore {
         &self,
         f: impl FnOnce(&mut redis::Connection) -> std::result::Result<T, RedisError>,
     ) -> Result<T> {
-        let mut conn = self.pool.get().map_err(|e| {
-            Error::Connection(self.secret.scrub(format!(
-                "{}: no connection available within the connect timeout ({} ms): {e}",
-                self.place,
-                millis(self.manager.connect_timeout)
-            )))
-        })?;
+        let failures = &self.manager.failures;
+        // Each round throws one connection older than the latest failure
+        // away; the pool holds at most max_size of them, and opens new ones.
+        let mut rounds = self.pool.max_size();
+        let mut conn = loop {
+            let mut conn = self.pool.get().map_err(|e| {
+                Error::Connection(self.secret.scrub(format!(
+                    "{}: no connection available within the connect timeout ({} ms): {e}",
+                    self.place,
+                    millis(self.manager.connect_timeout)
+                )))
+            })?;
+            if conn.opened_after >= failures.load(Ordering::SeqCst) || rounds == 0 {
+                break conn;
+            }
+            conn.broken = true;
+            rounds -= 1;
+        };
         f(&mut conn.inner).map_err(|e| {
             if e.is_io_error()
                 || e.is_timeout()
@@ -520,6 +545,7 @@ impl RedisStore {
                 || is_failover_error(&e)
             {
                 conn.broken = true;
+                failures.fetch_max(conn.opened_after + 1, Ordering::SeqCst);
             }
             self.secret.map(&e)
         })

@@ -14,15 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{Mode, RedisServer, TcpProxy};
-
-fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) has no memory-safety preconditions; the pid is a child
-    // process this test started.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
-    assert_eq!(rc, 0, "kill({pid}, {sig})");
-}
+use support::{signal, Mode, RedisServer, TcpProxy};
 
 fn quick_client(url: &str) -> Client {
     Client::builder()

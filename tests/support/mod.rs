@@ -30,3 +30,12 @@ pub fn spawn_entry(entry: &str, key: &str, value: &str) -> std::process::Child {
         .spawn()
         .expect("spawn a worker process")
 }
+
+/// Sends `sig` to process `pid` (a redis-server or worker this test
+/// started), and checks that it was delivered.
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig})");
+}

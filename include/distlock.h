@@ -594,6 +594,18 @@ int32_t distlock_config_set_handoff_limit(struct distlock_config *cfg, uint32_t 
 int32_t distlock_config_set_handoff_budget_ms(struct distlock_config *cfg, uint64_t budget_ms);
 
 /**
+ * Checks the settings in `cfg` exactly as `distlock_client_open_config`
+ * does before it connects (the servers given in one consistent way, URLs
+ * that parse, values in range), without connecting anywhere: for
+ * validating a configuration at start-up, or offline. `cfg` is only read.
+ *
+ * Returns `DISTLOCK_OK` when `distlock_client_open_config` would go on to
+ * connect, or `DISTLOCK_INVALID_ARGUMENT` with the same message it would
+ * fail with (see `distlock_last_error`).
+ */
+int32_t distlock_config_check(const struct distlock_config *cfg);
+
+/**
  * Opens a client with the settings in `cfg`: checks that the servers were
  * given in exactly one consistent way (see `distlock_config_new`), then
  * connects and checks that the servers answer (for Redlock, a majority of

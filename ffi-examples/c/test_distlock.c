@@ -572,10 +572,22 @@ static distlock_config *new_config(void) {
 
 /* Opens cfg expecting want; on failure *out must come back NULL. */
 #define OPEN_CONFIG(cfg, want) open_config((cfg), (want), __LINE__)
+/* Opens `cfg` expecting `want`. What distlock_config_check refuses, open
+ * refuses with the same message; what open accepts, check passes. (Open
+ * can still fail on what only the servers tell, such as a seed that is no
+ * cluster node.) */
 static distlock_client *open_config(const distlock_config *cfg, int32_t want, int line) {
+  int32_t checked = distlock_config_check(cfg);
+  const char *why = distlock_last_error();
+  char *check_msg = checked != DISTLOCK_OK && why ? strdup(why) : NULL;
   distlock_client *c = (distlock_client *)0x1;
   int32_t got = distlock_client_open_config(cfg, &c);
   expect_status(got, want, "distlock_client_open_config", line);
+  if (checked != DISTLOCK_OK) {
+    why = distlock_last_error();
+    CHECK(got == checked && check_msg != NULL && why != NULL && strcmp(check_msg, why) == 0);
+  }
+  free(check_msg);
   if (got != DISTLOCK_OK) {
     CHECK(c == NULL);
     return NULL;
@@ -596,9 +608,13 @@ static void test_config_arguments(void) {
   EXPECT(distlock_client_open_config(NULL, &c), DISTLOCK_INVALID_ARGUMENT);
   CHECK(c == NULL);
   EXPECT(distlock_client_open_config(bogus, &c), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_check(bogus), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("unknown or already freed config"));
 
   distlock_config *cfg = new_config();
   EXPECT(distlock_client_open_config(cfg, NULL), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_check(cfg), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("no server given"));
   OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
   CHECK(last_error_has("no server given"));
 
@@ -652,6 +668,8 @@ static void test_config_arguments(void) {
     snprintf(node, sizeof node, "redis://127.0.0.1:1/%d", i);
     EXPECT(distlock_config_add_node(cfg, node), DISTLOCK_OK);
   }
+  EXPECT(distlock_config_check(cfg), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("at least 3") && last_error_has("2 given"));
   OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
   CHECK(last_error_has("at least 3") && last_error_has("2 given"));
   EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/3"), DISTLOCK_OK);
@@ -679,11 +697,13 @@ static void test_config_arguments(void) {
   distlock_config_free(cfg);
   cfg = new_config();
   EXPECT(distlock_config_add_sentinel(cfg, "127.0.0.1:1"), DISTLOCK_OK);
+  EXPECT(distlock_config_check(cfg), DISTLOCK_INVALID_ARGUMENT);
   OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
   CHECK(last_error_has("without a master name"));
   distlock_config_free(cfg);
   cfg = new_config();
   EXPECT(distlock_config_set_sentinel(cfg, "mymaster"), DISTLOCK_OK);
+  EXPECT(distlock_config_check(cfg), DISTLOCK_INVALID_ARGUMENT);
   OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
   CHECK(last_error_has("without sentinel addresses"));
 
@@ -692,6 +712,8 @@ static void test_config_arguments(void) {
   EXPECT(distlock_config_set_url(cfg, url), DISTLOCK_INVALID_ARGUMENT);
   CHECK(last_error_has("freed"));
   EXPECT(distlock_client_open_config(cfg, &c), DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_check(cfg), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("freed"));
   distlock_config_free(cfg);
   distlock_config_free(NULL);
   distlock_config_free(bogus);
@@ -890,6 +912,8 @@ static void test_config_redlock(void) {
 static void test_null_everywhere(distlock_client *c) {
   EXPECT(distlock_client_open(NULL, NULL, NULL), INVALID);
   EXPECT(distlock_client_open_config(NULL, NULL), INVALID);
+  EXPECT(distlock_config_check(NULL), INVALID);
+  CHECK(last_error_has("config handle is NULL"));
   EXPECT(distlock_acquire(NULL, NULL, 0, 0, NULL, NULL), INVALID);
   CHECK(last_error_has("out is NULL"));
   distlock_guard *g = (distlock_guard *)0x1;

@@ -18,7 +18,8 @@
 //! Nothing here connects: no client is ever opened (neither
 //! `distlock_client_open` nor `distlock_client_open_config` is called), and
 //! `distlock_acquire` only gets NULL or unknown client handles, which it
-//! refuses before reading the key.
+//! refuses before reading the key. The finished config goes through
+//! `distlock_config_check`, which validates it without connecting.
 #![no_main]
 
 use distlock::ffi::*;
@@ -352,6 +353,10 @@ fuzz_target!(|data: &[u8]| {
                 model = Model::default();
             }
         }
+    }
+    // The whole config, checked as opening it would check it first.
+    if let Some(msg) = outcome("distlock_config_check", distlock_config_check(cfg)) {
+        assert!(!msg.contains(SECRET), "config check shows the password: {msg}");
     }
     distlock_config_free(cfg);
 });

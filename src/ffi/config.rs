@@ -510,6 +510,22 @@ pub extern "C" fn distlock_config_set_handoff_budget_ms(
     })
 }
 
+/// Checks the settings in `cfg` exactly as `distlock_client_open_config`
+/// does before it connects (the servers given in one consistent way, URLs
+/// that parse, values in range), without connecting anywhere: for
+/// validating a configuration at start-up, or offline. `cfg` is only read.
+///
+/// Returns `DISTLOCK_OK` when `distlock_client_open_config` would go on to
+/// connect, or `DISTLOCK_INVALID_ARGUMENT` with the same message it would
+/// fail with (see `distlock_last_error`).
+#[no_mangle]
+pub extern "C" fn distlock_config_check(cfg: *const distlock_config) -> i32 {
+    status_call("distlock_config_check", || {
+        let state = config_of(cfg)?.state.lock().clone();
+        Ok(state.builder()?.check()?)
+    })
+}
+
 /// Opens a client with the settings in `cfg`: checks that the servers were
 /// given in exactly one consistent way (see `distlock_config_new`), then
 /// connects and checks that the servers answer (for Redlock, a majority of
@@ -573,14 +589,26 @@ mod tests {
         c(&format!("redis://127.0.0.1:1/{db}"))
     }
 
-    /// Opens `cfg`, expecting `want`; checks `*out` is NULL on failure.
+    /// Opens `cfg`, expecting `want`; checks `*out` is NULL on failure, and
+    /// that `distlock_config_check` foresaw an invalid setting, with the
+    /// same message, and passed everything else.
     fn open(cfg: *mut distlock_config, want: i32) -> String {
+        let checked = distlock_config_check(cfg);
+        let check_msg = last();
+        if want == INVALID {
+            assert_eq!(checked, INVALID, "check passed what open refuses");
+        } else {
+            assert_eq!(checked, OK, "{check_msg}");
+        }
         let mut out = std::ptr::dangling_mut::<distlock_client>();
         // SAFETY: `out` is a valid place for a pointer.
         let got = unsafe { distlock_client_open_config(cfg, &mut out) };
         assert_eq!(got, want, "{}", last());
         if got != OK {
             assert!(out.is_null());
+            if want == INVALID {
+                assert_eq!(last(), check_msg, "check and open say the same");
+            }
             last()
         } else {
             distlock_client_close(out);

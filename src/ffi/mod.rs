@@ -30,8 +30,8 @@ mod outcome;
 
 pub use config::{
     distlock_client_open_config, distlock_config, distlock_config_add_cluster_url,
-    distlock_config_add_node, distlock_config_add_sentinel, distlock_config_free,
-    distlock_config_new, distlock_config_set_command_timeout_ms,
+    distlock_config_add_node, distlock_config_add_sentinel, distlock_config_check,
+    distlock_config_free, distlock_config_new, distlock_config_set_command_timeout_ms,
     distlock_config_set_connect_timeout_ms, distlock_config_set_fast_path,
     distlock_config_set_handoff_budget_ms, distlock_config_set_handoff_limit,
     distlock_config_set_max_hold_ms, distlock_config_set_max_retry_interval_ms,

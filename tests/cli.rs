@@ -578,6 +578,80 @@ fn a_lost_lock_escalates_to_sigkill_after_the_grace_period() {
 }
 
 #[test]
+fn with_process_group_a_lost_lock_stops_the_commands_background_jobs() {
+    let server = RedisServer::start();
+    // The work runs in a background job of the shell: a SIGTERM to the
+    // shell alone ends the shell and leaves the job running unlocked.
+    let script = "sleep 30 & echo ready $!; wait";
+    let (mut p, job, _) = run_then_delete_key(&server, &["--process-group"], script);
+    assert_eq!(p.code(), 75);
+    let err = p.stderr();
+    assert!(err.contains("SIGTERM to process group"), "{err}");
+    assert!(!alive(job), "the background job survived the loss: {err}");
+    assert!(!err.contains("still running after it exited"), "{err}");
+
+    // Without --process-group only the shell is told, which is what the
+    // option is for.
+    let (mut p, job, _) = run_then_delete_key(&server, &[], script);
+    assert_eq!(p.code(), 75);
+    let survived = alive(job);
+    if survived {
+        signal(job, libc::SIGKILL);
+    }
+    assert!(
+        survived,
+        "without a group of its own, the job is not signalled"
+    );
+}
+
+#[test]
+fn with_process_group_leftover_jobs_are_reported_and_forwarded_signals_reach_the_group() {
+    let server = RedisServer::start();
+    let url = server.url();
+    // A job that outlives the command: distlock says it no longer holds the
+    // lock. The job's pid is printed before the command exits.
+    let mut p = Proc::spawn(&[
+        "--url",
+        &url,
+        "-g",
+        "leftover",
+        "--",
+        "sh",
+        "-c",
+        "sleep 30 & echo job $!",
+    ]);
+    let line = p.stdout_line(|l| l.starts_with("job "));
+    let job: u32 = line["job ".len()..].parse().unwrap();
+    assert_eq!(p.code(), 0);
+    let survived = alive(job);
+    // It holds distlock's output open, too.
+    signal(job, libc::SIGKILL);
+    let err = p.stderr();
+    assert!(survived, "a leftover job is not distlock's to stop");
+    assert!(
+        err.contains("still running after it exited") && err.contains("no longer hold the lock"),
+        "{err}"
+    );
+
+    // SIGTERM to distlock goes to the whole group.
+    let mut p = Proc::spawn(&[
+        "--url",
+        &url,
+        "--process-group",
+        "forwarded",
+        "--",
+        "sh",
+        "-c",
+        "sleep 30 & echo ready $!; wait",
+    ]);
+    let line = p.stdout_line(|l| l.starts_with("ready "));
+    let job: u32 = line["ready ".len()..].parse().unwrap();
+    signal(p.pid, libc::SIGTERM);
+    assert_eq!(p.code(), 128 + libc::SIGTERM);
+    assert!(!alive(job), "the forwarded SIGTERM missed the job");
+}
+
+#[test]
 fn ignore_policy_only_warns_and_keeps_the_status() {
     let server = RedisServer::start();
     let (mut p, _, _) = run_then_delete_key(

@@ -98,6 +98,11 @@ If distlock itself is killed (kill -9), nothing renews the lock and it
 expires after --ttl; on Linux the command then gets SIGTERM (--on-lost term)
 or SIGKILL (--on-lost kill).
 
+Signals reach the command's own process only, unless --process-group puts
+it in a group of its own: then a shell's pipelines and background jobs get
+them too. Processes that outlive the command no longer hold the lock;
+distlock warns about those left in the group.
+
 A lock named `status` or `release` needs the explicit form:
     distlock run status -- COMMAND
 
@@ -199,6 +204,12 @@ pub struct RunArgs {
     /// Seconds between SIGTERM and SIGKILL with --on-lost term
     #[arg(long, value_name = "SECS", value_parser = parse_secs, default_value = "10")]
     pub grace: Duration,
+    /// Run the command in a process group of its own, and send the
+    /// forwarded signals and the --on-lost signals to the whole group, so
+    /// that a shell's pipelines and background jobs stop with it (not for
+    /// commands that read the terminal: they would be stopped by SIGTTIN)
+    #[arg(short = 'g', long)]
+    pub process_group: bool,
     /// Say nothing when the lock is busy or --timeout passes
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -285,7 +296,7 @@ pub fn connect(server: &ServerArgs, ttl: Duration) -> Result<distlock::Client, u
 }
 
 /// Options of the run form, by argument id and flag.
-const RUN_OPTIONS: [(&str, &str); 9] = [
+const RUN_OPTIONS: [(&str, &str); 10] = [
     ("wait", "--wait"),
     ("no_wait", "--no-wait"),
     ("timeout", "--timeout"),
@@ -293,6 +304,7 @@ const RUN_OPTIONS: [(&str, &str); 9] = [
     ("conflict_exit_code", "--conflict-exit-code"),
     ("on_lost", "--on-lost"),
     ("grace", "--grace"),
+    ("process_group", "--process-group"),
     ("quiet", "--quiet"),
     ("verbose", "--verbose"),
 ];

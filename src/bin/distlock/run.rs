@@ -9,7 +9,7 @@ use crate::{
 use crossbeam_channel::{never, select, Receiver};
 use distlock::{Error, Guard};
 use std::io;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
@@ -116,6 +116,10 @@ fn spawn(args: &RunArgs, key: &str, guard: &Guard) -> Result<Child, (u8, String)
         OnLost::Ignore => None,
     };
     signals::prepare_child(&mut cmd, on_parent_death);
+    if args.process_group {
+        // The group's id is the command's pid.
+        cmd.process_group(0);
+    }
     cmd.spawn().map_err(|e| {
         let shown = program.to_string_lossy();
         match e.kind() {
@@ -139,6 +143,12 @@ fn supervise(mut child: Child, guard: Guard, key: &str, args: &RunArgs, signals:
             return EXIT_OSERR;
         }
     };
+    // Signals go to the command, or with --process-group to its group.
+    let to = if args.process_group {
+        signals::Target::Group(pid)
+    } else {
+        signals::Target::Process(pid)
+    };
     let never_unit: Receiver<()> = never();
     let never_sig: Receiver<libc::c_int> = never();
     let lost_rx = guard.lost();
@@ -147,6 +157,13 @@ fn supervise(mut child: Child, guard: Guard, key: &str, args: &RunArgs, signals:
     let mut watch_signals = true;
     let mut lost = false;
     let mut kill_at: Option<Instant> = None;
+    // Whether anything was sent to the command (its group may then be
+    // still on its way out when the command is reaped).
+    let mut signalled = false;
+    let mut send = |sig| {
+        signalled = true;
+        let _ = to.send(sig);
+    };
     // One pass per event; it ends when the command exits, which after a
     // loss takes at most --grace (then SIGKILL).
     loop {
@@ -162,9 +179,9 @@ fn supervise(mut child: Child, guard: Guard, key: &str, args: &RunArgs, signals:
             recv(sig_arm) -> sig => match sig {
                 Ok(sig) => {
                     if args.verbose {
-                        say!("forwarding {} to {pid}", signals::name(sig));
+                        say!("forwarding {} to {to}", signals::name(sig));
                     }
-                    let _ = signals::send(pid, sig);
+                    send(sig);
                 }
                 Err(_) => watch_signals = false,
             },
@@ -179,32 +196,38 @@ fn supervise(mut child: Child, guard: Guard, key: &str, args: &RunArgs, signals:
                         lost = true;
                         say!(
                             "lost the lock on {key} while the command runs; \
-                             sending SIGTERM to {pid}, SIGKILL in {}s",
+                             sending SIGTERM to {to}, SIGKILL in {}s",
                             args.grace.as_secs_f64()
                         );
-                        let _ = signals::send(pid, libc::SIGTERM);
+                        send(libc::SIGTERM);
                         // A grace too long to represent as a moment
                         // (`--grace 1e19`) never escalates.
                         kill_at = Instant::now().checked_add(args.grace);
                     }
                     OnLost::Kill => {
                         lost = true;
-                        say!("lost the lock on {key} while the command runs; sending SIGKILL to {pid}");
-                        let _ = signals::send(pid, libc::SIGKILL);
+                        say!("lost the lock on {key} while the command runs; sending SIGKILL to {to}");
+                        send(libc::SIGKILL);
                     }
                 }
             },
             recv(deadline) -> _ => {
                 kill_at = None;
                 say!(
-                    "command {pid} still running {}s after SIGTERM; sending SIGKILL",
+                    "command {to} still running {}s after SIGTERM; sending SIGKILL",
                     args.grace.as_secs_f64()
                 );
-                let _ = signals::send(pid, libc::SIGKILL);
+                send(libc::SIGKILL);
             },
         }
     }
     let status = child.wait();
+    if !signalled && to.has_others() {
+        say!(
+            "processes of the command's group {pid} are still running after it exited; \
+             they no longer hold the lock on {key}"
+        );
+    }
     // Released only now, so the lock outlives the command. A loss noticed
     // only here still means the command may have overlapped another holder.
     let lost_before = !watch_lost;

@@ -111,6 +111,66 @@ pub fn send(pid: u32, sig: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// Where the signals for the command go.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    /// The command's process alone.
+    Process(u32),
+    /// Every process in the command's process group, whose id is the
+    /// command's pid (`--process-group`).
+    Group(u32),
+}
+
+impl Target {
+    /// Sends `sig` (0 only checks that someone is there).
+    pub fn send(self, sig: libc::c_int) -> io::Result<()> {
+        match self {
+            Target::Process(pid) => send(pid, sig),
+            Target::Group(pgid) => {
+                let pgid = libc::pid_t::try_from(pgid)
+                    .map_err(|_| io::Error::other("process group out of range"))?;
+                // SAFETY: killpg has no memory-safety preconditions.
+                if unsafe { libc::killpg(pgid, sig) } == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            }
+        }
+    }
+
+    /// For a group whose leader (the command) has been reaped: whether
+    /// any of its processes still runs (zombies waiting for a reaper do
+    /// not count). False for a single process.
+    pub fn has_others(self) -> bool {
+        let Target::Group(pgid) = self else {
+            return false;
+        };
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return self.send(0).is_ok();
+        };
+        procs.filter_map(Result::ok).any(|p| {
+            let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+            // After the parenthesised name: state, ppid, pgrp.
+            let mut rest = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace();
+            let running = rest.next().is_some_and(|state| !matches!(state, "Z" | "X"));
+            running && rest.nth(1).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+        })
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Process(pid) => write!(f, "{pid}"),
+            Target::Group(pgid) => write!(f, "process group {pgid}"),
+        }
+    }
+}
+
 /// A channel that disconnects once the child `pid` has exited (or been
 /// killed). A thread waits with `waitid(WNOWAIT)`, which leaves the child a
 /// zombie: the caller reaps it with `Child::wait` afterwards, so signals sent

@@ -29,8 +29,8 @@
 //! every master (the minimum counts).
 
 use super::redis::{
-    feed_on, fence_key, is_failover_error, lock_info, millis, parse_acquire, parse_pass_on,
-    publish_poke, read_value, reply_code_is, side_keys_share_slot, too_few_replicas, write_value,
+    ack_if, check_acks, feed_on, fence_key, is_failover_error, lock_info, millis, parse_acquire,
+    parse_pass_on, publish_poke, read_value, reply_code_is, side_keys_share_slot, write_value,
     PoolError, RedisConfig, Replicas, Scripts, Secret,
 };
 use super::{Acquired, Extend, FeedHandler, PassOn, Store};
@@ -319,20 +319,15 @@ impl Store for ClusterStore {
         let key = scripted_key(self.lock_key(name))?;
         let (reply, acked) = self.with_conn(|c| {
             let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
-            let acked = match self.replicas {
-                Some(r) if reply_code_is(&reply, 1) => {
-                    Some(self.wait_replicas(c, Some(&key), r)?)
-                }
-                _ => None,
-            };
+            let acked = ack_if(self.replicas, reply_code_is(&reply, 1), c, |c, r| {
+                self.wait_replicas(c, Some(&key), r)
+            })?;
             Ok((reply, acked))
         })?;
         let got = parse_acquire(reply)?;
-        if let (Some(r), Some(acked)) = (self.replicas, acked) {
-            if acked < r.count {
-                let _ = self.release(name, token);
-                return Err(too_few_replicas("lock (it was given back)", acked, r));
-            }
+        if let Err(e) = check_acks(self.replicas, acked, "lock (it was given back)") {
+            let _ = self.release(name, token);
+            return Err(e);
         }
         Ok(got)
     }
@@ -349,19 +344,12 @@ impl Store for ClusterStore {
             let reply = self
                 .scripts
                 .run_pass_on(c, &key, token, ttl, Some(waiting))?;
-            let acked = match self.replicas {
-                Some(r) if reply_code_is(&reply, 2) => {
-                    Some(self.wait_replicas(c, Some(&key), r)?)
-                }
-                _ => None,
-            };
+            let acked = ack_if(self.replicas, reply_code_is(&reply, 2), c, |c, r| {
+                self.wait_replicas(c, Some(&key), r)
+            })?;
             Ok((reply, acked))
         })?;
-        if let (Some(r), Some(acked)) = (self.replicas, acked) {
-            if acked < r.count {
-                return Err(too_few_replicas("kept lease", acked, r));
-            }
-        }
+        check_acks(self.replicas, acked, "kept lease")?;
         parse_pass_on(reply)
     }
 
@@ -410,17 +398,12 @@ impl Store for ClusterStore {
                 Err(e) if needs_one_by_one(&e) => one_by_one(c),
                 other => other,
             }?;
-            let acked = match self.replicas {
-                Some(r) if replies.contains(&1) => Some(self.wait_replicas(c, None, r)?),
-                _ => None,
-            };
+            let acked = ack_if(self.replicas, replies.contains(&1), c, |c, r| {
+                self.wait_replicas(c, None, r)
+            })?;
             Ok((replies, acked))
         })?;
-        if let (Some(r), Some(acked)) = (self.replicas, acked) {
-            if acked < r.count {
-                return Err(too_few_replicas("renewal", acked, r));
-            }
-        }
+        check_acks(self.replicas, acked, "renewal")?;
         if replies.len() != batch.len() {
             return Err(Error::Redis(format!(
                 "extend pipeline returned {} replies for {} leases",

@@ -74,12 +74,35 @@ fn wait_replicas(
 
 /// The error for a write that too few replicas confirmed: a connection
 /// error, since it is worth retrying once the replicas catch up.
-pub(crate) fn too_few_replicas(what: &str, acked: u32, r: Replicas) -> Error {
+fn too_few_replicas(what: &str, acked: u32, r: Replicas) -> Error {
     Error::Connection(format!(
         "only {acked} of {} replica(s) acknowledged the {what} within {} ms",
         r.count,
         millis(r.timeout).max(1)
     ))
+}
+
+/// Runs `wait` (a `WAIT`) when replica acknowledgement is asked for and
+/// the script just took or kept a lock (`took`); its answer, if asked.
+pub(crate) fn ack_if<C>(
+    replicas: Option<Replicas>,
+    took: bool,
+    c: &mut C,
+    wait: impl FnOnce(&mut C, Replicas) -> std::result::Result<u32, RedisError>,
+) -> std::result::Result<Option<u32>, RedisError> {
+    match replicas {
+        Some(r) if took => wait(c, r).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// An error when fewer replicas acknowledged `what` than were asked for
+/// (`acked` is the answer of [`ack_if`]).
+pub(crate) fn check_acks(replicas: Option<Replicas>, acked: Option<u32>, what: &str) -> Result<()> {
+    match (replicas, acked) {
+        (Some(r), Some(acked)) if acked < r.count => Err(too_few_replicas(what, acked, r)),
+        _ => Ok(()),
+    }
 }
 
 /// Whether a script reply is an array whose first element is `code`.
@@ -696,22 +719,17 @@ impl Store for RedisStore {
         let key = self.lock_key(name);
         let (reply, acked) = self.with_conn(|c| {
             let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
-            let acked = match self.replicas {
-                Some(r) if reply_code_is(&reply, 1) => {
-                    Some(wait_replicas(c, r, self.command_timeout)?)
-                }
-                _ => None,
-            };
+            let acked = ack_if(self.replicas, reply_code_is(&reply, 1), c, |c, r| {
+                wait_replicas(c, r, self.command_timeout)
+            })?;
             Ok((reply, acked))
         })?;
         let got = parse_acquire(reply)?;
-        if let (Some(r), Some(acked)) = (self.replicas, acked) {
-            if acked < r.count {
-                // Not durable enough: give it back rather than hold a lock a
-                // failover could hand to someone else.
-                let _ = self.release(name, token);
-                return Err(too_few_replicas("lock (it was given back)", acked, r));
-            }
+        if let Err(e) = check_acks(self.replicas, acked, "lock (it was given back)") {
+            // Not durable enough: give it back rather than hold a lock a
+            // failover could hand to someone else.
+            let _ = self.release(name, token);
+            return Err(e);
         }
         Ok(got)
     }
@@ -725,20 +743,13 @@ impl Store for RedisStore {
         let key = self.lock_key(name);
         let (reply, acked) = self.with_conn(|c| {
             let reply = self.scripts.run_pass_on(c, &key, token, ttl, None)?;
-            let acked = match self.replicas {
-                Some(r) if reply_code_is(&reply, 2) => {
-                    Some(wait_replicas(c, r, self.command_timeout)?)
-                }
-                _ => None,
-            };
+            let acked = ack_if(self.replicas, reply_code_is(&reply, 2), c, |c, r| {
+                wait_replicas(c, r, self.command_timeout)
+            })?;
             Ok((reply, acked))
         })?;
-        if let (Some(r), Some(acked)) = (self.replicas, acked) {
-            if acked < r.count {
-                // The caller releases the lock on an error.
-                return Err(too_few_replicas("kept lease", acked, r));
-            }
-        }
+        // The caller releases the lock on an error.
+        check_acks(self.replicas, acked, "kept lease")?;
         parse_pass_on(reply)
     }
 
@@ -764,20 +775,15 @@ impl Store for RedisStore {
                 }
                 other => other,
             }?;
-            let acked = match self.replicas {
-                Some(r) if replies.contains(&1) => Some(wait_replicas(c, r, self.command_timeout)?),
-                _ => None,
-            };
+            let acked = ack_if(self.replicas, replies.contains(&1), c, |c, r| {
+                wait_replicas(c, r, self.command_timeout)
+            })?;
             Ok((replies, acked))
         })?;
-        if let (Some(r), Some(acked)) = (self.replicas, acked) {
-            if acked < r.count {
-                // The leases stay as they were acknowledged before: the
-                // renewal thread tries again, and reports them lost if
-                // their deadlines pass first.
-                return Err(too_few_replicas("renewal", acked, r));
-            }
-        }
+        // On an error the leases stay as they were acknowledged before: the
+        // renewal thread tries again, and reports them lost if their
+        // deadlines pass first.
+        check_acks(self.replicas, acked, "renewal")?;
         if replies.len() != batch.len() {
             return Err(Error::Redis(format!(
                 "extend pipeline returned {} replies for {} leases",

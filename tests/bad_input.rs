@@ -28,7 +28,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::{Mode, RedisServer, TcpProxy};
+use support::{dead_port, Mode, RedisServer, TcpProxy, TlsServer};
 
 /// Timeouts too long for any clock: each must mean "no limit".
 const UNBOUNDED: [Duration; 2] = [Duration::MAX, Duration::from_secs(u64::MAX)];
@@ -77,12 +77,6 @@ fn auth<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
         Err(Error::Auth(msg)) => msg,
         other => panic!("expected Auth, got {other:?}"),
     }
-}
-
-/// A loopback port nothing listens on (bound a moment ago, then freed).
-fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 fn dead_url() -> String {
@@ -881,65 +875,13 @@ fn a_redlock_node_refusing_the_credentials_fails_the_build_and_leaves_nothing() 
 
 // ---- TLS ----
 
-/// A test CA and a certificate for 127.0.0.1 it signed, made with openssl
-/// in `dir`: `(ca.pem, server.pem, server.key)`.
-fn test_pki(dir: &std::path::Path) -> (String, String, String) {
-    std::fs::create_dir_all(dir).unwrap();
-    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    std::fs::write(p("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    let steps: [Vec<String>; 3] = [
-        format!(
-            "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=ca -keyout {} -out {}",
-            p("ca.key"),
-            p("ca.pem")
-        ),
-        format!(
-            "req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout {} -out {}",
-            p("server.key"),
-            p("server.csr")
-        ),
-        format!(
-            "x509 -req -in {} -CA {} -CAkey {} -CAcreateserial -days 1 -extfile {} -out {}",
-            p("server.csr"),
-            p("ca.pem"),
-            p("ca.key"),
-            p("san.ext"),
-            p("server.pem")
-        ),
-    ]
-    .map(|s| s.split(' ').map(str::to_string).collect());
-    for args in steps {
-        let ok = Command::new("openssl")
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl is needed for the TLS test")
-            .success();
-        assert!(ok, "openssl {args:?} failed");
-    }
-    (p("ca.pem"), p("server.pem"), p("server.key"))
-}
-
 #[test]
 fn tls_mismatches_are_connection_errors_that_say_what_to_check() {
-    let dir = std::env::temp_dir().join(format!("distlock-bad-tls-{}", std::process::id()));
-    let (ca, cert, key) = test_pki(&dir);
-    let tls_port = dead_port().to_string();
-    let server = RedisServer::start_with(&[
-        "--tls-port",
-        &tls_port,
-        "--tls-cert-file",
-        &cert,
-        "--tls-key-file",
-        &key,
-        "--tls-ca-cert-file",
-        &ca,
-        "--tls-auth-clients",
-        "no",
-    ]);
-    let ca_pem = std::fs::read(&ca).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    let TlsServer {
+        server,
+        tls_port,
+        ca_pem,
+    } = TlsServer::start();
     let open = |url: &str| {
         Client::builder()
             .url(url)
@@ -1078,9 +1020,7 @@ fn finish(mut child: std::process::Child) -> (Option<i32>, String) {
         Ok(s) => s.unwrap(),
         Err(_) => {
             // Our own child, not yet reaped: the pid is still its own.
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+            support::signal(pid, libc::SIGKILL);
             panic!("distlock {pid} did not finish in 20 s");
         }
     };

@@ -11,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-use support::RedisServer;
+use support::{dead_port, RedisServer};
 
 /// Longest any single distlock run in these tests may take before the test
 /// kills it and fails.
@@ -238,12 +238,6 @@ fn client(server: &RedisServer, prefix: &str) -> Client {
 /// Whether `key` exists on the server.
 fn exists(raw: &mut redis::Connection, key: &str) -> bool {
     raw.exists(key).unwrap()
-}
-
-/// A loopback port with nothing listening on it.
-fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// Parses a flat JSON object of strings, integers, booleans and nulls:

@@ -6,7 +6,7 @@ use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error, Guard, MAX_KEY_LEN};
 use redis::Commands;
 use std::time::{Duration, Instant};
-use support::{Mode, RedisServer, TcpProxy};
+use support::{Mode, RedisServer, TcpProxy, TlsServer};
 
 fn client(server: &RedisServer) -> Client {
     Client::open(&server.url()).expect("client")
@@ -501,94 +501,13 @@ fn passwords_never_show_in_debug_display_or_errors() {
     assert!(shown[0].contains("127.0.0.1"), "{}", shown[0]);
 }
 
-/// A test CA, and a server certificate for 127.0.0.1 it signed, made with
-/// openssl: `(ca.pem, server.pem, server.key)`.
-fn test_pki(dir: &std::path::Path) -> (String, String, String) {
-    std::fs::create_dir_all(dir).unwrap();
-    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    std::fs::write(p("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    let steps: [&[&str]; 3] = [
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=distlock test CA",
-            "-keyout",
-            &p("ca.key"),
-            "-out",
-            &p("ca.pem"),
-        ],
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            &p("server.key"),
-            "-out",
-            &p("server.csr"),
-        ],
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &p("server.csr"),
-            "-CA",
-            &p("ca.pem"),
-            "-CAkey",
-            &p("ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            &p("san.ext"),
-            "-out",
-            &p("server.pem"),
-        ],
-    ];
-    for args in steps {
-        let ok = std::process::Command::new("openssl")
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl is needed for the TLS test")
-            .success();
-        assert!(ok, "openssl {args:?} failed");
-    }
-    (p("ca.pem"), p("server.pem"), p("server.key"))
-}
-
 #[test]
 fn tls_works_and_mismatches_fail_cleanly() {
-    let dir = std::env::temp_dir().join(format!("distlock-tls-{}", std::process::id()));
-    let (ca, cert, key) = test_pki(&dir);
-    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let server = RedisServer::start_with(&[
-        "--tls-port",
-        &tls_port,
-        "--tls-cert-file",
-        &cert,
-        "--tls-key-file",
-        &key,
-        "--tls-ca-cert-file",
-        &ca,
-        "--tls-auth-clients",
-        "no",
-    ]);
-    let ca_pem = std::fs::read(&ca).unwrap();
+    let TlsServer {
+        server,
+        tls_port,
+        ca_pem,
+    } = TlsServer::start();
     let quick = |url: String| {
         let start = Instant::now();
         let r = Client::builder()
@@ -623,5 +542,4 @@ fn tls_works_and_mismatches_fail_cleanly() {
         .connect_timeout(Duration::from_millis(500))
         .build();
     assert!(untrusted.is_err());
-    let _ = std::fs::remove_dir_all(&dir);
 }

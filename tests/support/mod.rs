@@ -39,3 +39,116 @@ pub fn signal(pid: u32, sig: i32) {
     let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
     assert_eq!(rc, 0, "kill({pid}, {sig})");
 }
+
+/// A loopback port nothing listens on (bound a moment ago, then freed).
+pub fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    l.local_addr().expect("a bound address").port()
+}
+
+/// A redis-server with a TLS port beside its plain one; its certificate,
+/// for 127.0.0.1, is signed by a throwaway CA.
+pub struct TlsServer {
+    /// The server; `server.port` is the plain port.
+    pub server: RedisServer,
+    /// The TLS port.
+    pub tls_port: u16,
+    /// The CA certificate (PEM) to trust.
+    pub ca_pem: Vec<u8>,
+}
+
+impl TlsServer {
+    /// Makes the certificates with openssl and starts the server.
+    pub fn start() -> TlsServer {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("distlock-tls-{}-{n}", std::process::id()));
+        let (ca, cert, key) = test_pki(&dir);
+        let tls_port = dead_port();
+        let server = RedisServer::start_with(&[
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ]);
+        let ca_pem = std::fs::read(&ca).expect("read the CA certificate");
+        // The server read its files when it started.
+        let _ = std::fs::remove_dir_all(&dir);
+        TlsServer {
+            server,
+            tls_port,
+            ca_pem,
+        }
+    }
+}
+
+/// A test CA, and a server certificate for 127.0.0.1 it signed, made with
+/// openssl: `(ca.pem, server.pem, server.key)`.
+fn test_pki(dir: &std::path::Path) -> (String, String, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    std::fs::write(p("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=distlock test CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &p("server.key"),
+            "-out",
+            &p("server.csr"),
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &p("server.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p("san.ext"),
+            "-out",
+            &p("server.pem"),
+        ],
+    ];
+    for args in steps {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is needed for the TLS test")
+            .success();
+        assert!(ok, "openssl {args:?} failed");
+    }
+    (p("ca.pem"), p("server.pem"), p("server.key"))
+}

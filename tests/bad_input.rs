@@ -28,7 +28,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::{dead_port, Mode, RedisServer, TcpProxy, TlsServer};
+use support::{dead_port, wait_until_subscribed, Mode, RedisServer, TcpProxy, TlsServer};
 
 /// Timeouts too long for any clock: each must mean "no limit".
 const UNBOUNDED: [Duration; 2] = [Duration::MAX, Duration::from_secs(u64::MAX)];
@@ -113,29 +113,6 @@ fn nobody_connected(server: &RedisServer) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Waits (at most five seconds) until someone subscribes to releases of
-/// the lock `name`: a waiter is then really waiting.
-fn wait_until_subscribed(server: &RedisServer, name: &str) {
-    let channel = format!("distlock:{name}");
-    let mut raw = server.conn();
-    let start = Instant::now();
-    loop {
-        let (_, n): (Vec<u8>, u64) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&channel)
-            .query(&mut raw)
-            .unwrap();
-        if n > 0 {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "nobody subscribed to {channel:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -8,7 +8,7 @@ use redis::Commands;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{RedisServer, TcpProxy};
+use support::{wait_until_subscribed, RedisServer, TcpProxy};
 
 /// A client whose waiters look at a held lock again only after `poll`
 /// unless a notification wakes them first.
@@ -32,26 +32,6 @@ fn waiter(client: &Client, name: &str, timeout: Duration) -> crossbeam_channel::
         }
     });
     rx
-}
-
-/// Waits until `client` has a subscriber connection listening for `name`
-/// (the waiter has started waiting), bounded.
-fn wait_until_subscribed(server: &RedisServer, name: &str) {
-    let channel = format!("distlock:{name}");
-    let mut raw = server.conn();
-    let start = Instant::now();
-    loop {
-        let (_, n): (String, u64) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&channel)
-            .query(&mut raw)
-            .unwrap();
-        if n > 0 {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(5), "never subscribed");
-        std::thread::yield_now();
-    }
 }
 
 #[test]

@@ -152,3 +152,27 @@ fn test_pki(dir: &std::path::Path) -> (String, String, String) {
     }
     (p("ca.pem"), p("server.pem"), p("server.key"))
 }
+
+/// Waits, at most five seconds, until someone subscribes to releases of
+/// the lock `name` (default prefix): a waiter is then really waiting.
+/// Nothing tells the test when a subscription lands, so this asks Redis.
+pub fn wait_until_subscribed(server: &RedisServer, name: &str) {
+    let channel = format!("distlock:{name}");
+    let mut raw = server.conn();
+    let start = std::time::Instant::now();
+    loop {
+        let (_, n): (Vec<u8>, u64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query(&mut raw)
+            .expect("PUBSUB NUMSUB");
+        if n > 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "nobody subscribed to {channel:?}"
+        );
+        std::thread::yield_now();
+    }
+}

@@ -434,6 +434,22 @@ static void finish_waiter(pthread_t t, struct waiter *w) {
   pthread_cond_destroy(&w->cv);
 }
 
+/* Starts a wait for `key` (held elsewhere) with `timeout_ms`, triggers
+ * `cancel` from this thread, and checks that the wait ends cancelled, with
+ * no guard, well before any timeout. */
+static void cancel_a_wait(distlock_client *c, const char *key, int64_t timeout_ms,
+                          distlock_cancel *cancel) {
+  struct waiter w = {.client = c, .key = key, .timeout_ms = timeout_ms, .cancel = cancel};
+  pthread_t t;
+  uint64_t t0 = now_ms();
+  start_waiter(&t, &w);
+  EXPECT(distlock_cancel_trigger(cancel), DISTLOCK_OK);
+  finish_waiter(t, &w);
+  EXPECT(w.status, DISTLOCK_CANCELLED);
+  CHECK(w.guard == NULL);
+  CHECK(now_ms() - t0 < 20000);
+}
+
 static void test_cancel(distlock_client *c) {
   distlock_client *other = open_client(NULL);
   distlock_guard *holder = must_acquire(other, "cancel", 0);
@@ -454,15 +470,7 @@ static void test_cancel(distlock_client *c) {
   EXPECT(distlock_acquire(c, "cancel", 0, 50, cancel, &g), DISTLOCK_TIMEOUT);
 
   /* Triggered from another thread while a wait without limit is on. */
-  struct waiter w = {.client = c, .key = "cancel", .timeout_ms = -1, .cancel = cancel};
-  pthread_t t;
-  uint64_t t0 = now_ms();
-  start_waiter(&t, &w);
-  EXPECT(distlock_cancel_trigger(cancel), DISTLOCK_OK);
-  finish_waiter(t, &w);
-  EXPECT(w.status, DISTLOCK_CANCELLED);
-  CHECK(w.guard == NULL);
-  CHECK(now_ms() - t0 < 20000);
+  cancel_a_wait(c, "cancel", -1, cancel);
 
   /* Idempotent, and it stays triggered: even a free lock is not taken. */
   EXPECT(distlock_cancel_trigger(cancel), DISTLOCK_OK);
@@ -482,7 +490,8 @@ static void test_cancel(distlock_client *c) {
    * out its 60 s. */
   distlock_cancel *cancel2 = distlock_cancel_new();
   struct waiter w2 = {.client = c, .key = "cancel", .timeout_ms = 60000, .cancel = cancel2};
-  t0 = now_ms();
+  pthread_t t;
+  uint64_t t0 = now_ms();
   start_waiter(&t, &w2);
   distlock_cancel_free(cancel2);
   finish_waiter(t, &w2);
@@ -1108,16 +1117,7 @@ static void test_absurd_numbers(distlock_client *c) {
   const int64_t forever[] = {INT64_MAX, INT64_MIN};
   for (int i = 0; i < 2; i++) {
     distlock_cancel *cancel = distlock_cancel_new();
-    struct waiter w = {
-        .client = c, .key = "absurd-timeout", .timeout_ms = forever[i], .cancel = cancel};
-    pthread_t t;
-    uint64_t t0 = now_ms();
-    start_waiter(&t, &w);
-    EXPECT(distlock_cancel_trigger(cancel), DISTLOCK_OK);
-    finish_waiter(t, &w);
-    EXPECT(w.status, DISTLOCK_CANCELLED);
-    CHECK(w.guard == NULL);
-    CHECK(now_ms() - t0 < 20000);
+    cancel_a_wait(c, "absurd-timeout", forever[i], cancel);
     distlock_cancel_free(cancel);
   }
 

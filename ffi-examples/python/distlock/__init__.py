@@ -28,7 +28,7 @@ from ._errors import (
     RedisError,
 )
 from . import _native
-from ._client import CancelToken, Client, Lock
+from ._client import CancelToken, Client, Lock, check
 
 __version__ = "0.1.0"
 
@@ -48,6 +48,7 @@ def status_name(status: int) -> str:
 
 __all__ = [
     "Client",
+    "check",
     "Lock",
     "CancelToken",
     "DistlockError",

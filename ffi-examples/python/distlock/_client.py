@@ -120,10 +120,10 @@ def _nonnegative_ms(value: object, what: str) -> int:
 _ConfigCall = Tuple[Callable[..., int], Tuple[Any, ...], str]
 
 
-def _open_with_config(calls: List[_ConfigCall], what: str) -> int:
-    """Makes a distlock_config, applies ``calls``, opens a client with it
-    and frees it; returns the client pointer. All on this thread, so each
-    failure's message is the one its call left."""
+def _with_config(calls: List[_ConfigCall], what: str, finish: Callable[[int], int]) -> int:
+    """Makes a distlock_config, applies ``calls``, hands it to ``finish``
+    (which returns a status and may keep a result) and frees it. All on this
+    thread, so each failure's message is the one its call left."""
     cfg = n.lib.distlock_config_new()
     if not cfg:
         raise n.failure(n.INTERNAL, "distlock_config_new")
@@ -132,13 +132,141 @@ def _open_with_config(calls: List[_ConfigCall], what: str) -> int:
             status = setter(cfg, *args)
             if status != n.OK:
                 raise n.failure(status, f"{what}: {name}")
-        out = ctypes.c_void_p()
-        status = n.lib.distlock_client_open_config(cfg, ctypes.byref(out))
+        status = finish(cfg)
         if status != n.OK:
             raise n.failure(status, what)
-        return out.value
+        return status
     finally:
         n.lib.distlock_config_free(cfg)
+
+
+def _open_with_config(calls: List[_ConfigCall], what: str) -> int:
+    """Opens a client with the config ``calls`` make; the client pointer."""
+    out = ctypes.c_void_p()
+    _with_config(calls, what, lambda cfg: n.lib.distlock_client_open_config(cfg, ctypes.byref(out)))
+    return out.value
+
+
+def check(
+    url: Optional[str] = None,
+    *,
+    prefix: Optional[str] = None,
+    ttl: Optional[float] = None,
+    pool_size: Optional[int] = None,
+    connect_timeout: Optional[float] = None,
+    command_timeout: Optional[float] = None,
+    nodes: Optional[Sequence[str]] = None,
+    cluster: Optional[Sequence[str]] = None,
+    sentinel: Optional[Tuple[Sequence[str], str]] = None,
+    replicas: Optional[Tuple[int, float]] = None,
+    fast_path: Optional[bool] = None,
+    handoff_limit: Optional[int] = None,
+    handoff_budget: Optional[float] = None,
+    max_retry_interval: Optional[float] = None,
+    max_hold: Optional[float] = None,
+) -> None:
+    """Checks the settings :class:`Client` takes, as opening a client checks
+    them before it connects, without connecting anywhere: for validating a
+    configuration at start-up or offline.
+
+    Raises :class:`InvalidArgument` (with the message :class:`Client` would
+    give) or :class:`TypeError`; returns ``None`` when :class:`Client`
+    would go on to connect. Whether the servers answer is not checked.
+    """
+    calls, shown = _config_calls(
+        url,
+        prefix=prefix,
+        ttl=ttl,
+        pool_size=pool_size,
+        connect_timeout=connect_timeout,
+        command_timeout=command_timeout,
+        nodes=nodes,
+        cluster=cluster,
+        sentinel=sentinel,
+        replicas=replicas,
+        fast_path=fast_path,
+        handoff_limit=handoff_limit,
+        handoff_budget=handoff_budget,
+        max_retry_interval=max_retry_interval,
+        max_hold=max_hold,
+    )
+    _with_config(calls, f"invalid settings for {shown}", n.lib.distlock_config_check)
+
+
+def _config_calls(
+    url: Optional[str],
+    *,
+    prefix: Optional[str],
+    ttl: Optional[float],
+    pool_size: Optional[int],
+    connect_timeout: Optional[float],
+    command_timeout: Optional[float],
+    nodes: Optional[Sequence[str]],
+    cluster: Optional[Sequence[str]],
+    sentinel: Optional[Tuple[Sequence[str], str]],
+    replicas: Optional[Tuple[int, float]],
+    fast_path: Optional[bool],
+    handoff_limit: Optional[int],
+    handoff_budget: Optional[float],
+    max_retry_interval: Optional[float],
+    max_hold: Optional[float],
+) -> Tuple[List[_ConfigCall], str]:
+    """The distlock_config calls for these settings (checked for type and
+    sign here, for range by the C side), and how to name the servers in
+    messages."""
+    lib = n.lib
+    calls: List[_ConfigCall] = []
+    shown: List[str] = []
+    if url is not None:
+        calls.append((lib.distlock_config_set_url, (_text(url, "url"),), "url"))
+        shown.append(_redact(url))
+    if nodes is not None:
+        raw = _texts(nodes, "nodes")
+        calls += [(lib.distlock_config_add_node, (u,), f"node {i + 1}") for i, u in enumerate(raw)]
+        shown.append(f"redlock over {len(raw)} nodes")
+    if cluster is not None:
+        raw = _texts(cluster, "cluster")
+        calls += [(lib.distlock_config_add_cluster_url, (u,), f"cluster seed {i + 1}") for i, u in enumerate(raw)]
+        shown.append(f"cluster with {len(raw)} seeds")
+    if sentinel is not None:
+        if isinstance(sentinel, (str, bytes)) or not isinstance(sentinel, Sequence) or len(sentinel) != 2:
+            raise TypeError("sentinel must be a pair (list of sentinel addresses, master name)")
+        addrs, master = sentinel
+        master_b = _text(master, "sentinel master name")
+        raw = _texts(addrs, "sentinel addresses")
+        calls.append((lib.distlock_config_set_sentinel, (master_b,), "sentinel master name"))
+        calls += [(lib.distlock_config_add_sentinel, (a,), f"sentinel {i + 1}") for i, a in enumerate(raw)]
+        shown.append(f"sentinel master {master!r} via {len(raw)} sentinels")
+    if prefix is not None:
+        calls.append((lib.distlock_config_set_prefix, (_text(prefix, "prefix"),), "prefix"))
+    if ttl is not None:
+        calls.append((lib.distlock_config_set_ttl_ms, (_positive_ms(ttl, "ttl"),), "ttl"))
+    if pool_size is not None:
+        calls.append((lib.distlock_config_set_pool_size, (_count(pool_size, "pool_size"),), "pool_size"))
+    for value, setter, name in (
+        (connect_timeout, lib.distlock_config_set_connect_timeout_ms, "connect_timeout"),
+        (command_timeout, lib.distlock_config_set_command_timeout_ms, "command_timeout"),
+        (max_retry_interval, lib.distlock_config_set_max_retry_interval_ms, "max_retry_interval"),
+        (max_hold, lib.distlock_config_set_max_hold_ms, "max_hold"),
+    ):
+        if value is not None:
+            calls.append((setter, (_positive_ms(value, name),), name))
+    if replicas is not None:
+        if isinstance(replicas, (str, bytes)) or not isinstance(replicas, Sequence) or len(replicas) != 2:
+            raise TypeError("replicas must be a pair (count, timeout in seconds)")
+        count = _count(replicas[0], "replica count")
+        wait = _nonnegative_ms(replicas[1], "replica timeout")
+        calls.append((lib.distlock_config_set_replicas, (count, wait), "replicas"))
+    if fast_path is not None:
+        if not isinstance(fast_path, bool):
+            raise TypeError(f"fast_path must be a bool, not {type(fast_path).__name__}")
+        calls.append((lib.distlock_config_set_fast_path, (fast_path,), "fast_path"))
+    if handoff_limit is not None:
+        calls.append((lib.distlock_config_set_handoff_limit, (_count(handoff_limit, "handoff_limit"),), "handoff_limit"))
+    if handoff_budget is not None:
+        budget = _nonnegative_ms(handoff_budget, "handoff_budget")
+        calls.append((lib.distlock_config_set_handoff_budget_ms, (budget,), "handoff_budget"))
+    return calls, ", ".join(shown) or "no server"
 
 
 # Every open client, so that interpreter exit can close them: their locks
@@ -451,65 +579,26 @@ class Client:
         max_retry_interval: Optional[float],
         max_hold: Optional[float],
     ) -> None:
-        lib = n.lib
-        calls: List[_ConfigCall] = []
-        shown: List[str] = []
-        if url is not None:
-            calls.append((lib.distlock_config_set_url, (_text(url, "url"),), "url"))
-            shown.append(_redact(url))
-        if nodes is not None:
-            raw = _texts(nodes, "nodes")
-            calls += [(lib.distlock_config_add_node, (u,), f"node {i + 1}") for i, u in enumerate(raw)]
-            shown.append(f"redlock over {len(raw)} nodes")
-        if cluster is not None:
-            raw = _texts(cluster, "cluster")
-            calls += [(lib.distlock_config_add_cluster_url, (u,), f"cluster seed {i + 1}") for i, u in enumerate(raw)]
-            shown.append(f"cluster with {len(raw)} seeds")
-        if sentinel is not None:
-            if isinstance(sentinel, (str, bytes)) or not isinstance(sentinel, Sequence) or len(sentinel) != 2:
-                raise TypeError("sentinel must be a pair (list of sentinel addresses, master name)")
-            addrs, master = sentinel
-            master_b = _text(master, "sentinel master name")
-            raw = _texts(addrs, "sentinel addresses")
-            calls.append((lib.distlock_config_set_sentinel, (master_b,), "sentinel master name"))
-            calls += [(lib.distlock_config_add_sentinel, (a,), f"sentinel {i + 1}") for i, a in enumerate(raw)]
-            shown.append(f"sentinel master {master!r} via {len(raw)} sentinels")
-        if prefix is not None:
-            calls.append((lib.distlock_config_set_prefix, (_text(prefix, "prefix"),), "prefix"))
+        calls, self._url = _config_calls(
+            url,
+            prefix=prefix,
+            ttl=ttl,
+            pool_size=pool_size,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            nodes=nodes,
+            cluster=cluster,
+            sentinel=sentinel,
+            replicas=replicas,
+            fast_path=fast_path,
+            handoff_limit=handoff_limit,
+            handoff_budget=handoff_budget,
+            max_retry_interval=max_retry_interval,
+            max_hold=max_hold,
+        )
         self._ttl_ms = 0 if ttl is None else _positive_ms(ttl, "ttl")
-        if ttl is not None:
-            calls.append((lib.distlock_config_set_ttl_ms, (self._ttl_ms,), "ttl"))
-        if pool_size is not None:
-            calls.append((lib.distlock_config_set_pool_size, (_count(pool_size, "pool_size"),), "pool_size"))
-        for value, setter, name in (
-            (connect_timeout, lib.distlock_config_set_connect_timeout_ms, "connect_timeout"),
-            (command_timeout, lib.distlock_config_set_command_timeout_ms, "command_timeout"),
-            (max_retry_interval, lib.distlock_config_set_max_retry_interval_ms, "max_retry_interval"),
-            (max_hold, lib.distlock_config_set_max_hold_ms, "max_hold"),
-        ):
-            if value is not None:
-                calls.append((setter, (_positive_ms(value, name),), name))
-        if replicas is not None:
-            if isinstance(replicas, (str, bytes)) or not isinstance(replicas, Sequence) or len(replicas) != 2:
-                raise TypeError("replicas must be a pair (count, timeout in seconds)")
-            count = _count(replicas[0], "replica count")
-            wait = _nonnegative_ms(replicas[1], "replica timeout")
-            calls.append((lib.distlock_config_set_replicas, (count, wait), "replicas"))
-        if fast_path is not None:
-            if not isinstance(fast_path, bool):
-                raise TypeError(f"fast_path must be a bool, not {type(fast_path).__name__}")
-            calls.append((lib.distlock_config_set_fast_path, (fast_path,), "fast_path"))
-        if handoff_limit is not None:
-            calls.append(
-                (lib.distlock_config_set_handoff_limit, (_count(handoff_limit, "handoff_limit"),), "handoff_limit")
-            )
-        if handoff_budget is not None:
-            budget = _nonnegative_ms(handoff_budget, "handoff_budget")
-            calls.append((lib.distlock_config_set_handoff_budget_ms, (budget,), "handoff_budget"))
-
-        self._url = ", ".join(shown) or "no server"
         ptr = _open_with_config(calls, f"cannot open a client for {self._url}")
-        self._handle = Handle(ptr, lib.distlock_client_close)
+        self._handle = Handle(ptr, n.lib.distlock_client_close)
         with _open_clients_mutex:
             _open_clients.add(self)
 

@@ -163,6 +163,7 @@ _declare("distlock_config_set_handoff_limit", _i32, [_p, ctypes.c_uint32])
 _declare("distlock_config_set_replicas", _i32, [_p, ctypes.c_uint32, ctypes.c_uint64])
 _declare("distlock_config_set_fast_path", _i32, [_p, ctypes.c_bool])
 _declare("distlock_client_open_config", _i32, [_p, _out_p])
+_declare("distlock_config_check", _i32, [_p])
 
 
 def version() -> str:

@@ -45,6 +45,31 @@ def test_bad_settings_are_refused_before_connecting(kwargs: dict, message: str) 
         distlock.Client(**kwargs)
     assert info.value.status == 5  # DISTLOCK_INVALID_ARGUMENT, from C or checked here
     assert time.monotonic() - start < 2
+    # check() refuses them too, for the same reason, without connecting.
+    with pytest.raises(distlock.InvalidArgument, match=message) as checked:
+        distlock.check(**kwargs)
+    assert checked.value.status == 5
+    opened = str(info.value).removeprefix("cannot open a client for ")
+    assert str(checked.value).removeprefix("invalid settings for ") == opened
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"url": DEAD},
+        {"nodes": THREE_DEAD, "replicas": (1, 0.05), "max_hold": 60},
+        {"cluster": [DEAD]},
+        {"sentinel": (["127.0.0.1:1"], "mymaster"), "url": DEAD},
+        {"url": DEAD, "prefix": "app", "ttl": 5, "pool_size": 4, "fast_path": False},
+    ],
+)
+def test_check_passes_valid_settings_without_connecting(kwargs: dict) -> None:
+    start = time.monotonic()
+    assert distlock.check(**kwargs) is None
+    assert time.monotonic() - start < 1
+    # Opening them goes on to connect, and finds nothing there.
+    with pytest.raises(distlock.ConnectionFailed):
+        distlock.Client(**kwargs, connect_timeout=0.2, command_timeout=0.2)
 
 
 @pytest.mark.parametrize(
@@ -62,6 +87,8 @@ def test_bad_settings_are_refused_before_connecting(kwargs: dict, message: str) 
 def test_wrong_types_raise_type_error(kwargs: dict) -> None:
     with pytest.raises(TypeError):
         distlock.Client(**kwargs)
+    with pytest.raises(TypeError):
+        distlock.check(**kwargs)
 
 
 def test_new_settings_reach_a_working_client(redis_server: RedisServer, resp: RespConnection, key: str) -> None:

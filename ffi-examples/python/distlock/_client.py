@@ -262,7 +262,9 @@ def _config_calls(
             raise TypeError(f"fast_path must be a bool, not {type(fast_path).__name__}")
         calls.append((lib.distlock_config_set_fast_path, (fast_path,), "fast_path"))
     if handoff_limit is not None:
-        calls.append((lib.distlock_config_set_handoff_limit, (_count(handoff_limit, "handoff_limit"),), "handoff_limit"))
+        calls.append(
+            (lib.distlock_config_set_handoff_limit, (_count(handoff_limit, "handoff_limit"),), "handoff_limit")
+        )
     if handoff_budget is not None:
         budget = _nonnegative_ms(handoff_budget, "handoff_budget")
         calls.append((lib.distlock_config_set_handoff_budget_ms, (budget,), "handoff_budget"))

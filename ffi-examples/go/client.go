@@ -23,8 +23,8 @@ type Client struct {
 	cleanup  runtime.Cleanup
 }
 
-// Option configures Open and OpenConfig. Zero values keep the native
-// library's default.
+// Option configures Open and OpenConfig, and CheckConfig checks it. Zero
+// values keep the native library's default.
 type Option func(*clientConfig)
 
 type clientConfig struct {
@@ -266,7 +266,8 @@ func Open(url string, opts ...Option) (*Client, error) {
 // independent nodes), WithCluster (Redis Cluster seeds) or WithSentinel
 // (optionally with WithURL for the master's credentials and db). The
 // choice is checked before anything connects: none, two at once, or fewer
-// than 3 nodes give an error wrapping ErrInvalidArgument.
+// than 3 nodes give an error wrapping ErrInvalidArgument. CheckConfig
+// makes the same checks without connecting.
 //
 //	c, err := distlock.OpenConfig(
 //		distlock.WithNodes("redis://10.0.0.1:6379", "redis://10.0.0.2:6379", "redis://10.0.0.3:6379"),
@@ -278,6 +279,25 @@ func OpenConfig(opts ...Option) (*Client, error) {
 		return nil, withOp(cfg.err, "open")
 	}
 	return openConfigured(cfg)
+}
+
+// CheckConfig checks opts exactly as OpenConfig does before it connects
+// (the servers given in exactly one way, URLs that parse, values in range)
+// without connecting anywhere: to validate a configuration at start-up,
+// or offline. It returns nil if OpenConfig(opts...) would go on to
+// connect, and otherwise an error wrapping ErrInvalidArgument with the
+// same message OpenConfig's error carries (its operation is "check"
+// instead of "open"). A nil result says nothing about whether the
+// servers can be reached, or are what they were given as (a cluster
+// seed that is no cluster node is found out only by connecting). One
+// known gap, in the native check: cluster seeds in different dbs pass
+// CheckConfig, though OpenConfig refuses them before connecting.
+func CheckConfig(opts ...Option) error {
+	cfg := configFrom(opts)
+	if cfg.err != nil {
+		return withOp(cfg.err, "check")
+	}
+	return withOp(nativeCheckConfig(cfg.native, cfg.servers), "check")
 }
 
 func configFrom(opts []Option) clientConfig {

@@ -3,6 +3,7 @@ package distlock
 import (
 	"context"
 	"errors"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,6 +70,164 @@ func TestOpenConfigRefusesBadCombinations(t *testing.T) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("%s: took %v", tc.name, d)
 		}
+	}
+}
+
+// CheckConfig refuses every setting OpenConfig refuses before connecting,
+// with the same sentinel, status and native message; only the operation
+// differs. The URLs are dead loopback ones, so that a setting Check let
+// through by mistake would make OpenConfig fail differently.
+func TestCheckConfigAgreesWithOpenConfig(t *testing.T) {
+	three := []string{deadURL(0), deadURL(1), deadURL(2)}
+	cases := []struct {
+		name string
+		opts []Option
+		want string // in the message
+	}{
+		{"nothing", nil, "no server given"},
+		{"only settings", []Option{WithPrefix("p"), WithPoolSize(2)}, "no server given"},
+		{"two nodes", []Option{WithNodes(deadURL(0), deadURL(1))}, "at least 3"},
+		{"nodes and sentinel", []Option{WithNodes(three...), WithSentinel("mymaster", "127.0.0.1:1")}, "choose one deployment"},
+		{"nodes and cluster", []Option{WithNodes(three...), WithCluster(deadURL(0))}, "choose one deployment"},
+		{"cluster and sentinel", []Option{WithCluster(deadURL(0)), WithSentinel("mymaster", "127.0.0.1:1")}, "choose one deployment"},
+		{"URL and nodes", []Option{WithURL(deadURL(0)), WithNodes(three...)}, "distlock_config_set_url"},
+		{"URL and cluster", []Option{WithURL(deadURL(0)), WithCluster(deadURL(1))}, "distlock_config_set_url"},
+		{"sentinel without addresses", []Option{WithSentinel("mymaster")}, "without sentinel addresses"},
+		{"empty master name", []Option{WithSentinel("", "127.0.0.1:1")}, "master_name is empty"},
+		{"bad URL", []Option{WithURL("http://127.0.0.1:1/")}, "url"},
+		{"bad node URL", []Option{WithNodes(deadURL(0), "http://127.0.0.1:1/", deadURL(2))}, "node url"},
+		{"bad cluster URL", []Option{WithCluster("http://127.0.0.1:1/")}, "cluster url"},
+		{"bad sentinel address", []Option{WithSentinel("mymaster", "not an address")}, "sentinel address"},
+		{"bad master URL", []Option{WithSentinel("mymaster", "127.0.0.1:1"), WithURL("http://127.0.0.1:1/")}, "url"},
+		{"node URL with NUL", []Option{WithNodes(deadURL(0), deadURL(1)+"\x00", deadURL(2))}, "NUL"},
+		{"negative replicas", []Option{WithURL(deadURL(0)), WithReplicas(-1, time.Second)}, "replica count"},
+		{"replicas without timeout", []Option{WithURL(deadURL(0)), WithReplicas(1, 0)}, "replica"},
+		{"handoff limit too high", []Option{WithURL(deadURL(0)), WithHandoffLimit(64)}, "handoff_limit"},
+		{"handoff budget too long", []Option{WithURL(deadURL(0)), WithHandoffBudget(2 * time.Hour)}, "handoff"},
+		{"zero retry interval", []Option{WithURL(deadURL(0)), WithMaxRetryInterval(0)}, "retry interval"},
+		{"negative max hold", []Option{WithURL(deadURL(0)), WithMaxHold(-time.Second)}, "max hold"},
+		{"negative pool size", []Option{WithURL(deadURL(0)), WithPoolSize(-1)}, "pool size"},
+		{"negative default TTL", []Option{WithURL(deadURL(0)), WithDefaultTTL(-time.Second)}, "default TTL"},
+		{"default TTL too long", []Option{WithURL(deadURL(0)), WithDefaultTTL(25 * time.Hour)}, "ttl"},
+		{"replica timeout too long", []Option{WithURL(deadURL(0)), WithReplicas(1, 2*time.Hour)}, "replica"},
+		{"bad prefix", []Option{WithURL(deadURL(0)), WithPrefix("a{b}")}, "prefix"},
+	}
+	for _, tc := range cases {
+		start := time.Now()
+		checkErr := CheckConfig(tc.opts...)
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%s: CheckConfig took %v", tc.name, d)
+		}
+		c, openErr := OpenConfig(tc.opts...)
+		if c != nil {
+			c.Close()
+		}
+		if !errors.Is(checkErr, ErrInvalidArgument) || !errors.Is(openErr, ErrInvalidArgument) {
+			t.Errorf("%s: CheckConfig: %v; OpenConfig: %v; want ErrInvalidArgument from both", tc.name, checkErr, openErr)
+			continue
+		}
+		var ce, oe *opError
+		if !errors.As(checkErr, &ce) || !errors.As(openErr, &oe) {
+			t.Errorf("%s: not *opError: %T, %T", tc.name, checkErr, openErr)
+			continue
+		}
+		if ce.status != oe.status || ce.message != oe.message {
+			t.Errorf("%s: CheckConfig says %d %q; OpenConfig says %d %q", tc.name, ce.status, ce.message, oe.status, oe.message)
+		}
+		if ce.op != "check" || oe.op != "open" {
+			t.Errorf("%s: operations %q and %q; want check and open", tc.name, ce.op, oe.op)
+		}
+		if !strings.Contains(checkErr.Error(), tc.want) {
+			t.Errorf("%s: message %q lacks %q", tc.name, checkErr, tc.want)
+		}
+	}
+}
+
+// Valid settings pass CheckConfig at once, though nothing listens where
+// they point, while OpenConfig goes on to connect and fails.
+func TestCheckConfigDoesNotConnect(t *testing.T) {
+	three := []string{deadURL(0), deadURL(1), deadURL(2)}
+	quick := []Option{WithConnectTimeout(500 * time.Millisecond), WithCommandTimeout(500 * time.Millisecond)}
+	cases := []struct {
+		name string
+		opts []Option
+	}{
+		{"URL", []Option{WithURL(deadURL(0))}},
+		{"TLS URL", []Option{WithURL("rediss://127.0.0.1:1/0")}},
+		{"URL with every setting", []Option{
+			WithURL(deadURL(0)), WithPrefix("gocheck"), WithDefaultTTL(3 * time.Second), WithPoolSize(2),
+			WithReplicas(1, 50*time.Millisecond), WithMaxRetryInterval(50 * time.Millisecond),
+			WithFastPath(false), WithHandoffLimit(4), WithHandoffBudget(5 * time.Millisecond), WithMaxHold(time.Minute),
+		}},
+		{"Redlock", []Option{WithNodes(three...)}},
+		// Seeds in one db: seeds in different dbs pass CheckConfig but
+		// are refused by OpenConfig, a gap in distlock_config_check.
+		{"cluster", []Option{WithCluster(deadURL(0), "redis://127.0.0.1:2/0")}},
+		{"sentinel", []Option{WithSentinel("mymaster", "127.0.0.1:1")}},
+		{"sentinel with URL", []Option{WithSentinel("mymaster", "127.0.0.1:1"), WithURL(deadURL(3))}},
+	}
+	for _, tc := range cases {
+		opts := append(append([]Option(nil), tc.opts...), quick...)
+		start := time.Now()
+		if err := CheckConfig(opts...); err != nil {
+			t.Errorf("%s: CheckConfig: %v; want nil", tc.name, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%s: CheckConfig took %v", tc.name, d)
+		}
+		c, err := OpenConfig(opts...)
+		if c != nil {
+			c.Close()
+		}
+		if !errors.Is(err, ErrConnection) {
+			t.Errorf("%s: OpenConfig: %v; want ErrConnection", tc.name, err)
+		}
+	}
+
+	// Not even a connection is opened: a loopback listener that counts
+	// them sees none from CheckConfig, and one from OpenConfig.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- conn // held open and silent
+		}
+	}()
+	url := "redis://" + ln.Addr().String()
+	if err := CheckConfig(append([]Option{WithURL(url)}, quick...)...); err != nil {
+		t.Fatalf("CheckConfig against a silent listener: %v", err)
+	}
+	select {
+	case conn := <-accepted:
+		conn.Close()
+		t.Fatal("CheckConfig connected")
+	case <-time.After(200 * time.Millisecond):
+	}
+	c, err := OpenConfig(append([]Option{WithURL(url)}, quick...)...)
+	if c != nil {
+		c.Close()
+	}
+	if !errors.Is(err, ErrConnection) {
+		t.Errorf("OpenConfig against a silent listener: %v; want ErrConnection", err)
+	}
+	select {
+	case conn := <-accepted:
+		conn.Close()
+	case <-time.After(time.Second):
+		t.Error("OpenConfig made no connection to the listener")
+	}
+	ln.Close()
+	for conn := range accepted {
+		conn.Close()
 	}
 }
 
@@ -141,6 +300,10 @@ func TestClusterAndSentinelAreUsed(t *testing.T) {
 	_, err := OpenConfig(WithCluster(srv.URL))
 	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "not a Redis Cluster node") {
 		t.Errorf("cluster seed on a plain server: %v", err)
+	}
+	// Only connecting finds that out: CheckConfig lets the seed through.
+	if err := CheckConfig(WithCluster(srv.URL)); err != nil {
+		t.Errorf("CheckConfig of a cluster seed on a plain server: %v; want nil", err)
 	}
 	port, err := redistest.FreePort()
 	if err != nil {

@@ -28,6 +28,10 @@
 //		distlock.WithReplicas(1, 50*time.Millisecond),
 //	)
 //
+// CheckConfig(opts...) validates the same options as OpenConfig would
+// before connecting, and connects nowhere: for checking a configuration at
+// start-up or offline.
+//
 // Errors wrap the sentinels ErrNotAcquired, ErrTimeout, ErrLost and so on;
 // test them with errors.Is. Native handles are freed exactly once: a
 // Lock's in Unlock, a Client's in Close, with a runtime cleanup as a

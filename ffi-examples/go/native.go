@@ -64,11 +64,14 @@ typedef struct dlgo_config {
 	uint64_t max_hold_ms;
 } dlgo_config;
 
-static int32_t dlgo_open_config(const dlgo_config *in, distlock_client **out, char **msg) {
-	*out = NULL;
+// Makes a distlock_config and applies the settings of in to it. On
+// success *cfg is the caller's, to free; on failure it is NULL, already
+// freed, and the failed setter's status returned (its message is this
+// thread's last error).
+static int32_t dlgo_build_config(const dlgo_config *in, distlock_config **cfg_out) {
+	*cfg_out = NULL;
 	distlock_config *cfg = distlock_config_new();
 	if (cfg == NULL) {
-		*msg = dlgo_message(DISTLOCK_INTERNAL);
 		return DISTLOCK_INTERNAL;
 	}
 	int32_t st = DISTLOCK_OK;
@@ -106,9 +109,34 @@ static int32_t dlgo_open_config(const dlgo_config *in, distlock_client **out, ch
 		st = distlock_config_set_handoff_budget_ms(cfg, in->handoff_budget_ms);
 	}
 	if (st == DISTLOCK_OK && in->set_max_hold) st = distlock_config_set_max_hold_ms(cfg, in->max_hold_ms);
-	if (st == DISTLOCK_OK) st = distlock_client_open_config(cfg, out);
+	if (st != DISTLOCK_OK) {
+		distlock_config_free(cfg);
+		return st;
+	}
+	*cfg_out = cfg;
+	return DISTLOCK_OK;
+}
+
+static int32_t dlgo_open_config(const dlgo_config *in, distlock_client **out, char **msg) {
+	*out = NULL;
+	distlock_config *cfg;
+	int32_t st = dlgo_build_config(in, &cfg);
+	if (st == DISTLOCK_OK) {
+		st = distlock_client_open_config(cfg, out);
+		distlock_config_free(cfg);
+	}
 	*msg = dlgo_message(st);
-	distlock_config_free(cfg);
+	return st;
+}
+
+static int32_t dlgo_check_config(const dlgo_config *in, char **msg) {
+	distlock_config *cfg;
+	int32_t st = dlgo_build_config(in, &cfg);
+	if (st == DISTLOCK_OK) {
+		st = distlock_config_check(cfg);
+		distlock_config_free(cfg);
+	}
+	*msg = dlgo_message(st);
 	return st;
 }
 
@@ -295,8 +323,10 @@ func cStrings(what string, list []string) (arr **C.char, free func(), err error)
 	return ptrs, free, nil
 }
 
-// nativeOpenConfig opens a client through a distlock_config.
-func nativeOpenConfig(o nativeOptions, srv nativeServers) (clientPtr, error) {
+// withNativeConfig copies the settings to a C dlgo_config, passes it to
+// call and frees the copies once call returns. Strings that cannot cross
+// (a NUL byte) fail before call is made.
+func withNativeConfig(o nativeOptions, srv nativeServers, call func(in *C.dlgo_config)) error {
 	var in C.dlgo_config
 	var frees []func()
 	defer func() {
@@ -325,22 +355,22 @@ func nativeOpenConfig(o nativeOptions, srv nativeServers) (clientPtr, error) {
 	}
 	var err error
 	if in.url, err = str("URL", srv.url); err != nil {
-		return nil, err
+		return err
 	}
 	if in.nodes, in.n_nodes, err = list("node URL", srv.nodes); err != nil {
-		return nil, err
+		return err
 	}
 	if in.cluster, in.n_cluster, err = list("cluster URL", srv.cluster); err != nil {
-		return nil, err
+		return err
 	}
 	if in.master, err = str("sentinel master name", srv.master); err != nil {
-		return nil, err
+		return err
 	}
 	if in.sentinels, in.n_sentinels, err = list("sentinel address", srv.sentinels); err != nil {
-		return nil, err
+		return err
 	}
 	if in.prefix, err = str("prefix", o.prefix); err != nil {
-		return nil, err
+		return err
 	}
 	in.ttl_ms = C.uint64_t(o.ttlMS)
 	in.pool_size = C.uint32_t(o.poolSize)
@@ -366,14 +396,43 @@ func nativeOpenConfig(o nativeOptions, srv nativeServers) (clientPtr, error) {
 	if v := srv.maxHoldMS; v != nil {
 		in.set_max_hold, in.max_hold_ms = true, C.uint64_t(*v)
 	}
+	call(&in)
+	return nil
+}
+
+// nativeOpenConfig opens a client through a distlock_config.
+func nativeOpenConfig(o nativeOptions, srv nativeServers) (clientPtr, error) {
 	var out *C.distlock_client
-	var msg *C.char
-	st := int32(C.dlgo_open_config(&in, &out, &msg))
-	text := takeMessage(msg)
+	var st int32
+	var text string
+	err := withNativeConfig(o, srv, func(in *C.dlgo_config) {
+		var msg *C.char
+		st = int32(C.dlgo_open_config(in, &out, &msg))
+		text = takeMessage(msg)
+	})
+	if err != nil {
+		return nil, err
+	}
 	if st != statusOK {
 		return nil, newError("open", st, text)
 	}
 	return out, nil
+}
+
+// nativeCheckConfig checks the settings with distlock_config_check, as
+// distlock_client_open_config would before connecting; nothing connects.
+func nativeCheckConfig(o nativeOptions, srv nativeServers) error {
+	var st int32
+	var text string
+	err := withNativeConfig(o, srv, func(in *C.dlgo_config) {
+		var msg *C.char
+		st = int32(C.dlgo_check_config(in, &msg))
+		text = takeMessage(msg)
+	})
+	if err != nil {
+		return err
+	}
+	return newError("", st, text)
 }
 
 func nativeClose(c clientPtr) { C.distlock_client_close(c) }

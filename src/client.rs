@@ -411,6 +411,14 @@ impl Builder {
     /// them a missing URL, two Redlock nodes, and sentinel settings).
     pub fn check(&self) -> Result<()> {
         self.validate()?;
+        if matches!(self.deployment, Deployment::Cluster) {
+            let seeds = crate::store::cluster::ClusterStore::parse_seeds(
+                &self.urls,
+                self.connect_timeout,
+                self.command_timeout,
+            );
+            return seeds.map(drop);
+        }
         for url in &self.urls {
             redis::Client::open(url.as_str()).map_err(|e| {
                 Error::invalid(format!("cannot parse the Redis URL ({})", e.category()))
@@ -702,11 +710,19 @@ mod tests {
             Client::builder().sentinel(Vec::<String>::new(), "m"),
             Client::builder().cluster(Vec::<String>::new()),
             Client::builder().cluster(["not a url"]),
+            Client::builder().cluster(["redis://127.0.0.1:1/0", "redis://127.0.0.1:1/1"]),
         ];
         for b in bad {
+            // check() foresees what build() refuses before connecting.
+            let checked = b.check().unwrap_err();
             let err = b.build().unwrap_err();
             assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+            assert_eq!(checked, err);
         }
+        // TLS seeds parse without a connection (or a crypto provider set up
+        // by an earlier connect).
+        let tls = Client::builder().cluster(["rediss://127.0.0.1:1", "rediss://127.0.0.1:2"]);
+        assert_eq!(tls.check(), Ok(()));
         // Off: no timeout needed.
         let off = Client::builder().replicas(0, Duration::ZERO);
         assert!(off.validate().is_ok());

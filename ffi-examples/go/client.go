@@ -289,9 +289,7 @@ func OpenConfig(opts ...Option) (*Client, error) {
 // same message OpenConfig's error carries (its operation is "check"
 // instead of "open"). A nil result says nothing about whether the
 // servers can be reached, or are what they were given as (a cluster
-// seed that is no cluster node is found out only by connecting). One
-// known gap, in the native check: cluster seeds in different dbs pass
-// CheckConfig, though OpenConfig refuses them before connecting.
+// seed that is no cluster node is found out only by connecting).
 func CheckConfig(opts ...Option) error {
 	cfg := configFrom(opts)
 	if cfg.err != nil {

@@ -97,6 +97,7 @@ func TestCheckConfigAgreesWithOpenConfig(t *testing.T) {
 		{"bad URL", []Option{WithURL("http://127.0.0.1:1/")}, "url"},
 		{"bad node URL", []Option{WithNodes(deadURL(0), "http://127.0.0.1:1/", deadURL(2))}, "node url"},
 		{"bad cluster URL", []Option{WithCluster("http://127.0.0.1:1/")}, "cluster url"},
+		{"cluster seeds in two dbs", []Option{WithCluster(deadURL(0), deadURL(1))}, "different database"},
 		{"bad sentinel address", []Option{WithSentinel("mymaster", "not an address")}, "sentinel address"},
 		{"bad master URL", []Option{WithSentinel("mymaster", "127.0.0.1:1"), WithURL("http://127.0.0.1:1/")}, "url"},
 		{"node URL with NUL", []Option{WithNodes(deadURL(0), deadURL(1)+"\x00", deadURL(2))}, "NUL"},
@@ -160,8 +161,6 @@ func TestCheckConfigDoesNotConnect(t *testing.T) {
 			WithFastPath(false), WithHandoffLimit(4), WithHandoffBudget(5 * time.Millisecond), WithMaxHold(time.Minute),
 		}},
 		{"Redlock", []Option{WithNodes(three...)}},
-		// Seeds in one db: seeds in different dbs pass CheckConfig but
-		// are refused by OpenConfig, a gap in distlock_config_check.
 		{"cluster", []Option{WithCluster(deadURL(0), "redis://127.0.0.1:2/0")}},
 		{"sentinel", []Option{WithSentinel("mymaster", "127.0.0.1:1")}},
 		{"sentinel with URL", []Option{WithSentinel("mymaster", "127.0.0.1:1"), WithURL(deadURL(3))}},

@@ -105,10 +105,13 @@ pub(crate) struct ClusterStore {
 }
 
 impl ClusterStore {
-    /// Parses the seed URLs, connects to the first one that answers, reads
-    /// the slot map (which fails on a server without cluster mode) and
-    /// builds the pool. `cfg` gives everything but the URLs.
-    pub(crate) fn connect(urls: &[String], cfg: &RedisConfig) -> Result<Self> {
+    /// Parses the seed URLs and configures the cluster client, without
+    /// connecting: every error `connect` gives before it connects.
+    pub(crate) fn parse_seeds(
+        urls: &[String],
+        connect_timeout: Duration,
+        command_timeout: Duration,
+    ) -> Result<(Vec<redis::Client>, ClusterClient, Secret)> {
         crate::tls::install_crypto_provider();
         if urls.is_empty() {
             return Err(Error::invalid("a cluster needs at least one seed URL"));
@@ -127,8 +130,8 @@ impl ClusterStore {
             seeds.push(client);
         }
         let client = ClusterClient::builder(urls.iter().map(String::as_str))
-            .connection_timeout(cfg.connect_timeout)
-            .response_timeout(cfg.command_timeout)
+            .connection_timeout(connect_timeout)
+            .response_timeout(command_timeout)
             .retries(RETRIES)
             .min_retry_wait(RETRY_WAIT_MS.0)
             .max_retry_wait(RETRY_WAIT_MS.1)
@@ -139,6 +142,15 @@ impl ClusterStore {
                 }
                 _ => secret.map(&e),
             })?;
+        Ok((seeds, client, secret))
+    }
+
+    /// Parses the seed URLs, connects to the first one that answers, reads
+    /// the slot map (which fails on a server without cluster mode) and
+    /// builds the pool. `cfg` gives everything but the URLs.
+    pub(crate) fn connect(urls: &[String], cfg: &RedisConfig) -> Result<Self> {
+        let (seeds, client, secret) =
+            Self::parse_seeds(urls, cfg.connect_timeout, cfg.command_timeout)?;
         // The probe: a seed must be in cluster mode (the cluster client
         // does not notice when it is not) ...
         let mut last = None;

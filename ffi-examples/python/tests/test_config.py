@@ -29,6 +29,7 @@ THREE_DEAD = ["redis://127.0.0.1:1/0", "redis://127.0.0.1:1/1", "redis://127.0.0
         ({"sentinel": ([], "mymaster")}, "without sentinel addresses"),
         ({"sentinel": (["127.0.0.1:1"], "")}, "master_name is empty"),
         ({"nodes": [DEAD, "http://127.0.0.1:1/", DEAD]}, "node 2"),
+        ({"cluster": [DEAD, "redis://127.0.0.1:1/1"]}, "different database"),
         ({"nodes": [DEAD, "redis://127.0.0.1:1/\0", DEAD]}, "NUL"),
         ({"url": DEAD, "replicas": (1, 0)}, "replica"),
         ({"url": DEAD, "replicas": (-1, 1.0)}, "replica count"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import inspect
 import math
 import numbers
 import re
@@ -147,8 +148,25 @@ def _open_with_config(calls: List[_ConfigCall], what: str) -> int:
     return out.value
 
 
-def check(
-    url: Optional[str] = None,
+def check(url: Optional[str] = None, **settings: Any) -> None:
+    """Checks the settings :class:`Client` takes (the same arguments), as
+    opening a client checks them before it connects, without connecting
+    anywhere: for validating a configuration at start-up or offline.
+
+    Raises :class:`InvalidArgument` (with the message :class:`Client` would
+    give) or :class:`TypeError` (also for a keyword :class:`Client` does not
+    take); returns ``None`` when :class:`Client` would go on to connect.
+    Whether the servers answer is not checked.
+    """
+    unknown = sorted(set(settings) - _SETTINGS)
+    if unknown:
+        raise TypeError(f"check() got unexpected keyword arguments: {', '.join(unknown)}")
+    calls, shown = _config_calls(url, **settings)
+    _with_config(calls, f"invalid settings for {shown}", n.lib.distlock_config_check)
+
+
+def _config_calls(
+    url: Optional[str],
     *,
     prefix: Optional[str] = None,
     ttl: Optional[float] = None,
@@ -164,52 +182,6 @@ def check(
     handoff_budget: Optional[float] = None,
     max_retry_interval: Optional[float] = None,
     max_hold: Optional[float] = None,
-) -> None:
-    """Checks the settings :class:`Client` takes, as opening a client checks
-    them before it connects, without connecting anywhere: for validating a
-    configuration at start-up or offline.
-
-    Raises :class:`InvalidArgument` (with the message :class:`Client` would
-    give) or :class:`TypeError`; returns ``None`` when :class:`Client`
-    would go on to connect. Whether the servers answer is not checked.
-    """
-    calls, shown = _config_calls(
-        url,
-        prefix=prefix,
-        ttl=ttl,
-        pool_size=pool_size,
-        connect_timeout=connect_timeout,
-        command_timeout=command_timeout,
-        nodes=nodes,
-        cluster=cluster,
-        sentinel=sentinel,
-        replicas=replicas,
-        fast_path=fast_path,
-        handoff_limit=handoff_limit,
-        handoff_budget=handoff_budget,
-        max_retry_interval=max_retry_interval,
-        max_hold=max_hold,
-    )
-    _with_config(calls, f"invalid settings for {shown}", n.lib.distlock_config_check)
-
-
-def _config_calls(
-    url: Optional[str],
-    *,
-    prefix: Optional[str],
-    ttl: Optional[float],
-    pool_size: Optional[int],
-    connect_timeout: Optional[float],
-    command_timeout: Optional[float],
-    nodes: Optional[Sequence[str]],
-    cluster: Optional[Sequence[str]],
-    sentinel: Optional[Tuple[Sequence[str], str]],
-    replicas: Optional[Tuple[int, float]],
-    fast_path: Optional[bool],
-    handoff_limit: Optional[int],
-    handoff_budget: Optional[float],
-    max_retry_interval: Optional[float],
-    max_hold: Optional[float],
 ) -> Tuple[List[_ConfigCall], str]:
     """The distlock_config calls for these settings (checked for type and
     sign here, for range by the C side), and how to name the servers in
@@ -269,6 +241,10 @@ def _config_calls(
         budget = _nonnegative_ms(handoff_budget, "handoff_budget")
         calls.append((lib.distlock_config_set_handoff_budget_ms, (budget,), "handoff_budget"))
     return calls, ", ".join(shown) or "no server"
+
+
+# The keywords of Client (and check) that _config_calls takes.
+_SETTINGS = frozenset(inspect.signature(_config_calls).parameters) - {"url"}
 
 
 # Every open client, so that interpreter exit can close them: their locks
@@ -562,42 +538,11 @@ class Client:
         with _open_clients_mutex:
             _open_clients.add(self)
 
-    def _open_configured(
-        self,
-        url: Optional[str],
-        *,
-        prefix: Optional[str],
-        ttl: Optional[float],
-        pool_size: Optional[int],
-        connect_timeout: Optional[float],
-        command_timeout: Optional[float],
-        nodes: Optional[Sequence[str]],
-        cluster: Optional[Sequence[str]],
-        sentinel: Optional[Tuple[Sequence[str], str]],
-        replicas: Optional[Tuple[int, float]],
-        fast_path: Optional[bool],
-        handoff_limit: Optional[int],
-        handoff_budget: Optional[float],
-        max_retry_interval: Optional[float],
-        max_hold: Optional[float],
-    ) -> None:
-        calls, self._url = _config_calls(
-            url,
-            prefix=prefix,
-            ttl=ttl,
-            pool_size=pool_size,
-            connect_timeout=connect_timeout,
-            command_timeout=command_timeout,
-            nodes=nodes,
-            cluster=cluster,
-            sentinel=sentinel,
-            replicas=replicas,
-            fast_path=fast_path,
-            handoff_limit=handoff_limit,
-            handoff_budget=handoff_budget,
-            max_retry_interval=max_retry_interval,
-            max_hold=max_hold,
-        )
+    def _open_configured(self, url: Optional[str], **settings: Any) -> None:
+        """Opens through a distlock_config; ``settings`` are the keywords of
+        :meth:`__init__`."""
+        calls, self._url = _config_calls(url, **settings)
+        ttl = settings.get("ttl")
         self._ttl_ms = 0 if ttl is None else _positive_ms(ttl, "ttl")
         ptr = _open_with_config(calls, f"cannot open a client for {self._url}")
         self._handle = Handle(ptr, n.lib.distlock_client_close)

@@ -92,6 +92,13 @@ def test_wrong_types_raise_type_error(kwargs: dict) -> None:
         distlock.check(**kwargs)
 
 
+def test_check_refuses_keywords_client_does_not_take() -> None:
+    with pytest.raises(TypeError, match="unexpected keyword arguments: bogus"):
+        distlock.check(DEAD, bogus=1)
+    with pytest.raises(TypeError):
+        distlock.Client(DEAD, bogus=1)
+
+
 def test_new_settings_reach_a_working_client(redis_server: RedisServer, resp: RespConnection, key: str) -> None:
     with distlock.Client(
         redis_server.url,

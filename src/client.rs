@@ -448,25 +448,28 @@ impl Builder {
                 tls: self.tls.clone(),
             })
             .collect();
-        let store: Arc<dyn Store> =
-            match (&self.deployment, cfgs.as_mut_slice()) {
-                (_, []) => return Err(Error::invalid("no server URL given")),
-                (Deployment::Cluster, [first, ..]) => {
-                    Arc::new(ClusterStore::connect(&self.urls, first)?)
-                }
-                (Deployment::Sentinel { sentinels, master }, [one]) => {
-                    one.sentinel = Some(SentinelConfig {
-                        sentinels: sentinels.clone(),
-                        master: master.clone(),
-                    });
-                    Arc::new(RedisStore::connect(one)?)
-                }
-                (Deployment::Sentinel { .. }, _) => return Err(Error::invalid(
-                    "with sentinel, give one URL (for the master's credentials and db), not nodes",
-                )),
-                (Deployment::Direct, [one]) => Arc::new(RedisStore::connect(one)?),
-                (Deployment::Direct, many) => Arc::new(RedlockStore::connect(many)?),
-            };
+        let store: Arc<dyn Store> = match (&self.deployment, cfgs.as_mut_slice()) {
+            (Deployment::Cluster, [first, ..]) => {
+                Arc::new(ClusterStore::connect(&self.urls, first)?)
+            }
+            (Deployment::Sentinel { sentinels, master }, [one]) => {
+                one.sentinel = Some(SentinelConfig {
+                    sentinels: sentinels.clone(),
+                    master: master.clone(),
+                });
+                Arc::new(RedisStore::connect(one)?)
+            }
+            (Deployment::Direct, [one]) => Arc::new(RedisStore::connect(one)?),
+            (Deployment::Direct, many @ [_, _, ..]) => Arc::new(RedlockStore::connect(many)?),
+            // No servers, or several with sentinel: refused by
+            // validate_servers above, with the message for each.
+            _ => {
+                return Err(self
+                    .validate_servers()
+                    .err()
+                    .unwrap_or_else(|| Error::invalid("no usable list of servers")))
+            }
+        };
         let renewer = Renewer::spawn(store.clone())
             .map_err(|e| Error::Connection(format!("cannot start the renewal thread: {e}")))?;
         let notifier = Notifier::new(store.clone());

@@ -102,9 +102,14 @@ fn wait_loop(set: libc::sigset_t, tx: Sender<libc::c_int>, cancel: Sender<()>) {
 /// Only call this for a child that has not been reaped yet: its pid cannot
 /// have been reused, and a zombie just ignores the signal.
 pub fn send(pid: u32, sig: libc::c_int) -> io::Result<()> {
+    kill(pid, sig, 1)
+}
+
+/// kill(2) of `pid`, or with `sign` -1 of the process group `pid`.
+fn kill(pid: u32, sig: libc::c_int, sign: libc::pid_t) -> io::Result<()> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
     // SAFETY: kill has no memory-safety preconditions.
-    if unsafe { libc::kill(pid, sig) } == 0 {
+    if unsafe { libc::kill(sign * pid, sig) } == 0 {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
@@ -126,16 +131,7 @@ impl Target {
     pub fn send(self, sig: libc::c_int) -> io::Result<()> {
         match self {
             Target::Process(pid) => send(pid, sig),
-            Target::Group(pgid) => {
-                let pgid = libc::pid_t::try_from(pgid)
-                    .map_err(|_| io::Error::other("process group out of range"))?;
-                // SAFETY: killpg has no memory-safety preconditions.
-                if unsafe { libc::killpg(pgid, sig) } == 0 {
-                    Ok(())
-                } else {
-                    Err(io::Error::last_os_error())
-                }
-            }
+            Target::Group(pgid) => kill(pgid, sig, -1),
         }
     }
 

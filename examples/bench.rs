@@ -25,8 +25,6 @@
 //! - `held_10k_*`: one client holding 10,000 auto-renewed 2 s locks for 10 s
 //!   (3 s with `--quick`): losses, renewal-thread CPU share, memory per lock.
 
-mod common;
-
 use distlock::Client;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -138,7 +136,7 @@ fn library_cycle(client: &Client, n: u32) -> Vec<f64> {
 /// Five-node Redlock against the single-node cycle, both measured here.
 fn redlock(url: &str, cycles: u32) {
     let servers: Vec<_> = (0..5)
-        .map(|_| common::server::RedisServer::start())
+        .map(|_| distlock_testkit::server::RedisServer::start())
         .collect();
     let urls: Vec<String> = servers.iter().map(|s| s.url()).collect();
     let five = Client::builder()
@@ -449,7 +447,9 @@ fn main() {
         .iter()
         .position(|a| a == "--url")
         .and_then(|i| args.get(i + 1).cloned());
-    let server = given.is_none().then(common::server::RedisServer::start);
+    let server = given
+        .is_none()
+        .then(distlock_testkit::server::RedisServer::start);
     let url = given.unwrap_or_else(|| server.as_ref().expect("started").url());
     let mut raw = connect(&url);
     let scale = if quick { 4 } else { 1 };

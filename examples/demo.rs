@@ -10,8 +10,6 @@
 //! the lock), release. The demo then checks the counter is exact, that
 //! fencing tokens only went up, and prints latency figures.
 
-mod common;
-
 use distlock::Client;
 use redis::Commands;
 use std::process::{Command, ExitCode, Stdio};
@@ -100,7 +98,7 @@ fn percentile(sorted: &[u128], p: f64) -> u128 {
 fn run(o: &Opts) -> Result<bool, String> {
     let server = match &o.url {
         Some(_) => None,
-        None => Some(common::server::RedisServer::start()),
+        None => Some(distlock_testkit::server::RedisServer::start()),
     };
     let url = o
         .url

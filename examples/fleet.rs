@@ -12,8 +12,6 @@
 //! shows the database calls per key (target: exactly one per key across all
 //! processes) and the request latencies. A request without `key` gets 400.
 
-mod common;
-
 use distlock::Client;
 use redis::Commands;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -121,7 +119,7 @@ fn run(args: &[String]) -> Result<bool, String> {
     let keys = number(args, "--keys", 3)?.max(1);
     let redis = arg(args, "--url")
         .is_none()
-        .then(common::server::RedisServer::start);
+        .then(distlock_testkit::server::RedisServer::start);
     let url = arg(args, "--url").unwrap_or_else(|| redis.as_ref().expect("started").url());
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;

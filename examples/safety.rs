@@ -23,13 +23,11 @@
 //! threads or descriptors in the workers. Loss-detection latencies are
 //! printed for each kind of fault, from its start and from its end.
 
-mod common;
-
-use common::checker::{check, now_ns, Hold};
-use common::proxy::{Mode, TcpProxy};
-use common::server::RedisServer;
 use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error};
+use distlock_testkit::checker::{check, now_ns, Hold};
+use distlock_testkit::proxy::{Mode, TcpProxy};
+use distlock_testkit::server::RedisServer;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,7 +2,7 @@
 //! mutual exclusion across clients, loss detection, release notifications
 //! and fairness across nodes, and locks that follow a slot migration.
 
-mod support;
+use distlock_testkit as support;
 
 use crossbeam_channel::RecvTimeoutError;
 use distlock::Client;

@@ -1,12 +1,8 @@
 //! Safety under faults: Redis killed, paused and restarted; a lossy network;
 //! a paused holder process. Every fault test prints its numbers.
 
-mod support;
+use distlock_testkit as support;
 
-#[path = "../examples/common/checker.rs"]
-mod checker;
-
-use checker::{check, now_ns, Hold};
 use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error, Guard};
 use std::io::{BufRead, BufReader, Write};
@@ -14,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::checker::{check, now_ns, Hold};
 use support::{signal, Mode, RedisServer, TcpProxy};
 
 fn quick_client(url: &str) -> Client {

@@ -1,6 +1,6 @@
 //! The fleet-wide loader against a real redis-server.
 
-mod support;
+use distlock_testkit as support;
 
 use distlock::{Client, LoadError};
 use redis::Commands;

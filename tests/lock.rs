@@ -1,6 +1,6 @@
 //! The single-node lock against a real redis-server.
 
-mod support;
+use distlock_testkit as support;
 
 use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error, Guard, MAX_KEY_LEN};

@@ -1,6 +1,6 @@
 //! Redlock over five real redis-server processes.
 
-mod support;
+use distlock_testkit as support;
 
 use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error};

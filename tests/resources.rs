@@ -4,7 +4,7 @@
 //! Alone in its own test binary, so that no other test's threads or files
 //! disturb the counts.
 
-mod support;
+use distlock_testkit as support;
 
 use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error, Lock, PoolState};

@@ -8,7 +8,7 @@
 //! standing in for replication lag: what the master sends after the stall
 //! never reaches the replica, as when a master dies with writes in flight.
 
-mod support;
+use distlock_testkit as support;
 
 use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error};

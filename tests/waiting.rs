@@ -1,7 +1,7 @@
 //! Fast waiting: release notifications, the local fast path and its
 //! fairness bound, cancellation, and many waiters on few connections.
 
-mod support;
+use distlock_testkit as support;
 
 use distlock::{Client, Error};
 use redis::Commands;

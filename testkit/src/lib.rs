@@ -1,16 +1,33 @@
-//! Real parts for integration tests: throwaway redis-server processes on free
-//! loopback ports, and a loopback TCP proxy that can lose replies.
-#![allow(dead_code)]
+//! Real parts for distlock's tests, examples and benchmarks: throwaway
+//! redis-server processes on free loopback ports, a loopback TCP proxy that
+//! can delay, cut or lose replies, and the overlap checker of the safety
+//! suite. Dev-only: never published, never a dependency of the library.
 
-#[path = "../../examples/common/server.rs"]
-mod server;
-#[allow(unused_imports)]
+pub mod checker;
+pub mod proxy;
+pub mod server;
+
+pub use proxy::{Mode, TcpProxy};
 pub use server::RedisServer;
 
-#[path = "../../examples/common/proxy.rs"]
-mod proxy;
-#[allow(unused_imports)]
-pub use proxy::{Mode, TcpProxy};
+/// Keys in the server's current database.
+pub fn dbsize(server: &RedisServer) -> usize {
+    redis::cmd("DBSIZE")
+        .query(&mut server.conn())
+        .expect("DBSIZE")
+}
+
+/// Runs `f` on a new thread; its result arrives on the channel (which
+/// disconnects if `f` panics).
+pub fn spawn<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> crossbeam_channel::Receiver<T> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx
+}
 
 /// Threads of this process, from /proc.
 pub fn thread_count() -> usize {

@@ -1,6 +1,6 @@
 //! The `distlock` command, run as a real process against a real redis-server.
 
-mod support;
+use distlock_testkit as support;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use distlock::Client;

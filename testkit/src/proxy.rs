@@ -1,7 +1,5 @@
 //! A loopback TCP proxy that injects faults (lost replies, latency,
-//! dropped connections, black holes), shared by the examples and the
-//! integration tests (which include this file by path).
-#![allow(dead_code)]
+//! dropped connections, black holes).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -1,6 +1,4 @@
-//! A throwaway redis-server on a free loopback port, shared by the examples
-//! and the integration tests (which include this file by path).
-#![allow(dead_code)]
+//! A throwaway redis-server on a free loopback port.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

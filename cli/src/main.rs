@@ -35,11 +35,8 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs, clippy::missing_docs_in_private_items)]
 
-#[path = "distlock/admin.rs"]
 mod admin;
-#[path = "distlock/run.rs"]
 mod run;
-#[path = "distlock/signals.rs"]
 mod signals;
 
 use clap::error::ErrorKind;

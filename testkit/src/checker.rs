@@ -1,7 +1,6 @@
 //! The mutual-exclusion checker: given every hold of one lock (fence, start,
 //! end, and whether the holder learned it had lost the lock), finds holds
 //! that overlapped in time and tells whether each overlap was detected.
-#![allow(dead_code)]
 
 /// One critical section, as its holder recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,0 @@
-//! Helpers shared by the examples.
-
-pub mod checker;
-pub mod proxy;
-pub mod server;

@@ -377,16 +377,20 @@ int32_t distlock_guard_extend(struct distlock_guard *guard);
 int32_t distlock_guard_wait_lost(const struct distlock_guard *guard, int64_t timeout_ms);
 
 /**
- * A new config holding every default and no server, owned by the caller:
- * free it with `distlock_config_free`. Returns NULL only if the library
- * failed internally.
+ * A new config holding every default (the server is
+ * `redis://127.0.0.1:6379/0`), owned by the caller: free it with
+ * `distlock_config_free`. Returns NULL only if the library failed
+ * internally.
  *
- * Give it servers in exactly one of these ways: `distlock_config_set_url`
+ * Choose the servers in one of these ways: `distlock_config_set_url`
  * (one server); three or more `distlock_config_add_node` (Redlock);
  * `distlock_config_add_cluster_url` (Redis Cluster); or
  * `distlock_config_set_sentinel` with `distlock_config_add_sentinel`
- * (Redis Sentinel, optionally with `distlock_config_set_url` for the
- * master's credentials and db).
+ * (Redis Sentinel; a `distlock_config_set_url` just before gives the
+ * master's credentials and db). As with the Rust builder, the last kind
+ * given replaces the choice: a `distlock_config_set_url` after nodes
+ * means one server, and the first `distlock_config_add_node` after a URL
+ * starts a list of nodes.
  */
 struct distlock_config *distlock_config_new(void);
 
@@ -397,10 +401,11 @@ struct distlock_config *distlock_config_new(void);
 void distlock_config_free(struct distlock_config *cfg);
 
 /**
- * Sets the one server's URL (`redis://[[user]:password@]host[:port][/db]`,
- * or `rediss://` for TLS), replacing an earlier one. With sentinel, only
- * its scheme, credentials and db are used (for the master); its host and
- * port are ignored.
+ * Uses one server, at this URL (`redis://[[user]:password@]host[:port][/db]`,
+ * or `rediss://` for TLS), replacing the earlier choice of servers. Set
+ * just before `distlock_config_set_sentinel` or
+ * `distlock_config_add_sentinel`, it gives the master's scheme,
+ * credentials and db instead (its host and port are then not used).
  *
  * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
  * unknown config, a NULL, non-UTF-8, over-long (`DISTLOCK_MAX_URL_LEN`) or
@@ -415,8 +420,8 @@ int32_t distlock_config_set_url(struct distlock_config *cfg, const char *url);
 /**
  * Adds the URL of one independent Redis node for Redlock: a lock is owned
  * only while a majority of the nodes grant it. Give at least 3 (5 is
- * usual), at most `DISTLOCK_MAX_SERVERS`. Excludes
- * `distlock_config_set_url`, cluster and sentinel.
+ * usual), at most `DISTLOCK_MAX_SERVERS`. The first one replaces a URL,
+ * cluster seeds or sentinel given before.
  *
  * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
  * unknown config, a NULL, non-UTF-8, over-long or malformed URL, or one
@@ -432,8 +437,8 @@ int32_t distlock_config_add_node(struct distlock_config *cfg, const char *url);
  * Adds the URL of one Redis Cluster node, used as a seed: the client
  * learns the slot map from the first seed that answers. Give several, so
  * that the client can start while one is down; all share credentials and
- * TLS, and use db 0. Excludes `distlock_config_set_url`, Redlock nodes and
- * sentinel.
+ * TLS, and use db 0. The first one replaces a URL, Redlock nodes or
+ * sentinel given before.
  *
  * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
  * unknown config, a NULL, non-UTF-8, over-long or malformed URL, or one
@@ -450,8 +455,8 @@ int32_t distlock_config_add_cluster_url(struct distlock_config *cfg, const char 
  * `distlock_config_add_sentinel` watch the master they know as
  * `master_name` (1 to `DISTLOCK_MAX_MASTER_NAME_LEN` bytes), and every new
  * connection asks them where it is, so the client follows a failover by
- * itself. Replaces an earlier master name. Excludes Redlock nodes and
- * cluster.
+ * itself. Replaces an earlier master name, and keeps sentinel addresses
+ * added before; replaces Redlock nodes or cluster seeds.
  *
  * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
  * unknown config, or a NULL, empty, non-UTF-8 or over-long name.
@@ -466,7 +471,7 @@ int32_t distlock_config_set_sentinel(struct distlock_config *cfg, const char *ma
  * Adds one sentinel's address: `host:port`, or
  * `redis://[user:password@]host:port` when the sentinels need credentials
  * of their own. At most `DISTLOCK_MAX_SERVERS`. Checked when the client is
- * opened.
+ * opened. Replaces Redlock nodes or cluster seeds given before.
  *
  * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
  * unknown config, a NULL, empty, non-UTF-8 or over-long address, or one
@@ -606,19 +611,17 @@ int32_t distlock_config_set_handoff_budget_ms(struct distlock_config *cfg, uint6
 int32_t distlock_config_check(const struct distlock_config *cfg);
 
 /**
- * Opens a client with the settings in `cfg`: checks that the servers were
- * given in exactly one consistent way (see `distlock_config_new`), then
- * connects and checks that the servers answer (for Redlock, a majority of
- * the nodes).
+ * Opens a client with the settings in `cfg`: checks them as
+ * `distlock_config_check` does, then connects and checks that the servers
+ * answer (for Redlock, a majority of the nodes).
  *
  * On success `*out` receives a new client handle, owned by the caller:
  * close it with `distlock_client_close`. On failure `*out` is set to NULL.
  * `cfg` is only read: it stays the caller's, to reuse or free.
  *
  * Returns `DISTLOCK_OK`; `DISTLOCK_INVALID_ARGUMENT` (NULL or unknown
- * config, NULL `out`, no server, servers given in more than one way, fewer
- * than 3 Redlock nodes, an incomplete sentinel setting), before anything
- * connects; `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or `DISTLOCK_REDIS`.
+ * config, NULL `out`, fewer than 3 Redlock nodes, an incomplete sentinel
+ * setting), before anything connects; `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or `DISTLOCK_REDIS`.
  *
  * # Safety
  *

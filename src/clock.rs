@@ -7,6 +7,15 @@
 
 use std::time::Duration;
 
+/// Margin subtracted from every lease for clock drift between this machine
+/// and the server, and for the time a reply spends in flight: 1 % of the
+/// TTL plus 2 ms, as in the Redlock analysis. Guards (for their deadline),
+/// the local fast path (for what is still worth handing on) and Redlock
+/// (for validity) all subtract the same margin.
+pub(crate) fn drift(ttl: Duration) -> Duration {
+    ttl / 100 + Duration::from_millis(2)
+}
+
 /// A point on the boot-time clock, in nanoseconds since an arbitrary origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct BootInstant(u64);

@@ -1,17 +1,10 @@
 //! The shared state of one acquisition, seen by its guard and the renewal thread.
 
-use crate::clock::BootInstant;
+use crate::clock::{drift, BootInstant};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-
-/// Margin subtracted from every lease for clock drift between this machine
-/// and the server, and for the time a reply spends in flight: 1 % of the
-/// TTL plus 2 ms, as in the Redlock analysis.
-pub(crate) fn drift(ttl: Duration) -> Duration {
-    ttl / 100 + Duration::from_millis(2)
-}
 
 /// Until when a lease granted for a request sent at `sent` may be claimed.
 pub(crate) fn deadline(sent: BootInstant, ttl: Duration) -> BootInstant {

@@ -19,29 +19,36 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+mod builder;
 mod client;
 mod clock;
 mod error;
 /// The C ABI (`include/distlock.h`): handles, status codes and the
 /// `distlock_*` functions that the C, Go and Python bindings call.
 pub mod ffi;
+mod guard;
 mod lease;
+mod limits;
 mod loader;
 mod local;
 mod lock;
 mod notify;
 mod renew;
+mod servers;
 pub mod singleflight;
 mod store;
 mod tls;
 mod wait;
 
-pub use client::{
-    Builder, Client, LockInfo, PoolState, DEFAULT_PREFIX, DEFAULT_TTL, DEFAULT_URL, MAX_PREFIX_LEN,
-};
+pub use builder::{Builder, DEFAULT_PREFIX, DEFAULT_TTL};
+pub use client::{Client, PoolState};
 pub use error::{Error, Result};
+pub use guard::Guard;
+pub use limits::{MAX_KEY_LEN, MAX_PREFIX_LEN, MAX_TTL, MIN_TTL};
 pub use loader::{LoadError, Loader, DEFAULT_MAX_VALUE_LEN};
-pub use lock::{Guard, Lock, MAX_KEY_LEN, MAX_TTL, MIN_TTL};
+pub use lock::Lock;
+pub use servers::DEFAULT_URL;
+pub use store::LockInfo;
 
 /// Re-exported so callers can `select!` on acquisition and loss channels
 /// with the same crossbeam version.

@@ -16,7 +16,7 @@
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::lock::validate_name;
+use crate::limits::{check_name, check_ttl, MAX_KEY_LEN};
 use crate::singleflight::{FlightError, Group};
 use crate::wait;
 use std::fmt;
@@ -32,7 +32,7 @@ const LOADER_PREFIX: &str = "loader:";
 /// Checks a loader key, with messages about the key the caller gave rather
 /// than the lock name made from it.
 fn validate_key(key: &str) -> Result<(), Error> {
-    let max = crate::MAX_KEY_LEN - LOADER_PREFIX.len();
+    let max = MAX_KEY_LEN - LOADER_PREFIX.len();
     if key.is_empty() {
         return Err(Error::invalid("loader key is empty"));
     }
@@ -40,7 +40,7 @@ fn validate_key(key: &str) -> Result<(), Error> {
         return Err(Error::invalid(format!(
             "loader key is {} bytes; the maximum is {max} (the lock name `{LOADER_PREFIX}<key>` may have {})",
             key.len(),
-            crate::MAX_KEY_LEN
+            MAX_KEY_LEN
         )));
     }
     Ok(())
@@ -160,9 +160,9 @@ impl Loader {
     ) -> Result<Vec<u8>, LoadError> {
         validate_key(key)?;
         let name = format!("{LOADER_PREFIX}{key}");
-        validate_name(&name)?;
-        crate::lock::validate_ttl(ttl)?;
-        let store = &self.client.inner.store;
+        check_name(&name)?;
+        check_ttl(ttl)?;
+        let store = self.client.inner().store();
         // A hit never takes the lock or joins a flight.
         if let Some(v) = store.cache_get(&name)? {
             return Ok(v);
@@ -196,8 +196,8 @@ impl Loader {
         ttl: Duration,
         load: impl FnOnce() -> Result<Vec<u8>, E>,
     ) -> Result<Vec<u8>, LoadError> {
-        let inner = &self.client.inner;
-        let store = &inner.store;
+        let inner = self.client.inner();
+        let store = inner.store();
         let lock = self.client.lock(name).ttl(self.lock_ttl);
         // No representable deadline that far away: no limit.
         let deadline = Instant::now().checked_add(self.timeout);
@@ -226,7 +226,7 @@ impl Loader {
             let w = match watch.take() {
                 Some(w) => w,
                 None => {
-                    let w = inner.notifier.watch(name);
+                    let w = inner.watch(name);
                     if !w.wake_pending {
                         // Already subscribed: look again before waiting.
                         watch = Some(w);
@@ -235,7 +235,7 @@ impl Loader {
                     w
                 }
             };
-            let pause = inner.settings.max_retry_interval;
+            let pause = inner.settings().max_retry_interval;
             let woke = wait::wait_for(&w.rx, Some(pause), deadline, None);
             watch = Some(w);
             woke?;

@@ -15,8 +15,18 @@
 //! notification wins the race. If nobody else waits, the lease is restarted
 //! with a new block of fences and local hand-offs go on.
 
-use crate::lease::{drift, Lease};
-use crate::store::FENCE_BLOCK;
+//!
+//! Each side of the protocol is one call: [`LocalLocks::acquire`] queues a
+//! thread, waits for its turn and records what the head won on the server;
+//! [`LocalLocks::release`] hands a released lease on, asks the server at
+//! the fairness bound, or releases on the server, and lets the next thread
+//! ask. The order of those steps is known only here.
+
+use crate::clock::{drift, BootInstant};
+use crate::error::{Error, Result};
+use crate::lease::Lease;
+use crate::store::{PassOn, Store, FENCE_BLOCK};
+use crate::wait;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -26,8 +36,45 @@ use std::time::{Duration, Instant};
 /// Most hand-offs one fence block allows.
 pub(crate) const MAX_HANDOFFS: u32 = (FENCE_BLOCK - 1) as u32;
 
+/// What the queues need from the client they belong to.
+pub(crate) trait Host {
+    /// The server the locks live on.
+    fn store(&self) -> &dyn Store;
+    /// A new lease that continues `old`'s grant with `fence`, for a local
+    /// waiter (the renewal thread follows the grant without being told).
+    fn continue_lease(&self, old: &Lease, fence: u64) -> Arc<Lease>;
+    /// Stops renewing `lease`'s grant: it leaves this client.
+    fn forget(&self, lease: &Lease);
+    /// Longest a waiter goes without looking at the lock again.
+    fn max_retry_interval(&self) -> Duration;
+}
+
+/// Which thread wants which lock, with which lease settings.
+pub(crate) struct Want<'a> {
+    /// The lock name.
+    pub name: &'a str,
+    /// The id its lease will have.
+    pub id: u64,
+    /// The lease it asks for; only a holder with the same may hand on.
+    pub ttl: Duration,
+    /// Whether it wants auto-renewal; likewise.
+    pub auto_renew: bool,
+}
+
+/// How long a thread may wait in the queue.
+#[derive(Clone, Copy)]
+pub(crate) struct QueueWait<'a> {
+    /// Never wait: ask the server only if nobody of this client holds or
+    /// asks (for `try_acquire`).
+    pub once: bool,
+    /// Give up with [`Error::Timeout`] then; `None`: no limit.
+    pub deadline: Option<Instant>,
+    /// Give up with [`Error::Cancelled`] when it fires.
+    pub cancel: Option<&'a Receiver<()>>,
+}
+
 /// What a waiting thread is given.
-pub(crate) enum Turn {
+enum Turn {
     /// Go and ask the server, after pausing this long if given (to let a
     /// waiter of another client take its turn).
     Head(Option<Duration>),
@@ -36,23 +83,31 @@ pub(crate) enum Turn {
 }
 
 /// Where a thread stands after [`LocalLocks::enter`].
-pub(crate) enum Entry {
+enum Place {
     /// Ask the server now.
     Head,
     /// Wait for a [`Turn`].
-    Wait(Receiver<Turn>),
+    Queued(Receiver<Turn>),
 }
 
-/// What became of a released lease.
-pub(crate) enum Released {
+/// What the local side can do with a released lease.
+enum Local {
     /// A local waiter has it now.
     HandedOff,
-    /// Nobody local can take it: release it on the server, then call
-    /// [`LocalLocks::promote`].
+    /// Nobody local can take it: release it on the server.
     ToServer,
-    /// The fairness bound is reached: ask the server whether others wait
-    /// (`Store::pass_on`), then call [`LocalLocks::refreshed`].
+    /// The fairness bound is reached: ask the server whether others wait.
     AskServer,
+}
+
+/// What is left to do with a released lease once the local side is settled.
+enum Next {
+    /// A local waiter has it: nothing.
+    HandedOff,
+    /// Release it on the server.
+    Release,
+    /// The server already answered for it, with this outcome.
+    Answered(Result<()>),
 }
 
 struct Waiter {
@@ -133,6 +188,23 @@ pub(crate) struct Fairness {
     pub budget: Duration,
 }
 
+/// Releases `lease` on the server: `Ok` if it was still ours and is gone.
+fn release_on_server(store: &dyn Store, lease: &Lease) -> Result<()> {
+    let deleted = match store.release(&lease.name, &lease.token) {
+        // A dead pooled connection (say, after a server restart): ask again
+        // on a fresh one. If the first attempt did delete the key and only
+        // its reply was lost, this reports a loss that was not one; never
+        // the other way round.
+        Err(Error::Connection(_)) => store.release(&lease.name, &lease.token),
+        other => other,
+    }?;
+    if deleted {
+        Ok(())
+    } else {
+        Err(Error::Lost)
+    }
+}
+
 /// Per-client queues, one per lock name in use.
 pub(crate) struct LocalLocks {
     queues: Mutex<HashMap<String, Queue>>,
@@ -147,30 +219,112 @@ impl LocalLocks {
         }
     }
 
-    /// Joins the queue for `name`: head at once if nobody of this client
-    /// holds or asks for it.
-    pub(crate) fn enter(&self, name: &str, id: u64, ttl: Duration, auto_renew: bool) -> Entry {
+    /// The acquire side, in one call: queues the thread `want` describes,
+    /// waits for its turn within `wait`, and returns either a lease handed
+    /// over by this client's holder or, once the thread is the head of the
+    /// queue, what `ask` won on the server (recorded as this client's
+    /// holder). `ask` returns a lease already registered for renewal.
+    ///
+    /// [`Error::Timeout`] when `wait.once` and the queue is busy, or at the
+    /// deadline; [`Error::Cancelled`]; or `ask`'s error. Whatever happens,
+    /// the thread leaves the queue, and a lease handed to it as it gave up
+    /// is passed on.
+    pub(crate) fn acquire(
+        &self,
+        host: &dyn Host,
+        want: &Want<'_>,
+        wait: QueueWait<'_>,
+        ask: impl FnOnce() -> Result<Arc<Lease>>,
+    ) -> Result<Arc<Lease>> {
+        if wait.once {
+            if !self.try_enter(want.name, want.id) {
+                return Err(Error::Timeout);
+            }
+        } else if let Place::Queued(turns) = self.enter(want) {
+            if let Some(lease) = self.wait_turn(host, want, wait, &turns)? {
+                return Ok(lease);
+            }
+        }
+        match ask() {
+            Ok(lease) => {
+                self.won(want.id, &lease);
+                Ok(lease)
+            }
+            Err(e) => {
+                self.gave_up(want.name, want.id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits in the queue: `Some` lease handed over, or `None` when the
+    /// thread is the head and should ask the server.
+    fn wait_turn(
+        &self,
+        host: &dyn Host,
+        want: &Want<'_>,
+        wait: QueueWait<'_>,
+        turns: &Receiver<Turn>,
+    ) -> Result<Option<Arc<Lease>>> {
+        let (name, id) = (want.name, want.id);
+        loop {
+            // Bounded by the local holder's lease, in case it is lost while
+            // its guard lives on.
+            let pause = wait::pause_for(self.holder_left(name), host.max_retry_interval());
+            match wait::wait_for(turns, Some(pause), wait.deadline, wait.cancel) {
+                Ok(Some(Turn::Lease(lease))) => return Ok(Some(lease)),
+                Ok(Some(Turn::Head(courtesy))) => {
+                    // After a release for fairness, let another client's
+                    // woken waiter go first.
+                    if let Some(pause) = courtesy {
+                        if let Err(e) = wait::sleep(pause, wait.deadline, wait.cancel) {
+                            self.gave_up(name, id);
+                            return Err(e);
+                        }
+                    }
+                    return Ok(None);
+                }
+                Ok(None) if self.take_over(name, id) => return Ok(None),
+                Ok(None) => {}
+                Err(e) => {
+                    match self.leave(name, id, turns) {
+                        Some(Turn::Head(_)) => self.gave_up(name, id),
+                        // Handed to us as we gave up: pass it on.
+                        Some(Turn::Lease(lease)) => {
+                            let _ = self.release(host, &lease);
+                        }
+                        None => {}
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Joins the queue for `want.name`: head at once if nobody of this
+    /// client holds or asks for it.
+    fn enter(&self, want: &Want<'_>) -> Place {
         if !self.fairness.enabled {
-            return Entry::Head;
+            return Place::Head;
         }
         let mut map = self.queues.lock();
-        let q = map.entry(name.to_string()).or_default();
+        let q = map.entry(want.name.to_string()).or_default();
         if !q.held() && q.head.is_none() {
-            q.head = Some(id);
-            return Entry::Head;
+            q.head = Some(want.id);
+            return Place::Head;
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
         q.waiters.push_back(Waiter {
-            id,
+            id: want.id,
             tx,
-            ttl,
-            auto_renew,
+            ttl: want.ttl,
+            auto_renew: want.auto_renew,
         });
-        Entry::Wait(rx)
+        Place::Queued(rx)
     }
 
     /// Head only if that needs no waiting (for `try_acquire`).
-    pub(crate) fn try_enter(&self, name: &str, id: u64) -> bool {
+    fn try_enter(&self, name: &str, id: u64) -> bool {
         if !self.fairness.enabled {
             return true;
         }
@@ -186,7 +340,7 @@ impl LocalLocks {
     }
 
     /// The head `id` acquired `lease` on the server.
-    pub(crate) fn won(&self, id: u64, lease: &Arc<Lease>) {
+    fn won(&self, id: u64, lease: &Arc<Lease>) {
         if !self.fairness.enabled {
             return;
         }
@@ -204,7 +358,7 @@ impl LocalLocks {
     /// A queued waiter whose wait ran out checks whether the holder lost
     /// its lease without releasing it; if so, and nobody asks the server,
     /// the waiter becomes the head and true is returned.
-    pub(crate) fn take_over(&self, name: &str, id: u64) -> bool {
+    fn take_over(&self, name: &str, id: u64) -> bool {
         let mut map = self.queues.lock();
         let Some(q) = map.get_mut(name) else {
             return false;
@@ -221,13 +375,13 @@ impl LocalLocks {
     }
 
     /// How long the local holder's lease has left, if there is one.
-    pub(crate) fn holder_left(&self, name: &str) -> Option<Duration> {
+    fn holder_left(&self, name: &str) -> Option<Duration> {
         let map = self.queues.lock();
         map.get(name)?.holder.as_ref().map(|h| h.remaining())
     }
 
     /// The head `id` stopped asking (timeout, cancel, error).
-    pub(crate) fn gave_up(&self, name: &str, id: u64) {
+    fn gave_up(&self, name: &str, id: u64) {
         let mut map = self.queues.lock();
         if let Some(q) = map.get_mut(name) {
             if q.head == Some(id) {
@@ -243,7 +397,7 @@ impl LocalLocks {
     /// The waiter `id` stops waiting. If a turn was sent to it meanwhile it
     /// is returned, and the caller must pass it on (give up the head, or
     /// release the lease).
-    pub(crate) fn leave(&self, name: &str, id: u64, rx: &Receiver<Turn>) -> Option<Turn> {
+    fn leave(&self, name: &str, id: u64, rx: &Receiver<Turn>) -> Option<Turn> {
         {
             let mut map = self.queues.lock();
             if let Some(q) = map.get_mut(name) {
@@ -260,18 +414,85 @@ impl LocalLocks {
         rx.try_recv().ok()
     }
 
-    /// A guard of `name` is being released. Hands the lease to the next
-    /// compatible local waiter (with a new lease made by `make(fence)`)
-    /// while the fairness bound allows; otherwise says what to do.
-    pub(crate) fn release(&self, old: &Lease, make: &dyn Fn(u64) -> Arc<Lease>) -> Released {
+    /// The release side, in one call: hands `lease` to the next compatible
+    /// local waiter while the fairness bound allows; at the bound, asks the
+    /// server whether other clients wait (keeping the lease, with a new
+    /// fence block, if none do); otherwise releases it on the server. Then
+    /// lets the next local thread ask the server, after a courtesy pause if
+    /// the lease went to other clients.
+    ///
+    /// [`Error::Lost`] if the lease was no longer held (it then deleted
+    /// nothing that belongs to someone else), or the server's error.
+    pub(crate) fn release(&self, host: &dyn Host, lease: &Lease) -> Result<()> {
+        let make = |fence: u64| host.continue_lease(lease, fence);
+        let (next, courtesy) = match self.pass_locally(lease, &make) {
+            Local::HandedOff => (Next::HandedOff, None),
+            Local::ToServer => (Next::Release, None),
+            Local::AskServer => self.ask_server(host, lease, &make),
+        };
+        let was_held = lease.mark_released();
+        let outcome = match next {
+            Next::HandedOff => return Ok(()),
+            Next::Answered(outcome) => {
+                host.forget(lease);
+                outcome
+            }
+            Next::Release => {
+                host.forget(lease);
+                release_on_server(host.store(), lease)
+            }
+        };
+        self.promote(&lease.name, courtesy);
+        if was_held {
+            outcome
+        } else {
+            outcome.and(Err(Error::Lost))
+        }
+    }
+
+    /// At the fairness bound: asks the server to pass `lease` on
+    /// (`Store::pass_on`), and hands it to the next local waiter if the
+    /// server kept it for us. Returns what is left to do, and the courtesy
+    /// pause for the next local thread.
+    fn ask_server(
+        &self,
+        host: &dyn Host,
+        lease: &Lease,
+        make: &dyn Fn(u64) -> Arc<Lease>,
+    ) -> (Next, Option<Duration>) {
+        let asked = Instant::now();
+        let sent = BootInstant::now();
+        let answer = host.store().pass_on(&lease.name, &lease.token, lease.ttl);
+        let kept = match answer {
+            Ok(PassOn::Kept { fence }) => {
+                lease.renewed(sent);
+                Some(fence)
+            }
+            _ => None,
+        };
+        let handed_off = self.refreshed(lease, kept, make);
+        match answer {
+            Ok(PassOn::Kept { .. }) if handed_off => (Next::HandedOff, None),
+            Ok(PassOn::Kept { .. }) | Err(_) => (Next::Release, None),
+            // About two round trips: time for the woken remote waiter to
+            // ask the server.
+            Ok(PassOn::Released) => (Next::Answered(Ok(())), Some(asked.elapsed() * 2)),
+            Ok(PassOn::NotOwner) => (Next::Answered(Err(Error::Lost)), None),
+        }
+    }
+
+    /// Hands the lease to the next compatible local waiter (with a new
+    /// lease made by `make(fence)`) while the fairness bound allows;
+    /// otherwise says what to do.
+    fn pass_locally(&self, old: &Lease, make: &dyn Fn(u64) -> Arc<Lease>) -> Local {
         let mut map = self.queues.lock();
         let Some(q) = map.get_mut(&old.name) else {
-            return Released::ToServer;
+            return Local::ToServer;
         };
         if q.holder.as_ref().is_none_or(|h| h.id != old.id) {
             // A stale guard (lost, and someone else holds now): not ours to
             // pass on.
-            return Released::ToServer;
+            return Local::ToServer;
         }
         let compatible = q
             .waiters
@@ -280,51 +501,47 @@ impl LocalLocks {
         let fresh = old.remaining() > drift(old.ttl) * 2;
         if !(compatible && fresh) {
             q.holder = None;
-            return Released::ToServer;
+            return Local::ToServer;
         }
         let within_budget = q.since.is_some_and(|t| t.elapsed() < self.fairness.budget);
         if q.handoffs < u64::from(self.fairness.handoffs) && within_budget {
             q.handoffs += 1;
             if q.hand_off(q.base_fence + q.handoffs, make) {
-                return Released::HandedOff;
+                return Local::HandedOff;
             }
             q.holder = None;
-            return Released::ToServer;
+            return Local::ToServer;
         }
-        Released::AskServer
+        Local::AskServer
     }
 
-    /// After [`Released::AskServer`]: the server kept the lease for us with
-    /// a new fence block starting at `fence` (`Some`), or did not (`None`:
-    /// released to others, not ours, or unreachable).
-    pub(crate) fn refreshed(
-        &self,
-        old: &Lease,
-        fence: Option<u64>,
-        make: &dyn Fn(u64) -> Arc<Lease>,
-    ) -> Released {
+    /// After asking the server at the fairness bound: it kept the lease for
+    /// us with a new fence block starting at `fence` (`Some`), or did not
+    /// (`None`: released to others, not ours, or unreachable). True if the
+    /// lease went on to a local waiter.
+    fn refreshed(&self, old: &Lease, fence: Option<u64>, make: &dyn Fn(u64) -> Arc<Lease>) -> bool {
         let mut map = self.queues.lock();
         let Some(q) = map.get_mut(&old.name) else {
-            return Released::ToServer;
+            return false;
         };
         if q.holder.as_ref().is_none_or(|h| h.id != old.id) {
-            return Released::ToServer;
+            return false;
         }
         if let Some(fence) = fence {
             q.base_fence = fence;
             q.handoffs = 1;
             q.since = Some(Instant::now());
             if q.hand_off(fence + 1, make) {
-                return Released::HandedOff;
+                return true;
             }
         }
         q.holder = None;
-        Released::ToServer
+        false
     }
 
     /// After a release on the server: lets the next local waiter ask, after
     /// `courtesy` if given.
-    pub(crate) fn promote(&self, name: &str, courtesy: Option<Duration>) {
+    fn promote(&self, name: &str, courtesy: Option<Duration>) {
         let mut map = self.queues.lock();
         if let Some(q) = map.get_mut(name) {
             q.promote(courtesy);
@@ -353,11 +570,17 @@ mod tests {
             budget: Duration::from_millis(50),
         });
         let ttl = Duration::from_secs(1);
-        assert!(matches!(l.enter("k", 1, ttl, true), Entry::Head));
-        let Entry::Wait(rx2) = l.enter("k", 2, ttl, true) else {
+        let want = |id| Want {
+            name: "k",
+            id,
+            ttl,
+            auto_renew: true,
+        };
+        assert!(matches!(l.enter(&want(1)), Place::Head));
+        let Place::Queued(rx2) = l.enter(&want(2)) else {
             panic!("second must wait")
         };
-        let Entry::Wait(rx3) = l.enter("k", 3, ttl, true) else {
+        let Place::Queued(rx3) = l.enter(&want(3)) else {
             panic!("third must wait")
         };
         assert!(!l.try_enter("k", 4), "try never queues");
@@ -384,6 +607,6 @@ mod tests {
         assert_eq!(l.len(), 1, "still held by 2");
         // Lost without a release: a newcomer need not wait for it.
         lease.mark_lost();
-        assert!(matches!(l.enter("k", 5, ttl, true), Entry::Head));
+        assert!(matches!(l.enter(&want(5)), Place::Head));
     }
 }

@@ -28,7 +28,8 @@ pub(crate) enum Msg {
     Shutdown,
 }
 
-struct Entry {
+/// One grant the renewal thread keeps alive.
+struct Renewal {
     grant: Arc<Grant>,
     /// The lease holding the grant at the last look.
     lease: Arc<Lease>,
@@ -36,7 +37,7 @@ struct Entry {
     next_renew: BootInstant,
 }
 
-impl Entry {
+impl Renewal {
     fn wake_at(&self) -> BootInstant {
         look_at(&self.lease, self.next_renew)
     }
@@ -129,7 +130,7 @@ impl Renewer {
 }
 
 fn run(store: &dyn Store, rx: &Receiver<Msg>, next_wake: &AtomicU64) {
-    let mut entries: HashMap<u64, Entry> = HashMap::new();
+    let mut entries: HashMap<u64, Renewal> = HashMap::new();
     loop {
         // Take every queued message before doing any work, so that a burst
         // of registrations costs one pass over the leases, not one each.
@@ -140,7 +141,7 @@ fn run(store: &dyn Store, rx: &Receiver<Msg>, next_wake: &AtomicU64) {
                         let next_renew = lease.renew_due();
                         entries.insert(
                             grant.id,
-                            Entry {
+                            Renewal {
                                 grant,
                                 lease,
                                 next_renew,
@@ -156,7 +157,7 @@ fn run(store: &dyn Store, rx: &Receiver<Msg>, next_wake: &AtomicU64) {
             }
         }
         tick(store, &mut entries);
-        let wake = entries.values().map(Entry::wake_at).min();
+        let wake = entries.values().map(Renewal::wake_at).min();
         next_wake.store(wake.map_or(u64::MAX, BootInstant::nanos), Ordering::SeqCst);
         fence(Ordering::SeqCst);
         // A message sent before the store above may not have woken us.
@@ -171,7 +172,7 @@ fn run(store: &dyn Store, rx: &Receiver<Msg>, next_wake: &AtomicU64) {
 }
 
 /// Drops finished leases, fires the lost ones, renews those that are due.
-fn tick(store: &dyn Store, entries: &mut HashMap<u64, Entry>) {
+fn tick(store: &dyn Store, entries: &mut HashMap<u64, Renewal>) {
     let now = BootInstant::now();
     entries.retain(|_, e| {
         if !e.refresh() {

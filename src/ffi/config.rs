@@ -5,14 +5,17 @@
 //!
 //! Each setter checks its own value at once, with the Rust builder's rules,
 //! so a mistake is reported by the call that made it. The choice of servers
-//! (one URL, Redlock nodes, cluster seeds or sentinels) is checked as a
-//! whole when the client is opened, before anything connects.
+//! (one URL, Redlock nodes, cluster seeds or sentinels) is the builder's
+//! own value, changed by the server setters as the Rust builder's are (the
+//! last kind given wins), and checked as a whole by `Builder::check` when
+//! the client is opened, before anything connects.
 
 use super::args::{check_out, read_str};
 use super::handles::Registry;
 use super::outcome::{quiet_call, status_call, Failure, Outcome};
 use super::{distlock_client, put, CLIENTS, DISTLOCK_MAX_URL_LEN};
-use crate::{Builder, Client, MAX_PREFIX_LEN};
+use crate::servers::{check_url, Servers};
+use crate::{Builder, MAX_PREFIX_LEN};
 use parking_lot::Mutex;
 use std::ffi::c_char;
 use std::sync::{Arc, LazyLock};
@@ -29,20 +32,7 @@ pub const DISTLOCK_MAX_MASTER_NAME_LEN: usize = 256;
 /// by `distlock_config_free`. Opening copies what it needs: the config may
 /// be changed, reused or freed afterwards.
 pub struct distlock_config {
-    state: Mutex<State>,
-}
-
-/// What a config holds: the servers, kept apart so that conflicting
-/// choices can be reported, and every other setting already applied to a
-/// builder.
-#[derive(Clone, Default)]
-struct State {
-    settings: Builder,
-    url: Option<String>,
-    nodes: Vec<String>,
-    cluster: Vec<String>,
-    sentinels: Vec<String>,
-    master: Option<String>,
+    settings: Mutex<Builder>,
 }
 
 static CONFIGS: LazyLock<Registry<distlock_config>> = LazyLock::new(Registry::new);
@@ -57,135 +47,54 @@ fn config_of(handle: *const distlock_config) -> Result<Arc<distlock_config>, Fai
 /// builder's checks; otherwise leaves them as they were.
 fn set(cfg: *mut distlock_config, change: impl FnOnce(Builder) -> Builder) -> Outcome {
     let cfg = config_of(cfg)?;
-    let mut state = cfg.state.lock();
-    let changed = change(state.settings.clone());
+    let mut settings = cfg.settings.lock();
+    let changed = change(settings.clone());
     changed.check()?;
-    state.settings = changed;
+    *settings = changed;
     Ok(())
 }
 
-/// Appends `entry` to the list `pick` chooses, within the size limit.
-fn add(
-    cfg: *mut distlock_config,
-    entry: String,
-    what: &str,
-    pick: impl FnOnce(&mut State) -> &mut Vec<String>,
-) -> Outcome {
+/// Changes the choice of servers of `cfg` with `change`, which adds one
+/// entry to a list, within the size limit of each list.
+fn add(cfg: *mut distlock_config, what: &str, change: impl FnOnce(Servers) -> Servers) -> Outcome {
     let cfg = config_of(cfg)?;
-    let mut state = cfg.state.lock();
-    let list = pick(&mut state);
-    if list.len() >= DISTLOCK_MAX_SERVERS {
+    let mut settings = cfg.settings.lock();
+    let servers = change(settings.servers().clone());
+    if servers.list_len() > DISTLOCK_MAX_SERVERS {
         return Err(Failure::invalid(format!(
             "at most {DISTLOCK_MAX_SERVERS} {what} may be given"
         )));
     }
-    list.push(entry);
+    *settings = settings.clone().with_servers(servers);
     Ok(())
 }
 
-/// Refuses a URL that cannot be parsed, without connecting; the message
-/// never repeats the URL (it may hold a password).
+/// Refuses a URL whose scheme is not a backend's or that cannot be
+/// parsed, without connecting; the message never repeats the URL (it may
+/// hold a password).
 fn parse_url(url: &str, what: &str) -> Outcome {
-    Client::builder().url(url).check().map_err(|e| {
-        let mut f = Failure::from(e);
-        f.message = format!("{what}: {}", f.message);
-        f
-    })
+    Ok(check_url(url, what)?)
 }
 
-impl State {
-    /// The builder for these settings, once the choice of servers is
-    /// consistent.
-    fn builder(&self) -> Result<Builder, Failure> {
-        let sentinel = self.master.is_some() || !self.sentinels.is_empty();
-        let chosen: Vec<&str> = [
-            (
-                !self.nodes.is_empty(),
-                "Redlock nodes (distlock_config_add_node)",
-            ),
-            (
-                !self.cluster.is_empty(),
-                "cluster seed URLs (distlock_config_add_cluster_url)",
-            ),
-            (
-                sentinel,
-                "sentinel (distlock_config_set_sentinel / distlock_config_add_sentinel)",
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(given, name)| given.then_some(name))
-        .collect();
-        if chosen.len() > 1 {
-            return Err(Failure::invalid(format!(
-                "choose one deployment: {} were given together",
-                chosen.join(" and ")
-            )));
-        }
-        if self.url.is_some() && !(self.nodes.is_empty() && self.cluster.is_empty()) {
-            return Err(Failure::invalid(
-                "distlock_config_set_url cannot be combined with Redlock nodes or cluster \
-                 seed URLs: those list every server themselves",
-            ));
-        }
-        let b = self.settings.clone();
-        if !self.nodes.is_empty() {
-            if self.nodes.len() < 3 {
-                return Err(Failure::invalid(format!(
-                    "Redlock needs at least 3 independent nodes (5 is usual); {} given",
-                    self.nodes.len()
-                )));
-            }
-            return Ok(b.nodes(&self.nodes));
-        }
-        if !self.cluster.is_empty() {
-            return Ok(b.cluster(&self.cluster));
-        }
-        if sentinel {
-            let Some(master) = &self.master else {
-                return Err(Failure::invalid(
-                    "sentinel addresses were given without a master name: call \
-                     distlock_config_set_sentinel",
-                ));
-            };
-            if self.sentinels.is_empty() {
-                return Err(Failure::invalid(
-                    "a sentinel master name was given without sentinel addresses: call \
-                     distlock_config_add_sentinel",
-                ));
-            }
-            // The URL (if any) only supplies the master's scheme,
-            // credentials and db.
-            let b = match &self.url {
-                Some(url) => b.url(url),
-                None => b,
-            };
-            return Ok(b.sentinel(&self.sentinels, master));
-        }
-        match &self.url {
-            Some(url) => Ok(b.url(url)),
-            None => Err(Failure::invalid(
-                "no server given: set a URL, add Redlock nodes or cluster seed URLs, or \
-                 configure sentinel",
-            )),
-        }
-    }
-}
-
-/// A new config holding every default and no server, owned by the caller:
-/// free it with `distlock_config_free`. Returns NULL only if the library
-/// failed internally.
+/// A new config holding every default (the server is
+/// `redis://127.0.0.1:6379/0`), owned by the caller: free it with
+/// `distlock_config_free`. Returns NULL only if the library failed
+/// internally.
 ///
-/// Give it servers in exactly one of these ways: `distlock_config_set_url`
+/// Choose the servers in one of these ways: `distlock_config_set_url`
 /// (one server); three or more `distlock_config_add_node` (Redlock);
 /// `distlock_config_add_cluster_url` (Redis Cluster); or
 /// `distlock_config_set_sentinel` with `distlock_config_add_sentinel`
-/// (Redis Sentinel, optionally with `distlock_config_set_url` for the
-/// master's credentials and db).
+/// (Redis Sentinel; a `distlock_config_set_url` just before gives the
+/// master's credentials and db). As with the Rust builder, the last kind
+/// given replaces the choice: a `distlock_config_set_url` after nodes
+/// means one server, and the first `distlock_config_add_node` after a URL
+/// starts a list of nodes.
 #[no_mangle]
 pub extern "C" fn distlock_config_new() -> *mut distlock_config {
     quiet_call("distlock_config_new", std::ptr::null_mut(), || {
         CONFIGS.insert(distlock_config {
-            state: Mutex::new(State::default()),
+            settings: Mutex::new(Builder::default()),
         })
     })
 }
@@ -199,10 +108,11 @@ pub extern "C" fn distlock_config_free(cfg: *mut distlock_config) {
     })
 }
 
-/// Sets the one server's URL (`redis://[[user]:password@]host[:port][/db]`,
-/// or `rediss://` for TLS), replacing an earlier one. With sentinel, only
-/// its scheme, credentials and db are used (for the master); its host and
-/// port are ignored.
+/// Uses one server, at this URL (`redis://[[user]:password@]host[:port][/db]`,
+/// or `rediss://` for TLS), replacing the earlier choice of servers. Set
+/// just before `distlock_config_set_sentinel` or
+/// `distlock_config_add_sentinel`, it gives the master's scheme,
+/// credentials and db instead (its host and port are then not used).
 ///
 /// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
 /// unknown config, a NULL, non-UTF-8, over-long (`DISTLOCK_MAX_URL_LEN`) or
@@ -220,15 +130,17 @@ pub unsafe extern "C" fn distlock_config_set_url(
         // SAFETY: the caller guarantees `url` is NULL or NUL-terminated.
         let url = unsafe { read_str(url, "url", DISTLOCK_MAX_URL_LEN) }?;
         parse_url(&url, "url")?;
-        config_of(cfg)?.state.lock().url = Some(url);
+        let cfg = config_of(cfg)?;
+        let mut settings = cfg.settings.lock();
+        *settings = settings.clone().url(&url);
         Ok(())
     })
 }
 
 /// Adds the URL of one independent Redis node for Redlock: a lock is owned
 /// only while a majority of the nodes grant it. Give at least 3 (5 is
-/// usual), at most `DISTLOCK_MAX_SERVERS`. Excludes
-/// `distlock_config_set_url`, cluster and sentinel.
+/// usual), at most `DISTLOCK_MAX_SERVERS`. The first one replaces a URL,
+/// cluster seeds or sentinel given before.
 ///
 /// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
 /// unknown config, a NULL, non-UTF-8, over-long or malformed URL, or one
@@ -246,15 +158,15 @@ pub unsafe extern "C" fn distlock_config_add_node(
         // SAFETY: the caller guarantees `url` is NULL or NUL-terminated.
         let url = unsafe { read_str(url, "node url", DISTLOCK_MAX_URL_LEN) }?;
         parse_url(&url, "node url")?;
-        add(cfg, url, "Redlock nodes", |s| &mut s.nodes)
+        add(cfg, "Redlock nodes", |s| s.with_node(url))
     })
 }
 
 /// Adds the URL of one Redis Cluster node, used as a seed: the client
 /// learns the slot map from the first seed that answers. Give several, so
 /// that the client can start while one is down; all share credentials and
-/// TLS, and use db 0. Excludes `distlock_config_set_url`, Redlock nodes and
-/// sentinel.
+/// TLS, and use db 0. The first one replaces a URL, Redlock nodes or
+/// sentinel given before.
 ///
 /// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
 /// unknown config, a NULL, non-UTF-8, over-long or malformed URL, or one
@@ -272,7 +184,7 @@ pub unsafe extern "C" fn distlock_config_add_cluster_url(
         // SAFETY: the caller guarantees `url` is NULL or NUL-terminated.
         let url = unsafe { read_str(url, "cluster url", DISTLOCK_MAX_URL_LEN) }?;
         parse_url(&url, "cluster url")?;
-        add(cfg, url, "cluster seed URLs", |s| &mut s.cluster)
+        add(cfg, "cluster seed URLs", |s| s.with_seed(url))
     })
 }
 
@@ -280,8 +192,8 @@ pub unsafe extern "C" fn distlock_config_add_cluster_url(
 /// `distlock_config_add_sentinel` watch the master they know as
 /// `master_name` (1 to `DISTLOCK_MAX_MASTER_NAME_LEN` bytes), and every new
 /// connection asks them where it is, so the client follows a failover by
-/// itself. Replaces an earlier master name. Excludes Redlock nodes and
-/// cluster.
+/// itself. Replaces an earlier master name, and keeps sentinel addresses
+/// added before; replaces Redlock nodes or cluster seeds.
 ///
 /// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
 /// unknown config, or a NULL, empty, non-UTF-8 or over-long name.
@@ -300,15 +212,14 @@ pub unsafe extern "C" fn distlock_config_set_sentinel(
         if name.is_empty() {
             return Err(Failure::invalid("master_name is empty"));
         }
-        config_of(cfg)?.state.lock().master = Some(name);
-        Ok(())
+        add(cfg, "sentinel addresses", |s| s.with_master(name))
     })
 }
 
 /// Adds one sentinel's address: `host:port`, or
 /// `redis://[user:password@]host:port` when the sentinels need credentials
 /// of their own. At most `DISTLOCK_MAX_SERVERS`. Checked when the client is
-/// opened.
+/// opened. Replaces Redlock nodes or cluster seeds given before.
 ///
 /// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
 /// unknown config, a NULL, empty, non-UTF-8 or over-long address, or one
@@ -328,7 +239,7 @@ pub unsafe extern "C" fn distlock_config_add_sentinel(
         if addr.is_empty() {
             return Err(Failure::invalid("sentinel address is empty"));
         }
-        add(cfg, addr, "sentinel addresses", |s| &mut s.sentinels)
+        add(cfg, "sentinel addresses", |s| s.with_sentinel(addr))
     })
 }
 
@@ -521,24 +432,21 @@ pub extern "C" fn distlock_config_set_handoff_budget_ms(
 #[no_mangle]
 pub extern "C" fn distlock_config_check(cfg: *const distlock_config) -> i32 {
     status_call("distlock_config_check", || {
-        let state = config_of(cfg)?.state.lock().clone();
-        Ok(state.builder()?.check()?)
+        Ok(config_of(cfg)?.settings.lock().check()?)
     })
 }
 
-/// Opens a client with the settings in `cfg`: checks that the servers were
-/// given in exactly one consistent way (see `distlock_config_new`), then
-/// connects and checks that the servers answer (for Redlock, a majority of
-/// the nodes).
+/// Opens a client with the settings in `cfg`: checks them as
+/// `distlock_config_check` does, then connects and checks that the servers
+/// answer (for Redlock, a majority of the nodes).
 ///
 /// On success `*out` receives a new client handle, owned by the caller:
 /// close it with `distlock_client_close`. On failure `*out` is set to NULL.
 /// `cfg` is only read: it stays the caller's, to reuse or free.
 ///
 /// Returns `DISTLOCK_OK`; `DISTLOCK_INVALID_ARGUMENT` (NULL or unknown
-/// config, NULL `out`, no server, servers given in more than one way, fewer
-/// than 3 Redlock nodes, an incomplete sentinel setting), before anything
-/// connects; `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or `DISTLOCK_REDIS`.
+/// config, NULL `out`, fewer than 3 Redlock nodes, an incomplete sentinel
+/// setting), before anything connects; `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or `DISTLOCK_REDIS`.
 ///
 /// # Safety
 ///
@@ -553,8 +461,8 @@ pub unsafe extern "C" fn distlock_client_open_config(
         // SAFETY: `out` is non-NULL and the caller guarantees it is writable.
         unsafe { put(out, std::ptr::null_mut()) };
         // Copied, so that no lock is held while connecting.
-        let state = config_of(cfg)?.state.lock().clone();
-        let client = state.builder()?.build()?;
+        let settings = config_of(cfg)?.settings.lock().clone();
+        let client = settings.build()?;
         let handle = CLIENTS.insert(distlock_client { client });
         // SAFETY: checked above.
         unsafe { put(out, handle) };
@@ -616,8 +524,16 @@ mod tests {
         }
     }
 
+    /// What `distlock_config_check` says of `cfg` (empty when it passes).
+    fn check_message(cfg: *mut distlock_config) -> String {
+        match distlock_config_check(cfg) {
+            OK => String::new(),
+            _ => last(),
+        }
+    }
+
     #[test]
-    fn bad_server_combinations_fail_before_connecting() {
+    fn server_setters_build_the_builders_choice_and_the_last_kind_wins() {
         std::thread::spawn(|| {
             let node = |cfg, db| {
                 // SAFETY: a NUL-terminated string.
@@ -626,54 +542,64 @@ mod tests {
                     OK
                 );
             };
-            // Nothing given.
+            let rust = |b: Builder| b.check().unwrap_err().to_string();
+            let dead_url = |db: u32| format!("redis://127.0.0.1:1/{db}");
+            // Nothing given: the builder's default server, as in Rust.
             let cfg = distlock_config_new();
-            assert!(open(cfg, INVALID).contains("no server given"));
-            // Two nodes are no Redlock.
+            assert_eq!(check_message(cfg), "");
+            // One node and two nodes are no Redlock: refused as Rust
+            // refuses them, with the same words.
             node(cfg, 0);
-            node(cfg, 1);
-            let msg = open(cfg, INVALID);
+            let one = open(cfg, INVALID);
+            assert_eq!(one, rust(Builder::default().nodes([dead_url(0)])));
             assert!(
-                msg.contains("at least 3") && msg.contains("2 given"),
-                "{msg}"
+                one.contains("at least 3") && one.contains("1 given"),
+                "{one}"
             );
-            // Nodes with a URL.
+            node(cfg, 1);
+            let two = open(cfg, INVALID);
+            assert!(two.contains("2 given"), "{two}");
             // SAFETY: NUL-terminated strings.
             unsafe {
+                // A URL after the nodes replaces them ...
                 assert_eq!(distlock_config_set_url(cfg, dead(0).as_ptr()), OK);
+                assert_eq!(check_message(cfg), "");
+                // ... and a node after the URL starts a new list.
                 node(cfg, 2);
-                assert!(open(cfg, INVALID).contains("distlock_config_set_url"));
-                // Nodes with sentinel.
+                assert!(check_message(cfg).contains("1 given"));
+                // A master name with no sentinel address yet.
                 assert_eq!(distlock_config_set_sentinel(cfg, c("m").as_ptr()), OK);
-                let msg = open(cfg, INVALID);
-                assert!(
-                    msg.contains("Redlock nodes") && msg.contains("sentinel"),
-                    "{msg}"
+                assert_eq!(
+                    open(cfg, INVALID),
+                    rust(Builder::default().sentinel(Vec::<String>::new(), "m"))
                 );
             }
             distlock_config_free(cfg);
 
             // SAFETY: NUL-terminated strings.
             unsafe {
-                // Cluster with sentinel; sentinel halves.
+                // Cluster seeds, then a sentinel address: a sentinel choice
+                // still without its master's name.
                 let cfg = distlock_config_new();
                 assert_eq!(distlock_config_add_cluster_url(cfg, dead(0).as_ptr()), OK);
                 assert_eq!(
                     distlock_config_add_sentinel(cfg, c("127.0.0.1:1").as_ptr()),
                     OK
                 );
-                assert!(open(cfg, INVALID).contains("choose one deployment"));
-                distlock_config_free(cfg);
-                let cfg = distlock_config_new();
-                assert_eq!(
-                    distlock_config_add_sentinel(cfg, c("127.0.0.1:1").as_ptr()),
-                    OK
-                );
                 assert!(open(cfg, INVALID).contains("without a master name"));
-                distlock_config_free(cfg);
-                let cfg = distlock_config_new();
+                // The name completes it, whichever came first.
                 assert_eq!(distlock_config_set_sentinel(cfg, c("m").as_ptr()), OK);
-                assert!(open(cfg, INVALID).contains("without sentinel addresses"));
+                assert_eq!(check_message(cfg), "");
+                distlock_config_free(cfg);
+                // Reserved schemes are refused by the setter, by name.
+                let cfg = distlock_config_new();
+                let etcd = c("etcd://127.0.0.1:2379");
+                assert_eq!(distlock_config_set_url(cfg, etcd.as_ptr()), INVALID);
+                assert!(
+                    last().contains("reserved for the etcd backend"),
+                    "{}",
+                    last()
+                );
                 distlock_config_free(cfg);
             }
         })

@@ -33,9 +33,9 @@ use super::redis::{
     parse_pass_on, publish_poke, read_value, reply_code_is, side_keys_share_slot, write_value,
     PoolError, RedisConfig, Replicas, Scripts, Secret,
 };
+use super::LockInfo;
 use super::{Acquired, Extend, FeedHandler, PassOn, Store};
 use crate::error::{Error, Result};
-use crate::LockInfo;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};

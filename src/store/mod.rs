@@ -13,6 +13,19 @@ pub(crate) mod sentinel;
 use crate::error::Result;
 use std::time::Duration;
 
+/// A snapshot of one lock on the server, from [`Client::inspect`](crate::Client::inspect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    /// The key (or path) holding the lock (`<prefix>:<name>`).
+    pub key: String,
+    /// The holder's token, or `None` when nobody holds the lock.
+    pub token: Option<String>,
+    /// The holder's remaining lease, when held.
+    pub remaining: Option<Duration>,
+    /// The last fencing token handed out for this name, if any.
+    pub fence: Option<u64>,
+}
+
 /// What an acquire attempt found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Acquired {
@@ -108,7 +121,7 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()>;
 
     /// What the server holds for `name` right now.
-    fn inspect(&self, name: &str) -> Result<crate::LockInfo>;
+    fn inspect(&self, name: &str) -> Result<LockInfo>;
 
     /// Connections open to the server, and how many of them are idle.
     fn pool_state(&self) -> (u32, u32);

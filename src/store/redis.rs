@@ -10,9 +10,9 @@
 //! keys start with `{`, so the two families never collide.
 
 use super::sentinel::{SentinelConfig, Sentinels};
+use super::LockInfo;
 use super::{Acquired, Extend, FeedHandler, PassOn, Store, FENCE_BLOCK};
 use crate::error::{Error, Result};
-use crate::LockInfo;
 use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -18,10 +18,10 @@
 //! lock counts as acquired only once a majority confirmed the raise.
 
 use super::redis::{RedisConfig, RedisStore};
+use super::LockInfo;
 use super::{Acquired, Extend, FeedHandler, PassOn, Store};
+use crate::clock::drift;
 use crate::error::{Error, Result};
-use crate::lease::drift;
-use crate::LockInfo;
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -27,6 +27,9 @@ for lang in c go python; do
   fi
 done
 
+echo "== Rust install test (a scratch crate outside the repository)"
+bash scripts/install-test-rust.sh
+
 echo "== safety suite (CI profile: faults injected while 8 processes contend)"
 cargo run --quiet --release --example safety
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"distlock.dev/distlock-go/internal/redistest"
+	"github.com/distlock/distlock/ffi-examples/go/internal/redistest"
 )
 
 // deadURL is a loopback URL nothing listens on (binding port 1 needs

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"distlock.dev/distlock-go/internal/redistest"
+	"github.com/distlock/distlock/ffi-examples/go/internal/redistest"
 )
 
 // srv is the redis-server every test talks to, started by TestMain.

@@ -37,8 +37,13 @@
 // Lock's in Unlock, a Client's in Close, with a runtime cleanup as a
 // safety net for values dropped without either.
 //
-// The package links against libdistlock.so from the repository's
-// target/release directory (build it with `cargo build --release` at the
-// repository root) and records that directory as the run-time search
-// path.
+// The package links the native library statically by default: it compiles
+// against the module's copy of distlock.h (include/) and links
+// lib/<GOOS>_<GOARCH>/libdistlock.a, which `go generate` in the module's
+// root builds with cargo (see internal/buildnative). Programs then need no
+// libdistlock.so at run time. With the build tag distlock_dynamic it links
+// an installed libdistlock found by pkg-config instead. README.md has the
+// steps.
 package distlock
+
+//go:generate go run ./internal/buildnative

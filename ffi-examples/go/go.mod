@@ -1,3 +1,3 @@
-module distlock.dev/distlock-go
+module github.com/distlock/distlock/ffi-examples/go
 
 go 1.24

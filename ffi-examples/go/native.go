@@ -1,15 +1,15 @@
 package distlock
 
-// This file is the only one that talks to C. Every call that can fail and
+// This file is the only one that calls into C. Every call that can fail and
 // whose message we want goes through a small helper below that makes the
 // call and reads distlock_last_error in the same cgo call: the message is
 // thread-local, and a goroutine may move to another OS thread between two
 // cgo calls.
+//
+// Where the header and the library come from is decided by the build tag
+// distlock_dynamic: see link_static.go and link_dynamic.go.
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -L${SRCDIR}/../../target/release -ldistlock -Wl,-rpath,${SRCDIR}/../../target/release
-
 #include <stdlib.h>
 #include <string.h>
 #include "distlock.h"

@@ -22,8 +22,8 @@ import (
 	"slices"
 	"time"
 
-	distlock "distlock.dev/distlock-go"
-	"distlock.dev/distlock-go/internal/redistest"
+	distlock "github.com/distlock/distlock/ffi-examples/go"
+	"github.com/distlock/distlock/ffi-examples/go/internal/redistest"
 )
 
 func main() {

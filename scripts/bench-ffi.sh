@@ -98,6 +98,8 @@ cargo build --release --quiet --example ffi_floor
 make -s -C ffi-examples/c build/bench build/free_port >&2
 (
   cd ffi-examples/go
+  # The module links libdistlock.a from inside itself: put this build's there.
+  GOTOOLCHAIN=local GOPROXY=off go run ./internal/buildnative -archive "$root/target/release/libdistlock.a"
   GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod CGO_ENABLED=1 go build -o "$scratch/go-bench" ./cmd/bench
 )
 

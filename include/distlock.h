@@ -13,6 +13,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+/**
+ * The library version the header belongs to, as a string literal such as
+ * "0.1.0": DISTLOCK_VERSION_MAJOR "." DISTLOCK_VERSION_MINOR "."
+ * DISTLOCK_VERSION_PATCH. Compare it with distlock_version(), the version of
+ * the library the program runs with.
+ */
+#define DISTLOCK_VERSION \
+  DISTLOCK_VERSION_STR_(DISTLOCK_VERSION_MAJOR) "." \
+  DISTLOCK_VERSION_STR_(DISTLOCK_VERSION_MINOR) "." \
+  DISTLOCK_VERSION_STR_(DISTLOCK_VERSION_PATCH)
+/* Helpers of DISTLOCK_VERSION: expand the argument, then quote it. */
+#define DISTLOCK_VERSION_STR_(n) DISTLOCK_VERSION_QUOTE_(n)
+#define DISTLOCK_VERSION_QUOTE_(n) #n
 
 /**
  * Length of a guard's token in bytes, without the terminating NUL.
@@ -44,6 +57,23 @@
  * Longest accepted sentinel master name, in bytes.
  */
 #define DISTLOCK_MAX_MASTER_NAME_LEN 256
+
+/**
+ * Major version of the library the header belongs to. Within one major
+ * version (the shared library's soname, `libdistlock.so.<major>`) the C
+ * API only grows.
+ */
+#define DISTLOCK_VERSION_MAJOR 0
+
+/**
+ * Minor version of the library the header belongs to.
+ */
+#define DISTLOCK_VERSION_MINOR 1
+
+/**
+ * Patch version of the library the header belongs to.
+ */
+#define DISTLOCK_VERSION_PATCH 0
 
 /**
  * The result of every fallible distlock function, returned as `int32_t`.

@@ -209,6 +209,22 @@ check_dynamic_program() {
   LD_LIBRARY_PATH=$prefix/lib "$project/install_check_dynamic" "redis://127.0.0.1:$port/0"
 }
 
+# The README's first program, built with the rpath command the README gives
+# for a prefix outside the system directories, run with no library path.
+check_readme_program() {
+  local out
+  awk '/^## A first program/{f=1} f&&/^```c$/{p=1;next} p&&/^```$/{exit} p' \
+    "$here/README.md" >"$project/hello.c"
+  [ -s "$project/hello.c" ] || fail "no program under README's 'A first program'" || return 1
+  (cd "$project" && cc -Wall -Wextra -Werror -o hello hello.c \
+    $(pkg-config --cflags --libs distlock) -Wl,-rpath,"$(pkg-config --variable=libdir distlock)") ||
+    fail "cannot build the README's first program" || return 1
+  out=$(env -u LD_LIBRARY_PATH "$project/hello" "redis://127.0.0.1:$port/0") ||
+    fail "the README's first program failed" || return 1
+  echo "$out"
+  [[ $out =~ ^holding\ \"hello\",\ fence\ [1-9][0-9]*$ ]] || fail "unexpected output" || return 1
+}
+
 # The same program linked with libdistlock.a: linkers take libdistlock.so
 # when both are in one directory, so -Bstatic picks the archive for
 # -ldistlock, and --as-needed drops the .so that pkg-config's -ldistlock
@@ -264,6 +280,7 @@ if make -C "$here" --no-print-directory LIB_DIR="$lib_dir" install PREFIX="$pref
   step "installed files and soname" check_installed_files
   step "pkg-config" check_pkg_config
   step "program linked with the installed shared library" check_dynamic_program
+  step "the README's first program, with an rpath" check_readme_program
   step "program linked with the installed static library" check_static_program
   step "install with DESTDIR and LIBDIR, then uninstall" check_destdir_libdir
   step "uninstall" check_uninstall

@@ -157,9 +157,29 @@ fn header_declares_the_agreed_c_api() {
         "int32_t distlock_client_open_config(const struct distlock_config *cfg, \
          struct distlock_client **out);",
     ];
+    // The version macros carry the numbers of Cargo.toml.
+    let version = [
+        format!(
+            "#define DISTLOCK_VERSION_MAJOR {}",
+            env!("CARGO_PKG_VERSION_MAJOR")
+        ),
+        format!(
+            "#define DISTLOCK_VERSION_MINOR {}",
+            env!("CARGO_PKG_VERSION_MINOR")
+        ),
+        format!(
+            "#define DISTLOCK_VERSION_PATCH {}",
+            env!("CARGO_PKG_VERSION_PATCH")
+        ),
+        "#define DISTLOCK_VERSION \\ DISTLOCK_VERSION_STR_(DISTLOCK_VERSION_MAJOR) \".\" \\ \
+         DISTLOCK_VERSION_STR_(DISTLOCK_VERSION_MINOR) \".\" \\ \
+         DISTLOCK_VERSION_STR_(DISTLOCK_VERSION_PATCH)"
+            .to_string(),
+    ];
     let missing: Vec<&str> = expected
         .iter()
         .copied()
+        .chain(version.iter().map(String::as_str))
         .filter(|decl| !h.contains(&normalized(decl)))
         .collect();
     assert!(
@@ -181,9 +201,13 @@ fn header_compiles_cleanly() {
             "header_check.{}",
             if lang == "c" { "c" } else { "cc" }
         ));
+        // Included twice (the guard works); DISTLOCK_VERSION must expand
+        // to a string literal.
         std::fs::write(
             &source,
-            "#include \"distlock.h\"\n#include \"distlock.h\"\n",
+            "#include \"distlock.h\"\n#include \"distlock.h\"\n\
+             extern const char header_version[];\n\
+             const char header_version[] = DISTLOCK_VERSION;\n",
         )
         .expect("write a scratch source");
         let run = Command::new(compiler)

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Runs the C API tests and the counter example under valgrind, against
-# redis-servers of our own on free loopback ports, then a short benchmark.
+# redis-servers of our own on free loopback ports, then a short benchmark,
+# then installs the library into a scratch prefix and builds and runs a
+# program against it the way a user does (pkg-config; dynamic and static).
 #
 # Assumes `cargo build --release` has been run in the repository root.
+# Installs valgrind, pkg-config and binutils from Debian's packages when
+# they are missing (as root, or through sudo).
 # Exits non-zero on any failure. Environment:
 #   LIB_DIR              directory holding libdistlock.so (default: target/release)
 #   COUNTER_INCREMENTS   increments per counter thread under valgrind (default 25)
@@ -22,6 +26,20 @@ fi
 for tool in redis-server make cc; do
   command -v "$tool" >/dev/null || { echo "missing required tool: $tool" >&2; exit 1; }
 done
+# Tools a fresh machine may lack, and the Debian packages that bring them.
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1; fi
+}
+packages=()
+command -v pkg-config >/dev/null || packages+=(pkgconf)
+command -v readelf >/dev/null || packages+=(binutils)
+if [ "${VALGRIND:-1}" != 0 ] && ! command -v valgrind >/dev/null; then packages+=(valgrind); fi
+if [ "${#packages[@]}" != 0 ]; then
+  echo "== installing ${packages[*]} from Debian's packages" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
 run=()
 if [ "${VALGRIND:-1}" != 0 ]; then
   command -v valgrind >/dev/null || { echo "missing required tool: valgrind (or set VALGRIND=0)" >&2; exit 1; }
@@ -33,6 +51,11 @@ echo "== build"
 make -C "$here" --no-print-directory LIB_DIR="$lib_dir" all static pkgconfig-check
 
 scratch=$(mktemp -d)
+# The install check's prefix, staging root and user project: each its own
+# directory outside the repository.
+prefix=$(mktemp -d)
+stage=$(mktemp -d)
+project=$(mktemp -d)
 redis_pids=()
 drain_pids=()
 cleanup() {
@@ -44,7 +67,7 @@ cleanup() {
   for pid in "${drain_pids[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
-  rm -rf "$scratch"
+  rm -rf "$scratch" "$prefix" "$stage" "$project"
 }
 trap cleanup EXIT
 
@@ -125,6 +148,147 @@ step "counter, one shared client" "${run[@]}" "$here/build/counter" -t 8 -n "$in
 step "counter built with pkg-config flags" "$here/build/counter-pkgconfig" -t 8 -n 100
 step "counter linked statically" "$here/build/counter-static" -t 8 -n 100
 step "bench (short)" "$here/build/bench" -n 200
+
+# --- Installing like any library -------------------------------------------
+
+version=$(sed -n '/^\[package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$root/Cargo.toml")
+major=${version%%.*}
+
+fail() {
+  echo "install check: $*" >&2
+  return 1
+}
+
+# The files, links and soname that `make install` leaves under $prefix.
+check_installed_files() {
+  local lib=$prefix/lib soname
+  [ -f "$prefix/include/distlock.h" ] || fail "no include/distlock.h" || return 1
+  cmp -s "$prefix/include/distlock.h" "$root/include/distlock.h" ||
+    fail "installed header differs from include/distlock.h" || return 1
+  [ -f "$lib/libdistlock.so.$version" ] && [ ! -L "$lib/libdistlock.so.$version" ] ||
+    fail "lib/libdistlock.so.$version is not a file" || return 1
+  [ "$(readlink "$lib/libdistlock.so.$major")" = "libdistlock.so.$version" ] ||
+    fail "lib/libdistlock.so.$major does not link to libdistlock.so.$version" || return 1
+  [ "$(readlink "$lib/libdistlock.so")" = "libdistlock.so.$major" ] ||
+    fail "lib/libdistlock.so does not link to libdistlock.so.$major" || return 1
+  [ -f "$lib/libdistlock.a" ] || fail "no lib/libdistlock.a" || return 1
+  [ -f "$lib/pkgconfig/distlock.pc" ] || fail "no lib/pkgconfig/distlock.pc" || return 1
+  soname=$(readelf -d "$lib/libdistlock.so.$version" | grep SONAME) || fail "no SONAME" || return 1
+  echo "readelf -d lib/libdistlock.so.$version:$soname"
+  [[ $soname == *"[libdistlock.so.$major]"* ]] || fail "soname is not libdistlock.so.$major" ||
+    return 1
+}
+
+# What pkg-config tells a user of the prefix.
+check_pkg_config() {
+  local got private
+  got=$(pkg-config --modversion distlock) || fail "pkg-config cannot find distlock" || return 1
+  [ "$got" = "$version" ] || fail "pkg-config version $got, Cargo.toml $version" || return 1
+  private=$(sed -n 's/^Libs.private: *//p' "$prefix/lib/pkgconfig/distlock.pc")
+  echo "Libs.private: $private"
+  [ -n "$private" ] || fail "empty Libs.private" || return 1
+  [ "$private" = "$(cat "$here/build/native-static-libs")" ] ||
+    fail "Libs.private is not what rustc reported" || return 1
+  echo "pkg-config --cflags --libs: $(pkg-config --cflags --libs distlock)"
+  echo "pkg-config --static --cflags --libs: $(pkg-config --static --cflags --libs distlock)"
+  [[ $(pkg-config --static --libs distlock) == *"$private"* ]] ||
+    fail "pkg-config --static leaves out Libs.private" || return 1
+}
+
+# install_check.c, copied into a project directory of its own and built with
+# nothing but pkg-config's flags, linked with the shared library.
+check_dynamic_program() {
+  local needed
+  cp "$here/install_check.c" "$project/"
+  (cd "$project" && cc -Wall -Wextra -Werror -o install_check_dynamic install_check.c \
+    $(pkg-config --cflags --libs distlock)) || fail "cannot build against the prefix" || return 1
+  needed=$(readelf -d "$project/install_check_dynamic" | grep NEEDED | grep distlock)
+  echo "readelf -d install_check_dynamic:$needed"
+  [[ $needed == *"[libdistlock.so.$major]"* ]] ||
+    fail "the program does not need libdistlock.so.$major" || return 1
+  LD_LIBRARY_PATH=$prefix/lib "$project/install_check_dynamic" "redis://127.0.0.1:$port/0"
+}
+
+# The README's first program, built with the rpath command the README gives
+# for a prefix outside the system directories, run with no library path.
+check_readme_program() {
+  local out
+  awk '/^## A first program/{f=1} f&&/^```c$/{p=1;next} p&&/^```$/{exit} p' \
+    "$here/README.md" >"$project/hello.c"
+  [ -s "$project/hello.c" ] || fail "no program under README's 'A first program'" || return 1
+  (cd "$project" && cc -Wall -Wextra -Werror -o hello hello.c \
+    $(pkg-config --cflags --libs distlock) -Wl,-rpath,"$(pkg-config --variable=libdir distlock)") ||
+    fail "cannot build the README's first program" || return 1
+  out=$(env -u LD_LIBRARY_PATH "$project/hello" "redis://127.0.0.1:$port/0") ||
+    fail "the README's first program failed" || return 1
+  echo "$out"
+  [[ $out =~ ^holding\ \"hello\",\ fence\ [1-9][0-9]*$ ]] || fail "unexpected output" || return 1
+}
+
+# The same program linked with libdistlock.a: linkers take libdistlock.so
+# when both are in one directory, so -Bstatic picks the archive for
+# -ldistlock, and --as-needed drops the .so that pkg-config's -ldistlock
+# names again; Libs.private adds the system libraries. Runs with nothing
+# of distlock on the library path.
+check_static_program() {
+  (cd "$project" && cc -Wall -Wextra -Werror -o install_check_static install_check.c \
+    $(pkg-config --cflags distlock) -Wl,--as-needed -Wl,-Bstatic -ldistlock -Wl,-Bdynamic \
+    $(pkg-config --static --libs distlock)) || fail "cannot link libdistlock.a" || return 1
+  echo "readelf -d install_check_static: NEEDED" \
+    $(readelf -d "$project/install_check_static" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p')
+  if readelf -d "$project/install_check_static" | grep NEEDED | grep -q distlock; then
+    fail "the static program still needs libdistlock.so"
+    return 1
+  fi
+  env -u LD_LIBRARY_PATH "$project/install_check_static" "redis://127.0.0.1:$port/0"
+}
+
+# A packager's install: DESTDIR staging, a multiarch LIBDIR. The pc file
+# names the final paths, not the staging ones; uninstall removes it all.
+check_destdir_libdir() {
+  local multiarch=/usr/lib/x86_64-linux-gnu left
+  make -C "$here" --no-print-directory LIB_DIR="$lib_dir" install DESTDIR="$stage" \
+    PREFIX=/usr LIBDIR="$multiarch" >/dev/null || fail "make install DESTDIR= failed" || return 1
+  [ -f "$stage/usr/include/distlock.h" ] || fail "no DESTDIR/usr/include/distlock.h" || return 1
+  [ "$(readlink "$stage$multiarch/libdistlock.so.$major")" = "libdistlock.so.$version" ] ||
+    fail "no soname link in DESTDIR$multiarch" || return 1
+  [ -f "$stage$multiarch/libdistlock.a" ] || fail "no DESTDIR$multiarch/libdistlock.a" || return 1
+  grep -qx 'prefix=/usr' "$stage$multiarch/pkgconfig/distlock.pc" &&
+    grep -qx "libdir=\${prefix}/lib/x86_64-linux-gnu" "$stage$multiarch/pkgconfig/distlock.pc" ||
+    fail "the staged distlock.pc does not name /usr and $multiarch" || return 1
+  if grep -q "$stage" "$stage$multiarch/pkgconfig/distlock.pc"; then
+    fail "the staging directory leaks into distlock.pc"
+    return 1
+  fi
+  make -C "$here" --no-print-directory LIB_DIR="$lib_dir" uninstall DESTDIR="$stage" \
+    PREFIX=/usr LIBDIR="$multiarch" >/dev/null || fail "make uninstall DESTDIR= failed" || return 1
+  left=$(find "$stage" ! -type d)
+  [ -z "$left" ] || fail "uninstall left: $left" || return 1
+}
+
+check_uninstall() {
+  local left
+  make -C "$here" --no-print-directory LIB_DIR="$lib_dir" uninstall PREFIX="$prefix" >/dev/null ||
+    fail "make uninstall failed" || return 1
+  left=$(find "$prefix" ! -type d)
+  [ -z "$left" ] || fail "uninstall left: $left" || return 1
+}
+
+echo "== make install PREFIX=$prefix"
+if make -C "$here" --no-print-directory LIB_DIR="$lib_dir" install PREFIX="$prefix" >/dev/null; then
+  export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+  step "installed files and soname" check_installed_files
+  step "pkg-config" check_pkg_config
+  step "program linked with the installed shared library" check_dynamic_program
+  step "the README's first program, with an rpath" check_readme_program
+  step "program linked with the installed static library" check_static_program
+  step "install with DESTDIR and LIBDIR, then uninstall" check_destdir_libdir
+  step "uninstall" check_uninstall
+  unset PKG_CONFIG_PATH
+else
+  echo "FAILED: make install" >&2
+  failed=1
+fi
 
 if [ "$failed" != 0 ]; then
   echo "C tests FAILED" >&2

@@ -89,6 +89,12 @@ static void test_static_strings(void) {
   const char *v = distlock_version();
   CHECK(v != NULL && strlen(v) >= 5 && strchr(v, '.') != NULL);
   CHECK(v == distlock_version());
+  /* The header's version is the library's. */
+  CHECK(strcmp(v, DISTLOCK_VERSION) == 0);
+  char numbers[64];
+  snprintf(numbers, sizeof numbers, "%d.%d.%d", DISTLOCK_VERSION_MAJOR, DISTLOCK_VERSION_MINOR,
+           DISTLOCK_VERSION_PATCH);
+  CHECK(strcmp(v, numbers) == 0);
 
   static const char *const names[] = {
       "DISTLOCK_OK",           "DISTLOCK_NOT_ACQUIRED", "DISTLOCK_TIMEOUT",

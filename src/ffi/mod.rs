@@ -27,6 +27,7 @@ mod args;
 mod config;
 mod handles;
 mod outcome;
+mod version;
 
 pub use config::{
     distlock_client_open_config, distlock_config, distlock_config_add_cluster_url,
@@ -39,6 +40,7 @@ pub use config::{
     distlock_config_set_sentinel, distlock_config_set_ttl_ms, distlock_config_set_url,
     DISTLOCK_MAX_MASTER_NAME_LEN, DISTLOCK_MAX_SERVERS,
 };
+pub use version::{DISTLOCK_VERSION_MAJOR, DISTLOCK_VERSION_MINOR, DISTLOCK_VERSION_PATCH};
 
 use crate::{Client, Guard, MAX_KEY_LEN, MAX_PREFIX_LEN};
 use args::{check_out, deadline, millis, read_str, wait_limit};

@@ -28,12 +28,15 @@
 //! on the very connection that made the write; for a batch of renewals, to
 //! every master (the minimum counts).
 
+use super::keys::{check_one_slot, fence_key, lock_key};
 use super::redis::{
-    ack_if, check_acks, feed_on, fence_key, is_failover_error, lock_info, millis, parse_acquire,
-    parse_pass_on, publish_poke, read_value, reply_code_is, side_keys_share_slot, write_value,
-    PoolError, RedisConfig, Replicas, Scripts, Secret,
+    ack_if, check_acks, feed_on, is_failover_error, publish_poke, read_value, write_value,
+    PoolError, RedisConfig, Replicas, Secret,
 };
-use super::{Acquired, Extend, FeedHandler, PassOn, Store};
+use super::scripts::{
+    lock_info, parse_acquire, parse_extend, parse_pass_on, reply_code_is, Scripts,
+};
+use super::{millis, Acquired, Extend, FeedHandler, PassOn, Store};
 use crate::error::{Error, Result};
 use crate::LockInfo;
 use redis::cluster::{ClusterClient, ClusterConnection};
@@ -224,7 +227,7 @@ impl ClusterStore {
 
     /// `<prefix>:<name>`: the key that holds the owner's token.
     fn lock_key(&self, name: &str) -> String {
-        format!("{}:{}", self.prefix, name)
+        lock_key(&self.prefix, name)
     }
 
     /// Runs `f` on a pooled cluster connection; an I/O failure, a timeout or
@@ -316,14 +319,7 @@ fn needs_one_by_one(e: &RedisError) -> bool {
 /// The lock key of `name` for a script that also touches its side keys, or
 /// a clear refusal where Redis Cluster would answer CROSSSLOT.
 fn scripted_key(key: String) -> Result<String> {
-    if side_keys_share_slot(&key) {
-        Ok(key)
-    } else {
-        Err(Error::invalid(
-            "in a Redis Cluster a lock name may not contain '}' unless a {tag} comes before \
-             it: its fence counter would hash to another slot; add a {tag} or drop the '}'",
-        ))
-    }
+    check_one_slot(&key).map(|()| key)
 }
 
 impl Store for ClusterStore {
@@ -373,25 +369,13 @@ impl Store for ClusterStore {
         // Grouped per node by the cluster pipeline: one round trip per master.
         let mut pipe = redis::cluster::cluster_pipe();
         for (e, key) in batch.iter().zip(&keys) {
-            pipe.cmd("EVALSHA")
-                .arg(self.scripts.extend.get_hash())
-                .arg(1)
-                .arg(key)
-                .arg(e.token)
-                .arg(millis(e.ttl));
+            pipe.add_command(self.scripts.extend_cmd(key, e.token, e.ttl));
         }
         let one_by_one = |c: &mut ClusterConnection| {
             batch
                 .iter()
                 .zip(&keys)
-                .map(|(e, key)| {
-                    self.scripts
-                        .extend
-                        .key(key)
-                        .arg(e.token)
-                        .arg(millis(e.ttl))
-                        .invoke::<i64>(c)
-                })
+                .map(|(e, key)| self.scripts.run_extend(c, key, e.token, e.ttl))
                 .collect::<std::result::Result<Vec<i64>, RedisError>>()
         };
         let (replies, acked) = self.with_conn(|c| {
@@ -399,7 +383,7 @@ impl Store for ClusterStore {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     // Extending is idempotent: load the script (on every
                     // node) and send them all again.
-                    self.scripts.extend.prepare_invoke().load(c)?;
+                    self.scripts.load_extend(c)?;
                     match pipe.query(c) {
                         Err(e) if needs_one_by_one(&e) => one_by_one(c),
                         other => other,
@@ -416,14 +400,7 @@ impl Store for ClusterStore {
             Ok((replies, acked))
         })?;
         check_acks(self.replicas, acked, "renewal")?;
-        if replies.len() != batch.len() {
-            return Err(Error::Redis(format!(
-                "extend pipeline returned {} replies for {} leases",
-                replies.len(),
-                batch.len()
-            )));
-        }
-        Ok(replies.into_iter().map(|n| n == 1).collect())
+        parse_extend(replies, batch.len())
     }
 
     fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()> {

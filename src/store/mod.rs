@@ -6,12 +6,19 @@
 //! trait without touching the rest of the crate.
 
 pub(crate) mod cluster;
+mod keys;
 pub(crate) mod redis;
 pub(crate) mod redlock;
+mod scripts;
 pub(crate) mod sentinel;
 
 use crate::error::Result;
 use std::time::Duration;
+
+/// `d` in whole milliseconds, as Redis commands take it (saturating).
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// What an acquire attempt found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,19 +1,15 @@
-//! The Redis implementation of [`Store`]: connections, scripts and key names.
-//!
-//! Key layout (documented in the README):
-//! - `<prefix>:<name>` holds the owner's token, with the lease as its TTL;
-//! - a fencing counter that shares the lock key's cluster slot:
-//!   `{<prefix>:<name>}:fence`, or `{<tag>}:fence:<prefix>:<name>` when the
-//!   lock key already carries a `{tag}`.
-//!
-//! Lock keys start with the prefix (which may not contain braces) and fence
-//! keys start with `{`, so the two families never collide.
+//! The Redis implementation of [`Store`]: connections and scripts (the key
+//! layout is in [`keys`](super::keys)).
 
+use super::keys::{fence_key, lock_key, lock_name, value_key};
+use super::scripts::{
+    lock_info, parse_acquire, parse_extend, parse_pass_on, reply_code_is, Scripts,
+};
 use super::sentinel::{SentinelConfig, Sentinels};
-use super::{Acquired, Extend, FeedHandler, PassOn, Store, FENCE_BLOCK};
+use super::{millis, Acquired, Extend, FeedHandler, PassOn, Store};
 use crate::error::{Error, Result};
 use crate::LockInfo;
-use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value};
+use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,82 +101,6 @@ pub(crate) fn check_acks(replicas: Option<Replicas>, acked: Option<u32>, what: &
     }
 }
 
-/// Whether a script reply is an array whose first element is `code`.
-pub(crate) fn reply_code_is(v: &Value, code: i64) -> bool {
-    matches!(v, Value::Array(items) if matches!(items.first(), Some(Value::Int(c)) if *c == code))
-}
-
-/// The lock scripts, each sent by SHA and loaded again on NOSCRIPT.
-pub(crate) struct Scripts {
-    pub acquire: redis::Script,
-    pub release: redis::Script,
-    pub extend: redis::Script,
-    pub pass_on: redis::Script,
-    pub raise_fence: redis::Script,
-}
-
-impl Scripts {
-    pub(crate) fn new() -> Self {
-        Scripts {
-            acquire: redis::Script::new(include_str!("../lua/acquire.lua")),
-            release: redis::Script::new(include_str!("../lua/release.lua")),
-            extend: redis::Script::new(include_str!("../lua/extend.lua")),
-            pass_on: redis::Script::new(include_str!("../lua/pass_on.lua")),
-            raise_fence: redis::Script::new(include_str!("../lua/raise_fence.lua")),
-        }
-    }
-
-    /// Runs the acquire script for the lock key `key`.
-    pub(crate) fn run_acquire(
-        &self,
-        c: &mut dyn ConnectionLike,
-        key: &str,
-        token: &str,
-        ttl: Duration,
-    ) -> std::result::Result<Value, RedisError> {
-        self.acquire
-            .key(key)
-            .key(fence_key(key))
-            .arg(token)
-            .arg(millis(ttl))
-            .arg(FENCE_BLOCK)
-            .invoke(c)
-    }
-
-    /// Runs the release script; true if it deleted the key.
-    pub(crate) fn run_release(
-        &self,
-        c: &mut dyn ConnectionLike,
-        key: &str,
-        token: &str,
-    ) -> std::result::Result<bool, RedisError> {
-        let n: i64 = self.release.key(key).arg(token).invoke(c)?;
-        Ok(n == 1)
-    }
-
-    /// Runs the pass-on script; `waiting` overrides the script's own count
-    /// of subscribers (a cluster counts them over all nodes).
-    pub(crate) fn run_pass_on(
-        &self,
-        c: &mut dyn ConnectionLike,
-        key: &str,
-        token: &str,
-        ttl: Duration,
-        waiting: Option<i64>,
-    ) -> std::result::Result<Value, RedisError> {
-        let mut call = self.pass_on.prepare_invoke();
-        call.key(key)
-            .key(fence_key(key))
-            .arg(token)
-            .arg(millis(ttl))
-            .arg(FENCE_BLOCK);
-        if let Some(n) = waiting {
-            call.arg(n);
-        }
-        call.invoke(c)
-    }
-}
-
 /// Reads the value a loader cached beside the lock key `key`.
 pub(crate) fn read_value(
     c: &mut dyn ConnectionLike,
@@ -202,24 +122,6 @@ pub(crate) fn write_value(
         .arg("PX")
         .arg(millis(ttl))
         .query(c)
-}
-
-/// What `GET key`, `PTTL key` and `GET <fence key>` say about a lock.
-pub(crate) fn lock_info(
-    key: String,
-    token: Option<String>,
-    pttl: i64,
-    fence: Option<u64>,
-) -> LockInfo {
-    LockInfo {
-        key,
-        remaining: token
-            .as_ref()
-            .and_then(|_| u64::try_from(pttl).ok())
-            .map(Duration::from_millis),
-        token,
-        fence,
-    }
 }
 
 /// Wakes the release feed listening on `control`.
@@ -535,7 +437,7 @@ impl RedisStore {
 
     /// `<prefix>:<name>`: the key that holds the owner's token.
     fn lock_key(&self, name: &str) -> String {
-        format!("{}:{}", self.prefix, name)
+        lock_key(&self.prefix, name)
     }
 
     /// Runs `f` on a pooled connection; an I/O failure retires the connection.
@@ -581,92 +483,7 @@ impl RedisStore {
     /// phase). False if the lock was not held with `token`.
     pub(crate) fn raise_fence(&self, name: &str, token: &str, fence: u64) -> Result<bool> {
         let key = self.lock_key(name);
-        let n: i64 = self.with_conn(|c| {
-            self.scripts
-                .raise_fence
-                .key(&key)
-                .key(fence_key(&key))
-                .arg(token)
-                .arg(fence + FENCE_BLOCK - 1)
-                .invoke(c)
-        })?;
-        Ok(n == 1)
-    }
-}
-
-/// The `{tag}` Redis Cluster would hash for `key`, if it has one.
-fn hash_tag(key: &str) -> Option<&str> {
-    let open = key.find('{')?;
-    let rest = &key[open + 1..];
-    let close = rest.find('}')?;
-    (close > 0).then(|| &rest[..close])
-}
-
-/// A key that belongs to `lock_key` (`kind` is `fence` or `value`), in the
-/// same cluster slot.
-fn side_key(lock_key: &str, kind: &str) -> String {
-    match hash_tag(lock_key) {
-        Some(tag) => format!("{{{tag}}}:{kind}:{lock_key}"),
-        None => format!("{{{lock_key}}}:{kind}"),
-    }
-}
-
-/// Whether the side keys of `lock_key` hash to its Redis Cluster slot. They
-/// do unless the key has no `{tag}` yet contains a `}`: the side key's
-/// `{<lock key>}` tag then ends at that `}`, on a part of the key only.
-pub(crate) fn side_keys_share_slot(lock_key: &str) -> bool {
-    hash_tag(lock_key).is_some() || !lock_key.contains('}')
-}
-
-/// The fencing counter of `lock_key`.
-pub(crate) fn fence_key(lock_key: &str) -> String {
-    side_key(lock_key, "fence")
-}
-
-/// The cached value a loader keeps beside its lock `lock_key`.
-pub(crate) fn value_key(lock_key: &str) -> String {
-    side_key(lock_key, "value")
-}
-
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn unexpected(what: &str, v: &Value) -> Error {
-    Error::Redis(format!("unexpected reply to {what}: {v:?}"))
-}
-
-/// A fence as the scripts send it: decimal text (Lua numbers are doubles).
-fn parse_fence(text: &[u8]) -> Option<u64> {
-    std::str::from_utf8(text).ok()?.parse().ok()
-}
-
-pub(crate) fn parse_acquire(v: Value) -> Result<Acquired> {
-    let Value::Array(items) = &v else {
-        return Err(unexpected("acquire", &v));
-    };
-    match items.as_slice() {
-        [Value::Int(1), Value::BulkString(fence)] => parse_fence(fence)
-            .map(|fence| Acquired::Yes { fence })
-            .ok_or_else(|| unexpected("acquire", &v)),
-        [Value::Int(0), Value::Int(pttl)] => Ok(Acquired::No {
-            remaining: u64::try_from(*pttl).ok().map(Duration::from_millis),
-        }),
-        _ => Err(unexpected("acquire", &v)),
-    }
-}
-
-pub(crate) fn parse_pass_on(v: Value) -> Result<PassOn> {
-    let Value::Array(items) = &v else {
-        return Err(unexpected("pass-on", &v));
-    };
-    match items.as_slice() {
-        [Value::Int(0)] => Ok(PassOn::NotOwner),
-        [Value::Int(1)] => Ok(PassOn::Released),
-        [Value::Int(2), Value::BulkString(fence)] => parse_fence(fence)
-            .map(|fence| PassOn::Kept { fence })
-            .ok_or_else(|| unexpected("pass-on", &v)),
-        _ => Err(unexpected("pass-on", &v)),
+        self.with_conn(|c| self.scripts.run_raise_fence(c, &key, token, fence))
     }
 }
 
@@ -681,12 +498,11 @@ pub(crate) fn feed_on(
     secret: &Secret,
 ) -> Result<()> {
     let map = |e: RedisError| secret.map(&e);
-    let key = |name: &str| format!("{prefix}:{name}");
+    let key = |name: &str| lock_key(prefix, name);
     let mut feed = conn.as_pubsub();
     // Idle reads end every few seconds to check the connection.
     feed.set_read_timeout(Some(FEED_IDLE)).map_err(map)?;
     feed.subscribe(control).map_err(map)?;
-    let own = format!("{prefix}:");
     loop {
         let changes = handler.changes();
         if changes.stop {
@@ -702,7 +518,7 @@ pub(crate) fn feed_on(
         match feed.get_message() {
             Ok(msg) => {
                 let channel = msg.get_channel_name();
-                if let Some(name) = channel.strip_prefix(&own) {
+                if let Some(name) = lock_name(prefix, channel) {
                     handler.released(name);
                 }
             }
@@ -759,18 +575,16 @@ impl Store for RedisStore {
         }
         let mut pipe = redis::pipe();
         for e in batch {
-            pipe.cmd("EVALSHA")
-                .arg(self.scripts.extend.get_hash())
-                .arg(1)
-                .arg(self.lock_key(e.name))
-                .arg(e.token)
-                .arg(millis(e.ttl));
+            pipe.add_command(
+                self.scripts
+                    .extend_cmd(&self.lock_key(e.name), e.token, e.ttl),
+            );
         }
         let (replies, acked): (Vec<i64>, _) = self.with_conn(|c| {
             let replies: Vec<i64> = match pipe.query(c) {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     // Extending is idempotent: load the script and send them all again.
-                    self.scripts.extend.prepare_invoke().load(c)?;
+                    self.scripts.load_extend(c)?;
                     pipe.query(c)
                 }
                 other => other,
@@ -784,14 +598,7 @@ impl Store for RedisStore {
         // renewal thread tries again, and reports them lost if their
         // deadlines pass first.
         check_acks(self.replicas, acked, "renewal")?;
-        if replies.len() != batch.len() {
-            return Err(Error::Redis(format!(
-                "extend pipeline returned {} replies for {} leases",
-                replies.len(),
-                batch.len()
-            )));
-        }
-        Ok(replies.into_iter().map(|n| n == 1).collect())
+        parse_extend(replies, batch.len())
     }
 
     fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()> {
@@ -839,78 +646,5 @@ impl Store for RedisStore {
 
     fn describe(&self) -> &str {
         &self.place
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fence_keys_share_the_slot_and_never_collide_with_lock_keys() {
-        assert_eq!(
-            fence_key("distlock:orders:42"),
-            "{distlock:orders:42}:fence"
-        );
-        assert_eq!(
-            fence_key("distlock:a{user7}b"),
-            "{user7}:fence:distlock:a{user7}b"
-        );
-        // An empty tag does not count as a tag in Redis Cluster.
-        assert_eq!(fence_key("distlock:a{}b"), "{distlock:a{}b}:fence");
-        assert_eq!(
-            hash_tag("{distlock:orders:42}:fence"),
-            Some("distlock:orders:42")
-        );
-        assert_eq!(hash_tag("x{a}:fence:distlock:x{a}"), Some("a"));
-    }
-
-    #[test]
-    fn side_keys_share_the_slot_exactly_when_the_check_says_so() {
-        use redis::cluster_routing::Slot;
-        let names = [
-            "orders:42",
-            "{",
-            "{tag}",
-            "x{tag}y",
-            "a{b}c}d",
-            "{}{x}",
-            " ",
-            "nul\0",
-            "🔒",
-            // No tag, and a `}`: the fence counter's tag would stop there.
-            "}",
-            "a}b",
-            "{}",
-            "}{",
-            "a{}b}",
-            "x}{y}",
-        ];
-        for name in names {
-            let key = format!("distlock:{name}");
-            let same = [fence_key(&key), value_key(&key)]
-                .iter()
-                .all(|side| Slot::for_key(side) == Slot::for_key(&key));
-            assert_eq!(side_keys_share_slot(&key), same, "{name:?}");
-        }
-    }
-
-    #[test]
-    fn acquire_replies_parse() {
-        let yes = Value::Array(vec![Value::Int(1), Value::BulkString(b"17".to_vec())]);
-        assert_eq!(parse_acquire(yes).unwrap(), Acquired::Yes { fence: 17 });
-        let no = Value::Array(vec![Value::Int(0), Value::Int(250)]);
-        assert_eq!(
-            parse_acquire(no).unwrap(),
-            Acquired::No {
-                remaining: Some(Duration::from_millis(250))
-            }
-        );
-        let no_ttl = Value::Array(vec![Value::Int(0), Value::Int(-1)]);
-        assert_eq!(
-            parse_acquire(no_ttl).unwrap(),
-            Acquired::No { remaining: None }
-        );
-        assert!(matches!(parse_acquire(Value::Nil), Err(Error::Redis(_))));
     }
 }

@@ -28,10 +28,11 @@
 //! on the very connection that made the write; for a batch of renewals, to
 //! every master (the minimum counts).
 
+use super::errors::{breaks_connection, Secret};
 use super::keys::{check_one_slot, fence_key, lock_key};
 use super::redis::{
-    ack_if, check_acks, feed_on, is_failover_error, publish_poke, read_value, write_value,
-    PoolError, RedisConfig, Replicas, Secret,
+    ack_if, check_acks, feed_on, publish_poke, read_value, write_value, PoolError, RedisConfig,
+    Replicas,
 };
 use super::scripts::{
     lock_info, parse_acquire, parse_extend, parse_pass_on, reply_code_is, Scripts,
@@ -76,13 +77,13 @@ impl r2d2::ManageConnection for ClusterManager {
                 inner,
                 broken: false,
             })
-            .map_err(|e| PoolError(self.secret.map(&e)))
+            .map_err(|e| PoolError(self.secret.to_error(&e)))
     }
 
     fn is_valid(&self, conn: &mut ClusterConn) -> std::result::Result<(), PoolError> {
         redis::cmd("PING")
             .query::<()>(&mut conn.inner)
-            .map_err(|e| PoolError(self.secret.map(&e)))
+            .map_err(|e| PoolError(self.secret.to_error(&e)))
     }
 
     fn has_broken(&self, conn: &mut ClusterConn) -> bool {
@@ -143,7 +144,7 @@ impl ClusterStore {
                 ErrorKind::InvalidClientConfig => {
                     Error::invalid(secret.scrub(format!("cluster seed URLs: {e}")))
                 }
-                _ => secret.map(&e),
+                _ => secret.to_error(&e),
             })?;
         Ok((seeds, client, secret))
     }
@@ -170,7 +171,7 @@ impl ClusterStore {
                     break;
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::Server(_)) => {
-                    if let err @ Error::Auth(_) = secret.map(&e) {
+                    if let err @ Error::Auth(_) = secret.to_error(&e) {
                         return Err(err);
                     }
                     return Err(Error::invalid(secret.scrub(format!(
@@ -178,14 +179,14 @@ impl ClusterStore {
                         i + 1
                     ))));
                 }
-                Err(e) => last = Some(secret.map(&e)),
+                Err(e) => last = Some(secret.to_error(&e)),
             }
         }
         if let Some(e) = last {
             return Err(e);
         }
         // ... and the cluster client must read the slot map.
-        let probe = client.get_connection().map_err(|e| secret.map(&e))?;
+        let probe = client.get_connection().map_err(|e| secret.to_error(&e))?;
         drop(probe);
         let place = format!(
             "cluster via {}",
@@ -240,15 +241,10 @@ impl ClusterStore {
             Error::Connection(self.secret.scrub(format!("no connection available: {e}")))
         })?;
         f(&mut conn.inner).map_err(|e| {
-            if e.is_io_error()
-                || e.is_timeout()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal()
-                || is_failover_error(&e)
-            {
+            if breaks_connection(&e) {
                 conn.broken = true;
             }
-            self.secret.map(&e)
+            self.secret.to_error(&e)
         })
     }
 
@@ -410,9 +406,9 @@ impl Store for ClusterStore {
         let outcome = (|| {
             let mut conn = self.seeds[i]
                 .get_connection_with_timeout(self.connect_timeout)
-                .map_err(|e| self.secret.map(&e))?;
+                .map_err(|e| self.secret.to_error(&e))?;
             conn.set_write_timeout(Some(self.command_timeout))
-                .map_err(|e| self.secret.map(&e))?;
+                .map_err(|e| self.secret.to_error(&e))?;
             feed_on(&mut conn, &self.prefix, control, handler, &self.secret)
         })();
         if outcome.is_err() {

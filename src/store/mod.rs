@@ -6,6 +6,7 @@
 //! trait without touching the rest of the crate.
 
 pub(crate) mod cluster;
+mod errors;
 mod keys;
 pub(crate) mod redis;
 pub(crate) mod redlock;

@@ -1,6 +1,7 @@
 //! The Redis implementation of [`Store`]: connections and scripts (the key
 //! layout is in [`keys`](super::keys)).
 
+use super::errors::{breaks_connection, is_failover_error, Secret};
 use super::keys::{fence_key, lock_key, lock_name, value_key};
 use super::scripts::{
     lock_info, parse_acquire, parse_extend, parse_pass_on, reply_code_is, Scripts,
@@ -208,78 +209,20 @@ impl r2d2::ManageConnection for SharedManager {
     type Error = PoolError;
 
     fn connect(&self) -> std::result::Result<Conn, PoolError> {
-        self.0.open().map_err(|e| PoolError(self.0.secret.map(&e)))
+        self.0
+            .open()
+            .map_err(|e| PoolError(self.0.secret.to_error(&e)))
     }
 
     fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), PoolError> {
         redis::cmd("PING")
             .query::<()>(&mut conn.inner)
-            .map_err(|e| PoolError(self.0.secret.map(&e)))
+            .map_err(|e| PoolError(self.0.secret.to_error(&e)))
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
         conn.broken || !conn.inner.is_open()
     }
-}
-
-/// The configured passwords, kept only to scrub them out of server messages.
-#[derive(Clone, Default)]
-pub(crate) struct Secret(Vec<Arc<str>>);
-
-impl Secret {
-    /// Remembers `password` (if any) as one more secret to scrub.
-    pub(crate) fn add(&mut self, password: Option<&str>) {
-        if let Some(p) = password.filter(|p| !p.is_empty()) {
-            self.0.push(Arc::from(p));
-        }
-    }
-
-    pub(crate) fn scrub(&self, mut msg: String) -> String {
-        for s in &self.0 {
-            if msg.contains(&**s) {
-                msg = msg.replace(&**s, "<redacted>");
-            }
-        }
-        msg
-    }
-
-    /// Turns a redis-rs error into ours, choosing the variant by kind.
-    pub(crate) fn map(&self, e: &RedisError) -> Error {
-        let msg = self.scrub(e.to_string());
-        let auth_code = matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
-        match e.kind() {
-            ErrorKind::AuthenticationFailed | ErrorKind::Server(ServerErrorKind::NoPerm) => {
-                Error::Auth(msg)
-            }
-            _ if auth_code => Error::Auth(msg),
-            ErrorKind::InvalidClientConfig => Error::InvalidArgument(msg),
-            // The server is a replica now (a failover happened), or the
-            // cluster is reconfiguring: another connection will do.
-            _ if is_failover_error(e) => Error::Connection(msg),
-            _ if e.is_io_error()
-                || e.is_timeout()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal() =>
-            {
-                Error::Connection(msg)
-            }
-            _ => Error::Redis(msg),
-        }
-    }
-}
-
-/// Errors that mean "this server cannot take writes right now, ask again":
-/// a replica's READONLY after a failover, and cluster reconfiguration.
-pub(crate) fn is_failover_error(e: &RedisError) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::Server(
-            ServerErrorKind::ReadOnly
-                | ServerErrorKind::MasterDown
-                | ServerErrorKind::ClusterDown
-                | ServerErrorKind::TryAgain
-        ) | ErrorKind::ClusterConnectionNotFound
-    ) || e.code() == Some("READONLY")
 }
 
 /// How long the release feed reads before checking its connection.
@@ -348,7 +291,7 @@ impl RedisStore {
             };
             format!("{}: {msg}{hint}", self.place)
         };
-        match self.secret.map(e) {
+        match self.secret.to_error(e) {
             Error::Connection(m) => Error::Connection(what(m)),
             Error::Auth(m) => Error::Auth(what(m)),
             Error::Redis(m) => Error::Redis(what(m)),
@@ -464,15 +407,11 @@ impl RedisStore {
             rounds -= 1;
         };
         f(&mut conn.inner).map_err(|e| {
-            if e.is_io_error()
-                || e.is_timeout()
-                || e.is_connection_dropped()
-                || is_failover_error(&e)
-            {
+            if breaks_connection(&e) {
                 conn.broken = true;
                 failures.fetch_max(conn.opened_after + 1, Ordering::SeqCst);
             }
-            self.secret.map(&e)
+            self.secret.to_error(&e)
         })
     }
 }
@@ -497,7 +436,7 @@ pub(crate) fn feed_on(
     handler: &mut dyn FeedHandler,
     secret: &Secret,
 ) -> Result<()> {
-    let map = |e: RedisError| secret.map(&e);
+    let map = |e: RedisError| secret.to_error(&e);
     let key = |name: &str| lock_key(prefix, name);
     let mut feed = conn.as_pubsub();
     // Idle reads end every few seconds to check the connection.
@@ -602,7 +541,7 @@ impl Store for RedisStore {
     }
 
     fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()> {
-        let mut conn = self.manager.open().map_err(|e| self.secret.map(&e))?;
+        let mut conn = self.manager.open().map_err(|e| self.secret.to_error(&e))?;
         feed_on(
             &mut conn.inner,
             &self.prefix,

@@ -5,12 +5,13 @@
 //! reconnect) goes to the promoted replica without the caller doing
 //! anything. Connections to the old master fail (it is gone) or answer
 //! READONLY (it came back as a replica); either way they are dropped, see
-//! `is_failover_error` in the single-node store.
+//! `breaks_connection` in [`errors`](super::errors).
 //!
 //! distlock asks the sentinels itself instead of using redis-rs's sentinel
 //! client, whose blocking path opens its connections without timeouts: here
 //! every step is bounded by the client's connect and command timeouts.
 
+use super::errors::is_auth_error;
 use crate::error::{Error, Result};
 use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, RedisError, RedisResult, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,12 +41,6 @@ pub(crate) struct Sentinels {
     first: AtomicUsize,
     passwords: Vec<String>,
     place: String,
-}
-
-/// Whether `e` says the credentials were refused: no point asking elsewhere.
-fn is_auth_error(e: &RedisError) -> bool {
-    e.kind() == ErrorKind::AuthenticationFailed
-        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
 }
 
 impl Sentinels {

@@ -29,19 +29,20 @@
 //! every master (the minimum counts).
 
 use super::errors::{breaks_connection, Secret};
+use super::feed::{feed_on, publish_poke};
 use super::keys::{check_one_slot, fence_key, lock_key};
-use super::redis::{
-    ack_if, check_acks, feed_on, publish_poke, read_value, write_value, PoolError, RedisConfig,
-    Replicas,
-};
+use super::redis::{read_value, write_value, PoolError, RedisConfig};
+use super::replicas::Acks;
+use super::route::Route;
 use super::scripts::{
     lock_info, parse_acquire, parse_extend, parse_pass_on, reply_code_is, Scripts,
 };
-use super::{millis, Acquired, Extend, FeedHandler, PassOn, Store};
+use super::{Acquired, Extend, FeedHandler, PassOn, Store};
 use crate::error::{Error, Result};
 use crate::LockInfo;
 use redis::cluster::{ClusterClient, ClusterConnection};
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::cluster_routing::{Route as SlotRoute, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisResult};
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -102,7 +103,7 @@ pub(crate) struct ClusterStore {
     prefix: String,
     scripts: Scripts,
     secret: Secret,
-    replicas: Option<Replicas>,
+    acks: Acks,
     connect_timeout: Duration,
     command_timeout: Duration,
     place: String,
@@ -219,7 +220,7 @@ impl ClusterStore {
             prefix: cfg.prefix.clone(),
             scripts: Scripts::new(),
             secret,
-            replicas: cfg.replicas,
+            acks: Acks::new(cfg.replicas, cfg.command_timeout),
             connect_timeout: cfg.connect_timeout,
             command_timeout: cfg.command_timeout,
             place,
@@ -247,39 +248,38 @@ impl ClusterStore {
             self.secret.to_error(&e)
         })
     }
+}
 
-    /// `WAIT` on the master of `key`'s slot, over the node connection that
-    /// just wrote `key` (`None`: on every master, the minimum counts).
-    fn wait_replicas(
-        &self,
-        c: &mut ClusterConnection,
-        key: Option<&str>,
-        r: Replicas,
-    ) -> std::result::Result<u32, RedisError> {
-        c.set_read_timeout(Some(self.command_timeout + r.timeout))?;
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(r.count).arg(millis(r.timeout).max(1));
-        let acked = match key {
-            Some(key) => c
+impl Route for ClusterConnection {
+    fn check_script_key(key: &str) -> Result<()> {
+        check_one_slot(key)
+    }
+
+    fn set_reply_timeout(&mut self, timeout: Duration) -> RedisResult<()> {
+        self.set_read_timeout(Some(timeout))
+    }
+
+    /// To the master of `key`'s slot, over the node connection that just
+    /// wrote `key`; `None`: to every master, the minimum counts.
+    fn route_wait(&mut self, wait: &Cmd, key: Option<&str>) -> RedisResult<i64> {
+        match key {
+            Some(key) => self
                 .route_command(
-                    &wait,
-                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
-                        key,
-                        SlotAddr::Master,
-                    ))),
+                    wait,
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                        SlotRoute::with_key(key, SlotAddr::Master),
+                    )),
                 )
                 .and_then(|v| redis::from_redis_value::<i64>(v).map_err(RedisError::from)),
             // Routed to all masters, with the smallest answer.
-            None => wait.query::<i64>(c),
-        };
-        c.set_read_timeout(Some(self.command_timeout))?;
-        Ok(u32::try_from(acked?).unwrap_or(0))
+            None => wait.query(self),
+        }
     }
 
-    /// How many clients listen for releases of `key`, over all nodes.
-    fn subscribers(c: &mut ClusterConnection, key: &str) -> std::result::Result<i64, RedisError> {
+    /// Over all nodes: a waiter may subscribe on any of them.
+    fn waiters(&mut self, key: &str) -> RedisResult<Option<i64>> {
         // Routed to every node; the replies are summed per channel.
-        let v: Value = redis::cmd("PUBSUB").arg("NUMSUB").arg(key).query(c)?;
+        let v: Value = redis::cmd("PUBSUB").arg("NUMSUB").arg(key).query(self)?;
         let count = |pairs: Vec<(Value, Value)>| {
             pairs
                 .into_iter()
@@ -289,7 +289,7 @@ impl ClusterStore {
                 })
                 .sum::<i64>()
         };
-        Ok(match v {
+        Ok(Some(match v {
             Value::Map(pairs) => count(pairs),
             Value::Array(items) => count(
                 items
@@ -301,35 +301,38 @@ impl ClusterStore {
                     .collect(),
             ),
             _ => 0,
-        })
+        }))
     }
-}
 
-/// Whether a pipeline failed with a server error that one command at a time
-/// gets past (a redirection, a retry or a cluster reconfiguration): the
-/// blocking cluster pipeline reports those instead of following them.
-fn needs_one_by_one(e: &RedisError) -> bool {
-    matches!(e.kind(), ErrorKind::Server(_)) && !e.is_io_error()
-}
+    /// Grouped per node: one round trip per master.
+    fn query_pipeline<T: FromRedisValue>(&mut self, pipe: &Pipeline) -> RedisResult<T> {
+        let mut per_node = redis::cluster::cluster_pipe();
+        for cmd in pipe.cmd_iter() {
+            per_node.add_command(cmd.clone());
+        }
+        per_node.query(self)
+    }
 
-/// The lock key of `name` for a script that also touches its side keys, or
-/// a clear refusal where Redis Cluster would answer CROSSSLOT.
-fn scripted_key(key: String) -> Result<String> {
-    check_one_slot(&key).map(|()| key)
+    /// The blocking cluster pipeline reports a redirection, a retry or a
+    /// cluster reconfiguration instead of following it; each command on its
+    /// own follows MOVED/ASK (and refreshes the slot map for the next
+    /// pipeline).
+    fn retry_one_by_one(e: &RedisError) -> bool {
+        matches!(e.kind(), ErrorKind::Server(_)) && !e.is_io_error()
+    }
 }
 
 impl Store for ClusterStore {
     fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
-        let key = scripted_key(self.lock_key(name))?;
+        let key = self.lock_key(name);
+        ClusterConnection::check_script_key(&key)?;
         let (reply, acked) = self.with_conn(|c| {
             let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
-            let acked = ack_if(self.replicas, reply_code_is(&reply, 1), c, |c, r| {
-                self.wait_replicas(c, Some(&key), r)
-            })?;
+            let acked = self.acks.wait_if(reply_code_is(&reply, 1), c, Some(&key))?;
             Ok((reply, acked))
         })?;
         let got = parse_acquire(reply)?;
-        if let Err(e) = check_acks(self.replicas, acked, "lock (it was given back)") {
+        if let Err(e) = self.acks.check(acked, "lock (it was given back)") {
             let _ = self.release(name, token);
             return Err(e);
         }
@@ -342,18 +345,15 @@ impl Store for ClusterStore {
     }
 
     fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn> {
-        let key = scripted_key(self.lock_key(name))?;
+        let key = self.lock_key(name);
+        ClusterConnection::check_script_key(&key)?;
         let (reply, acked) = self.with_conn(|c| {
-            let waiting = Self::subscribers(c, &key)?;
-            let reply = self
-                .scripts
-                .run_pass_on(c, &key, token, ttl, Some(waiting))?;
-            let acked = ack_if(self.replicas, reply_code_is(&reply, 2), c, |c, r| {
-                self.wait_replicas(c, Some(&key), r)
-            })?;
+            let waiting = c.waiters(&key)?;
+            let reply = self.scripts.run_pass_on(c, &key, token, ttl, waiting)?;
+            let acked = self.acks.wait_if(reply_code_is(&reply, 2), c, Some(&key))?;
             Ok((reply, acked))
         })?;
-        check_acks(self.replicas, acked, "kept lease")?;
+        self.acks.check(acked, "kept lease")?;
         parse_pass_on(reply)
     }
 
@@ -363,7 +363,7 @@ impl Store for ClusterStore {
         }
         let keys: Vec<String> = batch.iter().map(|e| self.lock_key(e.name)).collect();
         // Grouped per node by the cluster pipeline: one round trip per master.
-        let mut pipe = redis::cluster::cluster_pipe();
+        let mut pipe = redis::pipe();
         for (e, key) in batch.iter().zip(&keys) {
             pipe.add_command(self.scripts.extend_cmd(key, e.token, e.ttl));
         }
@@ -375,27 +375,25 @@ impl Store for ClusterStore {
                 .collect::<std::result::Result<Vec<i64>, RedisError>>()
         };
         let (replies, acked) = self.with_conn(|c| {
-            let replies: Vec<i64> = match pipe.query(c) {
+            let replies: Vec<i64> = match c.query_pipeline(&pipe) {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     // Extending is idempotent: load the script (on every
                     // node) and send them all again.
                     self.scripts.load_extend(c)?;
-                    match pipe.query(c) {
-                        Err(e) if needs_one_by_one(&e) => one_by_one(c),
+                    match c.query_pipeline(&pipe) {
+                        Err(e) if ClusterConnection::retry_one_by_one(&e) => one_by_one(c),
                         other => other,
                     }
                 }
                 // Slots moved: each command on its own follows MOVED/ASK
                 // (and refreshes the slot map for the next pipeline).
-                Err(e) if needs_one_by_one(&e) => one_by_one(c),
+                Err(e) if ClusterConnection::retry_one_by_one(&e) => one_by_one(c),
                 other => other,
             }?;
-            let acked = ack_if(self.replicas, replies.contains(&1), c, |c, r| {
-                self.wait_replicas(c, None, r)
-            })?;
+            let acked = self.acks.wait_if(replies.contains(&1), c, None)?;
             Ok((replies, acked))
         })?;
-        check_acks(self.replicas, acked, "renewal")?;
+        self.acks.check(acked, "renewal")?;
         parse_extend(replies, batch.len())
     }
 
@@ -434,14 +432,15 @@ impl Store for ClusterStore {
         let key = self.lock_key(name);
         // All three keys share a slot: one node answers the whole pipeline.
         let (token, pttl, fence): (Option<String>, i64, Option<u64>) = self.with_conn(|c| {
-            redis::cluster::cluster_pipe()
-                .cmd("GET")
-                .arg(&key)
-                .cmd("PTTL")
-                .arg(&key)
-                .cmd("GET")
-                .arg(fence_key(&key))
-                .query(c)
+            c.query_pipeline(
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(&key)
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .cmd("GET")
+                    .arg(fence_key(&key)),
+            )
         })?;
         Ok(lock_info(key, token, pttl, fence))
     }

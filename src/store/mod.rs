@@ -7,9 +7,12 @@
 
 pub(crate) mod cluster;
 mod errors;
+mod feed;
 mod keys;
 pub(crate) mod redis;
 pub(crate) mod redlock;
+mod replicas;
+mod route;
 mod scripts;
 pub(crate) mod sentinel;
 

@@ -2,7 +2,11 @@
 //! layout is in [`keys`](super::keys)).
 
 use super::errors::{breaks_connection, is_failover_error, Secret};
-use super::keys::{fence_key, lock_key, lock_name, value_key};
+use super::feed::{feed_on, publish_poke};
+use super::keys::{fence_key, lock_key, value_key};
+use super::replicas::Acks;
+pub(crate) use super::replicas::Replicas;
+use super::route::Route;
 use super::scripts::{
     lock_info, parse_acquire, parse_extend, parse_pass_on, reply_code_is, Scripts,
 };
@@ -10,6 +14,7 @@ use super::sentinel::{SentinelConfig, Sentinels};
 use super::{millis, Acquired, Extend, FeedHandler, PassOn, Store};
 use crate::error::{Error, Result};
 use crate::LockInfo;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisResult};
 use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,67 +46,6 @@ pub(crate) struct Tls {
     pub client: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-/// Replica acknowledgement: after a write that takes or extends a lease,
-/// `WAIT count timeout` on the same connection; fewer acknowledgements make
-/// the operation fail (an acquisition is given back first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Replicas {
-    /// How many replicas must confirm.
-    pub count: u32,
-    /// How long the server waits for them (at least 1 ms: `WAIT` with 0
-    /// would wait forever).
-    pub timeout: Duration,
-}
-
-/// Asks the server, on the connection `c` that just wrote, how many
-/// replicas have that write. The read timeout is stretched for the wait.
-fn wait_replicas(
-    c: &mut redis::Connection,
-    r: Replicas,
-    command_timeout: Duration,
-) -> std::result::Result<u32, RedisError> {
-    c.set_read_timeout(Some(command_timeout + r.timeout))?;
-    let acked = redis::cmd("WAIT")
-        .arg(r.count)
-        .arg(millis(r.timeout).max(1))
-        .query::<i64>(c);
-    c.set_read_timeout(Some(command_timeout))?;
-    Ok(u32::try_from(acked?).unwrap_or(0))
-}
-
-/// The error for a write that too few replicas confirmed: a connection
-/// error, since it is worth retrying once the replicas catch up.
-fn too_few_replicas(what: &str, acked: u32, r: Replicas) -> Error {
-    Error::Connection(format!(
-        "only {acked} of {} replica(s) acknowledged the {what} within {} ms",
-        r.count,
-        millis(r.timeout).max(1)
-    ))
-}
-
-/// Runs `wait` (a `WAIT`) when replica acknowledgement is asked for and
-/// the script just took or kept a lock (`took`); its answer, if asked.
-pub(crate) fn ack_if<C>(
-    replicas: Option<Replicas>,
-    took: bool,
-    c: &mut C,
-    wait: impl FnOnce(&mut C, Replicas) -> std::result::Result<u32, RedisError>,
-) -> std::result::Result<Option<u32>, RedisError> {
-    match replicas {
-        Some(r) if took => wait(c, r).map(Some),
-        _ => Ok(None),
-    }
-}
-
-/// An error when fewer replicas acknowledged `what` than were asked for
-/// (`acked` is the answer of [`ack_if`]).
-pub(crate) fn check_acks(replicas: Option<Replicas>, acked: Option<u32>, what: &str) -> Result<()> {
-    match (replicas, acked) {
-        (Some(r), Some(acked)) if acked < r.count => Err(too_few_replicas(what, acked, r)),
-        _ => Ok(()),
-    }
-}
-
 /// Reads the value a loader cached beside the lock key `key`.
 pub(crate) fn read_value(
     c: &mut dyn ConnectionLike,
@@ -123,14 +67,6 @@ pub(crate) fn write_value(
         .arg("PX")
         .arg(millis(ttl))
         .query(c)
-}
-
-/// Wakes the release feed listening on `control`.
-pub(crate) fn publish_poke(
-    c: &mut dyn ConnectionLike,
-    control: &str,
-) -> std::result::Result<(), RedisError> {
-    redis::cmd("PUBLISH").arg(control).arg("poke").query(c)
 }
 
 /// A pooled connection that remembers whether it can still be trusted.
@@ -225,9 +161,6 @@ impl r2d2::ManageConnection for SharedManager {
     }
 }
 
-/// How long the release feed reads before checking its connection.
-const FEED_IDLE: Duration = Duration::from_secs(5);
-
 /// A Redis node holding locks.
 pub(crate) struct RedisStore {
     pool: r2d2::Pool<SharedManager>,
@@ -238,8 +171,7 @@ pub(crate) struct RedisStore {
     secret: Secret,
     /// `host:port/db`, for Debug output.
     place: String,
-    replicas: Option<Replicas>,
-    command_timeout: Duration,
+    acks: Acks,
 }
 
 impl RedisStore {
@@ -373,8 +305,7 @@ impl RedisStore {
             scripts: Scripts::new(),
             secret,
             place,
-            replicas: cfg.replicas,
-            command_timeout: cfg.command_timeout,
+            acks: Acks::new(cfg.replicas, cfg.command_timeout),
         })
     }
 
@@ -426,61 +357,16 @@ impl RedisStore {
     }
 }
 
-/// Runs a release feed on `conn` (see [`Store::run_feed`]): subscribes to
-/// `control` and to the lock keys (`<prefix>:<name>`) the handler asks for,
-/// and reports releases until told to stop or the connection fails.
-pub(crate) fn feed_on(
-    conn: &mut redis::Connection,
-    prefix: &str,
-    control: &str,
-    handler: &mut dyn FeedHandler,
-    secret: &Secret,
-) -> Result<()> {
-    let map = |e: RedisError| secret.to_error(&e);
-    let key = |name: &str| lock_key(prefix, name);
-    let mut feed = conn.as_pubsub();
-    // Idle reads end every few seconds to check the connection.
-    feed.set_read_timeout(Some(FEED_IDLE)).map_err(map)?;
-    feed.subscribe(control).map_err(map)?;
-    loop {
-        let changes = handler.changes();
-        if changes.stop {
-            return Ok(());
-        }
-        for name in &changes.subscribe {
-            feed.subscribe(key(name)).map_err(map)?;
-            handler.subscribed(name);
-        }
-        for name in &changes.unsubscribe {
-            feed.unsubscribe(key(name)).map_err(map)?;
-        }
-        match feed.get_message() {
-            Ok(msg) => {
-                let channel = msg.get_channel_name();
-                if let Some(name) = lock_name(prefix, channel) {
-                    handler.released(name);
-                }
-            }
-            Err(e) if e.is_timeout() => {
-                feed.ping::<()>().map_err(map)?;
-            }
-            Err(e) => return Err(map(e)),
-        }
-    }
-}
-
 impl Store for RedisStore {
     fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
         let key = self.lock_key(name);
         let (reply, acked) = self.with_conn(|c| {
             let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
-            let acked = ack_if(self.replicas, reply_code_is(&reply, 1), c, |c, r| {
-                wait_replicas(c, r, self.command_timeout)
-            })?;
+            let acked = self.acks.wait_if(reply_code_is(&reply, 1), c, Some(&key))?;
             Ok((reply, acked))
         })?;
         let got = parse_acquire(reply)?;
-        if let Err(e) = check_acks(self.replicas, acked, "lock (it was given back)") {
+        if let Err(e) = self.acks.check(acked, "lock (it was given back)") {
             // Not durable enough: give it back rather than hold a lock a
             // failover could hand to someone else.
             let _ = self.release(name, token);
@@ -498,13 +384,11 @@ impl Store for RedisStore {
         let key = self.lock_key(name);
         let (reply, acked) = self.with_conn(|c| {
             let reply = self.scripts.run_pass_on(c, &key, token, ttl, None)?;
-            let acked = ack_if(self.replicas, reply_code_is(&reply, 2), c, |c, r| {
-                wait_replicas(c, r, self.command_timeout)
-            })?;
+            let acked = self.acks.wait_if(reply_code_is(&reply, 2), c, Some(&key))?;
             Ok((reply, acked))
         })?;
         // The caller releases the lock on an error.
-        check_acks(self.replicas, acked, "kept lease")?;
+        self.acks.check(acked, "kept lease")?;
         parse_pass_on(reply)
     }
 
@@ -520,23 +404,21 @@ impl Store for RedisStore {
             );
         }
         let (replies, acked): (Vec<i64>, _) = self.with_conn(|c| {
-            let replies: Vec<i64> = match pipe.query(c) {
+            let replies: Vec<i64> = match c.query_pipeline(&pipe) {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     // Extending is idempotent: load the script and send them all again.
                     self.scripts.load_extend(c)?;
-                    pipe.query(c)
+                    c.query_pipeline(&pipe)
                 }
                 other => other,
             }?;
-            let acked = ack_if(self.replicas, replies.contains(&1), c, |c, r| {
-                wait_replicas(c, r, self.command_timeout)
-            })?;
+            let acked = self.acks.wait_if(replies.contains(&1), c, None)?;
             Ok((replies, acked))
         })?;
         // On an error the leases stay as they were acknowledged before: the
         // renewal thread tries again, and reports them lost if their
         // deadlines pass first.
-        check_acks(self.replicas, acked, "renewal")?;
+        self.acks.check(acked, "renewal")?;
         parse_extend(replies, batch.len())
     }
 
@@ -566,14 +448,15 @@ impl Store for RedisStore {
     fn inspect(&self, name: &str) -> Result<LockInfo> {
         let key = self.lock_key(name);
         let (token, pttl, fence): (Option<String>, i64, Option<u64>) = self.with_conn(|c| {
-            redis::pipe()
-                .cmd("GET")
-                .arg(&key)
-                .cmd("PTTL")
-                .arg(&key)
-                .cmd("GET")
-                .arg(fence_key(&key))
-                .query(c)
+            c.query_pipeline(
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(&key)
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .cmd("GET")
+                    .arg(fence_key(&key)),
+            )
         })?;
         Ok(lock_info(key, token, pttl, fence))
     }
@@ -585,5 +468,25 @@ impl Store for RedisStore {
 
     fn describe(&self) -> &str {
         &self.place
+    }
+}
+
+impl Route for redis::Connection {
+    fn set_reply_timeout(&mut self, timeout: Duration) -> RedisResult<()> {
+        self.set_read_timeout(Some(timeout))
+    }
+
+    /// One node: the `WAIT` goes where the write went.
+    fn route_wait(&mut self, wait: &Cmd, _key: Option<&str>) -> RedisResult<i64> {
+        wait.query(self)
+    }
+
+    /// One node: every waiter subscribes here, where the script counts them.
+    fn waiters(&mut self, _key: &str) -> RedisResult<Option<i64>> {
+        Ok(None)
+    }
+
+    fn query_pipeline<T: FromRedisValue>(&mut self, pipe: &Pipeline) -> RedisResult<T> {
+        pipe.query(self)
     }
 }

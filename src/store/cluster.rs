@@ -28,10 +28,11 @@
 //! on the very connection that made the write; for a batch of renewals, to
 //! every master (the minimum counts).
 
-use super::errors::{breaks_connection, Secret};
+use super::errors::Secret;
 use super::feed::{feed_on, publish_poke};
 use super::keys::{check_one_slot, fence_key, lock_key};
-use super::redis::{read_value, write_value, PoolError, RedisConfig};
+use super::pool::{Open, Pool};
+use super::redis::{read_value, write_value, RedisConfig};
 use super::replicas::Acks;
 use super::route::Route;
 use super::scripts::{
@@ -45,7 +46,6 @@ use redis::cluster_routing::{Route as SlotRoute, RoutingInfo, SingleNodeRoutingI
 use redis::{Cmd, FromRedisValue, Pipeline, RedisResult};
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the cluster client retries a command (after MOVED, ASK,
@@ -54,59 +54,36 @@ const RETRIES: u32 = 5;
 /// Its shortest and longest pause between retries, in milliseconds.
 const RETRY_WAIT_MS: (u64, u64) = (5, 250);
 
-/// A pooled cluster connection (one socket per node it has talked to) that
-/// remembers whether it can still be trusted, like the single-node `Conn`.
-pub(crate) struct ClusterConn {
-    inner: ClusterConnection,
-    broken: bool,
-}
-
-/// Opens cluster connections for the r2d2 pool.
-pub(crate) struct ClusterManager {
+/// Opens cluster connections: one socket per node each has talked to.
+pub(crate) struct Nodes {
     client: ClusterClient,
-    secret: Secret,
 }
 
-impl r2d2::ManageConnection for ClusterManager {
-    type Connection = ClusterConn;
-    type Error = PoolError;
+impl Open for Nodes {
+    type Conn = ClusterConnection;
 
-    fn connect(&self) -> std::result::Result<ClusterConn, PoolError> {
-        self.client
-            .get_connection()
-            .map(|inner| ClusterConn {
-                inner,
-                broken: false,
-            })
-            .map_err(|e| PoolError(self.secret.to_error(&e)))
-    }
+    /// A cluster connection reconnects to a node that failed (within its
+    /// retries): one node's failure says nothing of the other connections.
+    const SHARED_FATE: bool = false;
 
-    fn is_valid(&self, conn: &mut ClusterConn) -> std::result::Result<(), PoolError> {
-        redis::cmd("PING")
-            .query::<()>(&mut conn.inner)
-            .map_err(|e| PoolError(self.secret.to_error(&e)))
-    }
-
-    fn has_broken(&self, conn: &mut ClusterConn) -> bool {
-        use redis::ConnectionLike;
-        conn.broken || !conn.inner.is_open()
+    fn open(&self) -> RedisResult<ClusterConnection> {
+        self.client.get_connection()
     }
 }
 
 /// A Redis Cluster holding locks.
 pub(crate) struct ClusterStore {
-    pool: r2d2::Pool<ClusterManager>,
+    /// Its place is `cluster via <seed>, ...`.
+    pool: Pool<Nodes>,
     /// Plain clients for the seed nodes: the release feed listens on one.
     seeds: Vec<redis::Client>,
     /// The seed the feed uses; the next one after a failure.
     feed_node: AtomicUsize,
     prefix: String,
     scripts: Scripts,
-    secret: Secret,
     acks: Acks,
     connect_timeout: Duration,
     command_timeout: Duration,
-    place: String,
 }
 
 impl ClusterStore {
@@ -197,56 +174,27 @@ impl ClusterStore {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let threads = scheduled_thread_pool::ScheduledThreadPool::builder()
-            .num_threads(1)
-            .thread_name_pattern("distlock-pool")
-            .on_drop_behavior(scheduled_thread_pool::OnPoolDropBehavior::DiscardPendingScheduled)
-            .build();
-        let pool = r2d2::Pool::builder()
-            .max_size(cfg.pool_size)
-            .min_idle(Some(0))
-            .connection_timeout(cfg.connect_timeout)
-            .test_on_check_out(false)
-            .thread_pool(Arc::new(threads))
-            .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(ClusterManager {
-                client,
-                secret: secret.clone(),
-            });
         Ok(ClusterStore {
-            pool,
+            pool: Pool::new(
+                Nodes { client },
+                secret,
+                place,
+                cfg.pool_size,
+                cfg.connect_timeout,
+            ),
             seeds,
             feed_node: AtomicUsize::new(0),
             prefix: cfg.prefix.clone(),
             scripts: Scripts::new(),
-            secret,
             acks: Acks::new(cfg.replicas, cfg.command_timeout),
             connect_timeout: cfg.connect_timeout,
             command_timeout: cfg.command_timeout,
-            place,
         })
     }
 
     /// `<prefix>:<name>`: the key that holds the owner's token.
     fn lock_key(&self, name: &str) -> String {
         lock_key(&self.prefix, name)
-    }
-
-    /// Runs `f` on a pooled cluster connection; an I/O failure, a timeout or
-    /// a failover error retires the connection.
-    fn with_conn<T>(
-        &self,
-        f: impl FnOnce(&mut ClusterConnection) -> std::result::Result<T, RedisError>,
-    ) -> Result<T> {
-        let mut conn = self.pool.get().map_err(|e| {
-            Error::Connection(self.secret.scrub(format!("no connection available: {e}")))
-        })?;
-        f(&mut conn.inner).map_err(|e| {
-            if breaks_connection(&e) {
-                conn.broken = true;
-            }
-            self.secret.to_error(&e)
-        })
     }
 }
 
@@ -326,7 +274,7 @@ impl Store for ClusterStore {
     fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
         let key = self.lock_key(name);
         ClusterConnection::check_script_key(&key)?;
-        let (reply, acked) = self.with_conn(|c| {
+        let (reply, acked) = self.pool.with_conn(|c| {
             let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
             let acked = self.acks.wait_if(reply_code_is(&reply, 1), c, Some(&key))?;
             Ok((reply, acked))
@@ -341,13 +289,14 @@ impl Store for ClusterStore {
 
     fn release(&self, name: &str, token: &str) -> Result<bool> {
         let key = self.lock_key(name);
-        self.with_conn(|c| self.scripts.run_release(c, &key, token))
+        self.pool
+            .with_conn(|c| self.scripts.run_release(c, &key, token))
     }
 
     fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn> {
         let key = self.lock_key(name);
         ClusterConnection::check_script_key(&key)?;
-        let (reply, acked) = self.with_conn(|c| {
+        let (reply, acked) = self.pool.with_conn(|c| {
             let waiting = c.waiters(&key)?;
             let reply = self.scripts.run_pass_on(c, &key, token, ttl, waiting)?;
             let acked = self.acks.wait_if(reply_code_is(&reply, 2), c, Some(&key))?;
@@ -374,7 +323,7 @@ impl Store for ClusterStore {
                 .map(|(e, key)| self.scripts.run_extend(c, key, e.token, e.ttl))
                 .collect::<std::result::Result<Vec<i64>, RedisError>>()
         };
-        let (replies, acked) = self.with_conn(|c| {
+        let (replies, acked) = self.pool.with_conn(|c| {
             let replies: Vec<i64> = match c.query_pipeline(&pipe) {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     // Extending is idempotent: load the script (on every
@@ -404,10 +353,16 @@ impl Store for ClusterStore {
         let outcome = (|| {
             let mut conn = self.seeds[i]
                 .get_connection_with_timeout(self.connect_timeout)
-                .map_err(|e| self.secret.to_error(&e))?;
+                .map_err(|e| self.pool.secret().to_error(&e))?;
             conn.set_write_timeout(Some(self.command_timeout))
-                .map_err(|e| self.secret.to_error(&e))?;
-            feed_on(&mut conn, &self.prefix, control, handler, &self.secret)
+                .map_err(|e| self.pool.secret().to_error(&e))?;
+            feed_on(
+                &mut conn,
+                &self.prefix,
+                control,
+                handler,
+                self.pool.secret(),
+            )
         })();
         if outcome.is_err() {
             self.feed_node.fetch_add(1, Ordering::Relaxed);
@@ -417,40 +372,41 @@ impl Store for ClusterStore {
 
     fn poke(&self, control: &str) -> Result<()> {
         // Reaches the feed whichever node it listens on.
-        self.with_conn(|c| publish_poke(c, control))
+        self.pool.with_conn(|c| publish_poke(c, control))
     }
 
     fn cache_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.with_conn(|c| read_value(c, &self.lock_key(name)))
+        self.pool.with_conn(|c| read_value(c, &self.lock_key(name)))
     }
 
     fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()> {
-        self.with_conn(|c| write_value(c, &self.lock_key(name), value, ttl))
+        self.pool
+            .with_conn(|c| write_value(c, &self.lock_key(name), value, ttl))
     }
 
     fn inspect(&self, name: &str) -> Result<LockInfo> {
         let key = self.lock_key(name);
         // All three keys share a slot: one node answers the whole pipeline.
-        let (token, pttl, fence): (Option<String>, i64, Option<u64>) = self.with_conn(|c| {
-            c.query_pipeline(
-                redis::pipe()
-                    .cmd("GET")
-                    .arg(&key)
-                    .cmd("PTTL")
-                    .arg(&key)
-                    .cmd("GET")
-                    .arg(fence_key(&key)),
-            )
-        })?;
+        let (token, pttl, fence): (Option<String>, i64, Option<u64>) =
+            self.pool.with_conn(|c| {
+                c.query_pipeline(
+                    redis::pipe()
+                        .cmd("GET")
+                        .arg(&key)
+                        .cmd("PTTL")
+                        .arg(&key)
+                        .cmd("GET")
+                        .arg(fence_key(&key)),
+                )
+            })?;
         Ok(lock_info(key, token, pttl, fence))
     }
 
     fn pool_state(&self) -> (u32, u32) {
-        let s = self.pool.state();
-        (s.connections, s.idle_connections)
+        self.pool.state()
     }
 
     fn describe(&self) -> &str {
-        &self.place
+        self.pool.place()
     }
 }

@@ -1,9 +1,10 @@
 //! The Redis implementation of [`Store`]: connections and scripts (the key
 //! layout is in [`keys`](super::keys)).
 
-use super::errors::{breaks_connection, is_failover_error, Secret};
+use super::errors::{is_failover_error, Secret};
 use super::feed::{feed_on, publish_poke};
 use super::keys::{fence_key, lock_key, value_key};
+use super::pool::{Open, Pool};
 use super::replicas::Acks;
 pub(crate) use super::replicas::Replicas;
 use super::route::Route;
@@ -16,8 +17,6 @@ use crate::error::{Error, Result};
 use crate::LockInfo;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisResult};
 use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything needed to reach one Redis server.
@@ -69,40 +68,24 @@ pub(crate) fn write_value(
         .query(c)
 }
 
-/// A pooled connection that remembers whether it can still be trusted.
-///
-/// After an I/O error or a timeout the reply to our command may still be in
-/// flight; reusing the socket could hand that stale reply to the next
-/// command. Such a connection is marked broken and r2d2 throws it away.
-///
-/// A failure also casts doubt on every connection opened before it: a
-/// server restart closes them all at once, and trying them one by one
-/// would spend each attempt (and its retry) on a dead socket. So every
-/// connection remembers the manager's failure count when it was opened,
-/// and one older than the latest failure is thrown away unused.
-pub(crate) struct Conn {
-    inner: redis::Connection,
-    broken: bool,
-    /// [`Manager::failures`] when this connection was opened.
-    opened_after: u64,
-}
-
-/// Opens connections for the r2d2 pool.
-pub(crate) struct Manager {
+/// Opens the connections to one node: the one of the URL, or with Sentinel
+/// the master of the moment.
+pub(crate) struct Node {
     client: redis::Client,
     connect_timeout: Duration,
     command_timeout: Duration,
-    secret: Secret,
     /// With Sentinel, every new connection goes to the master of the moment.
     sentinel: Option<Sentinels>,
-    /// Connection failures so far (see [`Conn`]).
-    failures: AtomicU64,
 }
 
-impl Manager {
-    fn open(&self) -> std::result::Result<Conn, RedisError> {
-        let opened_after = self.failures.load(Ordering::SeqCst);
-        let inner = match &self.sentinel {
+impl Open for Node {
+    type Conn = redis::Connection;
+
+    /// A server restart closes every connection at once.
+    const SHARED_FATE: bool = true;
+
+    fn open(&self) -> RedisResult<redis::Connection> {
+        let conn = match &self.sentinel {
             Some(s) => s.connect_master(
                 self.client.get_connection_info(),
                 self.connect_timeout,
@@ -112,65 +95,18 @@ impl Manager {
                 .client
                 .get_connection_with_timeout(self.connect_timeout)?,
         };
-        inner.set_read_timeout(Some(self.command_timeout))?;
-        inner.set_write_timeout(Some(self.command_timeout))?;
-        Ok(Conn {
-            inner,
-            broken: false,
-            opened_after,
-        })
-    }
-}
-
-/// The r2d2 error type: our [`Error`], so that pool failures keep their kind
-/// and never carry the password.
-#[derive(Debug)]
-pub(crate) struct PoolError(pub(crate) Error);
-
-impl std::fmt::Display for PoolError {
-    /// Only the detail: r2d2 quotes it inside the pool's own message, which
-    /// ends up inside one of our errors.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0.detail())
-    }
-}
-
-impl std::error::Error for PoolError {}
-
-/// The pool's handle on the [`Manager`] it shares with the release feed.
-pub(crate) struct SharedManager(Arc<Manager>);
-
-impl r2d2::ManageConnection for SharedManager {
-    type Connection = Conn;
-    type Error = PoolError;
-
-    fn connect(&self) -> std::result::Result<Conn, PoolError> {
-        self.0
-            .open()
-            .map_err(|e| PoolError(self.0.secret.to_error(&e)))
-    }
-
-    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), PoolError> {
-        redis::cmd("PING")
-            .query::<()>(&mut conn.inner)
-            .map_err(|e| PoolError(self.0.secret.to_error(&e)))
-    }
-
-    fn has_broken(&self, conn: &mut Conn) -> bool {
-        conn.broken || !conn.inner.is_open()
+        conn.set_read_timeout(Some(self.command_timeout))?;
+        conn.set_write_timeout(Some(self.command_timeout))?;
+        Ok(conn)
     }
 }
 
 /// A Redis node holding locks.
 pub(crate) struct RedisStore {
-    pool: r2d2::Pool<SharedManager>,
-    /// Opens the release feed's dedicated connection.
-    manager: Arc<Manager>,
+    /// Its place is `host:port/db`, or the sentinels and db.
+    pool: Pool<Node>,
     prefix: String,
     scripts: Scripts,
-    secret: Secret,
-    /// `host:port/db`, for Debug output.
-    place: String,
     acks: Acks,
 }
 
@@ -186,9 +122,10 @@ impl RedisStore {
     /// One direct connection and a PING: reports a wrong password or an
     /// unreachable server with its real kind, bounded by the timeouts.
     pub(crate) fn probe(&self) -> Result<()> {
-        self.manager
+        self.pool
+            .opener()
             .open()
-            .and_then(|mut probe| redis::cmd("PING").query::<()>(&mut probe.inner))
+            .and_then(|mut probe| redis::cmd("PING").query::<()>(&mut probe))
             .map_err(|e| self.explain(&e))
     }
 
@@ -196,7 +133,7 @@ impl RedisStore {
     /// failure looks like a plain/TLS mismatch, what to check.
     fn explain(&self, e: &RedisError) -> Error {
         let tls = matches!(
-            self.manager.client.get_connection_info().addr(),
+            self.pool.opener().client.get_connection_info().addr(),
             redis::ConnectionAddr::TcpTls { .. }
         );
         let timeout = e.is_timeout() && !is_failover_error(e);
@@ -215,15 +152,15 @@ impl RedisStore {
             let msg = if timeout {
                 format!(
                     "no reply in time (connect timeout {} ms, command timeout {} ms)",
-                    millis(self.manager.connect_timeout),
-                    millis(self.manager.command_timeout)
+                    millis(self.pool.opener().connect_timeout),
+                    millis(self.pool.opener().command_timeout)
                 )
             } else {
                 msg
             };
-            format!("{}: {msg}{hint}", self.place)
+            format!("{}: {msg}{hint}", self.pool.place())
         };
-        match self.secret.to_error(e) {
+        match self.pool.secret().to_error(e) {
             Error::Connection(m) => Error::Connection(what(m)),
             Error::Auth(m) => Error::Auth(what(m)),
             Error::Redis(m) => Error::Redis(what(m)),
@@ -276,35 +213,16 @@ impl RedisStore {
                 None,
             ),
         };
-        let manager = Arc::new(Manager {
+        let node = Node {
             client,
             connect_timeout: cfg.connect_timeout,
             command_timeout: cfg.command_timeout,
-            secret: secret.clone(),
             sentinel,
-            failures: AtomicU64::new(0),
-        });
-        let threads = scheduled_thread_pool::ScheduledThreadPool::builder()
-            .num_threads(1)
-            .thread_name_pattern("distlock-pool")
-            // Otherwise the thread lingers until the next reaper run (30 s).
-            .on_drop_behavior(scheduled_thread_pool::OnPoolDropBehavior::DiscardPendingScheduled)
-            .build();
-        let pool = r2d2::Pool::builder()
-            .max_size(cfg.pool_size)
-            .min_idle(Some(0))
-            .connection_timeout(cfg.connect_timeout)
-            .test_on_check_out(false)
-            .thread_pool(Arc::new(threads))
-            .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(SharedManager(manager.clone()));
+        };
         Ok(RedisStore {
-            pool,
-            manager,
+            pool: Pool::new(node, secret, place, cfg.pool_size, cfg.connect_timeout),
             prefix: cfg.prefix.clone(),
             scripts: Scripts::new(),
-            secret,
-            place,
             acks: Acks::new(cfg.replicas, cfg.command_timeout),
         })
     }
@@ -312,38 +230,6 @@ impl RedisStore {
     /// `<prefix>:<name>`: the key that holds the owner's token.
     fn lock_key(&self, name: &str) -> String {
         lock_key(&self.prefix, name)
-    }
-
-    /// Runs `f` on a pooled connection; an I/O failure retires the connection.
-    fn with_conn<T>(
-        &self,
-        f: impl FnOnce(&mut redis::Connection) -> std::result::Result<T, RedisError>,
-    ) -> Result<T> {
-        let failures = &self.manager.failures;
-        // Each round throws one connection older than the latest failure
-        // away; the pool holds at most max_size of them, and opens new ones.
-        let mut rounds = self.pool.max_size();
-        let mut conn = loop {
-            let mut conn = self.pool.get().map_err(|e| {
-                Error::Connection(self.secret.scrub(format!(
-                    "{}: no connection available within the connect timeout ({} ms): {e}",
-                    self.place,
-                    millis(self.manager.connect_timeout)
-                )))
-            })?;
-            if conn.opened_after >= failures.load(Ordering::SeqCst) || rounds == 0 {
-                break conn;
-            }
-            conn.broken = true;
-            rounds -= 1;
-        };
-        f(&mut conn.inner).map_err(|e| {
-            if breaks_connection(&e) {
-                conn.broken = true;
-                failures.fetch_max(conn.opened_after + 1, Ordering::SeqCst);
-            }
-            self.secret.to_error(&e)
-        })
     }
 }
 
@@ -353,14 +239,15 @@ impl RedisStore {
     /// phase). False if the lock was not held with `token`.
     pub(crate) fn raise_fence(&self, name: &str, token: &str, fence: u64) -> Result<bool> {
         let key = self.lock_key(name);
-        self.with_conn(|c| self.scripts.run_raise_fence(c, &key, token, fence))
+        self.pool
+            .with_conn(|c| self.scripts.run_raise_fence(c, &key, token, fence))
     }
 }
 
 impl Store for RedisStore {
     fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
         let key = self.lock_key(name);
-        let (reply, acked) = self.with_conn(|c| {
+        let (reply, acked) = self.pool.with_conn(|c| {
             let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
             let acked = self.acks.wait_if(reply_code_is(&reply, 1), c, Some(&key))?;
             Ok((reply, acked))
@@ -377,12 +264,13 @@ impl Store for RedisStore {
 
     fn release(&self, name: &str, token: &str) -> Result<bool> {
         let key = self.lock_key(name);
-        self.with_conn(|c| self.scripts.run_release(c, &key, token))
+        self.pool
+            .with_conn(|c| self.scripts.run_release(c, &key, token))
     }
 
     fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn> {
         let key = self.lock_key(name);
-        let (reply, acked) = self.with_conn(|c| {
+        let (reply, acked) = self.pool.with_conn(|c| {
             let reply = self.scripts.run_pass_on(c, &key, token, ttl, None)?;
             let acked = self.acks.wait_if(reply_code_is(&reply, 2), c, Some(&key))?;
             Ok((reply, acked))
@@ -403,7 +291,7 @@ impl Store for RedisStore {
                     .extend_cmd(&self.lock_key(e.name), e.token, e.ttl),
             );
         }
-        let (replies, acked): (Vec<i64>, _) = self.with_conn(|c| {
+        let (replies, acked): (Vec<i64>, _) = self.pool.with_conn(|c| {
             let replies: Vec<i64> = match c.query_pipeline(&pipe) {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     // Extending is idempotent: load the script and send them all again.
@@ -423,51 +311,47 @@ impl Store for RedisStore {
     }
 
     fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()> {
-        let mut conn = self.manager.open().map_err(|e| self.secret.to_error(&e))?;
-        feed_on(
-            &mut conn.inner,
-            &self.prefix,
-            control,
-            handler,
-            &self.secret,
-        )
+        let secret = self.pool.secret();
+        let mut conn = self.pool.opener().open().map_err(|e| secret.to_error(&e))?;
+        feed_on(&mut conn, &self.prefix, control, handler, secret)
     }
 
     fn poke(&self, control: &str) -> Result<()> {
-        self.with_conn(|c| publish_poke(c, control))
+        self.pool.with_conn(|c| publish_poke(c, control))
     }
 
     fn cache_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.with_conn(|c| read_value(c, &self.lock_key(name)))
+        self.pool.with_conn(|c| read_value(c, &self.lock_key(name)))
     }
 
     fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()> {
-        self.with_conn(|c| write_value(c, &self.lock_key(name), value, ttl))
+        self.pool
+            .with_conn(|c| write_value(c, &self.lock_key(name), value, ttl))
     }
 
     fn inspect(&self, name: &str) -> Result<LockInfo> {
         let key = self.lock_key(name);
-        let (token, pttl, fence): (Option<String>, i64, Option<u64>) = self.with_conn(|c| {
-            c.query_pipeline(
-                redis::pipe()
-                    .cmd("GET")
-                    .arg(&key)
-                    .cmd("PTTL")
-                    .arg(&key)
-                    .cmd("GET")
-                    .arg(fence_key(&key)),
-            )
-        })?;
+        let (token, pttl, fence): (Option<String>, i64, Option<u64>) =
+            self.pool.with_conn(|c| {
+                c.query_pipeline(
+                    redis::pipe()
+                        .cmd("GET")
+                        .arg(&key)
+                        .cmd("PTTL")
+                        .arg(&key)
+                        .cmd("GET")
+                        .arg(fence_key(&key)),
+                )
+            })?;
         Ok(lock_info(key, token, pttl, fence))
     }
 
     fn pool_state(&self) -> (u32, u32) {
-        let s = self.pool.state();
-        (s.connections, s.idle_connections)
+        self.pool.state()
     }
 
     fn describe(&self) -> &str {
-        &self.place
+        self.pool.place()
     }
 }
 

@@ -29,22 +29,16 @@
 //! every master (the minimum counts).
 
 use super::errors::Secret;
-use super::feed::{feed_on, publish_poke};
-use super::keys::{check_one_slot, fence_key, lock_key};
-use super::pool::{Open, Pool};
-use super::redis::{read_value, write_value, RedisConfig};
-use super::replicas::Acks;
+use super::keys::check_one_slot;
+use super::ops::{Backend, ScriptStore};
+use super::pool::Open;
+use super::redis::RedisConfig;
 use super::route::Route;
-use super::scripts::{
-    lock_info, parse_acquire, parse_extend, parse_pass_on, reply_code_is, Scripts,
-};
-use super::{Acquired, Extend, FeedHandler, PassOn, Store};
 use crate::error::{Error, Result};
-use crate::LockInfo;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::cluster_routing::{Route as SlotRoute, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisResult};
-use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
+use redis::{ErrorKind, RedisError, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -54,9 +48,17 @@ const RETRIES: u32 = 5;
 /// Its shortest and longest pause between retries, in milliseconds.
 const RETRY_WAIT_MS: (u64, u64) = (5, 250);
 
-/// Opens cluster connections: one socket per node each has talked to.
+/// Opens cluster connections (one socket per node each has talked to),
+/// and the release feed's connection to one seed node.
 pub(crate) struct Nodes {
+    /// Opens the pooled cluster connections.
     client: ClusterClient,
+    /// Plain clients for the seed nodes: the release feed listens on one.
+    seeds: Vec<redis::Client>,
+    /// The seed the feed uses; the next one after a failure.
+    feed_node: AtomicUsize,
+    connect_timeout: Duration,
+    command_timeout: Duration,
 }
 
 impl Open for Nodes {
@@ -71,20 +73,24 @@ impl Open for Nodes {
     }
 }
 
-/// A Redis Cluster holding locks.
-pub(crate) struct ClusterStore {
-    /// Its place is `cluster via <seed>, ...`.
-    pool: Pool<Nodes>,
-    /// Plain clients for the seed nodes: the release feed listens on one.
-    seeds: Vec<redis::Client>,
-    /// The seed the feed uses; the next one after a failure.
-    feed_node: AtomicUsize,
-    prefix: String,
-    scripts: Scripts,
-    acks: Acks,
-    connect_timeout: Duration,
-    command_timeout: Duration,
+impl Backend for Nodes {
+    /// Any node hears every PUBLISH of the cluster: the current seed.
+    fn feed_connection(&self) -> RedisResult<redis::Connection> {
+        let i = self.feed_node.load(Ordering::Relaxed) % self.seeds.len();
+        let conn = self.seeds[i].get_connection_with_timeout(self.connect_timeout)?;
+        conn.set_write_timeout(Some(self.command_timeout))?;
+        Ok(conn)
+    }
+
+    /// The next attempt uses the next seed.
+    fn feed_failed(&self) {
+        self.feed_node.fetch_add(1, Ordering::Relaxed);
+    }
 }
+
+/// A Redis Cluster holding locks; its place (in messages) is
+/// `cluster via <seed>, ...`.
+pub(crate) type ClusterStore = ScriptStore<Nodes>;
 
 impl ClusterStore {
     /// Parses the seed URLs and configures the cluster client, without
@@ -174,27 +180,14 @@ impl ClusterStore {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        Ok(ClusterStore {
-            pool: Pool::new(
-                Nodes { client },
-                secret,
-                place,
-                cfg.pool_size,
-                cfg.connect_timeout,
-            ),
+        let nodes = Nodes {
+            client,
             seeds,
             feed_node: AtomicUsize::new(0),
-            prefix: cfg.prefix.clone(),
-            scripts: Scripts::new(),
-            acks: Acks::new(cfg.replicas, cfg.command_timeout),
             connect_timeout: cfg.connect_timeout,
             command_timeout: cfg.command_timeout,
-        })
-    }
-
-    /// `<prefix>:<name>`: the key that holds the owner's token.
-    fn lock_key(&self, name: &str) -> String {
-        lock_key(&self.prefix, name)
+        };
+        Ok(ScriptStore::new(nodes, secret, place, cfg))
     }
 }
 
@@ -228,28 +221,21 @@ impl Route for ClusterConnection {
     fn waiters(&mut self, key: &str) -> RedisResult<Option<i64>> {
         // Routed to every node; the replies are summed per channel.
         let v: Value = redis::cmd("PUBSUB").arg("NUMSUB").arg(key).query(self)?;
-        let count = |pairs: Vec<(Value, Value)>| {
-            pairs
+        // One count after each channel name, as a map (RESP3) or a flat array.
+        let counts: Vec<&Value> = match &v {
+            Value::Map(pairs) => pairs.iter().map(|(_, n)| n).collect(),
+            Value::Array(items) => items.iter().skip(1).step_by(2).collect(),
+            _ => Vec::new(),
+        };
+        Ok(Some(
+            counts
                 .into_iter()
-                .filter_map(|(_, n)| match n {
-                    Value::Int(n) => Some(n),
+                .filter_map(|n| match n {
+                    Value::Int(n) => Some(*n),
                     _ => None,
                 })
-                .sum::<i64>()
-        };
-        Ok(Some(match v {
-            Value::Map(pairs) => count(pairs),
-            Value::Array(items) => count(
-                items
-                    .chunks(2)
-                    .filter_map(|p| match p {
-                        [k, n] => Some((k.clone(), n.clone())),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            _ => 0,
-        }))
+                .sum(),
+        ))
     }
 
     /// Grouped per node: one round trip per master.
@@ -267,146 +253,5 @@ impl Route for ClusterConnection {
     /// pipeline).
     fn retry_one_by_one(e: &RedisError) -> bool {
         matches!(e.kind(), ErrorKind::Server(_)) && !e.is_io_error()
-    }
-}
-
-impl Store for ClusterStore {
-    fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
-        let key = self.lock_key(name);
-        ClusterConnection::check_script_key(&key)?;
-        let (reply, acked) = self.pool.with_conn(|c| {
-            let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
-            let acked = self.acks.wait_if(reply_code_is(&reply, 1), c, Some(&key))?;
-            Ok((reply, acked))
-        })?;
-        let got = parse_acquire(reply)?;
-        if let Err(e) = self.acks.check(acked, "lock (it was given back)") {
-            let _ = self.release(name, token);
-            return Err(e);
-        }
-        Ok(got)
-    }
-
-    fn release(&self, name: &str, token: &str) -> Result<bool> {
-        let key = self.lock_key(name);
-        self.pool
-            .with_conn(|c| self.scripts.run_release(c, &key, token))
-    }
-
-    fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn> {
-        let key = self.lock_key(name);
-        ClusterConnection::check_script_key(&key)?;
-        let (reply, acked) = self.pool.with_conn(|c| {
-            let waiting = c.waiters(&key)?;
-            let reply = self.scripts.run_pass_on(c, &key, token, ttl, waiting)?;
-            let acked = self.acks.wait_if(reply_code_is(&reply, 2), c, Some(&key))?;
-            Ok((reply, acked))
-        })?;
-        self.acks.check(acked, "kept lease")?;
-        parse_pass_on(reply)
-    }
-
-    fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = batch.iter().map(|e| self.lock_key(e.name)).collect();
-        // Grouped per node by the cluster pipeline: one round trip per master.
-        let mut pipe = redis::pipe();
-        for (e, key) in batch.iter().zip(&keys) {
-            pipe.add_command(self.scripts.extend_cmd(key, e.token, e.ttl));
-        }
-        let one_by_one = |c: &mut ClusterConnection| {
-            batch
-                .iter()
-                .zip(&keys)
-                .map(|(e, key)| self.scripts.run_extend(c, key, e.token, e.ttl))
-                .collect::<std::result::Result<Vec<i64>, RedisError>>()
-        };
-        let (replies, acked) = self.pool.with_conn(|c| {
-            let replies: Vec<i64> = match c.query_pipeline(&pipe) {
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    // Extending is idempotent: load the script (on every
-                    // node) and send them all again.
-                    self.scripts.load_extend(c)?;
-                    match c.query_pipeline(&pipe) {
-                        Err(e) if ClusterConnection::retry_one_by_one(&e) => one_by_one(c),
-                        other => other,
-                    }
-                }
-                // Slots moved: each command on its own follows MOVED/ASK
-                // (and refreshes the slot map for the next pipeline).
-                Err(e) if ClusterConnection::retry_one_by_one(&e) => one_by_one(c),
-                other => other,
-            }?;
-            let acked = self.acks.wait_if(replies.contains(&1), c, None)?;
-            Ok((replies, acked))
-        })?;
-        self.acks.check(acked, "renewal")?;
-        parse_extend(replies, batch.len())
-    }
-
-    fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()> {
-        // Any node hears every PUBLISH of the cluster; when this one fails,
-        // the next attempt uses the next seed.
-        let i = self.feed_node.load(Ordering::Relaxed) % self.seeds.len();
-        let outcome = (|| {
-            let mut conn = self.seeds[i]
-                .get_connection_with_timeout(self.connect_timeout)
-                .map_err(|e| self.pool.secret().to_error(&e))?;
-            conn.set_write_timeout(Some(self.command_timeout))
-                .map_err(|e| self.pool.secret().to_error(&e))?;
-            feed_on(
-                &mut conn,
-                &self.prefix,
-                control,
-                handler,
-                self.pool.secret(),
-            )
-        })();
-        if outcome.is_err() {
-            self.feed_node.fetch_add(1, Ordering::Relaxed);
-        }
-        outcome
-    }
-
-    fn poke(&self, control: &str) -> Result<()> {
-        // Reaches the feed whichever node it listens on.
-        self.pool.with_conn(|c| publish_poke(c, control))
-    }
-
-    fn cache_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.pool.with_conn(|c| read_value(c, &self.lock_key(name)))
-    }
-
-    fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()> {
-        self.pool
-            .with_conn(|c| write_value(c, &self.lock_key(name), value, ttl))
-    }
-
-    fn inspect(&self, name: &str) -> Result<LockInfo> {
-        let key = self.lock_key(name);
-        // All three keys share a slot: one node answers the whole pipeline.
-        let (token, pttl, fence): (Option<String>, i64, Option<u64>) =
-            self.pool.with_conn(|c| {
-                c.query_pipeline(
-                    redis::pipe()
-                        .cmd("GET")
-                        .arg(&key)
-                        .cmd("PTTL")
-                        .arg(&key)
-                        .cmd("GET")
-                        .arg(fence_key(&key)),
-                )
-            })?;
-        Ok(lock_info(key, token, pttl, fence))
-    }
-
-    fn pool_state(&self) -> (u32, u32) {
-        self.pool.state()
-    }
-
-    fn describe(&self) -> &str {
-        self.pool.place()
     }
 }

@@ -9,6 +9,7 @@ pub(crate) mod cluster;
 mod errors;
 mod feed;
 mod keys;
+mod ops;
 mod pool;
 pub(crate) mod redis;
 pub(crate) mod redlock;

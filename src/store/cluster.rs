@@ -28,7 +28,7 @@
 //! on the very connection that made the write; for a batch of renewals, to
 //! every master (the minimum counts).
 
-use super::errors::Secret;
+use super::errors::{unparsable, Secret};
 use super::keys::check_one_slot;
 use super::ops::{Backend, ScriptStore};
 use super::pool::Open;
@@ -57,7 +57,9 @@ pub(crate) struct Nodes {
     seeds: Vec<redis::Client>,
     /// The seed the feed uses; the next one after a failure.
     feed_node: AtomicUsize,
+    /// Bounds opening the feed's connection.
     connect_timeout: Duration,
+    /// The feed connection's write timeout.
     command_timeout: Duration,
 }
 
@@ -107,13 +109,8 @@ impl ClusterStore {
         let mut secret = Secret::default();
         let mut seeds = Vec::with_capacity(urls.len());
         for (i, url) in urls.iter().enumerate() {
-            let client = redis::Client::open(url.as_str()).map_err(|e| {
-                Error::invalid(format!(
-                    "cannot parse cluster seed URL #{} ({})",
-                    i + 1,
-                    e.category()
-                ))
-            })?;
+            let client = redis::Client::open(url.as_str())
+                .map_err(|e| unparsable(format_args!("cluster seed URL #{}", i + 1), &e))?;
             secret.add(client.get_connection_info().redis_settings().password());
             seeds.push(client);
         }

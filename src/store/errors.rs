@@ -44,6 +44,12 @@ impl Secret {
     }
 }
 
+/// The error for a URL (or address) that does not parse: says which one
+/// (`what`) and why, without echoing it (it may hold a password).
+pub(crate) fn unparsable(what: std::fmt::Arguments<'_>, e: &RedisError) -> Error {
+    Error::invalid(format!("cannot parse {what} ({})", e.category()))
+}
+
 /// Whether `e` says the credentials were refused (or lack a permission).
 pub(crate) fn is_auth_error(e: &RedisError) -> bool {
     matches!(

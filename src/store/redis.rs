@@ -3,7 +3,7 @@
 //! and how commands travel on one node (see [`Route`]). The lock
 //! operations themselves are [`ScriptStore`]'s.
 
-use super::errors::{is_failover_error, Secret};
+use super::errors::{is_failover_error, unparsable, Secret};
 use super::millis;
 use super::ops::{Backend, ScriptStore};
 use super::pool::Open;
@@ -17,10 +17,15 @@ use std::time::Duration;
 /// Everything needed to reach one Redis server.
 #[derive(Clone)]
 pub(crate) struct RedisConfig {
+    /// `redis://` or `rediss://`, with credentials and db.
     pub url: String,
+    /// Starts every lock key (`<prefix>:<name>`).
     pub prefix: String,
+    /// Most connections the pool opens.
     pub pool_size: u32,
+    /// Bounds opening a connection, and waiting for one from the pool.
     pub connect_timeout: Duration,
+    /// Bounds each command's reply.
     pub command_timeout: Duration,
     /// Replica acknowledgement of lease writes (`WAIT`); `None`: off.
     pub replicas: Option<Replicas>,
@@ -43,8 +48,12 @@ pub(crate) struct Tls {
 /// Opens the connections to one node: the one of the URL, or with Sentinel
 /// the master of the moment.
 pub(crate) struct Node {
+    /// The URL's client: its address, or with Sentinel only its scheme,
+    /// credentials and db.
     client: redis::Client,
+    /// Bounds opening a connection.
     connect_timeout: Duration,
+    /// The read and write timeouts of every connection.
     command_timeout: Duration,
     /// With Sentinel, every new connection goes to the master of the moment.
     sentinel: Option<Sentinels>,
@@ -105,8 +114,9 @@ impl RedisStore {
     /// A failed first contact, saying which server it was and, when the
     /// failure looks like a plain/TLS mismatch, what to check.
     fn explain(&self, e: &RedisError) -> Error {
+        let node = self.pool().opener();
         let tls = matches!(
-            self.pool().opener().client.get_connection_info().addr(),
+            node.client.get_connection_info().addr(),
             redis::ConnectionAddr::TcpTls { .. }
         );
         let timeout = e.is_timeout() && !is_failover_error(e);
@@ -125,8 +135,8 @@ impl RedisStore {
             let msg = if timeout {
                 format!(
                     "no reply in time (connect timeout {} ms, command timeout {} ms)",
-                    millis(self.pool().opener().connect_timeout),
-                    millis(self.pool().opener().command_timeout)
+                    millis(node.connect_timeout),
+                    millis(node.command_timeout)
                 )
             } else {
                 msg
@@ -164,7 +174,7 @@ impl RedisStore {
                 },
             ),
         }
-        .map_err(|e| Error::invalid(format!("cannot parse the Redis URL ({})", e.category())))?;
+        .map_err(|e| unparsable(format_args!("the Redis URL"), &e))?;
         let info = client.get_connection_info();
         let mut secret = Secret::default();
         secret.add(info.redis_settings().password());

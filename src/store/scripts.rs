@@ -11,10 +11,15 @@ use std::time::Duration;
 
 /// The lock scripts, each sent by SHA and loaded again on NOSCRIPT.
 pub(crate) struct Scripts {
+    /// `acquire.lua`: take the lock or report the holder's lease.
     acquire: redis::Script,
+    /// `release.lua`: delete the lock if ours, and tell the waiters.
     release: redis::Script,
+    /// `extend.lua`: restart the lease if ours.
     extend: redis::Script,
+    /// `pass_on.lua`: release to waiting clients, or keep with new fences.
     pass_on: redis::Script,
+    /// `raise_fence.lua`: Redlock's second phase.
     raise_fence: redis::Script,
 }
 

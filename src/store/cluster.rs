@@ -28,19 +28,18 @@
 //! on the very connection that made the write; for a batch of renewals, to
 //! every master (the minimum counts).
 
-use super::redis::{
-    ack_if, check_acks, feed_on, fence_key, is_failover_error, lock_info, millis, parse_acquire,
-    parse_pass_on, publish_poke, read_value, reply_code_is, side_keys_share_slot, write_value,
-    PoolError, RedisConfig, Replicas, Scripts, Secret,
-};
-use super::LockInfo;
-use super::{Acquired, Extend, FeedHandler, PassOn, Store};
+use super::errors::{unparsable, Secret};
+use super::keys::check_one_slot;
+use super::ops::{Backend, ScriptStore};
+use super::pool::Open;
+use super::redis::RedisConfig;
+use super::route::Route;
 use crate::error::{Error, Result};
 use redis::cluster::{ClusterClient, ClusterConnection};
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
+use redis::cluster_routing::{Route as SlotRoute, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisResult};
+use redis::{ErrorKind, RedisError, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the cluster client retries a command (after MOVED, ASK,
@@ -49,60 +48,51 @@ const RETRIES: u32 = 5;
 /// Its shortest and longest pause between retries, in milliseconds.
 const RETRY_WAIT_MS: (u64, u64) = (5, 250);
 
-/// A pooled cluster connection (one socket per node it has talked to) that
-/// remembers whether it can still be trusted, like the single-node `Conn`.
-pub(crate) struct ClusterConn {
-    inner: ClusterConnection,
-    broken: bool,
-}
-
-/// Opens cluster connections for the r2d2 pool.
-pub(crate) struct ClusterManager {
+/// Opens cluster connections (one socket per node each has talked to),
+/// and the release feed's connection to one seed node.
+pub(crate) struct Nodes {
+    /// Opens the pooled cluster connections.
     client: ClusterClient,
-    secret: Secret,
-}
-
-impl r2d2::ManageConnection for ClusterManager {
-    type Connection = ClusterConn;
-    type Error = PoolError;
-
-    fn connect(&self) -> std::result::Result<ClusterConn, PoolError> {
-        self.client
-            .get_connection()
-            .map(|inner| ClusterConn {
-                inner,
-                broken: false,
-            })
-            .map_err(|e| PoolError(self.secret.map(&e)))
-    }
-
-    fn is_valid(&self, conn: &mut ClusterConn) -> std::result::Result<(), PoolError> {
-        redis::cmd("PING")
-            .query::<()>(&mut conn.inner)
-            .map_err(|e| PoolError(self.secret.map(&e)))
-    }
-
-    fn has_broken(&self, conn: &mut ClusterConn) -> bool {
-        use redis::ConnectionLike;
-        conn.broken || !conn.inner.is_open()
-    }
-}
-
-/// A Redis Cluster holding locks.
-pub(crate) struct ClusterStore {
-    pool: r2d2::Pool<ClusterManager>,
     /// Plain clients for the seed nodes: the release feed listens on one.
     seeds: Vec<redis::Client>,
     /// The seed the feed uses; the next one after a failure.
     feed_node: AtomicUsize,
-    prefix: String,
-    scripts: Scripts,
-    secret: Secret,
-    replicas: Option<Replicas>,
+    /// Bounds opening the feed's connection.
     connect_timeout: Duration,
+    /// The feed connection's write timeout.
     command_timeout: Duration,
-    place: String,
 }
+
+impl Open for Nodes {
+    type Conn = ClusterConnection;
+
+    /// A cluster connection reconnects to a node that failed (within its
+    /// retries): one node's failure says nothing of the other connections.
+    const SHARED_FATE: bool = false;
+
+    fn open(&self) -> RedisResult<ClusterConnection> {
+        self.client.get_connection()
+    }
+}
+
+impl Backend for Nodes {
+    /// Any node hears every PUBLISH of the cluster: the current seed.
+    fn feed_connection(&self) -> RedisResult<redis::Connection> {
+        let i = self.feed_node.load(Ordering::Relaxed) % self.seeds.len();
+        let conn = self.seeds[i].get_connection_with_timeout(self.connect_timeout)?;
+        conn.set_write_timeout(Some(self.command_timeout))?;
+        Ok(conn)
+    }
+
+    /// The next attempt uses the next seed.
+    fn feed_failed(&self) {
+        self.feed_node.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A Redis Cluster holding locks; its place (in messages) is
+/// `cluster via <seed>, ...`.
+pub(crate) type ClusterStore = ScriptStore<Nodes>;
 
 impl ClusterStore {
     /// Parses the seed URLs and configures the cluster client, without
@@ -119,13 +109,8 @@ impl ClusterStore {
         let mut secret = Secret::default();
         let mut seeds = Vec::with_capacity(urls.len());
         for (i, url) in urls.iter().enumerate() {
-            let client = redis::Client::open(url.as_str()).map_err(|e| {
-                Error::invalid(format!(
-                    "cannot parse cluster seed URL #{} ({})",
-                    i + 1,
-                    e.category()
-                ))
-            })?;
+            let client = redis::Client::open(url.as_str())
+                .map_err(|e| unparsable(format_args!("cluster seed URL #{}", i + 1), &e))?;
             secret.add(client.get_connection_info().redis_settings().password());
             seeds.push(client);
         }
@@ -140,7 +125,7 @@ impl ClusterStore {
                 ErrorKind::InvalidClientConfig => {
                     Error::invalid(secret.scrub(format!("cluster seed URLs: {e}")))
                 }
-                _ => secret.map(&e),
+                _ => secret.to_error(&e),
             })?;
         Ok((seeds, client, secret))
     }
@@ -167,7 +152,7 @@ impl ClusterStore {
                     break;
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::Server(_)) => {
-                    if let err @ Error::Auth(_) = secret.map(&e) {
+                    if let err @ Error::Auth(_) = secret.to_error(&e) {
                         return Err(err);
                     }
                     return Err(Error::invalid(secret.scrub(format!(
@@ -175,14 +160,14 @@ impl ClusterStore {
                         i + 1
                     ))));
                 }
-                Err(e) => last = Some(secret.map(&e)),
+                Err(e) => last = Some(secret.to_error(&e)),
             }
         }
         if let Some(e) = last {
             return Err(e);
         }
         // ... and the cluster client must read the slot map.
-        let probe = client.get_connection().map_err(|e| secret.map(&e))?;
+        let probe = client.get_connection().map_err(|e| secret.to_error(&e))?;
         drop(probe);
         let place = format!(
             "cluster via {}",
@@ -192,293 +177,78 @@ impl ClusterStore {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let threads = scheduled_thread_pool::ScheduledThreadPool::builder()
-            .num_threads(1)
-            .thread_name_pattern("distlock-pool")
-            .on_drop_behavior(scheduled_thread_pool::OnPoolDropBehavior::DiscardPendingScheduled)
-            .build();
-        let pool = r2d2::Pool::builder()
-            .max_size(cfg.pool_size)
-            .min_idle(Some(0))
-            .connection_timeout(cfg.connect_timeout)
-            .test_on_check_out(false)
-            .thread_pool(Arc::new(threads))
-            .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(ClusterManager {
-                client,
-                secret: secret.clone(),
-            });
-        Ok(ClusterStore {
-            pool,
+        let nodes = Nodes {
+            client,
             seeds,
             feed_node: AtomicUsize::new(0),
-            prefix: cfg.prefix.clone(),
-            scripts: Scripts::new(),
-            secret,
-            replicas: cfg.replicas,
             connect_timeout: cfg.connect_timeout,
             command_timeout: cfg.command_timeout,
-            place,
-        })
+        };
+        Ok(ScriptStore::new(nodes, secret, place, cfg))
+    }
+}
+
+impl Route for ClusterConnection {
+    fn check_script_key(key: &str) -> Result<()> {
+        check_one_slot(key)
     }
 
-    /// `<prefix>:<name>`: the key that holds the owner's token.
-    fn lock_key(&self, name: &str) -> String {
-        format!("{}:{}", self.prefix, name)
+    fn set_reply_timeout(&mut self, timeout: Duration) -> RedisResult<()> {
+        self.set_read_timeout(Some(timeout))
     }
 
-    /// Runs `f` on a pooled cluster connection; an I/O failure, a timeout or
-    /// a failover error retires the connection.
-    fn with_conn<T>(
-        &self,
-        f: impl FnOnce(&mut ClusterConnection) -> std::result::Result<T, RedisError>,
-    ) -> Result<T> {
-        let mut conn = self.pool.get().map_err(|e| {
-            Error::Connection(self.secret.scrub(format!("no connection available: {e}")))
-        })?;
-        f(&mut conn.inner).map_err(|e| {
-            if e.is_io_error()
-                || e.is_timeout()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal()
-                || is_failover_error(&e)
-            {
-                conn.broken = true;
-            }
-            self.secret.map(&e)
-        })
-    }
-
-    /// `WAIT` on the master of `key`'s slot, over the node connection that
-    /// just wrote `key` (`None`: on every master, the minimum counts).
-    fn wait_replicas(
-        &self,
-        c: &mut ClusterConnection,
-        key: Option<&str>,
-        r: Replicas,
-    ) -> std::result::Result<u32, RedisError> {
-        c.set_read_timeout(Some(self.command_timeout + r.timeout))?;
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(r.count).arg(millis(r.timeout).max(1));
-        let acked = match key {
-            Some(key) => c
+    /// To the master of `key`'s slot, over the node connection that just
+    /// wrote `key`; `None`: to every master, the minimum counts.
+    fn route_wait(&mut self, wait: &Cmd, key: Option<&str>) -> RedisResult<i64> {
+        match key {
+            Some(key) => self
                 .route_command(
-                    &wait,
-                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
-                        key,
-                        SlotAddr::Master,
-                    ))),
+                    wait,
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                        SlotRoute::with_key(key, SlotAddr::Master),
+                    )),
                 )
                 .and_then(|v| redis::from_redis_value::<i64>(v).map_err(RedisError::from)),
             // Routed to all masters, with the smallest answer.
-            None => wait.query::<i64>(c),
-        };
-        c.set_read_timeout(Some(self.command_timeout))?;
-        Ok(u32::try_from(acked?).unwrap_or(0))
+            None => wait.query(self),
+        }
     }
 
-    /// How many clients listen for releases of `key`, over all nodes.
-    fn subscribers(c: &mut ClusterConnection, key: &str) -> std::result::Result<i64, RedisError> {
+    /// Over all nodes: a waiter may subscribe on any of them.
+    fn waiters(&mut self, key: &str) -> RedisResult<Option<i64>> {
         // Routed to every node; the replies are summed per channel.
-        let v: Value = redis::cmd("PUBSUB").arg("NUMSUB").arg(key).query(c)?;
-        let count = |pairs: Vec<(Value, Value)>| {
-            pairs
+        let v: Value = redis::cmd("PUBSUB").arg("NUMSUB").arg(key).query(self)?;
+        // One count after each channel name, as a map (RESP3) or a flat array.
+        let counts: Vec<&Value> = match &v {
+            Value::Map(pairs) => pairs.iter().map(|(_, n)| n).collect(),
+            Value::Array(items) => items.iter().skip(1).step_by(2).collect(),
+            _ => Vec::new(),
+        };
+        Ok(Some(
+            counts
                 .into_iter()
-                .filter_map(|(_, n)| match n {
-                    Value::Int(n) => Some(n),
+                .filter_map(|n| match n {
+                    Value::Int(n) => Some(*n),
                     _ => None,
                 })
-                .sum::<i64>()
-        };
-        Ok(match v {
-            Value::Map(pairs) => count(pairs),
-            Value::Array(items) => count(
-                items
-                    .chunks(2)
-                    .filter_map(|p| match p {
-                        [k, n] => Some((k.clone(), n.clone())),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            _ => 0,
-        })
-    }
-}
-
-/// Whether a pipeline failed with a server error that one command at a time
-/// gets past (a redirection, a retry or a cluster reconfiguration): the
-/// blocking cluster pipeline reports those instead of following them.
-fn needs_one_by_one(e: &RedisError) -> bool {
-    matches!(e.kind(), ErrorKind::Server(_)) && !e.is_io_error()
-}
-
-/// The lock key of `name` for a script that also touches its side keys, or
-/// a clear refusal where Redis Cluster would answer CROSSSLOT.
-fn scripted_key(key: String) -> Result<String> {
-    if side_keys_share_slot(&key) {
-        Ok(key)
-    } else {
-        Err(Error::invalid(
-            "in a Redis Cluster a lock name may not contain '}' unless a {tag} comes before \
-             it: its fence counter would hash to another slot; add a {tag} or drop the '}'",
+                .sum(),
         ))
     }
-}
 
-impl Store for ClusterStore {
-    fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
-        let key = scripted_key(self.lock_key(name))?;
-        let (reply, acked) = self.with_conn(|c| {
-            let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
-            let acked = ack_if(self.replicas, reply_code_is(&reply, 1), c, |c, r| {
-                self.wait_replicas(c, Some(&key), r)
-            })?;
-            Ok((reply, acked))
-        })?;
-        let got = parse_acquire(reply)?;
-        if let Err(e) = check_acks(self.replicas, acked, "lock (it was given back)") {
-            let _ = self.release(name, token);
-            return Err(e);
+    /// Grouped per node: one round trip per master.
+    fn query_pipeline<T: FromRedisValue>(&mut self, pipe: &Pipeline) -> RedisResult<T> {
+        let mut per_node = redis::cluster::cluster_pipe();
+        for cmd in pipe.cmd_iter() {
+            per_node.add_command(cmd.clone());
         }
-        Ok(got)
+        per_node.query(self)
     }
 
-    fn release(&self, name: &str, token: &str) -> Result<bool> {
-        let key = self.lock_key(name);
-        self.with_conn(|c| self.scripts.run_release(c, &key, token))
-    }
-
-    fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn> {
-        let key = scripted_key(self.lock_key(name))?;
-        let (reply, acked) = self.with_conn(|c| {
-            let waiting = Self::subscribers(c, &key)?;
-            let reply = self
-                .scripts
-                .run_pass_on(c, &key, token, ttl, Some(waiting))?;
-            let acked = ack_if(self.replicas, reply_code_is(&reply, 2), c, |c, r| {
-                self.wait_replicas(c, Some(&key), r)
-            })?;
-            Ok((reply, acked))
-        })?;
-        check_acks(self.replicas, acked, "kept lease")?;
-        parse_pass_on(reply)
-    }
-
-    fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = batch.iter().map(|e| self.lock_key(e.name)).collect();
-        // Grouped per node by the cluster pipeline: one round trip per master.
-        let mut pipe = redis::cluster::cluster_pipe();
-        for (e, key) in batch.iter().zip(&keys) {
-            pipe.cmd("EVALSHA")
-                .arg(self.scripts.extend.get_hash())
-                .arg(1)
-                .arg(key)
-                .arg(e.token)
-                .arg(millis(e.ttl));
-        }
-        let one_by_one = |c: &mut ClusterConnection| {
-            batch
-                .iter()
-                .zip(&keys)
-                .map(|(e, key)| {
-                    self.scripts
-                        .extend
-                        .key(key)
-                        .arg(e.token)
-                        .arg(millis(e.ttl))
-                        .invoke::<i64>(c)
-                })
-                .collect::<std::result::Result<Vec<i64>, RedisError>>()
-        };
-        let (replies, acked) = self.with_conn(|c| {
-            let replies: Vec<i64> = match pipe.query(c) {
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    // Extending is idempotent: load the script (on every
-                    // node) and send them all again.
-                    self.scripts.extend.prepare_invoke().load(c)?;
-                    match pipe.query(c) {
-                        Err(e) if needs_one_by_one(&e) => one_by_one(c),
-                        other => other,
-                    }
-                }
-                // Slots moved: each command on its own follows MOVED/ASK
-                // (and refreshes the slot map for the next pipeline).
-                Err(e) if needs_one_by_one(&e) => one_by_one(c),
-                other => other,
-            }?;
-            let acked = ack_if(self.replicas, replies.contains(&1), c, |c, r| {
-                self.wait_replicas(c, None, r)
-            })?;
-            Ok((replies, acked))
-        })?;
-        check_acks(self.replicas, acked, "renewal")?;
-        if replies.len() != batch.len() {
-            return Err(Error::Redis(format!(
-                "extend pipeline returned {} replies for {} leases",
-                replies.len(),
-                batch.len()
-            )));
-        }
-        Ok(replies.into_iter().map(|n| n == 1).collect())
-    }
-
-    fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()> {
-        // Any node hears every PUBLISH of the cluster; when this one fails,
-        // the next attempt uses the next seed.
-        let i = self.feed_node.load(Ordering::Relaxed) % self.seeds.len();
-        let outcome = (|| {
-            let mut conn = self.seeds[i]
-                .get_connection_with_timeout(self.connect_timeout)
-                .map_err(|e| self.secret.map(&e))?;
-            conn.set_write_timeout(Some(self.command_timeout))
-                .map_err(|e| self.secret.map(&e))?;
-            feed_on(&mut conn, &self.prefix, control, handler, &self.secret)
-        })();
-        if outcome.is_err() {
-            self.feed_node.fetch_add(1, Ordering::Relaxed);
-        }
-        outcome
-    }
-
-    fn poke(&self, control: &str) -> Result<()> {
-        // Reaches the feed whichever node it listens on.
-        self.with_conn(|c| publish_poke(c, control))
-    }
-
-    fn cache_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.with_conn(|c| read_value(c, &self.lock_key(name)))
-    }
-
-    fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()> {
-        self.with_conn(|c| write_value(c, &self.lock_key(name), value, ttl))
-    }
-
-    fn inspect(&self, name: &str) -> Result<LockInfo> {
-        let key = self.lock_key(name);
-        // All three keys share a slot: one node answers the whole pipeline.
-        let (token, pttl, fence): (Option<String>, i64, Option<u64>) = self.with_conn(|c| {
-            redis::cluster::cluster_pipe()
-                .cmd("GET")
-                .arg(&key)
-                .cmd("PTTL")
-                .arg(&key)
-                .cmd("GET")
-                .arg(fence_key(&key))
-                .query(c)
-        })?;
-        Ok(lock_info(key, token, pttl, fence))
-    }
-
-    fn pool_state(&self) -> (u32, u32) {
-        let s = self.pool.state();
-        (s.connections, s.idle_connections)
-    }
-
-    fn describe(&self) -> &str {
-        &self.place
+    /// The blocking cluster pipeline reports a redirection, a retry or a
+    /// cluster reconfiguration instead of following it; each command on its
+    /// own follows MOVED/ASK (and refreshes the slot map for the next
+    /// pipeline).
+    fn retry_one_by_one(e: &RedisError) -> bool {
+        matches!(e.kind(), ErrorKind::Server(_)) && !e.is_io_error()
     }
 }

@@ -1,13 +1,35 @@
 //! The seam between lock logic and the server that stores locks.
 //!
 //! Guards, renewal and waiting only speak to a [`Store`]; everything that
-//! knows about Redis commands, scripts and key names lives in [`redis`].
-//! Another backend (etcd, ZooKeeper, memcached) would implement the same
-//! trait without touching the rest of the crate.
+//! knows about Redis commands, scripts and key names lives below this
+//! module. Another backend (etcd, ZooKeeper, memcached) would implement the
+//! same trait without touching the rest of the crate.
+//!
+//! The Redis stores, by job:
+//! - [`keys`]: the key layout (lock key, fence and value side keys, slots);
+//! - [`scripts`]: the Lua scripts and what their replies mean;
+//! - [`errors`]: error kinds, which failures break a connection, and the
+//!   password scrub;
+//! - [`replicas`]: replica acknowledgement (`WAIT`);
+//! - [`pool`]: the connection pool, for one node or a cluster;
+//! - [`feed`]: the release feed (pub/sub);
+//! - [`route`]: what differs between a node and a cluster per command;
+//! - [`ops`]: the lock operations, written once over [`route`] and [`pool`];
+//! - [`redis`], [`cluster`], [`sentinel`]: one node (directly or through
+//!   Sentinel) and a cluster, with only what sets them apart;
+//! - [`redlock`]: one lock over several independent nodes.
 
 pub(crate) mod cluster;
+mod errors;
+mod feed;
+mod keys;
+mod ops;
+mod pool;
 pub(crate) mod redis;
 pub(crate) mod redlock;
+mod replicas;
+mod route;
+mod scripts;
 pub(crate) mod sentinel;
 
 use crate::error::Result;
@@ -26,14 +48,25 @@ pub struct LockInfo {
     pub fence: Option<u64>,
 }
 
+/// `d` in whole milliseconds, as Redis commands take it (saturating).
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// What an acquire attempt found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Acquired {
     /// The caller's token now holds the lock, with this fencing token.
-    Yes { fence: u64 },
+    Yes {
+        /// The first fence of the block the acquisition reserved.
+        fence: u64,
+    },
     /// Someone else holds it; their lease has about this much time left
     /// (`None` when the store could not say).
-    No { remaining: Option<Duration> },
+    No {
+        /// What is left of the holder's lease.
+        remaining: Option<Duration>,
+    },
 }
 
 /// How many fences one acquisition reserves: the acquirer's process may
@@ -55,8 +88,11 @@ pub(crate) trait FeedHandler {
 /// What a [`FeedHandler`] wants changed.
 #[derive(Debug, Default)]
 pub(crate) struct FeedChanges {
+    /// Lock names whose releases to hear from now on.
     pub subscribe: Vec<String>,
+    /// Lock names no longer of interest.
     pub unsubscribe: Vec<String>,
+    /// End the feed.
     pub stop: bool,
 }
 
@@ -69,7 +105,10 @@ pub(crate) enum PassOn {
     Released,
     /// Nobody else waits: the lease was restarted and a new block of
     /// fences reserved, starting at `fence`.
-    Kept { fence: u64 },
+    Kept {
+        /// The first fence of the new block.
+        fence: u64,
+    },
 }
 
 /// One lease to extend in a batch.

@@ -1,30 +1,31 @@
-//! The Redis implementation of [`Store`]: connections, scripts and key names.
-//!
-//! Key layout (documented in the README):
-//! - `<prefix>:<name>` holds the owner's token, with the lease as its TTL;
-//! - a fencing counter that shares the lock key's cluster slot:
-//!   `{<prefix>:<name>}:fence`, or `{<tag>}:fence:<prefix>:<name>` when the
-//!   lock key already carries a `{tag}`.
-//!
-//! Lock keys start with the prefix (which may not contain braces) and fence
-//! keys start with `{`, so the two families never collide.
+//! One Redis server holding locks, reached directly or through Sentinel:
+//! its configuration, how its connections are opened and first checked,
+//! and how commands travel on one node (see [`Route`]). The lock
+//! operations themselves are [`ScriptStore`]'s.
 
+use super::errors::{is_failover_error, unparsable, Secret};
+use super::millis;
+use super::ops::{Backend, ScriptStore};
+use super::pool::Open;
+pub(crate) use super::replicas::Replicas;
+use super::route::Route;
 use super::sentinel::{SentinelConfig, Sentinels};
-use super::LockInfo;
-use super::{Acquired, Extend, FeedHandler, PassOn, Store, FENCE_BLOCK};
 use crate::error::{Error, Result};
-use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisResult};
 use std::time::Duration;
 
 /// Everything needed to reach one Redis server.
 #[derive(Clone)]
 pub(crate) struct RedisConfig {
+    /// `redis://` or `rediss://`, with credentials and db.
     pub url: String,
+    /// Starts every lock key (`<prefix>:<name>`).
     pub prefix: String,
+    /// Most connections the pool opens.
     pub pool_size: u32,
+    /// Bounds opening a connection, and waiting for one from the pool.
     pub connect_timeout: Duration,
+    /// Bounds each command's reply.
     pub command_timeout: Duration,
     /// Replica acknowledgement of lease writes (`WAIT`); `None`: off.
     pub replicas: Option<Replicas>,
@@ -44,226 +45,28 @@ pub(crate) struct Tls {
     pub client: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-/// Replica acknowledgement: after a write that takes or extends a lease,
-/// `WAIT count timeout` on the same connection; fewer acknowledgements make
-/// the operation fail (an acquisition is given back first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Replicas {
-    /// How many replicas must confirm.
-    pub count: u32,
-    /// How long the server waits for them (at least 1 ms: `WAIT` with 0
-    /// would wait forever).
-    pub timeout: Duration,
-}
-
-/// Asks the server, on the connection `c` that just wrote, how many
-/// replicas have that write. The read timeout is stretched for the wait.
-fn wait_replicas(
-    c: &mut redis::Connection,
-    r: Replicas,
-    command_timeout: Duration,
-) -> std::result::Result<u32, RedisError> {
-    c.set_read_timeout(Some(command_timeout + r.timeout))?;
-    let acked = redis::cmd("WAIT")
-        .arg(r.count)
-        .arg(millis(r.timeout).max(1))
-        .query::<i64>(c);
-    c.set_read_timeout(Some(command_timeout))?;
-    Ok(u32::try_from(acked?).unwrap_or(0))
-}
-
-/// The error for a write that too few replicas confirmed: a connection
-/// error, since it is worth retrying once the replicas catch up.
-fn too_few_replicas(what: &str, acked: u32, r: Replicas) -> Error {
-    Error::Connection(format!(
-        "only {acked} of {} replica(s) acknowledged the {what} within {} ms",
-        r.count,
-        millis(r.timeout).max(1)
-    ))
-}
-
-/// Runs `wait` (a `WAIT`) when replica acknowledgement is asked for and
-/// the script just took or kept a lock (`took`); its answer, if asked.
-pub(crate) fn ack_if<C>(
-    replicas: Option<Replicas>,
-    took: bool,
-    c: &mut C,
-    wait: impl FnOnce(&mut C, Replicas) -> std::result::Result<u32, RedisError>,
-) -> std::result::Result<Option<u32>, RedisError> {
-    match replicas {
-        Some(r) if took => wait(c, r).map(Some),
-        _ => Ok(None),
-    }
-}
-
-/// An error when fewer replicas acknowledged `what` than were asked for
-/// (`acked` is the answer of [`ack_if`]).
-pub(crate) fn check_acks(replicas: Option<Replicas>, acked: Option<u32>, what: &str) -> Result<()> {
-    match (replicas, acked) {
-        (Some(r), Some(acked)) if acked < r.count => Err(too_few_replicas(what, acked, r)),
-        _ => Ok(()),
-    }
-}
-
-/// Whether a script reply is an array whose first element is `code`.
-pub(crate) fn reply_code_is(v: &Value, code: i64) -> bool {
-    matches!(v, Value::Array(items) if matches!(items.first(), Some(Value::Int(c)) if *c == code))
-}
-
-/// The lock scripts, each sent by SHA and loaded again on NOSCRIPT.
-pub(crate) struct Scripts {
-    pub acquire: redis::Script,
-    pub release: redis::Script,
-    pub extend: redis::Script,
-    pub pass_on: redis::Script,
-    pub raise_fence: redis::Script,
-}
-
-impl Scripts {
-    pub(crate) fn new() -> Self {
-        Scripts {
-            acquire: redis::Script::new(include_str!("../lua/acquire.lua")),
-            release: redis::Script::new(include_str!("../lua/release.lua")),
-            extend: redis::Script::new(include_str!("../lua/extend.lua")),
-            pass_on: redis::Script::new(include_str!("../lua/pass_on.lua")),
-            raise_fence: redis::Script::new(include_str!("../lua/raise_fence.lua")),
-        }
-    }
-
-    /// Runs the acquire script for the lock key `key`.
-    pub(crate) fn run_acquire(
-        &self,
-        c: &mut dyn ConnectionLike,
-        key: &str,
-        token: &str,
-        ttl: Duration,
-    ) -> std::result::Result<Value, RedisError> {
-        self.acquire
-            .key(key)
-            .key(fence_key(key))
-            .arg(token)
-            .arg(millis(ttl))
-            .arg(FENCE_BLOCK)
-            .invoke(c)
-    }
-
-    /// Runs the release script; true if it deleted the key.
-    pub(crate) fn run_release(
-        &self,
-        c: &mut dyn ConnectionLike,
-        key: &str,
-        token: &str,
-    ) -> std::result::Result<bool, RedisError> {
-        let n: i64 = self.release.key(key).arg(token).invoke(c)?;
-        Ok(n == 1)
-    }
-
-    /// Runs the pass-on script; `waiting` overrides the script's own count
-    /// of subscribers (a cluster counts them over all nodes).
-    pub(crate) fn run_pass_on(
-        &self,
-        c: &mut dyn ConnectionLike,
-        key: &str,
-        token: &str,
-        ttl: Duration,
-        waiting: Option<i64>,
-    ) -> std::result::Result<Value, RedisError> {
-        let mut call = self.pass_on.prepare_invoke();
-        call.key(key)
-            .key(fence_key(key))
-            .arg(token)
-            .arg(millis(ttl))
-            .arg(FENCE_BLOCK);
-        if let Some(n) = waiting {
-            call.arg(n);
-        }
-        call.invoke(c)
-    }
-}
-
-/// Reads the value a loader cached beside the lock key `key`.
-pub(crate) fn read_value(
-    c: &mut dyn ConnectionLike,
-    key: &str,
-) -> std::result::Result<Option<Vec<u8>>, RedisError> {
-    redis::cmd("GET").arg(value_key(key)).query(c)
-}
-
-/// Caches `value` beside the lock key `key` for `ttl`.
-pub(crate) fn write_value(
-    c: &mut dyn ConnectionLike,
-    key: &str,
-    value: &[u8],
-    ttl: Duration,
-) -> std::result::Result<(), RedisError> {
-    redis::cmd("SET")
-        .arg(value_key(key))
-        .arg(value)
-        .arg("PX")
-        .arg(millis(ttl))
-        .query(c)
-}
-
-/// What `GET key`, `PTTL key` and `GET <fence key>` say about a lock.
-pub(crate) fn lock_info(
-    key: String,
-    token: Option<String>,
-    pttl: i64,
-    fence: Option<u64>,
-) -> LockInfo {
-    LockInfo {
-        key,
-        remaining: token
-            .as_ref()
-            .and_then(|_| u64::try_from(pttl).ok())
-            .map(Duration::from_millis),
-        token,
-        fence,
-    }
-}
-
-/// Wakes the release feed listening on `control`.
-pub(crate) fn publish_poke(
-    c: &mut dyn ConnectionLike,
-    control: &str,
-) -> std::result::Result<(), RedisError> {
-    redis::cmd("PUBLISH").arg(control).arg("poke").query(c)
-}
-
-/// A pooled connection that remembers whether it can still be trusted.
-///
-/// After an I/O error or a timeout the reply to our command may still be in
-/// flight; reusing the socket could hand that stale reply to the next
-/// command. Such a connection is marked broken and r2d2 throws it away.
-///
-/// A failure also casts doubt on every connection opened before it: a
-/// server restart closes them all at once, and trying them one by one
-/// would spend each attempt (and its retry) on a dead socket. So every
-/// connection remembers the manager's failure count when it was opened,
-/// and one older than the latest failure is thrown away unused.
-pub(crate) struct Conn {
-    inner: redis::Connection,
-    broken: bool,
-    /// [`Manager::failures`] when this connection was opened.
-    opened_after: u64,
-}
-
-/// Opens connections for the r2d2 pool.
-pub(crate) struct Manager {
+/// Opens the connections to one node: the one of the URL, or with Sentinel
+/// the master of the moment.
+pub(crate) struct Node {
+    /// The URL's client: its address, or with Sentinel only its scheme,
+    /// credentials and db.
     client: redis::Client,
+    /// Bounds opening a connection.
     connect_timeout: Duration,
+    /// The read and write timeouts of every connection.
     command_timeout: Duration,
-    secret: Secret,
     /// With Sentinel, every new connection goes to the master of the moment.
     sentinel: Option<Sentinels>,
-    /// Connection failures so far (see [`Conn`]).
-    failures: AtomicU64,
 }
 
-impl Manager {
-    fn open(&self) -> std::result::Result<Conn, RedisError> {
-        let opened_after = self.failures.load(Ordering::SeqCst);
-        let inner = match &self.sentinel {
+impl Open for Node {
+    type Conn = redis::Connection;
+
+    /// A server restart closes every connection at once.
+    const SHARED_FATE: bool = true;
+
+    fn open(&self) -> RedisResult<redis::Connection> {
+        let conn = match &self.sentinel {
             Some(s) => s.connect_master(
                 self.client.get_connection_info(),
                 self.connect_timeout,
@@ -273,129 +76,21 @@ impl Manager {
                 .client
                 .get_connection_with_timeout(self.connect_timeout)?,
         };
-        inner.set_read_timeout(Some(self.command_timeout))?;
-        inner.set_write_timeout(Some(self.command_timeout))?;
-        Ok(Conn {
-            inner,
-            broken: false,
-            opened_after,
-        })
+        conn.set_read_timeout(Some(self.command_timeout))?;
+        conn.set_write_timeout(Some(self.command_timeout))?;
+        Ok(conn)
     }
 }
 
-/// The r2d2 error type: our [`Error`], so that pool failures keep their kind
-/// and never carry the password.
-#[derive(Debug)]
-pub(crate) struct PoolError(pub(crate) Error);
-
-impl std::fmt::Display for PoolError {
-    /// Only the detail: r2d2 quotes it inside the pool's own message, which
-    /// ends up inside one of our errors.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0.detail())
+impl Backend for Node {
+    fn feed_connection(&self) -> RedisResult<redis::Connection> {
+        self.open()
     }
 }
 
-impl std::error::Error for PoolError {}
-
-/// The pool's handle on the [`Manager`] it shares with the release feed.
-pub(crate) struct SharedManager(Arc<Manager>);
-
-impl r2d2::ManageConnection for SharedManager {
-    type Connection = Conn;
-    type Error = PoolError;
-
-    fn connect(&self) -> std::result::Result<Conn, PoolError> {
-        self.0.open().map_err(|e| PoolError(self.0.secret.map(&e)))
-    }
-
-    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), PoolError> {
-        redis::cmd("PING")
-            .query::<()>(&mut conn.inner)
-            .map_err(|e| PoolError(self.0.secret.map(&e)))
-    }
-
-    fn has_broken(&self, conn: &mut Conn) -> bool {
-        conn.broken || !conn.inner.is_open()
-    }
-}
-
-/// The configured passwords, kept only to scrub them out of server messages.
-#[derive(Clone, Default)]
-pub(crate) struct Secret(Vec<Arc<str>>);
-
-impl Secret {
-    /// Remembers `password` (if any) as one more secret to scrub.
-    pub(crate) fn add(&mut self, password: Option<&str>) {
-        if let Some(p) = password.filter(|p| !p.is_empty()) {
-            self.0.push(Arc::from(p));
-        }
-    }
-
-    pub(crate) fn scrub(&self, mut msg: String) -> String {
-        for s in &self.0 {
-            if msg.contains(&**s) {
-                msg = msg.replace(&**s, "<redacted>");
-            }
-        }
-        msg
-    }
-
-    /// Turns a redis-rs error into ours, choosing the variant by kind.
-    pub(crate) fn map(&self, e: &RedisError) -> Error {
-        let msg = self.scrub(e.to_string());
-        let auth_code = matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
-        match e.kind() {
-            ErrorKind::AuthenticationFailed | ErrorKind::Server(ServerErrorKind::NoPerm) => {
-                Error::Auth(msg)
-            }
-            _ if auth_code => Error::Auth(msg),
-            ErrorKind::InvalidClientConfig => Error::InvalidArgument(msg),
-            // The server is a replica now (a failover happened), or the
-            // cluster is reconfiguring: another connection will do.
-            _ if is_failover_error(e) => Error::Connection(msg),
-            _ if e.is_io_error()
-                || e.is_timeout()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal() =>
-            {
-                Error::Connection(msg)
-            }
-            _ => Error::Redis(msg),
-        }
-    }
-}
-
-/// Errors that mean "this server cannot take writes right now, ask again":
-/// a replica's READONLY after a failover, and cluster reconfiguration.
-pub(crate) fn is_failover_error(e: &RedisError) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::Server(
-            ServerErrorKind::ReadOnly
-                | ServerErrorKind::MasterDown
-                | ServerErrorKind::ClusterDown
-                | ServerErrorKind::TryAgain
-        ) | ErrorKind::ClusterConnectionNotFound
-    ) || e.code() == Some("READONLY")
-}
-
-/// How long the release feed reads before checking its connection.
-const FEED_IDLE: Duration = Duration::from_secs(5);
-
-/// A Redis node holding locks.
-pub(crate) struct RedisStore {
-    pool: r2d2::Pool<SharedManager>,
-    /// Opens the release feed's dedicated connection.
-    manager: Arc<Manager>,
-    prefix: String,
-    scripts: Scripts,
-    secret: Secret,
-    /// `host:port/db`, for Debug output.
-    place: String,
-    replicas: Option<Replicas>,
-    command_timeout: Duration,
-}
+/// A Redis node holding locks; its place (in messages) is `host:port/db`,
+/// or the sentinels and the db.
+pub(crate) type RedisStore = ScriptStore<Node>;
 
 impl RedisStore {
     /// Parses the URL, checks that the server answers (and accepts the
@@ -409,17 +104,19 @@ impl RedisStore {
     /// One direct connection and a PING: reports a wrong password or an
     /// unreachable server with its real kind, bounded by the timeouts.
     pub(crate) fn probe(&self) -> Result<()> {
-        self.manager
+        self.pool()
+            .opener()
             .open()
-            .and_then(|mut probe| redis::cmd("PING").query::<()>(&mut probe.inner))
+            .and_then(|mut probe| redis::cmd("PING").query::<()>(&mut probe))
             .map_err(|e| self.explain(&e))
     }
 
     /// A failed first contact, saying which server it was and, when the
     /// failure looks like a plain/TLS mismatch, what to check.
     fn explain(&self, e: &RedisError) -> Error {
+        let node = self.pool().opener();
         let tls = matches!(
-            self.manager.client.get_connection_info().addr(),
+            node.client.get_connection_info().addr(),
             redis::ConnectionAddr::TcpTls { .. }
         );
         let timeout = e.is_timeout() && !is_failover_error(e);
@@ -438,15 +135,15 @@ impl RedisStore {
             let msg = if timeout {
                 format!(
                     "no reply in time (connect timeout {} ms, command timeout {} ms)",
-                    millis(self.manager.connect_timeout),
-                    millis(self.manager.command_timeout)
+                    millis(node.connect_timeout),
+                    millis(node.command_timeout)
                 )
             } else {
                 msg
             };
-            format!("{}: {msg}{hint}", self.place)
+            format!("{}: {msg}{hint}", self.pool().place())
         };
-        match self.secret.map(e) {
+        match self.pool().secret().to_error(e) {
             Error::Connection(m) => Error::Connection(what(m)),
             Error::Auth(m) => Error::Auth(what(m)),
             Error::Redis(m) => Error::Redis(what(m)),
@@ -477,7 +174,7 @@ impl RedisStore {
                 },
             ),
         }
-        .map_err(|e| Error::invalid(format!("cannot parse the Redis URL ({})", e.category())))?;
+        .map_err(|e| unparsable(format_args!("the Redis URL"), &e))?;
         let info = client.get_connection_info();
         let mut secret = Secret::default();
         secret.add(info.redis_settings().password());
@@ -499,418 +196,32 @@ impl RedisStore {
                 None,
             ),
         };
-        let manager = Arc::new(Manager {
+        let node = Node {
             client,
             connect_timeout: cfg.connect_timeout,
             command_timeout: cfg.command_timeout,
-            secret: secret.clone(),
             sentinel,
-            failures: AtomicU64::new(0),
-        });
-        let threads = scheduled_thread_pool::ScheduledThreadPool::builder()
-            .num_threads(1)
-            .thread_name_pattern("distlock-pool")
-            // Otherwise the thread lingers until the next reaper run (30 s).
-            .on_drop_behavior(scheduled_thread_pool::OnPoolDropBehavior::DiscardPendingScheduled)
-            .build();
-        let pool = r2d2::Pool::builder()
-            .max_size(cfg.pool_size)
-            .min_idle(Some(0))
-            .connection_timeout(cfg.connect_timeout)
-            .test_on_check_out(false)
-            .thread_pool(Arc::new(threads))
-            .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(SharedManager(manager.clone()));
-        Ok(RedisStore {
-            pool,
-            manager,
-            prefix: cfg.prefix.clone(),
-            scripts: Scripts::new(),
-            secret,
-            place,
-            replicas: cfg.replicas,
-            command_timeout: cfg.command_timeout,
-        })
-    }
-
-    /// `<prefix>:<name>`: the key that holds the owner's token.
-    fn lock_key(&self, name: &str) -> String {
-        format!("{}:{}", self.prefix, name)
-    }
-
-    /// Runs `f` on a pooled connection; an I/O failure retires the connection.
-    fn with_conn<T>(
-        &self,
-        f: impl FnOnce(&mut redis::Connection) -> std::result::Result<T, RedisError>,
-    ) -> Result<T> {
-        let failures = &self.manager.failures;
-        // Each round throws one connection older than the latest failure
-        // away; the pool holds at most max_size of them, and opens new ones.
-        let mut rounds = self.pool.max_size();
-        let mut conn = loop {
-            let mut conn = self.pool.get().map_err(|e| {
-                Error::Connection(self.secret.scrub(format!(
-                    "{}: no connection available within the connect timeout ({} ms): {e}",
-                    self.place,
-                    millis(self.manager.connect_timeout)
-                )))
-            })?;
-            if conn.opened_after >= failures.load(Ordering::SeqCst) || rounds == 0 {
-                break conn;
-            }
-            conn.broken = true;
-            rounds -= 1;
         };
-        f(&mut conn.inner).map_err(|e| {
-            if e.is_io_error()
-                || e.is_timeout()
-                || e.is_connection_dropped()
-                || is_failover_error(&e)
-            {
-                conn.broken = true;
-                failures.fetch_max(conn.opened_after + 1, Ordering::SeqCst);
-            }
-            self.secret.map(&e)
-        })
+        Ok(ScriptStore::new(node, secret, place, cfg))
     }
 }
 
-impl RedisStore {
-    /// Raises the fencing counter of `name` to at least the end of the block
-    /// starting at `fence`, if `token` still holds the lock (Redlock's second
-    /// phase). False if the lock was not held with `token`.
-    pub(crate) fn raise_fence(&self, name: &str, token: &str, fence: u64) -> Result<bool> {
-        let key = self.lock_key(name);
-        let n: i64 = self.with_conn(|c| {
-            self.scripts
-                .raise_fence
-                .key(&key)
-                .key(fence_key(&key))
-                .arg(token)
-                .arg(fence + FENCE_BLOCK - 1)
-                .invoke(c)
-        })?;
-        Ok(n == 1)
-    }
-}
-
-/// The `{tag}` Redis Cluster would hash for `key`, if it has one.
-fn hash_tag(key: &str) -> Option<&str> {
-    let open = key.find('{')?;
-    let rest = &key[open + 1..];
-    let close = rest.find('}')?;
-    (close > 0).then(|| &rest[..close])
-}
-
-/// A key that belongs to `lock_key` (`kind` is `fence` or `value`), in the
-/// same cluster slot.
-fn side_key(lock_key: &str, kind: &str) -> String {
-    match hash_tag(lock_key) {
-        Some(tag) => format!("{{{tag}}}:{kind}:{lock_key}"),
-        None => format!("{{{lock_key}}}:{kind}"),
-    }
-}
-
-/// Whether the side keys of `lock_key` hash to its Redis Cluster slot. They
-/// do unless the key has no `{tag}` yet contains a `}`: the side key's
-/// `{<lock key>}` tag then ends at that `}`, on a part of the key only.
-pub(crate) fn side_keys_share_slot(lock_key: &str) -> bool {
-    hash_tag(lock_key).is_some() || !lock_key.contains('}')
-}
-
-/// The fencing counter of `lock_key`.
-pub(crate) fn fence_key(lock_key: &str) -> String {
-    side_key(lock_key, "fence")
-}
-
-/// The cached value a loader keeps beside its lock `lock_key`.
-pub(crate) fn value_key(lock_key: &str) -> String {
-    side_key(lock_key, "value")
-}
-
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn unexpected(what: &str, v: &Value) -> Error {
-    Error::Redis(format!("unexpected reply to {what}: {v:?}"))
-}
-
-/// A fence as the scripts send it: decimal text (Lua numbers are doubles).
-fn parse_fence(text: &[u8]) -> Option<u64> {
-    std::str::from_utf8(text).ok()?.parse().ok()
-}
-
-pub(crate) fn parse_acquire(v: Value) -> Result<Acquired> {
-    let Value::Array(items) = &v else {
-        return Err(unexpected("acquire", &v));
-    };
-    match items.as_slice() {
-        [Value::Int(1), Value::BulkString(fence)] => parse_fence(fence)
-            .map(|fence| Acquired::Yes { fence })
-            .ok_or_else(|| unexpected("acquire", &v)),
-        [Value::Int(0), Value::Int(pttl)] => Ok(Acquired::No {
-            remaining: u64::try_from(*pttl).ok().map(Duration::from_millis),
-        }),
-        _ => Err(unexpected("acquire", &v)),
-    }
-}
-
-pub(crate) fn parse_pass_on(v: Value) -> Result<PassOn> {
-    let Value::Array(items) = &v else {
-        return Err(unexpected("pass-on", &v));
-    };
-    match items.as_slice() {
-        [Value::Int(0)] => Ok(PassOn::NotOwner),
-        [Value::Int(1)] => Ok(PassOn::Released),
-        [Value::Int(2), Value::BulkString(fence)] => parse_fence(fence)
-            .map(|fence| PassOn::Kept { fence })
-            .ok_or_else(|| unexpected("pass-on", &v)),
-        _ => Err(unexpected("pass-on", &v)),
-    }
-}
-
-/// Runs a release feed on `conn` (see [`Store::run_feed`]): subscribes to
-/// `control` and to the lock keys (`<prefix>:<name>`) the handler asks for,
-/// and reports releases until told to stop or the connection fails.
-pub(crate) fn feed_on(
-    conn: &mut redis::Connection,
-    prefix: &str,
-    control: &str,
-    handler: &mut dyn FeedHandler,
-    secret: &Secret,
-) -> Result<()> {
-    let map = |e: RedisError| secret.map(&e);
-    let key = |name: &str| format!("{prefix}:{name}");
-    let mut feed = conn.as_pubsub();
-    // Idle reads end every few seconds to check the connection.
-    feed.set_read_timeout(Some(FEED_IDLE)).map_err(map)?;
-    feed.subscribe(control).map_err(map)?;
-    let own = format!("{prefix}:");
-    loop {
-        let changes = handler.changes();
-        if changes.stop {
-            return Ok(());
-        }
-        for name in &changes.subscribe {
-            feed.subscribe(key(name)).map_err(map)?;
-            handler.subscribed(name);
-        }
-        for name in &changes.unsubscribe {
-            feed.unsubscribe(key(name)).map_err(map)?;
-        }
-        match feed.get_message() {
-            Ok(msg) => {
-                let channel = msg.get_channel_name();
-                if let Some(name) = channel.strip_prefix(&own) {
-                    handler.released(name);
-                }
-            }
-            Err(e) if e.is_timeout() => {
-                feed.ping::<()>().map_err(map)?;
-            }
-            Err(e) => return Err(map(e)),
-        }
-    }
-}
-
-impl Store for RedisStore {
-    fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
-        let key = self.lock_key(name);
-        let (reply, acked) = self.with_conn(|c| {
-            let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
-            let acked = ack_if(self.replicas, reply_code_is(&reply, 1), c, |c, r| {
-                wait_replicas(c, r, self.command_timeout)
-            })?;
-            Ok((reply, acked))
-        })?;
-        let got = parse_acquire(reply)?;
-        if let Err(e) = check_acks(self.replicas, acked, "lock (it was given back)") {
-            // Not durable enough: give it back rather than hold a lock a
-            // failover could hand to someone else.
-            let _ = self.release(name, token);
-            return Err(e);
-        }
-        Ok(got)
+impl Route for redis::Connection {
+    fn set_reply_timeout(&mut self, timeout: Duration) -> RedisResult<()> {
+        self.set_read_timeout(Some(timeout))
     }
 
-    fn release(&self, name: &str, token: &str) -> Result<bool> {
-        let key = self.lock_key(name);
-        self.with_conn(|c| self.scripts.run_release(c, &key, token))
+    /// One node: the `WAIT` goes where the write went.
+    fn route_wait(&mut self, wait: &Cmd, _key: Option<&str>) -> RedisResult<i64> {
+        wait.query(self)
     }
 
-    fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn> {
-        let key = self.lock_key(name);
-        let (reply, acked) = self.with_conn(|c| {
-            let reply = self.scripts.run_pass_on(c, &key, token, ttl, None)?;
-            let acked = ack_if(self.replicas, reply_code_is(&reply, 2), c, |c, r| {
-                wait_replicas(c, r, self.command_timeout)
-            })?;
-            Ok((reply, acked))
-        })?;
-        // The caller releases the lock on an error.
-        check_acks(self.replicas, acked, "kept lease")?;
-        parse_pass_on(reply)
+    /// One node: every waiter subscribes here, where the script counts them.
+    fn waiters(&mut self, _key: &str) -> RedisResult<Option<i64>> {
+        Ok(None)
     }
 
-    fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for e in batch {
-            pipe.cmd("EVALSHA")
-                .arg(self.scripts.extend.get_hash())
-                .arg(1)
-                .arg(self.lock_key(e.name))
-                .arg(e.token)
-                .arg(millis(e.ttl));
-        }
-        let (replies, acked): (Vec<i64>, _) = self.with_conn(|c| {
-            let replies: Vec<i64> = match pipe.query(c) {
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    // Extending is idempotent: load the script and send them all again.
-                    self.scripts.extend.prepare_invoke().load(c)?;
-                    pipe.query(c)
-                }
-                other => other,
-            }?;
-            let acked = ack_if(self.replicas, replies.contains(&1), c, |c, r| {
-                wait_replicas(c, r, self.command_timeout)
-            })?;
-            Ok((replies, acked))
-        })?;
-        // On an error the leases stay as they were acknowledged before: the
-        // renewal thread tries again, and reports them lost if their
-        // deadlines pass first.
-        check_acks(self.replicas, acked, "renewal")?;
-        if replies.len() != batch.len() {
-            return Err(Error::Redis(format!(
-                "extend pipeline returned {} replies for {} leases",
-                replies.len(),
-                batch.len()
-            )));
-        }
-        Ok(replies.into_iter().map(|n| n == 1).collect())
-    }
-
-    fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()> {
-        let mut conn = self.manager.open().map_err(|e| self.secret.map(&e))?;
-        feed_on(
-            &mut conn.inner,
-            &self.prefix,
-            control,
-            handler,
-            &self.secret,
-        )
-    }
-
-    fn poke(&self, control: &str) -> Result<()> {
-        self.with_conn(|c| publish_poke(c, control))
-    }
-
-    fn cache_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.with_conn(|c| read_value(c, &self.lock_key(name)))
-    }
-
-    fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()> {
-        self.with_conn(|c| write_value(c, &self.lock_key(name), value, ttl))
-    }
-
-    fn inspect(&self, name: &str) -> Result<LockInfo> {
-        let key = self.lock_key(name);
-        let (token, pttl, fence): (Option<String>, i64, Option<u64>) = self.with_conn(|c| {
-            redis::pipe()
-                .cmd("GET")
-                .arg(&key)
-                .cmd("PTTL")
-                .arg(&key)
-                .cmd("GET")
-                .arg(fence_key(&key))
-                .query(c)
-        })?;
-        Ok(lock_info(key, token, pttl, fence))
-    }
-
-    fn pool_state(&self) -> (u32, u32) {
-        let s = self.pool.state();
-        (s.connections, s.idle_connections)
-    }
-
-    fn describe(&self) -> &str {
-        &self.place
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fence_keys_share_the_slot_and_never_collide_with_lock_keys() {
-        assert_eq!(
-            fence_key("distlock:orders:42"),
-            "{distlock:orders:42}:fence"
-        );
-        assert_eq!(
-            fence_key("distlock:a{user7}b"),
-            "{user7}:fence:distlock:a{user7}b"
-        );
-        // An empty tag does not count as a tag in Redis Cluster.
-        assert_eq!(fence_key("distlock:a{}b"), "{distlock:a{}b}:fence");
-        assert_eq!(
-            hash_tag("{distlock:orders:42}:fence"),
-            Some("distlock:orders:42")
-        );
-        assert_eq!(hash_tag("x{a}:fence:distlock:x{a}"), Some("a"));
-    }
-
-    #[test]
-    fn side_keys_share_the_slot_exactly_when_the_check_says_so() {
-        use redis::cluster_routing::Slot;
-        let names = [
-            "orders:42",
-            "{",
-            "{tag}",
-            "x{tag}y",
-            "a{b}c}d",
-            "{}{x}",
-            " ",
-            "nul\0",
-            "🔒",
-            // No tag, and a `}`: the fence counter's tag would stop there.
-            "}",
-            "a}b",
-            "{}",
-            "}{",
-            "a{}b}",
-            "x}{y}",
-        ];
-        for name in names {
-            let key = format!("distlock:{name}");
-            let same = [fence_key(&key), value_key(&key)]
-                .iter()
-                .all(|side| Slot::for_key(side) == Slot::for_key(&key));
-            assert_eq!(side_keys_share_slot(&key), same, "{name:?}");
-        }
-    }
-
-    #[test]
-    fn acquire_replies_parse() {
-        let yes = Value::Array(vec![Value::Int(1), Value::BulkString(b"17".to_vec())]);
-        assert_eq!(parse_acquire(yes).unwrap(), Acquired::Yes { fence: 17 });
-        let no = Value::Array(vec![Value::Int(0), Value::Int(250)]);
-        assert_eq!(
-            parse_acquire(no).unwrap(),
-            Acquired::No {
-                remaining: Some(Duration::from_millis(250))
-            }
-        );
-        let no_ttl = Value::Array(vec![Value::Int(0), Value::Int(-1)]);
-        assert_eq!(
-            parse_acquire(no_ttl).unwrap(),
-            Acquired::No { remaining: None }
-        );
-        assert!(matches!(parse_acquire(Value::Nil), Err(Error::Redis(_))));
+    fn query_pipeline<T: FromRedisValue>(&mut self, pipe: &Pipeline) -> RedisResult<T> {
+        pipe.query(self)
     }
 }

@@ -28,35 +28,40 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Work for one node's worker thread.
 type Job = Box<dyn FnOnce(&RedisStore) + Send>;
 
+/// One of the independent nodes, and the thread that talks to it.
 struct Node {
+    /// The node's own store.
     store: Arc<RedisStore>,
+    /// Feeds the worker; `None` once the store is dropped, which ends it.
     jobs: Option<Sender<Job>>,
+    /// The worker, joined on drop.
     worker: Option<JoinHandle<()>>,
 }
 
 /// A lock store over several independent Redis nodes.
 pub(crate) struct RedlockStore {
+    /// The nodes, in the order of their URLs.
     nodes: Vec<Node>,
+    /// How many nodes make a majority.
     quorum: usize,
     /// How long one fan-out waits for answers.
     timeout: Duration,
     /// The node whose subscriber feeds release notifications.
     feed_node: AtomicUsize,
+    /// `redlock over <n> nodes: ...`, for Debug output.
     place: String,
 }
 
 impl RedlockStore {
     /// Opens every node; fails unless a majority answers (and none refuses
-    /// the credentials).
+    /// the credentials). How many nodes Redlock needs is checked before,
+    /// with every other server choice, by `Servers::check`.
     pub(crate) fn connect(cfgs: &[RedisConfig]) -> Result<Self> {
         let n = cfgs.len();
-        if n < 3 {
-            return Err(Error::invalid(
-                "Redlock needs at least 3 independent nodes (5 is usual)",
-            ));
-        }
+        debug_assert!(n >= 3, "Servers::check lets no smaller Redlock through");
         let stores = cfgs
             .iter()
             .map(|c| RedisStore::open(c).map(Arc::new))
@@ -150,6 +155,7 @@ impl RedlockStore {
         answers
     }
 
+    /// Every node's index.
     fn all(&self) -> Vec<usize> {
         (0..self.nodes.len()).collect()
     }
@@ -162,6 +168,7 @@ impl RedlockStore {
         self.fan_out(&self.all(), move |s| s.release(&nm, &tk), |_| false)
     }
 
+    /// The error when fewer than a majority of nodes answered.
     fn too_few(&self, answered: usize) -> Error {
         Error::Connection(format!(
             "only {answered} of {} lock servers answered; a majority of {} is needed",

@@ -5,12 +5,13 @@
 //! reconnect) goes to the promoted replica without the caller doing
 //! anything. Connections to the old master fail (it is gone) or answer
 //! READONLY (it came back as a replica); either way they are dropped, see
-//! `is_failover_error` in the single-node store.
+//! `breaks_connection` in [`errors`](super::errors).
 //!
 //! distlock asks the sentinels itself instead of using redis-rs's sentinel
 //! client, whose blocking path opens its connections without timeouts: here
 //! every step is bounded by the client's connect and command timeouts.
 
+use super::errors::{is_auth_error, unparsable};
 use crate::error::{Error, Result};
 use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, RedisError, RedisResult, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,24 +29,24 @@ pub(crate) struct SentinelConfig {
 
 /// One sentinel: a client for it and its `host:port` for messages.
 struct Node {
+    /// Opens connections to the sentinel.
     client: redis::Client,
+    /// `host:port`, for messages.
     addr: String,
 }
 
 /// The sentinels of one master, asked in turn.
 pub(crate) struct Sentinels {
+    /// The sentinels, in the configured order.
     nodes: Vec<Node>,
+    /// The name the sentinels monitor the master by.
     master: String,
     /// The sentinel to ask first: the last one that named a usable master.
     first: AtomicUsize,
+    /// The sentinels' own passwords, to scrub out of messages.
     passwords: Vec<String>,
+    /// The master's name and the sentinels, for Debug output.
     place: String,
-}
-
-/// Whether `e` says the credentials were refused: no point asking elsewhere.
-fn is_auth_error(e: &RedisError) -> bool {
-    e.kind() == ErrorKind::AuthenticationFailed
-        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
 }
 
 impl Sentinels {
@@ -69,13 +70,8 @@ impl Sentinels {
             } else {
                 format!("redis://{s}")
             };
-            let client = redis::Client::open(url.as_str()).map_err(|e| {
-                Error::invalid(format!(
-                    "cannot parse sentinel address #{} ({})",
-                    i + 1,
-                    e.category()
-                ))
-            })?;
+            let client = redis::Client::open(url.as_str())
+                .map_err(|e| unparsable(format_args!("sentinel address #{}", i + 1), &e))?;
             let info = client.get_connection_info();
             if let Some(p) = info.redis_settings().password() {
                 passwords.push(p.to_string());

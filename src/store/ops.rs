@@ -1,0 +1,229 @@
+//! The lock operations of a Redis store, written once for one node and for
+//! a cluster: [`ScriptStore`] implements [`Store`] over any [`Backend`],
+//! whose connections say through [`Route`] where each command goes.
+
+use super::feed::{feed_on, publish_poke};
+use super::keys::{fence_key, lock_key, value_key};
+use super::pool::{Open, Pool};
+use super::redis::RedisConfig;
+use super::replicas::Acks;
+use super::route::Route;
+use super::scripts::{
+    lock_info, parse_acquire, parse_extend, parse_pass_on, reply_code_is, Scripts,
+};
+use super::LockInfo;
+use super::{millis, Acquired, Extend, FeedHandler, PassOn, Store};
+use crate::error::Result;
+use redis::{ErrorKind, RedisResult, ServerErrorKind};
+use std::time::Duration;
+
+/// Where a [`ScriptStore`]'s connections come from: one node, or a cluster.
+pub(crate) trait Backend: Open<Conn: Route> {
+    /// Opens the release feed's dedicated connection, timeouts set.
+    fn feed_connection(&self) -> RedisResult<redis::Connection>;
+
+    /// Told that a release feed ended with an error, before the caller
+    /// opens the next one. Nothing to do unless overridden.
+    fn feed_failed(&self) {}
+}
+
+/// A store that keeps its locks with the Lua scripts, on the node or the
+/// cluster its [`Backend`] connects to.
+pub(crate) struct ScriptStore<B: Backend> {
+    /// The connections, their opener and the secrets to scrub.
+    pool: Pool<B>,
+    /// Starts every lock key.
+    prefix: String,
+    /// The lock scripts.
+    scripts: Scripts,
+    /// Replica acknowledgement of lease writes.
+    acks: Acks,
+}
+
+impl<B: Backend> ScriptStore<B> {
+    /// A store over `backend` with `cfg`'s prefix, pool size, timeouts and
+    /// replica acknowledgement, connected to nothing yet. `secret` scrubs
+    /// every message; `place` names the store in messages and Debug output.
+    pub(crate) fn new(
+        backend: B,
+        secret: super::errors::Secret,
+        place: String,
+        cfg: &RedisConfig,
+    ) -> Self {
+        ScriptStore {
+            pool: Pool::new(backend, secret, place, cfg.pool_size, cfg.connect_timeout),
+            prefix: cfg.prefix.clone(),
+            scripts: Scripts::new(),
+            acks: Acks::new(cfg.replicas, cfg.command_timeout),
+        }
+    }
+
+    /// The store's pool (and through it, its backend).
+    pub(crate) fn pool(&self) -> &Pool<B> {
+        &self.pool
+    }
+
+    /// `<prefix>:<name>`: the key that holds the owner's token.
+    fn lock_key(&self, name: &str) -> String {
+        lock_key(&self.prefix, name)
+    }
+
+    /// The lock key of `name`, for a script that also touches its side
+    /// keys; an error where the backend could not run such a script.
+    fn script_key(&self, name: &str) -> Result<String> {
+        let key = self.lock_key(name);
+        B::Conn::check_script_key(&key)?;
+        Ok(key)
+    }
+
+    /// Raises the fencing counter of `name` to at least the end of the block
+    /// starting at `fence`, if `token` still holds the lock (Redlock's second
+    /// phase). False if the lock was not held with `token`.
+    pub(crate) fn raise_fence(&self, name: &str, token: &str, fence: u64) -> Result<bool> {
+        let key = self.script_key(name)?;
+        self.pool
+            .with_conn(|c| self.scripts.run_raise_fence(c, &key, token, fence))
+    }
+
+    /// Extends every lease of `batch` in one pipeline on `c`; one reply each.
+    fn extend_on(&self, c: &mut B::Conn, batch: &[Extend<'_>]) -> RedisResult<Vec<i64>> {
+        let keys: Vec<String> = batch.iter().map(|e| self.lock_key(e.name)).collect();
+        let mut pipe = redis::pipe();
+        for (e, key) in batch.iter().zip(&keys) {
+            pipe.add_command(self.scripts.extend_cmd(key, e.token, e.ttl));
+        }
+        let replies = match c.query_pipeline(&pipe) {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                // Extending is idempotent: load the script (on a cluster, on
+                // every node) and send them all again.
+                self.scripts.load_extend(c)?;
+                c.query_pipeline(&pipe)
+            }
+            other => other,
+        };
+        match replies {
+            Err(e) if B::Conn::retry_one_by_one(&e) => batch
+                .iter()
+                .zip(&keys)
+                .map(|(e, key)| self.scripts.run_extend(c, key, e.token, e.ttl))
+                .collect(),
+            other => other,
+        }
+    }
+}
+
+impl<B: Backend> Store for ScriptStore<B> {
+    fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
+        let key = self.script_key(name)?;
+        let (reply, acked) = self.pool.with_conn(|c| {
+            let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
+            let acked = self.acks.wait_if(reply_code_is(&reply, 1), c, Some(&key))?;
+            Ok((reply, acked))
+        })?;
+        let got = parse_acquire(reply)?;
+        if let Err(e) = self.acks.check(acked, "lock (it was given back)") {
+            // Not durable enough: give it back rather than hold a lock a
+            // failover could hand to someone else.
+            let _ = self.release(name, token);
+            return Err(e);
+        }
+        Ok(got)
+    }
+
+    fn release(&self, name: &str, token: &str) -> Result<bool> {
+        let key = self.lock_key(name);
+        self.pool
+            .with_conn(|c| self.scripts.run_release(c, &key, token))
+    }
+
+    fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn> {
+        let key = self.script_key(name)?;
+        let (reply, acked) = self.pool.with_conn(|c| {
+            let waiting = c.waiters(&key)?;
+            let reply = self.scripts.run_pass_on(c, &key, token, ttl, waiting)?;
+            let acked = self.acks.wait_if(reply_code_is(&reply, 2), c, Some(&key))?;
+            Ok((reply, acked))
+        })?;
+        // The caller releases the lock on an error.
+        self.acks.check(acked, "kept lease")?;
+        parse_pass_on(reply)
+    }
+
+    fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (replies, acked) = self.pool.with_conn(|c| {
+            let replies = self.extend_on(c, batch)?;
+            let acked = self.acks.wait_if(replies.contains(&1), c, None)?;
+            Ok((replies, acked))
+        })?;
+        // On an error the leases stay as they were acknowledged before: the
+        // renewal thread tries again, and reports them lost if their
+        // deadlines pass first.
+        self.acks.check(acked, "renewal")?;
+        parse_extend(replies, batch.len())
+    }
+
+    fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()> {
+        let (backend, secret) = (self.pool.opener(), self.pool.secret());
+        let outcome = backend
+            .feed_connection()
+            .map_err(|e| secret.to_error(&e))
+            .and_then(|mut conn| feed_on(&mut conn, &self.prefix, control, handler, secret));
+        if outcome.is_err() {
+            backend.feed_failed();
+        }
+        outcome
+    }
+
+    /// Reaches the feed whichever node it listens on (in a cluster, every
+    /// node hears every PUBLISH).
+    fn poke(&self, control: &str) -> Result<()> {
+        self.pool.with_conn(|c| publish_poke(c, control))
+    }
+
+    fn cache_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let key = value_key(&self.lock_key(name));
+        self.pool
+            .with_conn(|c| redis::cmd("GET").arg(&key).query(c))
+    }
+
+    fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        let key = value_key(&self.lock_key(name));
+        self.pool.with_conn(|c| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("PX")
+                .arg(millis(ttl))
+                .query(c)
+        })
+    }
+
+    fn inspect(&self, name: &str) -> Result<LockInfo> {
+        let key = self.lock_key(name);
+        // All three keys share a slot: in a cluster one node answers.
+        let (token, pttl, fence): (Option<String>, i64, Option<u64>) =
+            self.pool.with_conn(|c| {
+                c.query_pipeline(
+                    redis::pipe()
+                        .cmd("GET")
+                        .arg(&key)
+                        .cmd("PTTL")
+                        .arg(&key)
+                        .cmd("GET")
+                        .arg(fence_key(&key)),
+                )
+            })?;
+        Ok(lock_info(key, token, pttl, fence))
+    }
+
+    fn pool_state(&self) -> (u32, u32) {
+        self.pool.state()
+    }
+
+    fn describe(&self) -> &str {
+        self.pool.place()
+    }
+}

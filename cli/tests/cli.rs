@@ -71,7 +71,9 @@ fn help_documents_usage_examples_and_exit_codes() {
         "Usage: distlock [OPTIONS] <KEY> -- <COMMAND>...",
         "distlock status",
         "distlock release",
-        "--no-wait",
+        "distlock [OPTIONS] <KEY> -c <CMD>",
+        "--nonblock",
+        "--wait <SECS>",
         "--timeout",
         "--conflict-exit-code",
         "--on-lost",
@@ -98,8 +100,8 @@ fn usage_and_configuration_errors_exit_2() {
         &[
             "--url",
             &url,
-            "--no-wait",
-            "--timeout",
+            "--nonblock",
+            "--wait",
             "1",
             "k",
             "--",
@@ -225,7 +227,7 @@ fn concurrent_runs_never_overlap() {
 }
 
 #[test]
-fn no_wait_and_timeout_on_a_held_lock_exit_with_the_conflict_code() {
+fn nonblock_and_timeout_on_a_held_lock_exit_with_the_conflict_code() {
     let server = RedisServer::start();
     let url = server.url();
     let dir = Scratch::new("conflict");
@@ -234,7 +236,16 @@ fn no_wait_and_timeout_on_a_held_lock_exit_with_the_conflict_code() {
     let c = client(&server, "distlock");
     let held = c.lock("busy").acquire().unwrap();
 
-    let (code, _, err) = run(&["--url", &url, "--no-wait", "busy", "--", "sh", "-c", &touch]);
+    let (code, _, err) = run(&[
+        "--url",
+        &url,
+        "--nonblock",
+        "busy",
+        "--",
+        "sh",
+        "-c",
+        &touch,
+    ]);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.starts_with("distlock: ") && err.contains("held"),

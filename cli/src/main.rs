@@ -4,23 +4,27 @@
 //!
 //! ```text
 //! distlock [OPTIONS] KEY -- COMMAND [ARGS...]
+//! distlock [OPTIONS] KEY -c 'SHELL COMMAND'
 //! distlock status KEY [--json]
 //! distlock release KEY --token TOKEN
 //! ```
 //!
-//! The first form takes the lock `KEY` (waiting for it unless `--no-wait`),
-//! runs `COMMAND` as a child with the lock held and renewed, releases the
+//! The first form takes the lock `KEY` (waiting for it, at most `-w SECS`
+//! if given, not at all with `-n`), runs `COMMAND` (or `sh -c CMD`) as a
+//! child with the lock held and renewed, releases the
 //! lock when the child exits and exits with the child's status. The child
 //! finds the lock name, fencing token and owner token in `DISTLOCK_KEY`,
 //! `DISTLOCK_FENCE` and `DISTLOCK_TOKEN`. SIGINT, SIGTERM and SIGHUP are
 //! forwarded to it; before it starts they abandon the wait for the lock.
+//! The options that concern the lock and the command follow flock(1)'s
+//! (`-w`, `-n`, `-E`, `-c`); the server options are in [`servers`].
 //!
 //! # Exit status
 //!
 //! | code      | meaning                                                        |
 //! |-----------|----------------------------------------------------------------|
 //! | N         | the command's own exit status; 128+S if it died of signal S    |
-//! | 1         | the lock is busy (`--no-wait`) or `--timeout` passed; see `--conflict-exit-code` |
+//! | 1         | the lock is busy (`-n`, `-w 0`) or `-w SECS` passed; see `--conflict-exit-code` |
 //! | 2         | usage or configuration error                                   |
 //! | 69        | the lock server cannot be reached, refused the credentials or failed |
 //! | 71        | an operating-system error (threads, signals)                   |
@@ -37,11 +41,13 @@
 
 mod admin;
 mod run;
+mod servers;
 mod signals;
 
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+pub use servers::ServerArgs;
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -63,29 +69,40 @@ pub const EXIT_CANNOT_EXECUTE: u8 = 126;
 /// Exit status when the command is not found.
 pub const EXIT_NOT_FOUND: u8 = 127;
 
-/// The environment variable consulted when `--url` is not given.
-pub const URL_ENV: &str = "DISTLOCK_URL";
-
-/// Help for `--url`; not a doc comment, whose brackets rustdoc would take
-/// for links.
-const URL_HELP: &str = "Redis server URL: redis://[[user]:password@]host[:port][/db], \
-    or rediss:// for TLS [env: DISTLOCK_URL] [default: redis://127.0.0.1:6379/0]";
-
 /// What `--help` shows after the options.
 const AFTER_HELP: &str = "\
 Examples:
   Run a cron job on at most one machine at a time, skipping a run if busy:
-    distlock --no-wait -q nightly-report -- /usr/local/bin/report.sh
+    distlock -n -q nightly-report -- /usr/local/bin/report.sh
 
   Wait at most 30 s for the lock; keep a 60 s lease, renewed while it runs:
-    distlock --timeout 30 --ttl 60 db-migrate -- ./migrate.sh up
+    distlock -w 30 --ttl 60 db-migrate -c './migrate.sh up && ./check.sh'
+
+  Redlock over five independent servers, password from a file:
+    distlock --node redis://a:6379 --node redis://b:6379 --node redis://c:6379 \\
+             --node redis://d:6379 --node redis://e:6379 \\
+             --password-file /etc/distlock/password backup -- ./backup.sh
+
+  A master found through Sentinel; a TLS server with a private CA:
+    distlock --sentinel 10.0.0.1:26379,10.0.0.2:26379 --master mymaster job -- ./job
+    distlock --url rediss://redis.internal:6380 --tls-ca ca.pem job -- ./job
 
   Hand the fencing token to the protected storage:
-    distlock deploy -- sh -c 'deploy --fence \"$DISTLOCK_FENCE\"'
+    distlock deploy -c 'deploy --fence \"$DISTLOCK_FENCE\"'
 
   See who holds a lock; free it if that holder is known to be dead:
     distlock status nightly-report --json
     distlock release nightly-report --token 3f6c0d2e-...
+
+Servers: one of --url, --node (Redlock, 3 or more), --cluster, or --sentinel
+with --master (and --url for the master's credentials and db). Each server
+option has an environment variable (DISTLOCK_URL, DISTLOCK_NODES,
+DISTLOCK_CLUSTER, DISTLOCK_SENTINELS, DISTLOCK_MASTER, DISTLOCK_TLS_CA,
+DISTLOCK_TLS_CERT, DISTLOCK_TLS_KEY, DISTLOCK_PASSWORD_FILE, DISTLOCK_PREFIX);
+lists are separated by commas, in variables and options alike (write a
+comma inside a URL as %2C). If --url, --node, --cluster, --sentinel or
+--master is on the command line, the variables of those five are not read.
+An empty variable counts as unset.
 
 The command gets DISTLOCK_KEY (the lock name), DISTLOCK_FENCE (a fencing
 token, larger than that of every earlier holder) and DISTLOCK_TOKEN (the
@@ -105,7 +122,7 @@ A lock named `status` or `release` needs the explicit form:
 
 Exit status:
   N        the command's status (128+S if it died of signal S)
-  1        lock busy with --no-wait, or --timeout passed (--conflict-exit-code)
+  1        lock busy with -n or -w 0, or -w SECS passed (--conflict-exit-code)
   2        usage or configuration error
   69       the lock server cannot be reached, refused the credentials or failed
   71       operating-system error
@@ -122,47 +139,26 @@ Exit status:
     about = "Run a command while holding a distributed lock kept in Redis",
     long_about = "Run a command while holding a distributed lock kept in Redis.\n\n\
         Like flock(1), but across machines: every distlock that names the same \
-        KEY on the same Redis server takes turns. The lock is renewed while the \
+        KEY on the same Redis servers takes turns. The lock is renewed while the \
         command runs and released when it exits; distlock then exits with the \
         command's status.",
     after_help = AFTER_HELP,
     subcommand_negates_reqs = true,
     override_usage = "distlock [OPTIONS] <KEY> -- <COMMAND>...\n       \
+        distlock [OPTIONS] <KEY> -c <CMD>\n       \
         distlock status [OPTIONS] <KEY>\n       \
         distlock release [OPTIONS] <KEY> --token <TOKEN>"
 )]
 pub struct Cli {
-    /// Server options, shared by every form.
-    #[command(flatten)]
-    server: ServerArgs,
     /// Running a command (when no subcommand is given).
     #[command(flatten)]
     run: RunArgs,
+    /// Server options, shared by every form.
+    #[command(flatten)]
+    server: ServerArgs,
     /// Operator subcommands.
     #[command(subcommand)]
     admin: Option<Admin>,
-}
-
-/// Where the locks live.
-#[derive(Args, Debug, Clone)]
-pub struct ServerArgs {
-    /// Redis server URL (`--url`, else `$DISTLOCK_URL`, else the library's
-    /// default).
-    #[arg(long, value_name = "URL", global = true, help = URL_HELP)]
-    pub url: Option<String>,
-    /// Key prefix: lock KEY lives at PREFIX:KEY
-    #[arg(long, value_name = "PREFIX", default_value = distlock::DEFAULT_PREFIX, global = true)]
-    pub prefix: String,
-}
-
-impl ServerArgs {
-    /// `--url`, else `$DISTLOCK_URL`, else the library's default.
-    pub fn url(&self) -> String {
-        self.url
-            .clone()
-            .or_else(|| std::env::var(URL_ENV).ok().filter(|u| !u.is_empty()))
-            .unwrap_or_else(|| distlock::DEFAULT_URL.to_string())
-    }
 }
 
 /// What to do when the lock is lost while the command runs.
@@ -179,20 +175,23 @@ pub enum OnLost {
 /// Options and arguments of running a command under the lock.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Wait until the lock is free (the default)
-    #[arg(long, overrides_with = "no_wait")]
-    pub wait: bool,
-    /// Fail at once if the lock is held elsewhere
-    #[arg(short = 'n', long, overrides_with = "wait")]
-    pub no_wait: bool,
-    /// Give up waiting after SECS seconds (fractions allowed)
-    #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, conflicts_with = "no_wait")]
-    pub timeout: Option<Duration>,
+    /// Wait at most SECS seconds for the lock (fractions allowed; 0: do
+    /// not wait, as -n), then exit with the conflict code. Without it,
+    /// wait as long as it takes
+    #[arg(short = 'w', long = "wait", visible_alias = "timeout", short_alias = 't',
+          value_name = "SECS", value_parser = parse_wait, conflicts_with = "nonblock")]
+    pub wait: Option<Duration>,
+    /// Fail at once, with the conflict code, if the lock is held elsewhere
+    #[arg(short = 'n', long = "nonblock", visible_alias = "nb")]
+    pub nonblock: bool,
+    /// The old spelling of --nonblock, refused with a pointer to it.
+    #[arg(long = "no-wait", hide = true)]
+    pub old_no_wait: bool,
     /// Lease in seconds, renewed every third of it while the command runs;
     /// bounds how long a crashed distlock blocks others
     #[arg(long, value_name = "SECS", value_parser = parse_secs, default_value = "30")]
     pub ttl: Duration,
-    /// Exit status when the lock is busy or --timeout passes
+    /// Exit status when the lock is busy (-n) or -w passes (0 to 255)
     #[arg(short = 'E', long, value_name = "N", default_value_t = EXIT_CONFLICT)]
     pub conflict_exit_code: u8,
     /// What to do if the lock is lost while the command runs
@@ -207,17 +206,26 @@ pub struct RunArgs {
     /// commands that read the terminal: they would be stopped by SIGTTIN)
     #[arg(short = 'g', long)]
     pub process_group: bool,
-    /// Say nothing when the lock is busy or --timeout passes
+    /// Say nothing when the lock is busy or -w passes
     #[arg(short = 'q', long)]
     pub quiet: bool,
     /// Report progress on standard error (waiting, acquired, released)
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// Run CMD with /bin/sh -c, as flock -c does, instead of a COMMAND
+    /// after --
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "CMD",
+        conflicts_with = "command"
+    )]
+    pub shell: Option<OsString>,
     /// Name of the lock
     #[arg(value_name = "KEY", required = true)]
     pub key: Option<String>,
     /// The command to run with the lock held, after `--`
-    #[arg(value_name = "COMMAND", last = true, required = true, num_args = 1..)]
+    #[arg(value_name = "COMMAND", last = true, required_unless_present = "shell", num_args = 1..)]
     pub command: Vec<OsString>,
 }
 
@@ -261,6 +269,22 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` seconds is too long"))
 }
 
+/// What the old boolean `--wait` should become.
+const OLD_WAIT: &str = "-w/--wait/--timeout now takes SECS, the longest time to wait, \
+    as flock(1)'s -w does; to wait as long as it takes, leave --wait out";
+
+/// Parses `-w SECS`, saying what changed when the value is not a number
+/// (`--wait KEY` was the old boolean `--wait`).
+fn parse_wait(s: &str) -> Result<Duration, String> {
+    parse_secs(s).map_err(|e| {
+        if s.trim().parse::<f64>().is_err() {
+            format!("{e}: {OLD_WAIT}")
+        } else {
+            e
+        }
+    })
+}
+
 /// Prints a message to standard error with the `distlock: ` prefix.
 #[macro_export]
 macro_rules! say {
@@ -279,24 +303,22 @@ pub fn exit_for(err: &distlock::Error) -> u8 {
     }
 }
 
-/// Connects to the server that `server` names.
+/// Connects to the servers that `server` names.
 pub fn connect(server: &ServerArgs, ttl: Duration) -> Result<distlock::Client, u8> {
-    distlock::Client::builder()
-        .url(&server.url())
-        .prefix(&server.prefix)
-        .ttl(ttl)
-        .build()
-        .map_err(|e| {
-            say!("{e}");
-            exit_for(&e)
-        })
+    let builder = server.builder().map_err(|msg| {
+        say!("{msg}");
+        EXIT_USAGE
+    })?;
+    builder.ttl(ttl).build().map_err(|e| {
+        say!("{e}");
+        exit_for(&e)
+    })
 }
 
 /// Options of the run form, by argument id and flag.
 const RUN_OPTIONS: [(&str, &str); 10] = [
     ("wait", "--wait"),
-    ("no_wait", "--no-wait"),
-    ("timeout", "--timeout"),
+    ("nonblock", "--nonblock"),
     ("ttl", "--ttl"),
     ("conflict_exit_code", "--conflict-exit-code"),
     ("on_lost", "--on-lost"),
@@ -304,13 +326,48 @@ const RUN_OPTIONS: [(&str, &str); 10] = [
     ("process_group", "--process-group"),
     ("quiet", "--quiet"),
     ("verbose", "--verbose"),
+    ("shell", "--command"),
 ];
+
+/// The refused old `--no-wait`, anywhere it can be written, with what to
+/// use instead. (The old boolean `--wait` is refused by [`parse_wait`]
+/// and [`bare_old_wait`].)
+fn old_no_wait(matches: &clap::ArgMatches) -> Option<&'static str> {
+    let given = |m: &clap::ArgMatches| m.get_flag("old_no_wait");
+    let run = matches.subcommand_matches("run");
+    (given(matches) || run.is_some_and(given))
+        .then_some("--no-wait is now -n, --nonblock or --nb, as in flock(1)")
+}
+
+/// Whether `args` have the old boolean `--wait` where no value follows it
+/// (last, or just before `--`), which clap would report only as a missing
+/// value.
+fn bare_old_wait(args: &[OsString]) -> bool {
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    args[..end]
+        .iter()
+        .enumerate()
+        .any(|(i, a)| a == "--wait" && i + 1 == end)
+}
 
 /// Parses the command line. Run-form options written before a subcommand
 /// name would otherwise be silently ignored, so they are an error.
 fn parse() -> Result<Cli, clap::Error> {
+    // An empty variable counts as unset. Only one thread exists yet.
+    for var in servers::SERVER_ENV {
+        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(var);
+        }
+    }
+    let args: Vec<OsString> = std::env::args_os().collect();
     let mut cmd = Cli::command();
-    let matches = cmd.try_get_matches_from_mut(std::env::args_os())?;
+    if bare_old_wait(&args) {
+        return Err(cmd.error(ErrorKind::InvalidValue, OLD_WAIT));
+    }
+    let matches = cmd.try_get_matches_from_mut(&args)?;
+    if let Some(msg) = old_no_wait(&matches) {
+        return Err(cmd.error(ErrorKind::UnknownArgument, msg));
+    }
     if let Some((sub, _)) = matches.subcommand() {
         let misplaced = RUN_OPTIONS
             .iter()
@@ -324,7 +381,11 @@ fn parse() -> Result<Cli, clap::Error> {
             return Err(cmd.error(ErrorKind::ArgumentConflict, msg));
         }
     }
-    Cli::from_arg_matches(&matches)
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    cli.server
+        .resolve(&matches)
+        .map_err(|msg| cmd.error(ErrorKind::ArgumentConflict, msg))?;
+    Ok(cli)
 }
 
 /// Parses the command line and runs the chosen form.

@@ -8,10 +8,16 @@ use crate::{
 };
 use crossbeam_channel::{never, select, Receiver};
 use distlock::{Error, Guard};
+use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
+
+/// The shell that runs `-c CMD`. flock(1) takes `$SHELL`, but that is the
+/// user's interactive shell, which need not understand `sh` syntax; a
+/// script run by cron or another machine should not depend on it.
+const SHELL: &str = "/bin/sh";
 
 /// Runs `args.command` under the lock `args.key` and returns the exit status.
 pub fn run(server: &ServerArgs, args: RunArgs) -> u8 {
@@ -66,18 +72,18 @@ fn acquire(lock: &distlock::Lock, args: &RunArgs, signals: &Signals) -> Result<G
         }
         args.conflict_exit_code
     };
-    if args.no_wait || args.timeout == Some(Duration::ZERO) {
+    if args.nonblock || args.wait == Some(Duration::ZERO) {
         return match lock.try_acquire() {
             Ok(Some(g)) => Ok(g),
             Ok(None) => Err(busy(format!("{key} is held elsewhere"))),
             Err(e) => Err(failed(&e)),
         };
     }
-    match lock.acquire_cancellable(args.timeout, &signals.cancel) {
+    match lock.acquire_cancellable(args.wait, &signals.cancel) {
         Ok(g) => Ok(g),
         Err(Error::Timeout) => Err(busy(format!(
             "timed out after {}s waiting for {key}",
-            args.timeout.unwrap_or_default().as_secs_f64()
+            args.wait.unwrap_or_default().as_secs_f64()
         ))),
         Err(Error::Cancelled) => {
             // The signal thread queues the number before it cancels.
@@ -101,8 +107,15 @@ fn failed(e: &Error) -> u8 {
 /// Starts the command with the lock's details in its environment.
 /// `Err` carries the exit status and the message.
 fn spawn(args: &RunArgs, key: &str, guard: &Guard) -> Result<Child, (u8, String)> {
-    let (program, rest) = args
-        .command
+    // `-c CMD` runs through the shell, as flock(1)'s does.
+    let shell = args
+        .shell
+        .as_ref()
+        .map(|c| [OsString::from(SHELL), OsString::from("-c"), c.clone()]);
+    let argv = shell
+        .as_ref()
+        .map_or(args.command.as_slice(), |s| s.as_slice());
+    let (program, rest) = argv
         .split_first()
         .ok_or((crate::EXIT_USAGE, "no command given".to_string()))?;
     let mut cmd = Command::new(program);

@@ -15,6 +15,7 @@ from typing import Any, Callable, List, Optional, Sequence, Set, Tuple, Type, Un
 from types import TracebackType
 
 from . import _native as n
+from . import _status as st
 from ._errors import Cancelled, DistlockError, InvalidArgument, LockLost, LockTimeout, error_for
 from ._handle import Handle, HandleClosed
 
@@ -127,14 +128,14 @@ def _with_config(calls: List[_ConfigCall], what: str, finish: Callable[[int], in
     thread, so each failure's message is the one its call left."""
     cfg = n.lib.distlock_config_new()
     if not cfg:
-        raise n.failure(n.INTERNAL, "distlock_config_new")
+        raise n.failure(st.INTERNAL, "distlock_config_new")
     try:
         for setter, args, name in calls:
             status = setter(cfg, *args)
-            if status != n.OK:
+            if status != st.OK:
                 raise n.failure(status, f"{what}: {name}")
         status = finish(cfg)
-        if status != n.OK:
+        if status != st.OK:
             raise n.failure(status, what)
         return status
     finally:
@@ -276,7 +277,7 @@ class _NativeCancel:
     def __init__(self) -> None:
         ptr = n.lib.distlock_cancel_new()
         if not ptr:
-            raise n.failure(n.INTERNAL, "distlock_cancel_new")
+            raise n.failure(st.INTERNAL, "distlock_cancel_new")
         self.handle = Handle(ptr, n.lib.distlock_cancel_free)
 
     def trigger(self) -> None:
@@ -352,18 +353,18 @@ def _native_acquire(
     try:
         cptr = client.pin()
     except HandleClosed:
-        return n.CANCELLED, None, "the client was closed"
+        return st.CANCELLED, None, "the client was closed"
     try:
         if cancel is None:
             status = n.lib.distlock_acquire(cptr, key, ttl_ms, timeout_ms, None, ctypes.byref(out))
         else:
             with cancel.handle.use() as xptr:
                 status = n.lib.distlock_acquire(cptr, key, ttl_ms, timeout_ms, xptr, ctypes.byref(out))
-        if status == n.OK:
+        if status == st.OK:
             return status, Handle(out.value, n.lib.distlock_guard_free, parent=client), None
         return status, None, n.last_error()
     except HandleClosed:
-        return n.CANCELLED, None, "the client was closed"
+        return st.CANCELLED, None, "the client was closed"
     finally:
         client.unpin()
 
@@ -388,7 +389,7 @@ class _HelperAcquire:
         try:
             result = _native_acquire(*self._args)
         except BaseException as e:  # e.g. MemoryError: report, never lose it
-            result = (n.INTERNAL, None, f"acquire helper thread failed: {e!r}")
+            result = (st.INTERNAL, None, f"acquire helper thread failed: {e!r}")
         with self._mutex:
             abandoned = self._abandoned
             if not abandoned:
@@ -532,7 +533,7 @@ class Client:
 
         out = ctypes.c_void_p()
         status = n.lib.distlock_client_open(url.encode("utf-8"), ctypes.byref(opts), ctypes.byref(out))
-        if status != n.OK:
+        if status != st.OK:
             raise n.failure(status, f"cannot open a client for {self._url}")
         self._handle = Handle(out.value, n.lib.distlock_client_close)
         with _open_clients_mutex:
@@ -591,9 +592,9 @@ class Client:
             # One try without waiting: no helper thread and no cancel handle
             # when the lock is free, which is the common case.
             status, guard, message = _native_acquire(handle, key, ttl_ms, 0, None)
-            if status == n.OK:
+            if status == st.OK:
                 return guard
-            if status != n.NOT_ACQUIRED:
+            if status != st.NOT_ACQUIRED:
                 raise error_for(status, f"acquire {key!r}: {message}")
             if timeout_ms == 0:
                 return None
@@ -623,9 +624,9 @@ class Client:
             if token is not None:
                 token._unregister(cancel)
             cancel.close()
-        if status == n.OK:
+        if status == st.OK:
             return guard
-        if status in (n.TIMEOUT, n.NOT_ACQUIRED):
+        if status in (st.TIMEOUT, st.NOT_ACQUIRED):
             return None
         raise error_for(status, f"acquire {key!r}: {message}")
 
@@ -884,7 +885,7 @@ class Lock:
         else:
             try:
                 status = n.lib.distlock_guard_release(ptr)
-                if status != n.OK:
+                if status != st.OK:
                     error = n.failure(status, f"release {self.name!r}")
             finally:
                 guard.unpin()
@@ -909,8 +910,8 @@ class Lock:
 
     def __enter__(self) -> "Lock":
         if not self.acquire():
-            status = n.NOT_ACQUIRED if not self._blocking or self._timeout == 0 else n.TIMEOUT
-            within = "on a single try" if status == n.NOT_ACQUIRED else f"within {self._timeout} s"
+            status = st.NOT_ACQUIRED if not self._blocking or self._timeout == 0 else st.TIMEOUT
+            within = "on a single try" if status == st.NOT_ACQUIRED else f"within {self._timeout} s"
             raise LockTimeout(f"could not acquire lock {self.name!r} {within}", status)
         return self
 
@@ -942,7 +943,7 @@ class Lock:
         try:
             with guard.use() as ptr:
                 status = n.lib.distlock_guard_is_held(ptr, ctypes.byref(held))
-                if status != n.OK:
+                if status != st.OK:
                     raise n.failure(status, f"is_held {self.name!r}")
         except HandleClosed:
             return False
@@ -979,9 +980,9 @@ class Lock:
         try:
             with guard.use() as ptr:
                 status = n.lib.distlock_guard_remaining_ms(ptr, ctypes.byref(ms))
-                if status == n.LOST:
+                if status == st.LOST:
                     return 0.0
-                if status != n.OK:
+                if status != st.OK:
                     raise n.failure(status, f"remaining {self.name!r}")
         except HandleClosed:
             return 0.0
@@ -999,7 +1000,7 @@ class Lock:
         try:
             with guard.use() as ptr:
                 status = n.lib.distlock_guard_extend(ptr)
-                if status != n.OK:
+                if status != st.OK:
                     raise n.failure(status, f"extend {self.name!r}")
         except HandleClosed:
             raise LockLost(f"extend {self.name!r}: released meanwhile") from None
@@ -1034,9 +1035,9 @@ class Lock:
         try:
             with guard.use() as ptr:
                 status = n.lib.distlock_guard_wait_lost(ptr, ms)
-                if status == n.LOST:
+                if status == st.LOST:
                     return True
-                if status == n.TIMEOUT:
+                if status == st.TIMEOUT:
                     return False
                 raise n.failure(status, f"wait_lost {self.name!r}")
         except HandleClosed:

@@ -14,19 +14,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from . import _status as st
 from ._errors import DistlockError, error_for
-
-# Status codes of the C API (enum distlock_status).
-OK = 0
-NOT_ACQUIRED = 1
-TIMEOUT = 2
-LOST = 3
-CANCELLED = 4
-INVALID_ARGUMENT = 5
-CONNECTION = 6
-AUTH = 7
-REDIS = 8
-INTERNAL = 9
 
 #: Length of a guard's token text, without the terminating NUL.
 TOKEN_LEN = 36
@@ -195,5 +184,5 @@ def failure(status: int, what: str) -> DistlockError:
 
 def check(status: int, what: str) -> None:
     """Raises the matching exception unless ``status`` is OK."""
-    if status != OK:
+    if status != st.OK:
         raise failure(status, what)

@@ -28,7 +28,10 @@ from ._errors import (
     RedisError,
 )
 from . import _native
-from ._client import CancelToken, Client, Lock, check
+from ._cancel import CancelToken
+from ._client import Client
+from ._config import check
+from ._lock import Lock
 
 __version__ = "0.1.0"
 

@@ -75,7 +75,11 @@ case "$name" in
   *) fail "$name does not carry a Linux platform tag" ;;
 esac
 "$py" -m zipfile -l "$wheel" >"$scratch/wheel-files"
-grep -q "^distlock/libdistlock" "$scratch/wheel-files" || fail "$name holds no distlock/libdistlock*"
+for member in distlock/libdistlock distlock/py.typed distlock/__init__.py; do
+  grep -q "^$member" "$scratch/wheel-files" || fail "$name holds no $member"
+done
+# The test helpers stay out of the package.
+! grep -q "^distlock/testing" "$scratch/wheel-files" || fail "$name ships distlock/testing"
 
 step "install the wheel into a second fresh virtualenv"
 new_venv "$scratch/venv-wheel"

@@ -28,7 +28,10 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import distlock
-from distlock.testing import RedisServer, RespConnection
+# The redis-server and raw RESP helpers live with the tests
+# (tests/support.py); they are not part of the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
+from support import RedisServer, RespConnection  # noqa: E402
 
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 

@@ -1,71 +1,119 @@
 #!/usr/bin/env bash
-# Tests the Python bindings against the release build of libdistlock:
-# the pytest suite, an install of the package into a scratch directory, and
-# the counter example. Build the library first (cargo build --release in
-# the repository root). Every redis-server it needs is started on a free
-# loopback port and stopped again. Exits non-zero on any failure.
+# Tests the Python package as users install it. From a scratch directory
+# outside the repository, without DISTLOCK_LIB:
+#   1. `pip install ffi-examples/python` into a fresh virtualenv (pip builds
+#      libdistlock with cargo, into the repository's target/, so a
+#      `cargo build --release` done before is reused), then
+#      tests/install_check.py: lock cycle, with block, typed errors;
+#   2. `pip wheel` of the same directory: the wheel must carry a platform
+#      tag; installed into a second fresh virtualenv, the same check;
+#   3. the pytest suite, copied out of the tree, against that installed
+#      wheel, then the counter example.
+# Needs cargo, python3 with venv, redis-server on PATH, and PyPI (pip fetches
+# setuptools and setuptools-rust for the build, and pytest). Every
+# redis-server is started on a free loopback port and stopped by pid; the
+# scratch directory is removed at exit. Exits non-zero on any failure.
+#
+# DISTLOCK_PY_SDIST=1 also builds an sdist, unpacks it, and builds and
+# checks a wheel from it alone (a full cargo build of its own: minutes).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-cd "$here"
-
-lib="${DISTLOCK_LIB:-$root/target/release/libdistlock.so}"
-if [ ! -f "$lib" ]; then
-  echo "run-tests.sh: $lib is missing: build it first with 'cargo build --release' in $root" >&2
-  exit 1
-fi
-export DISTLOCK_LIB="$lib"
-command -v redis-server >/dev/null 2>&1 || {
-  echo "run-tests.sh: redis-server is not on PATH (Debian: apt-get install redis-server)" >&2
-  exit 1
-}
 py="${PYTHON:-python3}"
 
-if ! "$py" -c 'import pytest' 2>/dev/null; then
-  echo "== installing pytest"
-  "$py" -m pip install -q pytest
-fi
+fail() { echo "run-tests.sh: $*" >&2; exit 1; }
+for tool in cargo redis-server "$py"; do
+  command -v "$tool" >/dev/null 2>&1 || fail "$tool is not on PATH"
+done
+# What a user would not have set.
+unset DISTLOCK_LIB
 
-# Bound every step: a hang must fail the run, not stall it.
-limit() { if command -v timeout >/dev/null 2>&1; then timeout "$@"; else shift; "$@"; fi; }
+# Bound every step: a hang must fail the run, not stall it. Python steps
+# get SIGINT first, so that their servers are stopped on the way out.
+limit() { timeout -k 30 "$@"; }
+limit_py() { timeout -s INT -k 30 "$@"; }
 
-echo "== python: pytest"
-limit 900 "$py" -m pytest -q
-
-echo "== python: pip install into a scratch directory"
-scratch="$(mktemp -d)"
+scratch="$(mktemp -d "${TMPDIR:-/tmp}/distlock-py-tests.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
-# Build from a copy so that no build/ or egg-info is left in the tree.
-mkdir "$scratch/src"
-cp -r pyproject.toml README.md distlock "$scratch/src/"
-isolation=()
-# With a recent enough setuptools (and wheel) already installed, build
-# with them; otherwise pip fetches them into an isolated build env.
-if "$py" - 2>/dev/null <<'PY'
-import sys, setuptools
-major, minor = (int(x) for x in setuptools.__version__.split(".")[:2])
-try:
-    import wheel  # noqa: F401  (setuptools < 70.1 needs it for bdist_wheel)
-    has_wheel = True
-except ImportError:
-    has_wheel = (major, minor) >= (70, 1)
-sys.exit(0 if major >= 61 and has_wheel else 1)
-PY
-then
-  isolation=(--no-build-isolation)
-fi
-limit 300 "$py" -m pip install -q --no-deps "${isolation[@]}" --target "$scratch/site" "$scratch/src"
-(
-  cd "$scratch"
-  PYTHONPATH="$scratch/site" limit 60 "$py" - <<'EOF'
-import os, distlock
-site = os.path.join(os.environ["PYTHONPATH"], "distlock")
-assert os.path.dirname(distlock.__file__) == site, distlock.__file__
-assert os.path.exists(os.path.join(site, "py.typed")), "py.typed not installed"
-print("installed", distlock.__version__, "using", distlock.library_path, "native", distlock.native_version())
-EOF
-)
+cd "$scratch"
+started=$SECONDS
+step() { echo "== python: $* (at $((SECONDS - started)) s)"; }
 
-echo "== python: example (100 threads, one lock, one counter)"
-limit 120 "$py" examples/counter.py
-echo "python bindings: all passed"
+# Debian's python3 needs python3-venv for `python3 -m venv`.
+new_venv() {
+  "$py" -m venv "$1" >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || fail "$py -m venv does not work: install venv support for $py"
+  echo "== installing python3-venv from Debian's packages"
+  local sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  rm -rf "$1"
+  "$py" -m venv "$1" || fail "$py -m venv still does not work"
+}
+
+# The importable distlock must be the one in this environment's
+# site-packages, with its own libdistlock.
+check_install() {
+  local venv=$1
+  limit_py 120 "$venv/bin/python" "$here/tests/install_check.py"
+}
+
+step "pip install $here into a fresh virtualenv"
+new_venv "$scratch/venv-dir"
+limit 1200 "$scratch/venv-dir/bin/pip" install -q "$here"
+check_install "$scratch/venv-dir"
+
+step "pip wheel $here"
+limit 1200 "$scratch/venv-dir/bin/pip" wheel -q --no-deps -w "$scratch/wheels" "$here"
+shopt -s nullglob
+wheels=("$scratch"/wheels/*.whl)
+[ "${#wheels[@]}" = 1 ] || fail "expected one wheel, got: ${wheels[*]:-none}"
+wheel="${wheels[0]}"
+name="$(basename "$wheel")"
+echo "built $name"
+case "$name" in
+  *-none-any.whl) fail "$name is a pure-Python wheel: it has no native library" ;;
+  *-linux_*.whl | *-manylinux*.whl | *-musllinux*.whl) ;;
+  *) fail "$name does not carry a Linux platform tag" ;;
+esac
+"$py" -m zipfile -l "$wheel" >"$scratch/wheel-files"
+for member in distlock/libdistlock distlock/py.typed distlock/__init__.py; do
+  grep -q "^$member" "$scratch/wheel-files" || fail "$name holds no $member"
+done
+# The test helpers stay out of the package.
+! grep -q "^distlock/testing" "$scratch/wheel-files" || fail "$name ships distlock/testing"
+
+step "install the wheel into a second fresh virtualenv"
+new_venv "$scratch/venv-wheel"
+limit 300 "$scratch/venv-wheel/bin/pip" install -q "$wheel"
+check_install "$scratch/venv-wheel"
+
+step "pytest suite against the installed wheel"
+limit 300 "$scratch/venv-wheel/bin/pip" install -q pytest
+# A copy of the tests, outside the source tree: `import distlock` can then
+# only find the installed package.
+cp -r "$here/tests" "$scratch/tests"
+"$scratch/venv-wheel/bin/python" -c '
+import distlock, sys
+print("pytest runs against", distlock.__file__)
+assert distlock.__file__.startswith(sys.prefix), distlock.__file__
+'
+limit_py 900 "$scratch/venv-wheel/bin/python" -m pytest -q -p no:cacheprovider \
+  --basetemp "$scratch/pytest-tmp" "$scratch/tests"
+
+step "example (100 threads, one lock, one counter)"
+limit_py 120 "$scratch/venv-wheel/bin/python" "$here/examples/counter.py"
+
+if [ "${DISTLOCK_PY_SDIST:-0}" = 1 ]; then
+  step "sdist, unpacked, built into a wheel on its own"
+  limit 300 "$scratch/venv-dir/bin/pip" install -q build
+  limit 300 "$scratch/venv-dir/bin/python" -m build -q --sdist --outdir "$scratch/sdist" "$here"
+  mkdir "$scratch/unpacked"
+  tar -xzf "$scratch"/sdist/*.tar.gz -C "$scratch/unpacked"
+  src=("$scratch"/unpacked/*/)
+  # Built in its own rust/target: nothing of the repository is used.
+  limit 3600 "$scratch/venv-dir/bin/pip" wheel -q --no-deps -w "$scratch/sdist-wheels" "${src[0]}"
+  new_venv "$scratch/venv-sdist"
+  limit 300 "$scratch/venv-sdist/bin/pip" install -q "$scratch"/sdist-wheels/*.whl
+  check_install "$scratch/venv-sdist"
+fi
+
+step "all passed"

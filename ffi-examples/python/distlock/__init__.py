@@ -5,11 +5,13 @@
 ...     with client.lock("orders:42", ttl=10, timeout=2) as lock:
 ...         save_order(42, fence=lock.fence)
 
-The native library (libdistlock) is looked up in this order: the path in
-the ``DISTLOCK_LIB`` environment variable; ``target/release`` of the
-distlock repository this package sits in; then the system's library path
-(``ctypes.util.find_library("distlock")``). Importing raises ImportError
-when none works.
+The native library (libdistlock) comes inside the package: pip builds it
+from distlock's Rust crate and installs it next to this file, and that is
+where it is loaded from. The ``DISTLOCK_LIB`` environment variable (a file
+path) overrides that, for trying another build; it is then the only place
+looked at. Without either, the system's library path is tried
+(``ctypes.util.find_library("distlock")``). Importing raises ImportError,
+naming every place tried, when none works.
 
 No third-party packages are needed. Blocking calls release the GIL, so
 other Python threads run while one waits for a lock.
@@ -28,7 +30,10 @@ from ._errors import (
     RedisError,
 )
 from . import _native
-from ._client import CancelToken, Client, Lock, check
+from ._cancel import CancelToken
+from ._client import Client
+from ._config import check
+from ._lock import Lock
 
 __version__ = "0.1.0"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Type
 
+from . import _status as st
+
 __all__ = [
     "DistlockError",
     "LockTimeout",
@@ -15,17 +17,6 @@ __all__ = [
     "RedisError",
 ]
 
-# Mirrors the C status codes; _native.py holds the same numbers.
-_NOT_ACQUIRED = 1
-_TIMEOUT = 2
-_LOST = 3
-_CANCELLED = 4
-_INVALID_ARGUMENT = 5
-_CONNECTION = 6
-_AUTH = 7
-_REDIS = 8
-_INTERNAL = 9
-
 
 class DistlockError(Exception):
     """Base class of every distlock error.
@@ -35,7 +26,7 @@ class DistlockError(Exception):
     """
 
     #: The status used when none is given to the constructor.
-    default_status: int = _INTERNAL
+    default_status: int = st.INTERNAL
 
     def __init__(self, message: str, status: Optional[int] = None) -> None:
         super().__init__(message)
@@ -49,21 +40,21 @@ class LockTimeout(DistlockError):
     ``DISTLOCK_NOT_ACQUIRED`` (a single try found it held).
     """
 
-    default_status = _TIMEOUT
+    default_status = st.TIMEOUT
 
 
 class LockLost(DistlockError):
     """The lock is no longer held: its lease ran out, another owner took it,
     or its key was deleted. Work done since then was not exclusive."""
 
-    default_status = _LOST
+    default_status = st.LOST
 
 
 class Cancelled(DistlockError):
     """A wait was cancelled (a :class:`~distlock.CancelToken`, Ctrl-C
     handling, or the client being closed)."""
 
-    default_status = _CANCELLED
+    default_status = st.CANCELLED
 
 
 class InvalidArgument(DistlockError, ValueError):
@@ -71,36 +62,36 @@ class InvalidArgument(DistlockError, ValueError):
     of range, or a call that does not fit the lock's state (such as
     releasing a lock that is not held). Also a :class:`ValueError`."""
 
-    default_status = _INVALID_ARGUMENT
+    default_status = st.INVALID_ARGUMENT
 
 
 class ConnectionFailed(DistlockError):
     """Redis could not be reached, or did not answer in time."""
 
-    default_status = _CONNECTION
+    default_status = st.CONNECTION
 
 
 class AuthFailed(DistlockError):
     """Redis refused the credentials."""
 
-    default_status = _AUTH
+    default_status = st.AUTH
 
 
 class RedisError(DistlockError):
     """Redis answered with an error."""
 
-    default_status = _REDIS
+    default_status = st.REDIS
 
 
 _BY_STATUS: Dict[int, Type[DistlockError]] = {
-    _NOT_ACQUIRED: LockTimeout,
-    _TIMEOUT: LockTimeout,
-    _LOST: LockLost,
-    _CANCELLED: Cancelled,
-    _INVALID_ARGUMENT: InvalidArgument,
-    _CONNECTION: ConnectionFailed,
-    _AUTH: AuthFailed,
-    _REDIS: RedisError,
+    st.NOT_ACQUIRED: LockTimeout,
+    st.TIMEOUT: LockTimeout,
+    st.LOST: LockLost,
+    st.CANCELLED: Cancelled,
+    st.INVALID_ARGUMENT: InvalidArgument,
+    st.CONNECTION: ConnectionFailed,
+    st.AUTH: AuthFailed,
+    st.REDIS: RedisError,
 }
 
 

@@ -11,22 +11,12 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from typing import List, Optional
 
+from . import _status as st
 from ._errors import DistlockError, error_for
-
-# Status codes of the C API (enum distlock_status).
-OK = 0
-NOT_ACQUIRED = 1
-TIMEOUT = 2
-LOST = 3
-CANCELLED = 4
-INVALID_ARGUMENT = 5
-CONNECTION = 6
-AUTH = 7
-REDIS = 8
-INTERNAL = 9
 
 #: Length of a guard's token text, without the terminating NUL.
 TOKEN_LEN = 36
@@ -44,7 +34,12 @@ class Options(ctypes.Structure):
     ]
 
 
-def _file_names() -> List[str]:
+#: The library's base name inside the package: setuptools-rust names it
+#: like an extension module, libdistlock.abi3.so for the wheel.
+_PACKAGED_NAME = "libdistlock"
+
+
+def _system_file_names() -> List[str]:
     if sys.platform == "darwin":
         return ["libdistlock.dylib"]
     if sys.platform == "win32":
@@ -53,22 +48,21 @@ def _file_names() -> List[str]:
 
 
 def _candidates() -> List[str]:
-    """Where to look, in order: $DISTLOCK_LIB, the repository's release
-    build next to this source tree, then the system's library search."""
-    found: List[str] = []
+    """Where to look, in order: $DISTLOCK_LIB alone if it is set; else this
+    package's own directory, where pip installs the library; then the
+    system's library search."""
     env = os.environ.get("DISTLOCK_LIB")
     if env:
         # An explicit choice is the only candidate: silently falling back to
         # another build would hide a typo.
         return [env]
-    # distlock/_native.py -> ffi-examples/python -> repository root.
-    repo_root = Path(__file__).resolve().parent.parent.parent.parent
-    for name in _file_names():
-        found.append(str(repo_root / "target" / "release" / name))
+    here = Path(__file__).resolve().parent
+    found = [str(here / (_PACKAGED_NAME + suffix)) for suffix in EXTENSION_SUFFIXES]
+    found += [str(here / name) for name in _system_file_names()]
     system = ctypes.util.find_library("distlock")
     if system:
         found.append(system)
-    return found
+    return list(dict.fromkeys(found))  # without repeats, in order
 
 
 class LibraryNotFound(ImportError):
@@ -90,9 +84,10 @@ def _load() -> ctypes.CDLL:
     if not tried:
         tried.append('ctypes.util.find_library("distlock") found nothing')
     raise LibraryNotFound(
-        "distlock: cannot load the native library libdistlock. Build it with "
-        "`cargo build --release` in the distlock repository, or point the "
-        "DISTLOCK_LIB environment variable at the file. Tried: " + "; ".join(tried)
+        "distlock: cannot load the native library libdistlock. Install the package with pip "
+        "(`pip install ffi-examples/python` in the distlock repository builds the library "
+        "into it; that needs a Rust toolchain), or point the DISTLOCK_LIB environment "
+        "variable at a libdistlock build. Tried: " + "; ".join(tried)
     )
 
 
@@ -106,8 +101,8 @@ def _declare(name: str, restype, argtypes) -> None:
     except AttributeError:
         raise LibraryNotFound(
             f"distlock: {LIBRARY_PATH} has no function {name}; it is older than "
-            "this Python package or not a distlock build. Rebuild it with "
-            "`cargo build --release`."
+            "this Python package or not a distlock build. Reinstall the package, "
+            "or rebuild the library (`cargo build --release`) that DISTLOCK_LIB names."
         ) from None
     fn.restype = restype
     fn.argtypes = argtypes
@@ -195,5 +190,5 @@ def failure(status: int, what: str) -> DistlockError:
 
 def check(status: int, what: str) -> None:
     """Raises the matching exception unless ``status`` is OK."""
-    if status != OK:
+    if status != st.OK:
         raise failure(status, what)

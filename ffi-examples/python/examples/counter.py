@@ -27,7 +27,10 @@ except ImportError:
     # Run from a source checkout without installing the package.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import distlock
-from distlock.testing import RedisServer
+# The throwaway redis-server helper lives with the tests (tests/support.py);
+# it is not part of the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from support import RedisServer  # noqa: E402
 
 
 def run(url: str, threads: int, cycles: int, name: str, use_lock: bool = True) -> int:

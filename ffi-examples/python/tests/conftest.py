@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 
 import distlock
-from distlock.testing import RedisServer, RespConnection
+from support import RedisServer, RespConnection
 
 
 @pytest.fixture(scope="session")

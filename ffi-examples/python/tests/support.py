@@ -1,13 +1,248 @@
-"""Helpers shared by the tests, and the code run in the spawned worker
+"""Helpers shared by the tests, the example and the benchmark: a throwaway
+``redis-server`` on a free loopback port (started and stopped by pid), a
+tiny Redis client speaking raw RESP, and the code run in the spawned worker
 processes of test_mutex.py (kept apart from the test modules so that a
-spawned child imports no pytest)."""
+spawned child imports no pytest).
+
+Standard library only, apart from distlock itself; not part of the
+installed package. The example and the benchmark put this directory on
+``sys.path`` to import it.
+
+>>> from support import RedisServer
+>>> with RedisServer() as server:                      # doctest: +SKIP
+...     conn = server.connect()
+...     conn.command("SET", "k", "v")
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from typing import Any, List, Optional, Sequence, Union
 
 import distlock
-from distlock.testing import RespConnection
+
+Reply = Union[None, int, bytes, str, List["Reply"]]
+
+
+class RespError(Exception):
+    """An error reply from Redis (``-ERR ...``)."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RespConnection:
+    """One blocking connection speaking RESP2; enough for GET, SET, DEL,
+    PTTL and friends. Not thread-safe: use one per thread."""
+
+    def __init__(self, host: str, port: int, *, password: Optional[str] = None, timeout: float = 5.0):
+        self._sock = socket.create_connection((host, port), timeout=timeout)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._file = self._sock.makefile("rb")
+        if password is not None:
+            self.command("AUTH", password)
+
+    def command(self, *args: Union[str, bytes, int]) -> Reply:
+        """Sends one command and returns its reply: bytes for bulk strings,
+        str for simple strings, int, None for nil, lists for arrays. Raises
+        RespError for an error reply."""
+        parts = [b"*%d\r\n" % len(args)]
+        for a in args:
+            raw = a if isinstance(a, bytes) else str(a).encode("utf-8")
+            parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+        self._sock.sendall(b"".join(parts))
+        return self._read()
+
+    def _read(self) -> Reply:
+        line = self._file.readline()
+        if not line.endswith(b"\r\n"):
+            raise ConnectionError("connection to redis closed")
+        kind, body = line[:1], line[1:-2]
+        if kind == b"+":
+            return body.decode("utf-8", "replace")
+        if kind == b"-":
+            raise RespError(body.decode("utf-8", "replace"))
+        if kind == b":":
+            return int(body)
+        if kind == b"$":
+            size = int(body)
+            if size < 0:
+                return None
+            data = self._file.read(size + 2)
+            if len(data) != size + 2:
+                raise ConnectionError("connection to redis closed")
+            return data[:-2]
+        if kind == b"*":
+            count = int(body)
+            if count < 0:
+                return None
+            return [self._read() for _ in range(count)]
+        raise ConnectionError(f"unexpected reply from redis: {line!r}")
+
+    def close(self) -> None:
+        """Closes the connection."""
+        try:
+            self._file.close()
+        finally:
+            self._sock.close()
+
+    def __enter__(self) -> "RespConnection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RedisServer:
+    """A ``redis-server`` child process without persistence, on a free
+    loopback port, in its own scratch directory.
+
+    ``start()`` waits until the server logs that it is ready (no polling);
+    ``stop()`` kills it by pid and removes the directory. Use it as a
+    context manager, or call both. ``extra_args`` are passed to
+    redis-server, such as ``["--requirepass", "secret"]``.
+    """
+
+    READY = b"Ready to accept connections"
+
+    def __init__(
+        self,
+        extra_args: Sequence[str] = (),
+        *,
+        password: Optional[str] = None,
+        executable: Optional[str] = None,
+        startup_timeout: float = 10.0,
+    ) -> None:
+        self.extra_args = list(extra_args)
+        self.password = password
+        if password is not None:
+            self.extra_args += ["--requirepass", password]
+        self.executable = executable or os.environ.get("REDIS_SERVER") or "redis-server"
+        self.startup_timeout = startup_timeout
+        self.port = 0
+        self.process: Optional[subprocess.Popen] = None
+        self._dir: Optional[str] = None
+        self._reader: Optional[threading.Thread] = None
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        if self.process is None:
+            raise RuntimeError("redis-server is not running")
+        return self.process.pid
+
+    @property
+    def url(self) -> str:
+        """``redis://[:password@]127.0.0.1:<port>/0``."""
+        auth = f":{self.password}@" if self.password is not None else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def connect(self, timeout: float = 5.0) -> RespConnection:
+        """A new raw RESP connection to this server (authenticated if the
+        server has a password)."""
+        return RespConnection("127.0.0.1", self.port, password=self.password, timeout=timeout)
+
+    def start(self, attempts: int = 5) -> "RedisServer":
+        """Starts the server; retries on another port if one was taken in
+        the meantime. Raises RuntimeError if it never comes up."""
+        if shutil.which(self.executable) is None:
+            raise RuntimeError(f"{self.executable} not found: install redis-server (Debian: apt-get install redis-server)")
+        last = ""
+        for _ in range(attempts):
+            port = free_port()
+            scratch = tempfile.mkdtemp(prefix=f"distlock-py-redis-{port}-")
+            ok, last = self._spawn(port, scratch)
+            if ok:
+                self.port, self._dir = port, scratch
+                return self
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise RuntimeError(f"redis-server did not start after {attempts} attempts: {last}")
+
+    def _spawn(self, port: int, scratch: str) -> "tuple[bool, str]":
+        args = [
+            self.executable,
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--logfile", "",
+            "--dir", scratch,
+            *self.extra_args,
+        ]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        ready = threading.Event()
+        tail: List[bytes] = []
+
+        def read_log() -> None:
+            # Waits for the ready line, then keeps draining so the server
+            # never blocks on a full pipe. Ends when the server exits.
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if not ready.is_set():
+                    tail.append(line)
+                    del tail[:-5]
+                    if self.READY in line:
+                        ready.set()
+            ready.set()  # exited: wake the starter, which then sees the exit
+
+        reader = threading.Thread(target=read_log, name=f"redis-log-{port}", daemon=True)
+        reader.start()
+        if ready.wait(self.startup_timeout) and proc.poll() is None:
+            self.process, self._reader = proc, reader
+            return True, ""
+        self._kill(proc)
+        reader.join(self.startup_timeout)
+        return False, b"".join(tail).decode("utf-8", "replace").strip()
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Terminates the server by pid (SIGTERM, then SIGKILL after 10 s),
+        waits for it and removes its directory."""
+        proc, self.process = self.process, None
+        if proc is not None:
+            if proc.poll() is None:
+                try:
+                    os.kill(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._kill(proc)
+            if self._reader is not None:
+                self._reader.join(10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __enter__(self) -> "RedisServer":
+        if self.process is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def redis_key(name: str, prefix: str = "distlock") -> str:

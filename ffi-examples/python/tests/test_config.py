@@ -9,7 +9,7 @@ from typing import Iterator, List
 import pytest
 
 import distlock
-from distlock.testing import RedisServer, RespConnection, free_port
+from support import RedisServer, RespConnection, free_port
 
 from support import redis_key
 

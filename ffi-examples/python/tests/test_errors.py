@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import distlock
-from distlock.testing import RedisServer, free_port
+from support import RedisServer, free_port
 
 
 def test_empty_key_is_invalid(client):

@@ -13,14 +13,12 @@ use distlock_testkit as support;
 use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error};
 use redis::Commands;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::RedisServer;
+use support::{RedisServer, SentinelServer};
 
 const MASTER: &str = "m";
 
@@ -51,13 +49,6 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Du
         std::thread::sleep(Duration::from_millis(20));
     }
     start.elapsed()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a loopback port")
-        .port()
 }
 
 /// A loopback relay for the replication link (replica -> relay -> master)
@@ -139,71 +130,25 @@ impl Drop for Relay {
     }
 }
 
-/// A `redis-server --sentinel` process; killed by pid on drop.
-struct SentinelProc {
-    port: u16,
-    child: Child,
-    dir: PathBuf,
-}
+/// A sentinel of the test's master, with the queries the tests make.
+struct SentinelProc(SentinelServer);
 
 impl SentinelProc {
     fn start(master_port: u16) -> Self {
-        for _ in 0..5 {
-            let port = free_port();
-            let dir = std::env::temp_dir()
-                .join(format!("distlock-sentinel-{}-{port}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let conf = dir.join("sentinel.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "port {port}\nbind 127.0.0.1\ndaemonize no\nlogfile \"\"\n\
-                     sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n\
-                     sentinel down-after-milliseconds {MASTER} 400\n\
-                     sentinel failover-timeout {MASTER} 4000\n\
-                     sentinel parallel-syncs {MASTER} 1\n"
-                ),
-            )
-            .unwrap();
-            let mut child = Command::new("redis-server")
-                .arg(&conf)
-                .arg("--sentinel")
-                .current_dir(&dir)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start redis-server --sentinel");
-            // Ready once it logs that it monitors the master.
-            let out = child.stdout.take().unwrap();
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            std::thread::spawn(move || {
-                let mut told = false;
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if !told && line.contains("+monitor master") {
-                        told = true;
-                        let _ = tx.send(());
-                    }
-                }
-            });
-            if rx.recv_timeout(Duration::from_secs(10)).is_ok() {
-                return SentinelProc { port, child, dir };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        panic!("redis-server --sentinel did not start");
+        SentinelProc(SentinelServer::start(&format!(
+            "sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n\
+             sentinel down-after-milliseconds {MASTER} 400\n\
+             sentinel failover-timeout {MASTER} 4000\n\
+             sentinel parallel-syncs {MASTER} 1\n"
+        )))
     }
 
     fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.0.addr()
     }
 
     fn conn(&self) -> redis::Connection {
-        redis::Client::open(format!("redis://{}", self.addr()))
-            .unwrap()
-            .get_connection_with_timeout(Duration::from_secs(2))
-            .unwrap()
+        self.0.conn()
     }
 
     /// The master's port as this sentinel sees it.
@@ -223,14 +168,6 @@ impl SentinelProc {
             .arg(MASTER)
             .query::<Vec<redis::Value>>(&mut self.conn())
             .map_or(0, |v| v.len())
-    }
-}
-
-impl Drop for SentinelProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -8,10 +8,9 @@ mod common;
 
 use common::{exists, run, run_env, Proc, Scratch};
 use distlock::Client;
-use distlock_testkit::{dead_port, RedisServer, TlsServer};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use distlock_testkit::{dead_port, RedisServer, SentinelServer, TlsServer};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A password with every character that needs encoding in a URL.
@@ -321,78 +320,17 @@ fn cluster_seeds_reach_a_redis_cluster() {
 }
 
 /// A `redis-server --sentinel` watching the master at `master_port` as
-/// `m`, with [`PW`] to talk to it; killed by pid on drop.
-struct Sentinel {
-    port: u16,
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Sentinel {
-    fn start(master_port: u16) -> Sentinel {
-        for _ in 0..5 {
-            let port = dead_port();
-            let dir = std::env::temp_dir().join(format!(
-                "distlock-cli-sentinel-{}-{port}",
-                std::process::id()
-            ));
-            std::fs::create_dir_all(&dir).unwrap();
-            let conf = dir.join("sentinel.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "port {port}\nbind 127.0.0.1\ndaemonize no\nlogfile \"\"\n\
-                     sentinel monitor m 127.0.0.1 {master_port} 1\n\
-                     sentinel auth-pass m \"{PW}\"\n"
-                ),
-            )
-            .unwrap();
-            let mut child = Command::new("redis-server")
-                .arg(&conf)
-                .arg("--sentinel")
-                .current_dir(&dir)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start redis-server --sentinel");
-            let out = child.stdout.take().unwrap();
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            std::thread::spawn(move || {
-                let mut told = false;
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if !told && line.contains("+monitor master") {
-                        told = true;
-                        let _ = tx.send(());
-                    }
-                }
-            });
-            if rx.recv_timeout(Duration::from_secs(10)).is_ok() {
-                return Sentinel { port, child, dir };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        panic!("redis-server --sentinel did not start");
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Sentinel {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// `m`, with [`PW`] to talk to it.
+fn sentinel_of(master_port: u16) -> SentinelServer {
+    SentinelServer::start(&format!(
+        "sentinel monitor m 127.0.0.1 {master_port} 1\nsentinel auth-pass m \"{PW}\"\n"
+    ))
 }
 
 #[test]
 fn sentinel_and_master_find_the_master_with_the_urls_db_and_the_password() {
     let master = with_pw();
-    let sentinel = Sentinel::start(master.port);
+    let sentinel = sentinel_of(master.port);
     let addr = sentinel.addr();
     let dir = Scratch::new("srv-sentinel");
     let pw = pw_file(&dir);

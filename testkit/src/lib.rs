@@ -5,9 +5,11 @@
 
 pub mod checker;
 pub mod proxy;
+pub mod sentinel;
 pub mod server;
 
 pub use proxy::{Mode, TcpProxy};
+pub use sentinel::SentinelServer;
 pub use server::RedisServer;
 
 /// Keys in the server's current database.

@@ -15,6 +15,44 @@
 //! No async runtime: blocking connections from an r2d2 pool, one renewal
 //! thread per [`Client`], crossbeam channels for every signal. See the
 //! README for the guarantees and their limits.
+//!
+//! # From an async program
+//!
+//! Every call that talks to the server blocks its thread, and so does
+//! dropping a [`Guard`] (it releases the lock). In a tokio program, make
+//! those calls on the blocking pool with `spawn_blocking`, or wait for an
+//! acquisition through [`Lock::acquire_chan`] bridged to a oneshot channel,
+//! which ties up no runtime thread while the lock is busy:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use std::time::Duration;
+//! let client = distlock::Client::open("redis://127.0.0.1:6379/0")?;
+//! let rt = tokio::runtime::Builder::new_current_thread().build()?;
+//! rt.block_on(async {
+//!     // Blocking calls on the blocking pool.
+//!     let lock = client.lock("orders:42");
+//!     let guard = tokio::task::spawn_blocking(move || {
+//!         lock.acquire_timeout(Duration::from_secs(2))
+//!     })
+//!     .await??;
+//!     // ... async work, with guard.fence() passed to the storage ...
+//!     tokio::task::spawn_blocking(move || guard.release()).await??;
+//!
+//!     // Or wait on a oneshot: acquire_chan's own thread does the waiting.
+//!     let waiting = client.lock("orders:42").acquire_chan();
+//!     let (tx, rx) = tokio::sync::oneshot::channel();
+//!     std::thread::spawn(move || tx.send(waiting.recv()));
+//!     let guard = rx.await???;
+//!     tokio::task::spawn_blocking(move || guard.release()).await??;
+//!     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! If the task waiting on the oneshot is dropped, the guard that arrives
+//! later is dropped with the channel, which releases it.
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]

@@ -97,7 +97,7 @@ impl Guard {
             self.lease.renewed(sent);
             Ok(())
         } else {
-            self.lease.mark_lost();
+            self.lease.mark_lost("an extend found it no longer ours");
             Err(Error::Lost)
         }
     }

@@ -1,6 +1,7 @@
 //! The shared state of one acquisition, seen by its guard and the renewal thread.
 
 use crate::clock::{drift, BootInstant};
+use crate::stats::{add, Counters};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
@@ -58,6 +59,8 @@ pub(crate) struct Lease {
     pub grant: Arc<Grant>,
     state: Mutex<State>,
     done_rx: Receiver<()>,
+    /// The client's counters, for losses.
+    counters: Arc<Counters>,
 }
 
 /// The fields a new lease starts from.
@@ -71,6 +74,8 @@ pub(crate) struct NewLease {
     pub max_hold: Option<Duration>,
     /// When the winning request was sent.
     pub sent: BootInstant,
+    /// The client's counters.
+    pub counters: Arc<Counters>,
 }
 
 impl Lease {
@@ -99,6 +104,7 @@ impl Lease {
             fence: n.fence,
             auto_renew: n.auto_renew,
             owner_pid: std::process::id(),
+            counters: n.counters,
         });
         *lease.grant.current.lock() = Arc::downgrade(&lease);
         lease
@@ -132,6 +138,7 @@ impl Lease {
                 done_tx: Some(done_tx),
             }),
             done_rx,
+            counters: old.counters.clone(),
         });
         *lease.grant.current.lock() = Arc::downgrade(&lease);
         lease
@@ -150,6 +157,11 @@ impl Lease {
         if s.status == Status::Held && s.deadline.has_passed() {
             s.status = Status::Lost;
             s.done_tx = None;
+            add(&self.counters.lost, 1);
+            log::warn!(
+                "distlock: lost the lock {:?}: its lease ran out before a renewal was confirmed",
+                self.name
+            );
         }
         s.status == Status::Held
     }
@@ -186,9 +198,15 @@ impl Lease {
         }
     }
 
-    /// Marks the lease lost; true if it was held until now.
-    pub(crate) fn mark_lost(&self) -> bool {
-        self.end(Status::Lost)
+    /// Marks the lease lost, for `why` (logged); true if it was held until
+    /// now.
+    pub(crate) fn mark_lost(&self, why: &str) -> bool {
+        let was_held = self.end(Status::Lost);
+        if was_held {
+            add(&self.counters.lost, 1);
+            log::warn!("distlock: lost the lock {:?}: {why}", self.name);
+        }
+        was_held
     }
 
     /// Marks the lease released by its owner; true if it was still validly
@@ -222,6 +240,7 @@ mod tests {
             auto_renew: true,
             max_hold: Some(Duration::from_secs(5)),
             sent: BootInstant::now(),
+            counters: Arc::new(Counters::new()),
         })
     }
 
@@ -233,7 +252,7 @@ mod tests {
         assert!(done.try_recv().is_err_and(|e| e.is_empty()));
         assert!(l.mark_released());
         assert!(!l.mark_released());
-        assert!(!l.mark_lost());
+        assert!(!l.mark_lost("test"));
         assert!(!l.is_held());
         assert!(done.try_recv().is_err_and(|e| e.is_disconnected()));
     }

@@ -74,6 +74,7 @@ mod notify;
 mod renew;
 mod servers;
 pub mod singleflight;
+mod stats;
 mod store;
 mod tls;
 mod wait;
@@ -86,6 +87,7 @@ pub use limits::{MAX_KEY_LEN, MAX_PREFIX_LEN, MAX_TTL, MIN_TTL};
 pub use loader::{LoadError, Loader, DEFAULT_MAX_VALUE_LEN};
 pub use lock::Lock;
 pub use servers::DEFAULT_URL;
+pub use stats::Stats;
 pub use store::LockInfo;
 
 /// Re-exported so callers can `select!` on acquisition and loss channels

@@ -43,6 +43,9 @@ pub(crate) trait Host {
     /// A new lease that continues `old`'s grant with `fence`, for a local
     /// waiter (the renewal thread follows the grant without being told).
     fn continue_lease(&self, old: &Lease, fence: u64) -> Arc<Lease>;
+    /// `lease` went on to a waiting thread of this client (for counters and
+    /// logs).
+    fn handed_off(&self, lease: &Lease);
     /// Stops renewing `lease`'s grant: it leaves this client.
     fn forget(&self, lease: &Lease);
     /// Longest a waiter goes without looking at the lock again.
@@ -172,7 +175,7 @@ impl Queue {
         }
         // Cannot happen (a queued waiter keeps its receiver), but never
         // leave a lease nobody holds registered for renewal.
-        next.mark_lost();
+        next.mark_lost("the thread it was handed to had gone");
         false
     }
 }
@@ -228,27 +231,29 @@ impl LocalLocks {
     /// [`Error::Timeout`] when `wait.once` and the queue is busy, or at the
     /// deadline; [`Error::Cancelled`]; or `ask`'s error. Whatever happens,
     /// the thread leaves the queue, and a lease handed to it as it gave up
-    /// is passed on.
+    /// is passed on. With the lease comes whether the thread had to queue.
     pub(crate) fn acquire(
         &self,
         host: &dyn Host,
         want: &Want<'_>,
         wait: QueueWait<'_>,
         ask: impl FnOnce() -> Result<Arc<Lease>>,
-    ) -> Result<Arc<Lease>> {
+    ) -> Result<(Arc<Lease>, bool)> {
+        let mut queued = false;
         if wait.once {
             if !self.try_enter(want.name, want.id) {
                 return Err(Error::Timeout);
             }
         } else if let Place::Queued(turns) = self.enter(want) {
+            queued = true;
             if let Some(lease) = self.wait_turn(host, want, wait, &turns)? {
-                return Ok(lease);
+                return Ok((lease, queued));
             }
         }
         match ask() {
             Ok(lease) => {
                 self.won(want.id, &lease);
-                Ok(lease)
+                Ok((lease, queued))
             }
             Err(e) => {
                 self.gave_up(want.name, want.id);
@@ -432,7 +437,10 @@ impl LocalLocks {
         };
         let was_held = lease.mark_released();
         let outcome = match next {
-            Next::HandedOff => return Ok(()),
+            Next::HandedOff => {
+                host.handed_off(lease);
+                return Ok(());
+            }
             Next::Answered(outcome) => {
                 host.forget(lease);
                 outcome
@@ -599,6 +607,7 @@ mod tests {
             auto_renew: true,
             max_hold: None,
             sent: crate::clock::BootInstant::now(),
+            counters: Arc::new(crate::stats::Counters::new()),
         });
         l.won(2, &lease);
         assert_eq!(l.len(), 1);
@@ -606,7 +615,7 @@ mod tests {
         l.promote("k", None);
         assert_eq!(l.len(), 1, "still held by 2");
         // Lost without a release: a newcomer need not wait for it.
-        lease.mark_lost();
+        lease.mark_lost("the test says so");
         assert!(matches!(l.enter(&want(5)), Place::Head));
     }
 }

@@ -9,6 +9,7 @@ use crate::limits::{check_name, check_ttl};
 use crate::local::{QueueWait, Want};
 use crate::notify::Watch;
 use crate::renew::Msg;
+use crate::stats::add;
 use crate::store::Acquired;
 use crate::wait;
 use crossbeam_channel::Receiver;
@@ -49,6 +50,8 @@ impl Patience {
 struct Attempt<'a> {
     patience: Patience,
     cancel: Option<&'a Receiver<()>>,
+    /// Whether the server answered that someone else held the lock.
+    contended: bool,
     /// Connection failures since the server last answered.
     failures: u32,
     last_failure: Option<Error>,
@@ -59,6 +62,7 @@ impl<'a> Attempt<'a> {
         Attempt {
             patience,
             cancel,
+            contended: false,
             failures: 0,
             last_failure: None,
         }
@@ -91,6 +95,7 @@ impl<'a> Attempt<'a> {
     /// trouble is over, and an attempt that may not wait ends here.
     fn busy(&mut self) -> Result<()> {
         self.failures = 0;
+        self.contended = true;
         match self.patience {
             Patience::Once => Err(Error::Timeout),
             Patience::Until(_) | Patience::Forever => Ok(()),
@@ -263,9 +268,10 @@ impl Lock {
             ttl: self.ttl,
             auto_renew: self.auto_renew,
         };
+        let started = Instant::now();
         let mut attempt = Attempt::new(patience, cancel);
         let queueing = attempt.queueing();
-        let lease = inner.local().acquire(inner, &want, queueing, || {
+        let acquired = inner.local().acquire(inner, &want, queueing, || {
             let (token, fence, sent) = self.ask_server(&mut attempt)?;
             let lease = Lease::new(NewLease {
                 id: want.id,
@@ -276,11 +282,35 @@ impl Lock {
                 auto_renew: self.auto_renew,
                 max_hold: inner.settings().max_hold,
                 sent,
+                counters: inner.counters().clone(),
             });
             inner.renewal(Msg::Register(lease.grant.clone()));
             Ok(lease)
-        })?;
-        Ok(Guard::new(self.client.clone(), lease))
+        });
+        let counters = inner.counters();
+        match acquired {
+            Ok((lease, queued)) => {
+                let waited = started.elapsed();
+                counters.acquired(waited, queued || attempt.contended);
+                log::debug!(
+                    "distlock: acquired {:?} (fence {}) after {} us",
+                    self.name,
+                    lease.fence,
+                    waited.as_micros()
+                );
+                Ok(Guard::new(self.client.clone(), lease))
+            }
+            Err(e) => {
+                match e {
+                    Error::Timeout if !matches!(patience, Patience::Once) => {
+                        add(&counters.timed_out, 1)
+                    }
+                    Error::Cancelled => add(&counters.cancelled, 1),
+                    _ => {}
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Asks the server until the lock is ours, within `attempt`: returns the

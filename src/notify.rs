@@ -10,6 +10,7 @@
 //! woken (they fall back to their lease-based timeouts) and the thread
 //! reconnects and subscribes again, with a bounded backoff.
 
+use crate::stats::{add, Counters};
 use crate::store::{FeedChanges, FeedHandler, Store};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
@@ -55,6 +56,8 @@ struct State {
 /// A client's release notifications.
 pub(crate) struct Notifier {
     store: Arc<dyn Store>,
+    /// The client's counters, for feed reconnects.
+    counters: Arc<Counters>,
     control: String,
     state: Mutex<State>,
     /// Dropped on shutdown, which ends the reconnect backoff at once.
@@ -90,10 +93,13 @@ impl Drop for Watch {
 }
 
 impl Notifier {
-    pub(crate) fn new(store: Arc<dyn Store>) -> Arc<Self> {
+    /// A notifier for `store`'s releases, counting reconnects into
+    /// `counters`; its feed thread starts with the first watch.
+    pub(crate) fn new(store: Arc<dyn Store>, counters: Arc<Counters>) -> Arc<Self> {
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
         Arc::new(Notifier {
             store,
+            counters,
             control: format!("distlock-control:{}", uuid::Uuid::new_v4()),
             state: Mutex::new(State::default()),
             stop_tx: Mutex::new(Some(stop_tx)),
@@ -173,6 +179,13 @@ impl Notifier {
             let outcome = self.store.run_feed(&self.control, &mut handler);
             if outcome.is_ok() || self.state.lock().stop {
                 return;
+            }
+            if let Err(e) = outcome {
+                add(&self.counters.feed_reconnects, 1);
+                log::warn!(
+                    "distlock: the release feed lost its connection, reconnecting in {} ms: {e}",
+                    backoff.as_millis()
+                );
             }
             self.lost_feed();
             // Wait before reconnecting; shutdown ends the wait at once.

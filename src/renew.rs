@@ -8,6 +8,7 @@
 
 use crate::clock::BootInstant;
 use crate::lease::{Grant, Lease};
+use crate::stats::{add, Counters};
 use crate::store::{Extend, Store};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use parking_lot::Mutex;
@@ -89,14 +90,14 @@ pub(crate) struct Renewer {
 }
 
 impl Renewer {
-    /// Starts the renewal thread for `store`.
-    pub(crate) fn spawn(store: Arc<dyn Store>) -> std::io::Result<Self> {
+    /// Starts the renewal thread for `store`, counting into `counters`.
+    pub(crate) fn spawn(store: Arc<dyn Store>, counters: Arc<Counters>) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let next_wake = Arc::new(AtomicU64::new(u64::MAX));
         let wake = next_wake.clone();
         let handle = std::thread::Builder::new()
             .name("distlock-renew".into())
-            .spawn(move || run(&*store, &rx, &wake))?;
+            .spawn(move || run(&*store, &rx, &wake, &counters))?;
         Ok(Renewer {
             tx,
             next_wake,
@@ -129,7 +130,7 @@ impl Renewer {
     }
 }
 
-fn run(store: &dyn Store, rx: &Receiver<Msg>, next_wake: &AtomicU64) {
+fn run(store: &dyn Store, rx: &Receiver<Msg>, next_wake: &AtomicU64, counters: &Counters) {
     let mut entries: HashMap<u64, Renewal> = HashMap::new();
     loop {
         // Take every queued message before doing any work, so that a burst
@@ -156,7 +157,7 @@ fn run(store: &dyn Store, rx: &Receiver<Msg>, next_wake: &AtomicU64) {
                 Err(TryRecvError::Empty) => break,
             }
         }
-        tick(store, &mut entries);
+        tick(store, &mut entries, counters);
         let wake = entries.values().map(Renewal::wake_at).min();
         next_wake.store(wake.map_or(u64::MAX, BootInstant::nanos), Ordering::SeqCst);
         fence(Ordering::SeqCst);
@@ -172,7 +173,7 @@ fn run(store: &dyn Store, rx: &Receiver<Msg>, next_wake: &AtomicU64) {
 }
 
 /// Drops finished leases, fires the lost ones, renews those that are due.
-fn tick(store: &dyn Store, entries: &mut HashMap<u64, Renewal>) {
+fn tick(store: &dyn Store, entries: &mut HashMap<u64, Renewal>, counters: &Counters) {
     let now = BootInstant::now();
     entries.retain(|_, e| {
         if !e.refresh() {
@@ -180,7 +181,8 @@ fn tick(store: &dyn Store, entries: &mut HashMap<u64, Renewal>) {
         }
         let capped = e.lease.hold_until.is_some_and(|cap| now >= cap);
         if capped {
-            e.lease.mark_lost();
+            e.lease
+                .mark_lost("it reached max_hold, the cap on its hold time");
         }
         !capped
     });
@@ -222,17 +224,26 @@ fn tick(store: &dyn Store, entries: &mut HashMap<u64, Renewal>) {
                 // A local hand-off may have happened during the round trip.
                 e.refresh();
                 if still_ours {
+                    add(&counters.renewals, 1);
                     e.lease.renewed(sent);
                     e.next_renew = sent.add(e.lease.ttl / 3);
                 } else {
-                    e.lease.mark_lost();
+                    e.lease.mark_lost(
+                        "the server no longer holds it with our token (it expired, \
+                         was deleted or was taken)",
+                    );
                     entries.remove(id);
                 }
             }
         }
-        Err(_) => {
+        Err(e) => {
             // The server is unreachable or slow: try again soon. A lease whose
             // deadline passes meanwhile is reported lost by the next tick.
+            add(&counters.renewal_failures, due.len() as u64);
+            log::warn!(
+                "distlock: renewing {} lease(s) failed, retrying: {e}",
+                due.len()
+            );
             let now = BootInstant::now();
             for id in &due {
                 let e = entries.get_mut(id).expect("due ids come from entries");

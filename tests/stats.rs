@@ -1,0 +1,146 @@
+//! `Client::stats` against a scripted workload: each counter moves by
+//! exactly what the script did, on a real redis-server.
+
+use distlock_testkit as support;
+
+use distlock::{Client, Error, Stats};
+use redis::Commands;
+use std::time::{Duration, Instant};
+use support::{spawn, RedisServer};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Waits, at most `limit`, until `done(stats)`; returns the last stats.
+fn stats_until(c: &Client, limit: Duration, done: impl Fn(&Stats) -> bool) -> Stats {
+    let start = Instant::now();
+    loop {
+        let s = c.stats();
+        if done(&s) || start.elapsed() > limit {
+            return s;
+        }
+        std::thread::sleep(ms(5));
+    }
+}
+
+#[test]
+fn counters_follow_a_scripted_workload() {
+    let server = RedisServer::start();
+    let c = Client::builder()
+        .url(&server.url())
+        .ttl(ms(300))
+        .build()
+        .unwrap();
+    assert_eq!(c.stats(), Stats::default(), "a new client has done nothing");
+
+    // Two uncontended cycles.
+    for _ in 0..2 {
+        c.lock("a").acquire().unwrap().release().unwrap();
+    }
+    let s = c.stats();
+    assert_eq!((s.acquired, s.contended), (2, 0), "{s:?}");
+
+    // A thread of this client waits for another's guard. Nothing shows
+    // from outside when the waiter has joined the local queue, so each
+    // round only checks that a hand-off happened exactly when the waiter
+    // had to wait, and some round must have handed off.
+    let mut rounds = 0;
+    let mut before = c.stats();
+    loop {
+        rounds += 1;
+        let held = c.lock("b").acquire().unwrap();
+        let fence = held.fence();
+        let waiter = {
+            let lock = c.lock("b");
+            spawn(move || lock.acquire().map(|g| g.fence()))
+        };
+        std::thread::sleep(ms(20 * rounds));
+        held.release().unwrap();
+        assert!(waiter.recv_timeout(ms(5000)).unwrap().unwrap() > fence);
+        let s = c.stats();
+        assert_eq!(s.acquired - before.acquired, 2, "{s:?}");
+        let handoffs = s.local_handoffs - before.local_handoffs;
+        assert_eq!(handoffs, s.contended - before.contended, "{s:?}");
+        if handoffs == 1 {
+            // The waiter waited about as long as the holder slept.
+            assert!(s.wait_max >= ms(10), "{s:?}");
+            assert!(
+                s.wait_p50 <= s.wait_p99 && s.wait_p99 <= s.wait_max,
+                "{s:?}"
+            );
+            break;
+        }
+        assert!(rounds < 10, "no hand-off in {rounds} rounds: {s:?}");
+        before = s;
+    }
+
+    // Another client holds "c": a timeout, a cancel, and a try that finds
+    // it held (not counted: it did not wait).
+    let other = Client::open(&server.url()).unwrap();
+    let theirs = other.lock("c").acquire().unwrap();
+    assert_eq!(
+        c.lock("c").acquire_timeout(ms(50)).unwrap_err(),
+        Error::Timeout
+    );
+    let (cancel_tx, cancel_rx) = crossbeam_channel::bounded(1);
+    cancel_tx.send(()).unwrap();
+    assert_eq!(
+        c.lock("c")
+            .acquire_cancellable(None, &cancel_rx)
+            .unwrap_err(),
+        Error::Cancelled
+    );
+    assert!(c.lock("c").try_acquire().unwrap().is_none());
+    let s = c.stats();
+    assert_eq!((s.timed_out, s.cancelled), (1, 1), "{s:?}");
+    let acquired = s.acquired;
+    drop(theirs);
+
+    // A held lock is renewed (every 100 ms for a 300 ms lease) ...
+    let g = c.lock("d").acquire().unwrap();
+    assert_eq!(c.stats().acquired, acquired + 1);
+    let s = stats_until(&c, ms(5000), |s| s.renewals >= 2);
+    assert!(s.renewals >= 2, "{s:?}");
+    assert_eq!(s.renewal_failures, 0, "{s:?}");
+    // ... until someone deletes its key: one loss.
+    let _: i64 = server.conn().del("distlock:d").unwrap();
+    assert!(g.lost().recv_timeout(ms(5000)).is_err());
+    let s = stats_until(&c, ms(1000), |s| s.lost >= 1);
+    assert_eq!(s.lost, 1, "{s:?}");
+    drop(g);
+    assert_eq!(
+        c.stats().lost,
+        1,
+        "a release after the loss is not a second loss"
+    );
+}
+
+#[test]
+fn an_unreachable_server_counts_renewal_failures_and_feed_reconnects() {
+    let mut server = RedisServer::start();
+    let c = Client::builder()
+        .url(&server.url())
+        .ttl(ms(600))
+        .command_timeout(ms(100))
+        .connect_timeout(ms(100))
+        .build()
+        .unwrap();
+    // A waiter on another client's lock opens the release feed.
+    let other = Client::open(&server.url()).unwrap();
+    let theirs = other.lock("f").acquire().unwrap();
+    assert_eq!(
+        c.lock("f").acquire_timeout(ms(100)).unwrap_err(),
+        Error::Timeout
+    );
+    drop(theirs);
+    let g = c.lock("e").acquire().unwrap();
+    server.stop();
+    let s = stats_until(&c, ms(5000), |s| s.renewal_failures >= 1 && s.lost >= 1);
+    assert!(s.renewal_failures >= 1, "{s:?}");
+    assert_eq!(s.lost, 1, "the lease ran out unrenewed: {s:?}");
+    assert!(!g.is_held());
+    drop(g);
+    let s = stats_until(&c, ms(5000), |s| s.feed_reconnects >= 1);
+    assert!(s.feed_reconnects >= 1, "{s:?}");
+}

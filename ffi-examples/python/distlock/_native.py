@@ -185,7 +185,7 @@ def failure(status: int, what: str) -> DistlockError:
     the library, so that the thread-local message belongs to that call."""
     detail = last_error()
     message = f"{what}: {detail}" if detail else f"{what}: {status_name(status)}"
-    return error_for(status, message)
+    return error_for(status, message, detail)
 
 
 def check(status: int, what: str) -> None:

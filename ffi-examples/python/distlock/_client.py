@@ -332,6 +332,30 @@ class Client:
                 lock._guard = guard
             return True
 
+    def _is_locked(self, key: bytes) -> bool:
+        """Whether the server says anyone holds the lock ``key``
+        (distlock_client_inspect, asked on this thread)."""
+        if not n.HAS_INSPECT:
+            raise NotImplementedError(
+                "Lock.locked() asks the server whether anyone holds the lock, through the C "
+                f"function distlock_client_inspect, which the loaded library ({n.LIBRARY_PATH}) "
+                "does not have: install a newer distlock. Lock.owned() says whether this "
+                "Lock object holds the lock."
+            )
+        handle = self._handle
+        if self._closed or handle is None:
+            raise InvalidArgument("the client is closed")
+        info = n.LockInfo()
+        info.struct_size = ctypes.sizeof(n.LockInfo)
+        try:
+            with handle.use() as cptr:
+                status = n.lib.distlock_client_inspect(cptr, key, None, 0, ctypes.byref(info))
+                if status != st.OK:
+                    raise n.failure(status, f"inspect {key!r}")
+        except HandleClosed:
+            raise InvalidArgument("the client is closed") from None
+        return bool(info.held)
+
     # -- lifetime ----------------------------------------------------------
 
     @property

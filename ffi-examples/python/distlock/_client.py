@@ -139,7 +139,9 @@ class Client:
     - ``sentinel=([addr, ...], master)``: the sentinels (``host:port``, or
       ``redis://[user:password@]host:port``) that watch the master called
       ``master``. ``url``, if given too, supplies the master's scheme,
-      credentials and db (its host and port are not used).
+      credentials and db (its host and port are not used). An empty or
+      ``None`` master name counts as not given: the library then refuses
+      the addresses for lacking it.
 
     More settings: ``replicas=(count, seconds)`` makes each lock write and
     renewal wait (Redis ``WAIT``) until ``count`` replicas confirm it, at

@@ -8,9 +8,10 @@
 
 Every call that talks to Redis runs on a worker thread, never on the event
 loop: waiting for a lock (on one of the client's *waiter* threads, at most
-``max_waiters`` at once; more acquires queue for a free one) and the short
-calls (release, extend, :meth:`Lock.locked`, on a few threads of their own,
-so that a release is never stuck behind waiting acquires). The loop keeps
+``max_waiters`` at once; more acquires queue for a free one, their timeout
+running meanwhile) and the short calls (release, extend,
+:meth:`Lock.locked`, single tries, on a few threads of their own, so that
+they are never stuck behind waiting acquires). The loop keeps
 running everything else meanwhile.
 
 Cancelling a task that awaits :meth:`Lock.acquire` (``task.cancel()``,
@@ -249,12 +250,15 @@ class _Attempt:
     def __init__(self, lock: _lock.Lock, blocking: Optional[bool], timeout: Optional[float]) -> None:
         self._lock = lock
         self._blocking = blocking
-        if timeout is None and (lock._blocking if blocking is None else blocking):
+        blocks = lock._blocking if blocking is None else blocking
+        if timeout is None and blocks:
             timeout = lock._timeout  # the Lock's default, counted from now
         self._timeout = timeout
+        #: Whether it may wait (else it tries once, a short call).
+        self.waits = bool(blocks) and timeout != 0
         # Timeouts count from the call, so time spent queued for a waiter
         # thread is part of them.
-        self._deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        self.deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
         self.cancel = CancelToken()
         self._mutex = threading.Lock()
         self._abandoned = False
@@ -262,8 +266,8 @@ class _Attempt:
 
     def run(self) -> bool:
         timeout = self._timeout
-        if self._deadline is not None:
-            timeout = max(0.0, self._deadline - time.monotonic())
+        if self.deadline is not None:
+            timeout = max(0.0, self.deadline - time.monotonic())
         try:
             won = self._lock.acquire(self._blocking, timeout, cancel=self.cancel)
         except DistlockError:
@@ -352,12 +356,21 @@ class Lock:
         if timeout is not None:
             _seconds(timeout, "timeout")  # a bad type fails here, not in a thread
         attempt = _Attempt(self.sync, blocking, timeout)
+        # A single try does not wait: it goes with the short calls, never
+        # queued behind waits.
+        pool = self._client._waiters if attempt.waits else self._client._calls
         try:
-            work = self._client._waiters.submit(attempt.run)
+            work = pool.submit(attempt.run)
         except RuntimeError:  # shut down by close()
             raise InvalidArgument("the client is closed") from None
         future = asyncio.wrap_future(work)
         try:
+            if attempt.waits and attempt.deadline is not None:
+                # Queued behind max_waiters other waits, it may not get a
+                # thread before its time is up: then it is not acquired.
+                await asyncio.wait({future}, timeout=max(0.0, attempt.deadline - time.monotonic()))
+                if work.cancel():
+                    return False
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             if work.cancel():

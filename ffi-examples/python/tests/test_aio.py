@@ -252,6 +252,48 @@ def test_a_win_the_cancelled_task_never_saw_is_released(
     run(main())
 
 
+def test_acquires_beyond_max_waiters_queue_and_can_be_cancelled_there(
+    redis_server: RedisServer, other_client: distlock.Client, key: str
+) -> None:
+    holder = other_client.lock(key)
+    assert holder.acquire(blocking=False)
+
+    async def main() -> None:
+        async with aio.Client(redis_server.url, max_waiters=1) as client:
+            first = client.lock(key)
+            waiting = asyncio.ensure_future(first.acquire(timeout=30))
+            await wait_started(first)
+            # The only waiter thread is taken: this one queues, and its
+            # timeout runs meanwhile.
+            start = time.monotonic()
+            assert await client.lock(key).acquire(timeout=0.2) is False
+            assert 0.2 <= time.monotonic() - start < 2
+            # A single try does not wait, so it does not queue either.
+            for single in (client.lock(key + ":a", blocking=False), client.lock(key + ":b", timeout=0)):
+                start = time.monotonic()
+                assert await single.acquire() is True
+                assert time.monotonic() - start < 1
+                await single.release()
+            queued = asyncio.ensure_future(client.lock(key).acquire(timeout=30))
+            await asyncio.sleep(0)  # let it queue
+            start = time.monotonic()
+            queued.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+            assert time.monotonic() - start < 0.1
+            # The first is still waiting, and gets the lock when it is free.
+            assert not waiting.done()
+            await asyncio.get_running_loop().run_in_executor(None, holder.release)
+            assert await waiting is True
+            await first.release()
+
+    try:
+        run(main())
+    finally:
+        if holder.owned():
+            holder.release()
+
+
 def test_the_loop_keeps_running_while_a_lock_is_waited_for(
     redis_server: RedisServer, other_client: distlock.Client, key: str
 ) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import math
 import queue
 import threading
 import time
@@ -258,7 +259,8 @@ class _Attempt:
         self.waits = bool(blocks) and timeout != 0
         # Timeouts count from the call, so time spent queued for a waiter
         # thread is part of them.
-        self.deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        forever = timeout is None or timeout < 0 or math.isinf(timeout)
+        self.deadline = None if forever else time.monotonic() + timeout
         self.cancel = CancelToken()
         self._mutex = threading.Lock()
         self._abandoned = False

@@ -103,7 +103,15 @@ def test_timeouts_raise_lock_timeout(redis_server: RedisServer, other_client: di
             lock = client.lock(key)
             assert await lock.acquire(timeout=0.1) is False
             assert await lock.acquire(blocking=False) is False
+            assert await lock.acquire(timeout=0) is False
             assert not lock.owned()
+            # Waiting forever, however it is said: cut short by wait_for.
+            for forever in (None, -1, float("inf")):
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(lock.acquire(timeout=forever), 0.2)
+            assert not lock.owned()
+            with pytest.raises(TypeError, match="timeout"):
+                await lock.acquire(timeout="1")
 
     try:
         run(main())

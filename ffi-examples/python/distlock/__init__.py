@@ -14,7 +14,9 @@ looked at. Without either, the system's library path is tried
 naming every place tried, when none works.
 
 No third-party packages are needed. Blocking calls release the GIL, so
-other Python threads run while one waits for a lock.
+other Python threads run while one waits for a lock. For asyncio, the
+same locks are awaitable in :mod:`distlock.aio` (``from distlock import
+aio``).
 """
 
 from __future__ import annotations

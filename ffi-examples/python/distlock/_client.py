@@ -122,12 +122,16 @@ class Client:
     sentinel deployment), and the locks taken through it.
 
     ``url`` is ``redis://[user:password@]host:port/db`` (or ``rediss://``
-    for TLS). Durations are in seconds (floats); ``None`` keeps the
-    library's default: ``prefix`` "distlock", ``ttl`` 30 s (the lease of
-    each lock, renewed automatically while held), ``pool_size`` 16,
-    ``connect_timeout`` 3 s, ``command_timeout`` 2 s.
+    for TLS); with no server given at all, the library's default
+    ``redis://127.0.0.1:6379/0`` is used. Durations are in seconds
+    (floats); ``None`` keeps the library's default: ``prefix``
+    "distlock", ``ttl`` 30 s (the lease of each lock, renewed
+    automatically while held), ``pool_size`` 16, ``connect_timeout`` 3 s,
+    ``command_timeout`` 2 s.
 
-    Instead of ``url``, give the servers in one of these ways:
+    Instead of ``url``, give the servers in one of these ways (at most one
+    of the three; ``url`` goes only with ``sentinel=``, otherwise
+    :class:`InvalidArgument` is raised before the library is called):
 
     - ``nodes=[url, url, url]``: Redlock over 3 or more independent nodes;
       a lock is owned only while a majority of them grant it.
@@ -135,7 +139,9 @@ class Client:
     - ``sentinel=([addr, ...], master)``: the sentinels (``host:port``, or
       ``redis://[user:password@]host:port``) that watch the master called
       ``master``. ``url``, if given too, supplies the master's scheme,
-      credentials and db.
+      credentials and db (its host and port are not used). An empty or
+      ``None`` master name counts as not given: the library then refuses
+      the addresses for lacking it.
 
     More settings: ``replicas=(count, seconds)`` makes each lock write and
     renewal wait (Redis ``WAIT``) until ``count`` replicas confirm it, at
@@ -145,9 +151,11 @@ class Client:
     ``handoff_limit`` (16, at most 63) and ``handoff_budget`` (0.02 s)
     bound such local hand-offs; ``max_retry_interval`` (0.5 s) bounds how
     long a waiter goes without looking at the lock; ``max_hold`` caps how
-    long a lock stays renewed (default: no cap). Bad combinations (two
-    deployments, fewer than 3 nodes, half a sentinel setting) raise
-    :class:`InvalidArgument` before anything connects.
+    long a lock stays renewed (default: no cap). A choice of servers the
+    library refuses (fewer than 3 nodes, a sentinel without a master name,
+    a scheme such as ``etcd://`` reserved for a backend still to come)
+    raises :class:`InvalidArgument` before anything connects; its
+    ``detail`` is the library's message, the same in every language.
 
     Thread-safe: share one client between threads, and create one
     :class:`Lock` per holder with :meth:`lock`. Close it with
@@ -171,7 +179,7 @@ class Client:
         command_timeout: Optional[float] = None,
         nodes: Optional[Sequence[str]] = None,
         cluster: Optional[Sequence[str]] = None,
-        sentinel: Optional[Tuple[Sequence[str], str]] = None,
+        sentinel: Optional[Tuple[Sequence[str], Optional[str]]] = None,
         replicas: Optional[Tuple[int, float]] = None,
         fast_path: Optional[bool] = None,
         handoff_limit: Optional[int] = None,
@@ -250,7 +258,7 @@ class Client:
             if status == st.OK:
                 return guard
             if status != st.NOT_ACQUIRED:
-                raise error_for(status, f"acquire {key!r}: {message}")
+                raise error_for(status, f"acquire {key!r}: {message}", message)
             if timeout_ms == 0:
                 return None
             if timeout_ms > 0:
@@ -283,7 +291,7 @@ class Client:
             return guard
         if status in (st.TIMEOUT, st.NOT_ACQUIRED):
             return None
-        raise error_for(status, f"acquire {key!r}: {message}")
+        raise error_for(status, f"acquire {key!r}: {message}", message)
 
     @staticmethod
     def _wait_in_helper(
@@ -325,6 +333,30 @@ class Client:
             with lock._mutex:
                 lock._guard = guard
             return True
+
+    def _is_locked(self, key: bytes) -> bool:
+        """Whether the server says anyone holds the lock ``key``
+        (distlock_client_inspect, asked on this thread)."""
+        if not n.HAS_INSPECT:
+            raise NotImplementedError(
+                "Lock.locked() asks the server whether anyone holds the lock, through the C "
+                f"function distlock_client_inspect, which the loaded library ({n.LIBRARY_PATH}) "
+                "does not have: install a newer distlock. Lock.owned() says whether this "
+                "Lock object holds the lock."
+            )
+        handle = self._handle
+        if self._closed or handle is None:
+            raise InvalidArgument("the client is closed")
+        info = n.LockInfo()
+        info.struct_size = ctypes.sizeof(n.LockInfo)
+        try:
+            with handle.use() as cptr:
+                status = n.lib.distlock_client_inspect(cptr, key, None, 0, ctypes.byref(info))
+                if status != st.OK:
+                    raise n.failure(status, f"inspect {key!r}")
+        except HandleClosed:
+            raise InvalidArgument("the client is closed") from None
+        return bool(info.held)
 
     # -- lifetime ----------------------------------------------------------
 

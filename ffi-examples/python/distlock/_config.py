@@ -1,6 +1,5 @@
 """Settings to the C API: the keywords of Client and check() become the
-calls that fill a distlock_config (or, for a plain URL, a struct
-distlock_options), made and freed on one thread."""
+calls that fill a distlock_config, made and freed on one thread."""
 
 from __future__ import annotations
 
@@ -65,6 +64,72 @@ def check(url: Optional[str] = None, **settings: Any) -> None:
     _with_config(calls, f"invalid settings for {shown}", n.lib.distlock_config_check)
 
 
+
+#: The server the library uses when none is given.
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def _check_server_keywords(
+    url: Optional[str],
+    nodes: Optional[Sequence[str]],
+    cluster: Optional[Sequence[str]],
+    sentinel: Optional[Tuple[Sequence[str], Optional[str]]],
+) -> None:
+    """Python's one rule about the server keywords, which (unlike the C
+    setters) are not calls in an order: at most one of ``nodes=``,
+    ``cluster=`` and ``sentinel=``, and ``url`` alone or with ``sentinel=``
+    (it then gives the master's scheme, credentials and db). Everything else
+    about the servers is the library's to check."""
+    given = [name for name, value in (("nodes", nodes), ("cluster", cluster), ("sentinel", sentinel)) if value is not None]
+    if len(given) > 1:
+        raise InvalidArgument(
+            f"give at most one of nodes=, cluster= and sentinel= (got {'= and '.join(given)}=)"
+        )
+    if url is not None and given and given[0] != "sentinel":
+        raise InvalidArgument(
+            f"url cannot be combined with {given[0]}=: give url alone (one server), or with "
+            "sentinel= (then it gives the master's credentials and db)"
+        )
+
+
+def _server_calls(
+    url: Optional[str],
+    nodes: Optional[Sequence[str]],
+    cluster: Optional[Sequence[str]],
+    sentinel: Optional[Tuple[Sequence[str], Optional[str]]],
+) -> Tuple[List[_ConfigCall], str]:
+    """The distlock_config calls that choose the servers, in the order the
+    C API reads as the Rust builder's ``url`` then ``nodes`` / ``cluster`` /
+    ``sentinel``; and how to name the servers in messages."""
+    _check_server_keywords(url, nodes, cluster, sentinel)
+    lib = n.lib
+    calls: List[_ConfigCall] = []
+    if url is not None:
+        calls.append((lib.distlock_config_set_url, (_text(url, "url"),), "url"))
+    if nodes is not None:
+        raw = _texts(nodes, "nodes")
+        calls += [(lib.distlock_config_add_node, (u,), f"node {i + 1}") for i, u in enumerate(raw)]
+        return calls, f"redlock over {len(raw)} nodes"
+    if cluster is not None:
+        raw = _texts(cluster, "cluster")
+        calls += [(lib.distlock_config_add_cluster_url, (u,), f"cluster seed {i + 1}") for i, u in enumerate(raw)]
+        return calls, f"cluster with {len(raw)} seeds"
+    if sentinel is not None:
+        if isinstance(sentinel, (str, bytes)) or not isinstance(sentinel, Sequence) or len(sentinel) != 2:
+            raise TypeError("sentinel must be a pair (list of sentinel addresses, master name)")
+        addrs, master = sentinel
+        raw = _texts(addrs, "sentinel addresses")
+        master_b = b"" if master is None else _text(master, "sentinel master name")
+        # An empty name is "not given", as with the Rust builder: the
+        # library then refuses the addresses for lacking it. With no
+        # address either, the name setter says what is wrong.
+        if master_b or not raw:
+            calls.append((lib.distlock_config_set_sentinel, (master_b,), "sentinel master name"))
+        calls += [(lib.distlock_config_add_sentinel, (a,), f"sentinel {i + 1}") for i, a in enumerate(raw)]
+        return calls, f"sentinel master {master!r} via {len(raw)} sentinels"
+    return calls, _redact(url) if url is not None else f"{DEFAULT_URL} (the default)"
+
+
 def _config_calls(
     url: Optional[str],
     *,
@@ -75,7 +140,7 @@ def _config_calls(
     command_timeout: Optional[float] = None,
     nodes: Optional[Sequence[str]] = None,
     cluster: Optional[Sequence[str]] = None,
-    sentinel: Optional[Tuple[Sequence[str], str]] = None,
+    sentinel: Optional[Tuple[Sequence[str], Optional[str]]] = None,
     replicas: Optional[Tuple[int, float]] = None,
     fast_path: Optional[bool] = None,
     handoff_limit: Optional[int] = None,
@@ -87,28 +152,7 @@ def _config_calls(
     sign here, for range by the C side), and how to name the servers in
     messages."""
     lib = n.lib
-    calls: List[_ConfigCall] = []
-    shown: List[str] = []
-    if url is not None:
-        calls.append((lib.distlock_config_set_url, (_text(url, "url"),), "url"))
-        shown.append(_redact(url))
-    if nodes is not None:
-        raw = _texts(nodes, "nodes")
-        calls += [(lib.distlock_config_add_node, (u,), f"node {i + 1}") for i, u in enumerate(raw)]
-        shown.append(f"redlock over {len(raw)} nodes")
-    if cluster is not None:
-        raw = _texts(cluster, "cluster")
-        calls += [(lib.distlock_config_add_cluster_url, (u,), f"cluster seed {i + 1}") for i, u in enumerate(raw)]
-        shown.append(f"cluster with {len(raw)} seeds")
-    if sentinel is not None:
-        if isinstance(sentinel, (str, bytes)) or not isinstance(sentinel, Sequence) or len(sentinel) != 2:
-            raise TypeError("sentinel must be a pair (list of sentinel addresses, master name)")
-        addrs, master = sentinel
-        master_b = _text(master, "sentinel master name")
-        raw = _texts(addrs, "sentinel addresses")
-        calls.append((lib.distlock_config_set_sentinel, (master_b,), "sentinel master name"))
-        calls += [(lib.distlock_config_add_sentinel, (a,), f"sentinel {i + 1}") for i, a in enumerate(raw)]
-        shown.append(f"sentinel master {master!r} via {len(raw)} sentinels")
+    calls, shown = _server_calls(url, nodes, cluster, sentinel)
     if prefix is not None:
         calls.append((lib.distlock_config_set_prefix, (_text(prefix, "prefix"),), "prefix"))
     if ttl is not None:
@@ -140,69 +184,17 @@ def _config_calls(
     if handoff_budget is not None:
         budget = _nonnegative_ms(handoff_budget, "handoff_budget")
         calls.append((lib.distlock_config_set_handoff_budget_ms, (budget,), "handoff_budget"))
-    return calls, ", ".join(shown) or "no server"
+    return calls, shown
 
 
 # The keywords of Client (and check) that _config_calls takes.
 _SETTINGS = frozenset(inspect.signature(_config_calls).parameters) - {"url"}
 
 
-# The keywords that only a distlock_config can carry, not struct
-# distlock_options.
-_CONFIG_ONLY = _SETTINGS - {"prefix", "ttl", "pool_size", "connect_timeout", "command_timeout"}
-
-
 def open_client(url: Optional[str], **settings: Any) -> Tuple[int, str]:
     """Opens a native client for the keywords of :class:`Client`; returns
-    its pointer and how to name its servers in messages (the URL with any
-    password hidden). A plain URL goes through distlock_client_open and a
-    struct distlock_options; anything more through a distlock_config."""
-    if url is None or any(settings.get(k) is not None for k in _CONFIG_ONLY):
-        calls, shown = _config_calls(url, **settings)
-        return _open_with_config(calls, f"cannot open a client for {shown}"), shown
-    if not isinstance(url, str):
-        raise TypeError(f"url must be str, not {type(url).__name__}")
-    shown = _redact(url)
-    opts = _options(**settings)
-    if "\0" in url:
-        raise InvalidArgument("url must not contain NUL characters")
-    out = ctypes.c_void_p()
-    status = n.lib.distlock_client_open(url.encode("utf-8"), ctypes.byref(opts), ctypes.byref(out))
-    if status != st.OK:
-        raise n.failure(status, f"cannot open a client for {shown}")
-    return out.value, shown
-
-
-def _options(
-    *,
-    prefix: Optional[str] = None,
-    ttl: Optional[float] = None,
-    pool_size: Optional[int] = None,
-    connect_timeout: Optional[float] = None,
-    command_timeout: Optional[float] = None,
-    **unset: None,
-) -> n.Options:
-    """The struct distlock_options for the settings it can carry (``unset``
-    holds the others, all None here). The bytes of ``prefix`` stay alive
-    as long as the struct does: ctypes keeps them in its ``_objects``."""
-    ttl_ms = 0 if ttl is None else _positive_ms(ttl, "ttl")
-    opts = n.Options()
-    if prefix is not None:
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be str, not {type(prefix).__name__}")
-        prefix_b = prefix.encode("utf-8")
-        if b"\0" in prefix_b:
-            raise InvalidArgument("prefix must not contain NUL characters")
-        opts.prefix = prefix_b
-    opts.ttl_ms = ttl_ms
-    if pool_size is not None:
-        if isinstance(pool_size, bool) or not isinstance(pool_size, int):
-            raise TypeError("pool_size must be an int")
-        if not 0 < pool_size <= 0xFFFFFFFF:
-            raise InvalidArgument(f"pool_size must be at least 1, got {pool_size}")
-        opts.pool_size = pool_size
-    if connect_timeout is not None:
-        opts.connect_timeout_ms = _positive_ms(connect_timeout, "connect_timeout")
-    if command_timeout is not None:
-        opts.command_timeout_ms = _positive_ms(command_timeout, "command_timeout")
-    return opts
+    its pointer and how to name its servers in messages (any password
+    hidden). Always through a distlock_config, made by the same calls as
+    :func:`check` makes, so both refuse a setting with the same words."""
+    calls, shown = _config_calls(url, **settings)
+    return _open_with_config(calls, f"cannot open a client for {shown}"), shown

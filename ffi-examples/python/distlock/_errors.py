@@ -22,15 +22,19 @@ class DistlockError(Exception):
     """Base class of every distlock error.
 
     ``status`` is the C API's status code (``distlock_status``) that caused
-    it; the message includes the library's own explanation when it gave one.
+    it; the message includes the library's own explanation when it gave one,
+    and ``detail`` is that explanation alone, word for word as the C API's
+    ``distlock_last_error`` (and so Go, and Rust's ``Error`` display) gives
+    it; ``None`` for errors raised by the Python side itself.
     """
 
     #: The status used when none is given to the constructor.
     default_status: int = st.INTERNAL
 
-    def __init__(self, message: str, status: Optional[int] = None) -> None:
+    def __init__(self, message: str, status: Optional[int] = None, detail: Optional[str] = None) -> None:
         super().__init__(message)
         self.status: int = self.default_status if status is None else status
+        self.detail: Optional[str] = detail
 
 
 class LockTimeout(DistlockError):
@@ -95,6 +99,7 @@ _BY_STATUS: Dict[int, Type[DistlockError]] = {
 }
 
 
-def error_for(status: int, message: str) -> DistlockError:
-    """The exception instance for a failure ``status``."""
-    return _BY_STATUS.get(status, DistlockError)(message, status)
+def error_for(status: int, message: str, detail: Optional[str] = None) -> DistlockError:
+    """The exception instance for a failure ``status``; ``detail`` is the
+    library's own message, if it gave one."""
+    return _BY_STATUS.get(status, DistlockError)(message, status, detail)

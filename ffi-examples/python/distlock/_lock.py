@@ -33,7 +33,7 @@ class Lock:
     holds the lock, or while another thread is acquiring through it,
     raises :class:`InvalidArgument` instead of deadlocking.
 
-    While held, the lease is renewed in the background; :attr:`held`
+    While held, the lease is renewed in the background; :meth:`owned`
     turns False and :meth:`wait_lost` returns True if it is lost anyway
     (for instance when Redis is unreachable for longer than the TTL).
     """
@@ -241,9 +241,13 @@ class Lock:
 
     # -- state ------------------------------------------------------------
 
-    def locked(self) -> bool:
+    def owned(self) -> bool:
         """Whether this Lock object holds the lock right now (acquired, not
-        released, and its lease not lost)."""
+        released, and its lease not lost). Answered locally: no round trip.
+
+        (This used to be :meth:`locked`'s meaning; :meth:`locked` now asks
+        the server whether anyone holds the lock.)
+        """
         guard = self._guard
         if guard is None:
             return False
@@ -257,10 +261,24 @@ class Lock:
             return False
         return bool(held.value)
 
+    def locked(self) -> bool:
+        """Whether anyone (this object, another Lock, another process) holds
+        the lock right now, as the server says; like redis-py's
+        ``Lock.locked()``. One round trip, nothing written; the answer may
+        be stale as soon as it arrives, so use it for display and tools,
+        and :meth:`acquire` to take the lock. :meth:`owned` says whether
+        this Lock object holds it.
+
+        Raises :class:`NotImplementedError` if the loaded native library is
+        older than ``distlock_client_inspect``; :class:`ConnectionFailed`
+        and the like when the server cannot answer.
+        """
+        return self._client._is_locked(self._key)
+
     @property
     def held(self) -> bool:
-        """Same as :meth:`locked`."""
-        return self.locked()
+        """Same as :meth:`owned`."""
+        return self.owned()
 
     @property
     def fence(self) -> Optional[int]:

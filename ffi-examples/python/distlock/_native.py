@@ -34,6 +34,21 @@ class Options(ctypes.Structure):
     ]
 
 
+class LockInfo(ctypes.Structure):
+    """struct distlock_lock_info, filled by distlock_client_inspect (set
+    ``struct_size`` to its size before the call)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("held", ctypes.c_bool),
+        ("has_remaining", ctypes.c_bool),
+        ("has_fence", ctypes.c_bool),
+        ("token_len", ctypes.c_size_t),
+        ("remaining_ms", ctypes.c_uint64),
+        ("fence", ctypes.c_uint64),
+    ]
+
+
 #: The library's base name inside the package: setuptools-rust names it
 #: like an extension module, libdistlock.abi3.so for the wheel.
 _PACKAGED_NAME = "libdistlock"
@@ -161,6 +176,23 @@ _declare("distlock_client_open_config", _i32, [_p, _out_p])
 _declare("distlock_config_check", _i32, [_p])
 
 
+def _declare_optional(name: str, restype, argtypes) -> bool:
+    """Declares a function newer libraries have; False if this one lacks it."""
+    if not hasattr(lib, name):
+        return False
+    _declare(name, restype, argtypes)
+    return True
+
+
+#: Whether the library can look at a lock on the server
+#: (distlock_client_inspect, newer than the rest).
+HAS_INSPECT: bool = _declare_optional(
+    "distlock_client_inspect",
+    _i32,
+    [_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(LockInfo)],
+)
+
+
 def version() -> str:
     """The native library's version string."""
     raw = lib.distlock_version()
@@ -185,7 +217,7 @@ def failure(status: int, what: str) -> DistlockError:
     the library, so that the thread-local message belongs to that call."""
     detail = last_error()
     message = f"{what}: {detail}" if detail else f"{what}: {status_name(status)}"
-    return error_for(status, message)
+    return error_for(status, message, detail)
 
 
 def check(status: int, what: str) -> None:

@@ -4,7 +4,7 @@ sentinel, replica acknowledgement and the fast-path settings."""
 from __future__ import annotations
 
 import time
-from typing import Iterator, List
+from typing import Iterator, List, Tuple, Union
 
 import pytest
 
@@ -17,18 +17,104 @@ DEAD = "redis://127.0.0.1:1/0"  # nothing listens on port 1 (it needs privileges
 THREE_DEAD = ["redis://127.0.0.1:1/0", "redis://127.0.0.1:1/1", "redis://127.0.0.1:1/2"]
 
 
+# The library's words for refused choices of servers (src/servers.rs and
+# src/ffi/config.rs): the contract every language shares, so held here to
+# the letter.
+ONE_NODE = "invalid argument: Redlock needs at least 3 independent nodes (5 is usual); 1 given"
+TWO_NODES = "invalid argument: Redlock needs at least 3 independent nodes (5 is usual); 2 given"
+_ETCD = (
+    "the etcd:// scheme is reserved for the etcd backend, which this version of distlock does "
+    "not have yet; use redis:// or rediss://"
+)
+# distlock_config_set_url names the URL "url"; C API work under way names
+# it "the server URL", as the Rust builder's check does. Either, exactly.
+ETCD = (f"invalid argument: url: {_ETCD}", f"invalid argument: the server URL: {_ETCD}")
+NO_MASTER = "invalid argument: sentinel addresses were given without a master name"
+
+
+def c_refusal(calls: List[Tuple[str, bytes]]) -> str:
+    """What the C API itself says of a distlock_config filled by ``calls``
+    (setter name, argument): the message of the first setter that fails, or
+    else of distlock_config_check. Called straight through ctypes, as a C
+    program would."""
+    lib = distlock._native.lib
+    cfg = lib.distlock_config_new()
+    assert cfg
+    try:
+        for name, arg in calls:
+            if getattr(lib, name)(cfg, arg) != 0:
+                return distlock._native.last_error()
+        assert lib.distlock_config_check(cfg) == 5
+        return distlock._native.last_error()
+    finally:
+        lib.distlock_config_free(cfg)
+
+
+@pytest.mark.parametrize(
+    "kwargs, calls, expected",
+    [
+        # One node used to mean one server: now it is a Redlock too small.
+        ({"nodes": [DEAD]}, [("distlock_config_add_node", DEAD.encode())], ONE_NODE),
+        ({"nodes": THREE_DEAD[:2]}, [("distlock_config_add_node", u.encode()) for u in THREE_DEAD[:2]], TWO_NODES),
+        ({"url": "etcd://127.0.0.1:2379"}, [("distlock_config_set_url", b"etcd://127.0.0.1:2379")], ETCD),
+        ({"sentinel": (["127.0.0.1:1"], None)}, [("distlock_config_add_sentinel", b"127.0.0.1:1")], NO_MASTER),
+        (
+            {"url": DEAD, "sentinel": (["127.0.0.1:1", "127.0.0.1:2"], "")},
+            [
+                ("distlock_config_set_url", DEAD.encode()),
+                ("distlock_config_add_sentinel", b"127.0.0.1:1"),
+                ("distlock_config_add_sentinel", b"127.0.0.1:2"),
+            ],
+            NO_MASTER,
+        ),
+    ],
+)
+def test_refused_server_choices_carry_the_librarys_exact_words(
+    kwargs: dict, calls: List[Tuple[str, bytes]], expected: Union[str, Tuple[str, ...]]
+) -> None:
+    said = c_refusal(calls)
+    assert said in ((expected,) if isinstance(expected, str) else expected), said
+    expected = said
+    start = time.monotonic()
+    with pytest.raises(distlock.InvalidArgument) as opened:
+        distlock.Client(**kwargs)
+    assert time.monotonic() - start < 2  # refused before connecting
+    with pytest.raises(distlock.InvalidArgument) as checked:
+        distlock.check(**kwargs)
+    for info in (opened, checked):
+        assert info.value.status == 5  # DISTLOCK_INVALID_ARGUMENT
+        assert info.value.detail == expected
+        assert str(info.value).endswith(": " + expected)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({}, "no server given"),
-        ({"nodes": THREE_DEAD[:2]}, "at least 3"),
-        ({"nodes": THREE_DEAD, "sentinel": (["127.0.0.1:1"], "mymaster")}, "choose one deployment"),
-        ({"nodes": THREE_DEAD, "cluster": [DEAD]}, "choose one deployment"),
-        ({"cluster": [DEAD], "sentinel": (["127.0.0.1:1"], "mymaster")}, "choose one deployment"),
-        ({"url": DEAD, "nodes": THREE_DEAD}, "distlock_config_set_url"),
-        ({"sentinel": ([], "mymaster")}, "without sentinel addresses"),
-        ({"sentinel": (["127.0.0.1:1"], "")}, "master_name is empty"),
+        ({"nodes": THREE_DEAD, "sentinel": (["127.0.0.1:1"], "mymaster")}, r"at most one of .*nodes= and sentinel="),
+        ({"nodes": THREE_DEAD, "cluster": [DEAD]}, r"at most one of .*nodes= and cluster="),
+        ({"cluster": [DEAD], "sentinel": (["127.0.0.1:1"], "m")}, r"at most one of .*cluster= and sentinel="),
+        ({"url": DEAD, "nodes": THREE_DEAD}, r"url cannot be combined with nodes=.*sentinel="),
+        # Checked before the library sees the URL: its scheme is not what
+        # is reported.
+        ({"url": "etcd://127.0.0.1:2379", "cluster": [DEAD]}, r"url cannot be combined with cluster="),
+    ],
+)
+def test_pythons_one_rule_about_server_keywords(kwargs: dict, message: str) -> None:
+    for call in (distlock.Client, distlock.check):
+        with pytest.raises(distlock.InvalidArgument, match=message) as info:
+            call(**kwargs)
+        assert isinstance(info.value, ValueError)
+        assert info.value.detail is None  # raised by Python, not the library
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"sentinel": ([], "mymaster")}, "sentinel mode needs at least one sentinel address"),
+        ({"sentinel": ([], "")}, "master_name is empty"),
         ({"nodes": [DEAD, "http://127.0.0.1:1/", DEAD]}, "node 2"),
+        ({"nodes": [DEAD, DEAD, "zk://127.0.0.1:2181"]}, "zk:// scheme is reserved for the ZooKeeper backend"),
+        ({"cluster": [DEAD, "memcache://127.0.0.1:1"]}, "reserved for the memcached backend"),
         ({"cluster": [DEAD, "redis://127.0.0.1:1/1"]}, "different database"),
         ({"nodes": [DEAD, "redis://127.0.0.1:1/\0", DEAD]}, "NUL"),
         ({"url": DEAD, "replicas": (1, 0)}, "replica"),
@@ -38,6 +124,7 @@ THREE_DEAD = ["redis://127.0.0.1:1/0", "redis://127.0.0.1:1/1", "redis://127.0.0
         ({"url": DEAD, "max_hold": -1}, "max_hold"),
         ({"url": DEAD, "handoff_budget": -0.5}, "handoff_budget"),
         ({"url": DEAD, "fast_path": False, "prefix": "a{b}"}, "prefix"),
+        ({"url": DEAD, "prefix": "a{b}"}, "prefix"),
     ],
 )
 def test_bad_settings_are_refused_before_connecting(kwargs: dict, message: str) -> None:
@@ -50,8 +137,15 @@ def test_bad_settings_are_refused_before_connecting(kwargs: dict, message: str) 
     with pytest.raises(distlock.InvalidArgument, match=message) as checked:
         distlock.check(**kwargs)
     assert checked.value.status == 5
+    assert checked.value.detail == info.value.detail
     opened = str(info.value).removeprefix("cannot open a client for ")
     assert str(checked.value).removeprefix("invalid settings for ") == opened
+
+
+def test_no_server_means_the_librarys_default() -> None:
+    # Nothing to refuse: the library uses redis://127.0.0.1:6379/0.
+    assert distlock.check() is None
+    assert distlock.check(prefix="app", ttl=5) is None
 
 
 @pytest.mark.parametrize(

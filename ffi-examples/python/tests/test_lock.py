@@ -17,7 +17,7 @@ from support import redis_key
 
 def test_context_manager_holds_the_key_during_and_removes_it_after(client, resp, key):
     with client.lock(key, ttl=5) as lock:
-        assert lock.held and lock.locked()
+        assert lock.held and lock.owned()
         assert len(lock.token) == 36
         assert resp.command("GET", redis_key(key)) == lock.token.encode()
         pttl = resp.command("PTTL", redis_key(key))
@@ -251,3 +251,54 @@ def test_locks_still_held_at_interpreter_exit_are_released(redis_server, resp, k
     assert len(done.stdout.strip()) == 36  # it did hold the lock
     # Released at exit, not left to its 60 s lease.
     assert resp.command("EXISTS", redis_key(key)) == 0
+
+
+def test_owned_says_whether_this_lock_object_holds_it(client, other_client, key):
+    mine = client.lock(key)
+    theirs = other_client.lock(key)
+    assert not mine.owned()
+    assert mine.acquire(blocking=False)
+    assert mine.owned() and mine.held
+    # Held, but not through this object.
+    assert not theirs.owned()
+    mine.release()
+    assert not mine.owned() and not mine.held
+
+
+needs_inspect = pytest.mark.skipif(
+    not distlock._native.HAS_INSPECT,
+    reason="the loaded libdistlock has no distlock_client_inspect yet",
+)
+
+
+@needs_inspect
+def test_locked_asks_the_server_whether_anyone_holds_it(client, other_client, resp, key):
+    mine = client.lock(key)
+    theirs = other_client.lock(key)
+    assert not mine.locked() and not theirs.locked()
+    assert mine.acquire(blocking=False)
+    # Every Lock on the name sees it held, through either client.
+    assert mine.locked() and theirs.locked() and client.lock(key).locked()
+    assert not theirs.owned()
+    mine.release()
+    assert not mine.locked() and not theirs.locked()
+    # Held by something that is not distlock at all: still held.
+    resp.command("SET", redis_key(key), "someone-else", "PX", 5000)
+    assert theirs.locked() and not theirs.owned()
+    resp.command("DEL", redis_key(key))
+    assert not theirs.locked()
+
+
+@needs_inspect
+def test_locked_on_a_closed_client_is_refused(redis_server, key):
+    c = distlock.Client(redis_server.url)
+    lock = c.lock(key)
+    c.close()
+    with pytest.raises(distlock.InvalidArgument, match="closed"):
+        lock.locked()
+
+
+@pytest.mark.skipif(distlock._native.HAS_INSPECT, reason="the loaded libdistlock has distlock_client_inspect")
+def test_locked_without_inspect_says_what_is_missing(client, key):
+    with pytest.raises(NotImplementedError, match="distlock_client_inspect.*owned"):
+        client.lock(key).locked()

@@ -214,6 +214,41 @@ impl Client {
         self.inner.store.release(name, token)
     }
 
+    /// The locks held now under this client's prefix whose names match the
+    /// glob `pattern` (`*` for all; `?`, `[abc]` and `\\` escapes as in
+    /// Redis `SCAN MATCH`), at most `limit` of them. Found with `SCAN`, a
+    /// bounded number of keys per step, so it is safe on a busy server;
+    /// it is a snapshot that may miss locks taken or include locks freed
+    /// while it runs. For operators and tools.
+    ///
+    /// Fails with [`Error::InvalidArgument`] for an empty pattern or a
+    /// zero limit, and on Redis Cluster (its keys are spread over nodes);
+    /// with Redlock the list comes from the first node that answers.
+    pub fn held(&self, pattern: &str, limit: usize) -> Result<HeldLocks> {
+        if pattern.is_empty() || pattern.len() > crate::MAX_KEY_LEN {
+            return Err(Error::invalid(format!(
+                "the pattern must be 1 to {} bytes, got {}",
+                crate::MAX_KEY_LEN,
+                pattern.len()
+            )));
+        }
+        if limit == 0 {
+            return Err(Error::invalid("the limit must be at least 1"));
+        }
+        let prefix = &self.inner.prefix;
+        let glob = format!("{}:{pattern}", glob_escaped(prefix));
+        let (infos, truncated) = self.inner.store.held(&glob, limit)?;
+        let strip = prefix.len() + 1;
+        let locks = infos
+            .into_iter()
+            .map(|info| HeldLock {
+                name: info.key.get(strip..).unwrap_or_default().to_string(),
+                info,
+            })
+            .collect();
+        Ok(HeldLocks { locks, truncated })
+    }
+
     /// What this client's locks have done since it was built: acquisitions
     /// (and how many had to wait, timed out or were cancelled), losses,
     /// renewals and their failures, local hand-offs, release-feed
@@ -238,6 +273,36 @@ impl fmt::Debug for Client {
             .field("ttl", &self.inner.settings.ttl)
             .finish_non_exhaustive()
     }
+}
+
+/// What [`Client::held`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldLocks {
+    /// The held locks, in no particular order.
+    pub locks: Vec<HeldLock>,
+    /// True when the listing stopped at its limit: there may be more.
+    pub truncated: bool,
+}
+
+/// One held lock in a [`HeldLocks`] listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldLock {
+    /// The lock's name, as given to [`Client::lock`].
+    pub name: String,
+    /// Its key, holder token, remaining lease and last fence.
+    pub info: LockInfo,
+}
+
+/// `s` with the characters a Redis glob treats specially escaped.
+fn glob_escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 /// Connections in a client's pool.

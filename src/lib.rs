@@ -80,7 +80,7 @@ mod tls;
 mod wait;
 
 pub use builder::{Builder, DEFAULT_PREFIX, DEFAULT_TTL};
-pub use client::{Client, PoolState};
+pub use client::{Client, HeldLock, HeldLocks, PoolState};
 pub use error::{Error, Result};
 pub use guard::Guard;
 pub use limits::{MAX_KEY_LEN, MAX_PREFIX_LEN, MAX_TTL, MIN_TTL};

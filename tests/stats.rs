@@ -144,3 +144,43 @@ fn an_unreachable_server_counts_renewal_failures_and_feed_reconnects() {
     let s = stats_until(&c, ms(5000), |s| s.feed_reconnects >= 1);
     assert!(s.feed_reconnects >= 1, "{s:?}");
 }
+
+#[test]
+fn held_lists_the_locks_held_under_the_prefix_and_stops_at_its_limit() {
+    let server = RedisServer::start();
+    let c = Client::builder()
+        .url(&server.url())
+        .prefix("ops*1")
+        .build()
+        .unwrap();
+    let other_prefix = Client::builder()
+        .url(&server.url())
+        .prefix("ops")
+        .build()
+        .unwrap();
+    let guards: Vec<_> = ["jobs:a", "jobs:b", "user:{42}:cart", "x"]
+        .iter()
+        .map(|n| c.lock(*n).acquire().unwrap())
+        .collect();
+    let _elsewhere = other_prefix.lock("jobs:z").acquire().unwrap();
+    drop(c.lock("jobs:released").acquire().unwrap());
+
+    let all = c.held("*", 100).unwrap();
+    let mut names: Vec<&str> = all.locks.iter().map(|l| l.name.as_str()).collect();
+    names.sort_unstable();
+    // The prefix's '*' is matched literally: "ops" locks are not ours.
+    assert_eq!(names, ["jobs:a", "jobs:b", "user:{42}:cart", "x"]);
+    assert!(!all.truncated);
+    for lock in &all.locks {
+        let g = guards.iter().find(|g| g.name() == lock.name).unwrap();
+        assert_eq!(lock.info.token.as_deref(), Some(g.token()));
+        assert!(lock.info.remaining.is_some_and(|r| r > Duration::ZERO));
+        assert!(lock.info.fence.is_some_and(|f| f >= g.fence()));
+    }
+    let jobs = c.held("jobs:*", 100).unwrap();
+    assert_eq!(jobs.locks.len(), 2);
+    let one = c.held("*", 1).unwrap();
+    assert_eq!((one.locks.len(), one.truncated), (1, true));
+    assert!(matches!(c.held("", 1), Err(Error::InvalidArgument(_))));
+    assert!(matches!(c.held("*", 0), Err(Error::InvalidArgument(_))));
+}

@@ -100,6 +100,52 @@ fn json_string(s: &str) -> String {
     out
 }
 
+/// `distlock list [PATTERN] [--limit N] [--json]`: prints the locks held
+/// now whose names match `pattern`, one per line. 0 if any is held, 1 if
+/// none.
+pub fn list(server: &ServerArgs, pattern: &str, limit: usize, json: bool) -> u8 {
+    let client = match connect(server, distlock::DEFAULT_TTL) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let held = match client.held(pattern, limit) {
+        Ok(held) => held,
+        Err(e) => {
+            say!("{e}");
+            return exit_for(&e);
+        }
+    };
+    for lock in &held.locks {
+        if json {
+            println!("{}", status_json(&lock.name, &lock.info));
+        } else {
+            let remaining = lock
+                .info
+                .remaining
+                .map_or_else(|| "-".to_string(), |r| format!("{:.3}s", r.as_secs_f64()));
+            let fence = lock
+                .info
+                .fence
+                .map_or_else(|| "-".to_string(), |f| f.to_string());
+            println!(
+                "{}\t{}\tremaining {remaining}\tfence {fence}",
+                lock.name,
+                lock.info.token.as_deref().unwrap_or("-"),
+            );
+        }
+    }
+    if json {
+        println!("{{\"truncated\":{}}}", held.truncated);
+    } else if held.truncated {
+        say!("stopped after {limit} locks (--limit): there may be more");
+    }
+    if held.locks.is_empty() {
+        EXIT_NO
+    } else {
+        0
+    }
+}
+
 /// `distlock release KEY --token TOKEN`: deletes the lock if it is held with
 /// `token`. 0 if released, 1 if it was not held with that token.
 pub fn release(server: &ServerArgs, key: &str, token: &str) -> u8 {

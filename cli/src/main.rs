@@ -245,6 +245,21 @@ enum Admin {
         #[arg(value_name = "KEY")]
         key: String,
     },
+    /// List the locks held now whose names match PATTERN (a glob, default
+    /// `*`), with holder token, remaining lease and fence; uses SCAN, so it
+    /// is safe on a busy server (exit 0, or 1 if none is held)
+    List {
+        /// Print one JSON object per line, as `status --json` does, and a
+        /// last line {"truncated": bool}
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many locks (the listing then says so)
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        limit: usize,
+        /// Glob over lock names: `*`, `?`, `[abc]`, `\\` to escape
+        #[arg(value_name = "PATTERN", default_value = "*")]
+        pattern: String,
+    },
     /// Release KEY if it is held with TOKEN, e.g. after its holder died
     /// (exit 0 if released, 1 if not held with that token)
     Release {
@@ -405,6 +420,11 @@ fn main() -> ExitCode {
         Some(Admin::Run(args)) => run::run(server, args),
         Some(Admin::Status { json, key }) => admin::status(server, &key, json),
         Some(Admin::Release { token, key }) => admin::release(server, &key, &token),
+        Some(Admin::List {
+            json,
+            limit,
+            pattern,
+        }) => admin::list(server, &pattern, limit, json),
     };
     ExitCode::from(code)
 }

@@ -645,3 +645,39 @@ fn release_with_the_holders_token_frees_the_lock() {
     let (code, _, _) = run(&["--url", &url, "release", "stuck", "--token", &token]);
     assert_eq!(code, 1, "nothing left to release");
 }
+
+#[test]
+fn list_shows_the_held_locks_with_their_tokens_and_json() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let c = client(&server, "distlock");
+    let a = c.lock("jobs:a").acquire().unwrap();
+    let b = c.lock("jobs:b").acquire().unwrap();
+    let _other = c.lock("other").acquire().unwrap();
+
+    let (code, out, err) = run(&["--url", &url, "list", "jobs:*"]);
+    assert_eq!(code, 0, "{err}");
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines.len(), 2, "{out}");
+    for (line, g) in lines.iter().zip([&a, &b]) {
+        assert!(
+            line.starts_with(&format!("{}\t{}\t", g.name(), g.token())),
+            "{line}"
+        );
+        let fence = c.inspect(g.name()).unwrap().fence.unwrap();
+        assert!(line.ends_with(&format!("\tfence {fence}")), "{line}");
+    }
+    let (code, out, _) = run(&["--url", &url, "list", "--json", "--limit", "1"]);
+    assert_eq!(code, 0);
+    let json: Vec<&str> = out.lines().collect();
+    assert_eq!(json.len(), 2, "one lock and the truncation line: {out}");
+    assert!(
+        json[0].starts_with("{\"name\":") && json[0].contains("\"held\":true"),
+        "{out}"
+    );
+    assert_eq!(json[1], "{\"truncated\":true}");
+    // Nothing held under the pattern: exit 1.
+    let (code, out, _) = run(&["--url", &url, "list", "nothing:*"]);
+    assert_eq!((code, out.as_str()), (1, ""));
+}

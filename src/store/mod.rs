@@ -162,6 +162,16 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// What the server holds for `name` right now.
     fn inspect(&self, name: &str) -> Result<LockInfo>;
 
+    /// The locks held now whose keys match the glob `pattern` (a prefix
+    /// already applied), at most `limit`, and whether there were more.
+    /// Stores that cannot list their locks refuse.
+    fn held(&self, _pattern: &str, _limit: usize) -> Result<(Vec<LockInfo>, bool)> {
+        Err(crate::error::Error::invalid(format!(
+            "listing held locks is not supported with {}",
+            self.describe()
+        )))
+    }
+
     /// Connections open to the server, and how many of them are idle.
     fn pool_state(&self) -> (u32, u32);
 

@@ -13,7 +13,7 @@ use super::scripts::{
 };
 use super::LockInfo;
 use super::{millis, Acquired, Extend, FeedHandler, PassOn, Store};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use redis::{ErrorKind, RedisResult, ServerErrorKind};
 use std::time::Duration;
 
@@ -217,6 +217,40 @@ impl<B: Backend> Store for ScriptStore<B> {
                 )
             })?;
         Ok(lock_info(key, token, pttl, fence))
+    }
+
+    fn held(&self, pattern: &str, limit: usize) -> Result<(Vec<LockInfo>, bool)> {
+        let scanned = self.pool.with_conn(|c| c.scan_keys(pattern, limit))?;
+        let Some((keys, truncated)) = scanned else {
+            return Err(Error::invalid(format!(
+                "listing held locks is not supported with {} (a cluster's keys are on \
+                 several nodes)",
+                self.pool.place()
+            )));
+        };
+        if keys.is_empty() {
+            return Ok((Vec::new(), truncated));
+        }
+        // One pipeline for every key's holder, lease and fence.
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.cmd("GET")
+                .arg(key)
+                .cmd("PTTL")
+                .arg(key)
+                .cmd("GET")
+                .arg(fence_key(key));
+        }
+        let answers: Vec<(Option<String>, i64, Option<u64>)> =
+            self.pool.with_conn(|c| c.query_pipeline(&pipe))?;
+        let held = keys
+            .into_iter()
+            .zip(answers)
+            .map(|(key, (token, pttl, fence))| lock_info(key, token, pttl, fence))
+            // Released or expired since the scan.
+            .filter(|info| info.token.is_some())
+            .collect();
+        Ok((held, truncated))
     }
 
     fn pool_state(&self) -> (u32, u32) {

@@ -224,4 +224,31 @@ impl Route for redis::Connection {
     fn query_pipeline<T: FromRedisValue>(&mut self, pipe: &Pipeline) -> RedisResult<T> {
         pipe.query(self)
     }
+
+    fn scan_keys(
+        &mut self,
+        pattern: &str,
+        limit: usize,
+    ) -> RedisResult<Option<(Vec<String>, bool)>> {
+        let mut keys = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(200)
+                .query(self)?;
+            keys.extend(batch);
+            if keys.len() >= limit {
+                keys.truncate(limit);
+                return Ok(Some((keys, true)));
+            }
+            if next == 0 {
+                return Ok(Some((keys, false)));
+            }
+            cursor = next;
+        }
+    }
 }

@@ -366,6 +366,19 @@ impl Store for RedlockStore {
         Err(last.unwrap_or_else(|| self.too_few(0)))
     }
 
+    /// From the first node that answers: each node holds its own copy of
+    /// every lock key, and a majority holds every lock that is held.
+    fn held(&self, pattern: &str, limit: usize) -> Result<(Vec<LockInfo>, bool)> {
+        let mut last = None;
+        for node in &self.nodes {
+            match node.store.held(pattern, limit) {
+                Ok(held) => return Ok(held),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| self.too_few(0)))
+    }
+
     fn pool_state(&self) -> (u32, u32) {
         self.nodes.iter().fold((0, 0), |(c, i), n| {
             let (nc, ni) = n.store.pool_state();

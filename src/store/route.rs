@@ -31,6 +31,18 @@ pub(crate) trait Route: ConnectionLike + Send + 'static {
     /// Sends the commands of `pipe` together and reads all their replies.
     fn query_pipeline<T: FromRedisValue>(&mut self, pipe: &Pipeline) -> RedisResult<T>;
 
+    /// Up to about `limit` keys matching the glob `pattern`, found with
+    /// `SCAN` (never `KEYS`, which blocks a busy server), and whether the
+    /// scan was cut short at the limit; `None` where this connection cannot
+    /// scan every key (a cluster spreads them over several nodes).
+    fn scan_keys(
+        &mut self,
+        _pattern: &str,
+        _limit: usize,
+    ) -> RedisResult<Option<(Vec<String>, bool)>> {
+        Ok(None)
+    }
+
     /// Whether a pipeline that failed with `e` gets through when its
     /// commands are sent one at a time. Never, unless overridden.
     fn retry_one_by_one(_e: &RedisError) -> bool {

@@ -511,7 +511,7 @@ pub unsafe extern "C" fn distlock_client_open_config(
         unsafe { put(out, std::ptr::null_mut()) };
         // Copied, so that no lock is held while connecting.
         let settings = config_of(cfg)?.settings.lock().clone();
-        let client = settings.build()?;
+        let client = settings.build().map_err(super::tls::explain_open)?;
         let handle = CLIENTS.insert(distlock_client { client });
         // SAFETY: checked above.
         unsafe { put(out, handle) };

@@ -24,7 +24,6 @@ func deadURL(db int) string {
 const (
 	refusedNodes       = "invalid argument: Redlock needs at least 3 independent nodes (5 is usual); %d given"
 	refusedNoSentinels = "invalid argument: sentinel mode needs at least one sentinel address"
-	refusedNoMaster    = "invalid argument: sentinel addresses were given without a master name"
 	refusedReserved    = "invalid argument: %s: the %s:// scheme is reserved for the %s backend, " +
 		"which this version of distlock does not have yet; use redis:// or rediss://"
 	refusedTLSDeployment = "invalid argument: custom TLS certificates work with a single node or " +
@@ -59,7 +58,7 @@ func TestServerChoiceRefusalsAreRusts(t *testing.T) {
 		{"nodes again after a URL", []Option{WithNodes(three...), WithURL(deadURL(3)), WithNodes(deadURL(4))}, fmt.Sprintf(refusedNodes, 1)},
 		{"nodes after a sentinel", []Option{WithSentinel("mymaster", "127.0.0.1:1"), WithNodes(deadURL(0), deadURL(1))}, fmt.Sprintf(refusedNodes, 2)},
 		{"master without sentinels", []Option{WithSentinel("mymaster")}, refusedNoSentinels},
-		{"sentinels without a master", []Option{WithSentinel("", "127.0.0.1:1")}, "master_name is empty"},
+		{"nodes, then a master without sentinels", []Option{WithNodes(three...), WithSentinel("mymaster")}, refusedNoSentinels},
 		{"etcd URL", []Option{WithURL("etcd://127.0.0.1:2379")}, reserved("the server URL", "etcd", "etcd")},
 		{"etcds URL", []Option{WithURL("etcds://127.0.0.1:2379")}, reserved("the server URL", "etcds", "etcd")},
 		{"memcache node", []Option{WithNodes(deadURL(0), "memcache://127.0.0.1:11211", deadURL(2))}, reserved("Redlock node #2", "memcache", "memcached")},

@@ -59,6 +59,23 @@
 #define DISTLOCK_MAX_MASTER_NAME_LEN 256
 
 /**
+ * Longest token `distlock_client_release_token` accepts, in bytes (a
+ * guard's token is `DISTLOCK_TOKEN_LEN`).
+ */
+#define DISTLOCK_MAX_TOKEN_LEN 4096
+
+/**
+ * Largest PEM input accepted, in bytes: a CA bundle, a certificate chain
+ * or a key, from a file or from memory (1 MiB).
+ */
+#define DISTLOCK_MAX_PEM_LEN 1048576
+
+/**
+ * Longest accepted file path, in bytes.
+ */
+#define DISTLOCK_MAX_PATH_LEN 4096
+
+/**
  * Major version of the library the header belongs to. Within one major
  * version (the shared library's soname, `libdistlock.so.<major>`) the C
  * API only grows.
@@ -157,8 +174,9 @@ typedef struct distlock_guard distlock_guard;
  * "use the default"; zero-initialise the struct and set what you need.
  *
  * This struct's layout is fixed. Settings it lacks (Redlock nodes,
- * cluster, sentinel, replica acknowledgement, the fast path and more) are
- * set through a `distlock_config` and `distlock_client_open_config`.
+ * cluster, sentinel, TLS certificates, replica acknowledgement, the fast
+ * path and more) are set through a `distlock_config` and
+ * `distlock_client_open_config`.
  */
 typedef struct distlock_options {
   /**
@@ -187,6 +205,52 @@ typedef struct distlock_options {
    */
   uint64_t command_timeout_ms;
 } distlock_options;
+
+/**
+ * What the server holds for one lock right now, filled by
+ * `distlock_client_inspect`.
+ *
+ * Set `struct_size` to `sizeof(distlock_lock_info)` before the call: later
+ * versions may append fields, and the library writes no byte past
+ * `struct_size`, so a program built against this header keeps working
+ * with a newer library.
+ */
+typedef struct distlock_lock_info {
+  /**
+   * Set by the caller: `sizeof(distlock_lock_info)`.
+   */
+  size_t struct_size;
+  /**
+   * Whether someone holds the lock.
+   */
+  bool held;
+  /**
+   * Whether `remaining_ms` is known: false when the lock is free, and
+   * when its key has no expiry (set by something other than distlock).
+   */
+  bool has_remaining;
+  /**
+   * Whether `fence` is set: false if no fencing token was ever handed
+   * out for this key.
+   */
+  bool has_fence;
+  /**
+   * Length in bytes of the holder's token, without its NUL (0 when
+   * free). A token distlock wrote is `DISTLOCK_TOKEN_LEN` bytes; a key
+   * set by something else may hold a longer value.
+   */
+  size_t token_len;
+  /**
+   * The holder's remaining lease in milliseconds, if `has_remaining`.
+   */
+  uint64_t remaining_ms;
+  /**
+   * The highest fencing token handed out (or reserved) for this key so
+   * far, if `has_fence`: at least the holder's fence, and less than the
+   * fence of every later acquisition.
+   */
+  uint64_t fence;
+} distlock_lock_info;
 
 #ifdef __cplusplus
 extern "C" {
@@ -630,9 +694,10 @@ int32_t distlock_config_set_handoff_budget_ms(struct distlock_config *cfg, uint6
 
 /**
  * Checks the settings in `cfg` exactly as `distlock_client_open_config`
- * does before it connects (the servers given in one consistent way, URLs
- * that parse, values in range), without connecting anywhere: for
- * validating a configuration at start-up, or offline. `cfg` is only read.
+ * does before it connects (a usable choice of servers, URLs that parse,
+ * values in range), without connecting anywhere: for validating a
+ * configuration at start-up, or offline. `cfg` is only read. The
+ * messages are those of the Rust builder's `check` for the same settings.
  *
  * Returns `DISTLOCK_OK` when `distlock_client_open_config` would go on to
  * connect, or `DISTLOCK_INVALID_ARGUMENT` with the same message it would
@@ -651,7 +716,10 @@ int32_t distlock_config_check(const struct distlock_config *cfg);
  *
  * Returns `DISTLOCK_OK`; `DISTLOCK_INVALID_ARGUMENT` (NULL or unknown
  * config, NULL `out`, fewer than 3 Redlock nodes, an incomplete sentinel
- * setting), before anything connects; `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or `DISTLOCK_REDIS`.
+ * setting, custom TLS certificates with Cluster or Sentinel), before
+ * anything connects; `DISTLOCK_CONNECTION` (among others for a TLS
+ * server whose certificate is not trusted), `DISTLOCK_AUTH` or
+ * `DISTLOCK_REDIS`.
  *
  * # Safety
  *
@@ -659,6 +727,149 @@ int32_t distlock_config_check(const struct distlock_config *cfg);
  */
 int32_t distlock_client_open_config(const struct distlock_config *cfg,
                                     struct distlock_client **out);
+
+/**
+ * Reads what the server holds for the lock `key`: whether it is held, the
+ * holder's token and remaining lease, and the last fencing token handed
+ * out. One round trip; nothing is written. For operators and tools: only
+ * a guard proves ownership, and the answer may be stale as soon as it
+ * arrives.
+ *
+ * `out->struct_size` must be set (see `distlock_lock_info`). The holder's
+ * token and a NUL go to `token_buf`, which holds `token_buf_len` bytes:
+ * `DISTLOCK_TOKEN_LEN + 1` fit any token distlock writes. `token_buf` may
+ * be NULL (with `token_buf_len` 0) when the token is not wanted. When the
+ * lock is free, `token_buf` receives an empty string.
+ *
+ * Returns `DISTLOCK_OK`; `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown client, a NULL, empty, non-UTF-8 or over-long key, a NULL `out`
+ * or a `struct_size` smaller than this header's `distlock_lock_info`, a
+ * NULL `token_buf` with a non-zero `token_buf_len`, or a `token_buf` too
+ * small for the token: then every field of `*out` is filled
+ * (`token_len` says how large a buffer is needed) and `token_buf` is left
+ * as it was; or `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or
+ * `DISTLOCK_REDIS`. On the other failures `*out` says the lock is free.
+ *
+ * # Safety
+ *
+ * `key` is NULL or a NUL-terminated string; `token_buf` is NULL or valid
+ * for writing `token_buf_len` bytes; `out` is NULL or points to a
+ * `distlock_lock_info` whose first `out->struct_size` bytes are writable.
+ */
+int32_t distlock_client_inspect(struct distlock_client *client,
+                                const char *key,
+                                char *token_buf,
+                                size_t token_buf_len,
+                                struct distlock_lock_info *out);
+
+/**
+ * Deletes the lock `key` if, and only if, it is held with `token`: the
+ * operator's way to free a lock whose holder is known to be dead (the
+ * token comes from `distlock_client_inspect`, or from the holder's own
+ * `distlock_guard_token`). A guard holding the lock with that token finds
+ * it lost at its next renewal.
+ *
+ * `*released` is set to true if the lock was deleted, false if it was not
+ * held with `token` (free, or held with another token: then nothing is
+ * changed).
+ *
+ * Returns `DISTLOCK_OK` (whatever `*released` says);
+ * `DISTLOCK_INVALID_ARGUMENT` for a NULL or unknown client, a NULL `released`,
+ * a NULL, empty, non-UTF-8 or over-long key or token
+ * (`DISTLOCK_MAX_TOKEN_LEN`); or `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or
+ * `DISTLOCK_REDIS`, when it is unknown whether the lock was deleted.
+ *
+ * # Safety
+ *
+ * `key` and `token` are NULL or NUL-terminated strings; `released` is
+ * NULL or valid for writing a `bool`.
+ */
+int32_t distlock_client_release_token(struct distlock_client *client,
+                                      const char *key,
+                                      const char *token,
+                                      bool *released);
+
+/**
+ * Trusts the CA certificates in the PEM file at `path` (instead of the
+ * system's trust store) for `rediss://` servers: for a server whose
+ * certificate a private CA signed, or that is self-signed. The file is
+ * read and checked now (it must hold at least one certificate, at most
+ * `DISTLOCK_MAX_PEM_LEN` bytes); later changes to it are not seen.
+ * Replaces a CA set before. Custom certificates work with one server or
+ * Redlock, not with Cluster or Sentinel (`distlock_config_check` refuses
+ * that combination).
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config; a NULL, empty, non-UTF-8 or over-long
+ * (`DISTLOCK_MAX_PATH_LEN`) path; a file that cannot be read (the message
+ * names it and says why); or one that holds no usable certificate.
+ *
+ * # Safety
+ *
+ * `path` is NULL or a NUL-terminated string.
+ */
+int32_t distlock_config_set_tls_ca_file(struct distlock_config *cfg, const char *path);
+
+/**
+ * Trusts the CA certificates in the `len` bytes of PEM at `pem`, as
+ * `distlock_config_set_tls_ca_file` does with a file. The bytes are
+ * copied: they need not outlive the call.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config, a NULL `pem`, a `len` of 0 or over
+ * `DISTLOCK_MAX_PEM_LEN`, or PEM that holds no usable certificate.
+ *
+ * # Safety
+ *
+ * `pem` is NULL or valid for reading `len` bytes.
+ */
+int32_t distlock_config_set_tls_ca_pem(struct distlock_config *cfg, const uint8_t *pem, size_t len);
+
+/**
+ * Presents the client certificate (chain) in the PEM file at `cert_path`,
+ * with the private key in the PEM file at `key_path`, to `rediss://`
+ * servers that require client authentication (mutual TLS, Redis's
+ * `tls-auth-clients`). Both files are read and checked now: the
+ * certificates must parse, and the key (PKCS#8, PKCS#1 RSA or SEC1 EC)
+ * must be the first certificate's. Replaces a client certificate set
+ * before. One server or Redlock only, as for the CA. The key is never
+ * shown in any message.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config; a NULL, empty, non-UTF-8 or over-long path; a file that
+ * cannot be read (named in the message); a certificate file without a
+ * usable certificate; or a key file without a usable key, or with the key
+ * of another certificate.
+ *
+ * # Safety
+ *
+ * `cert_path` and `key_path` are NULL or NUL-terminated strings.
+ */
+int32_t distlock_config_set_tls_client_cert_files(struct distlock_config *cfg,
+                                                  const char *cert_path,
+                                                  const char *key_path);
+
+/**
+ * Presents the client certificate (chain) in the `cert_len` bytes of PEM
+ * at `cert`, with the private key in the `key_len` bytes of PEM at `key`,
+ * as `distlock_config_set_tls_client_cert_files` does with files. The
+ * bytes are copied: they need not outlive the call.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config, a NULL pointer, a length of 0 or over
+ * `DISTLOCK_MAX_PEM_LEN`, a certificate without a usable certificate, or
+ * a key that is unusable or belongs to another certificate.
+ *
+ * # Safety
+ *
+ * `cert` is NULL or valid for reading `cert_len` bytes; `key` is NULL or
+ * valid for reading `key_len` bytes.
+ */
+int32_t distlock_config_set_tls_client_cert_pem(struct distlock_config *cfg,
+                                                const uint8_t *cert,
+                                                size_t cert_len,
+                                                const uint8_t *key,
+                                                size_t key_len);
 
 #ifdef __cplusplus
 }  // extern "C"

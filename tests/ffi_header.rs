@@ -156,6 +156,23 @@ fn header_declares_the_agreed_c_api() {
          uint64_t budget_ms);",
         "int32_t distlock_client_open_config(const struct distlock_config *cfg, \
          struct distlock_client **out);",
+        "#define DISTLOCK_MAX_PEM_LEN 1048576",
+        "#define DISTLOCK_MAX_PATH_LEN 4096",
+        "int32_t distlock_config_set_tls_ca_file(struct distlock_config *cfg, const char *path);",
+        "int32_t distlock_config_set_tls_ca_pem(struct distlock_config *cfg, const uint8_t *pem, \
+         size_t len);",
+        "int32_t distlock_config_set_tls_client_cert_files(struct distlock_config *cfg, \
+         const char *cert_path, const char *key_path);",
+        "int32_t distlock_config_set_tls_client_cert_pem(struct distlock_config *cfg, \
+         const uint8_t *cert, size_t cert_len, const uint8_t *key, size_t key_len);",
+        "typedef struct distlock_lock_info { size_t struct_size; bool held; bool has_remaining; \
+         bool has_fence; size_t token_len; uint64_t remaining_ms; uint64_t fence; \
+         } distlock_lock_info;",
+        "#define DISTLOCK_MAX_TOKEN_LEN 4096",
+        "int32_t distlock_client_inspect(struct distlock_client *client, const char *key, \
+         char *token_buf, size_t token_buf_len, struct distlock_lock_info *out);",
+        "int32_t distlock_client_release_token(struct distlock_client *client, const char *key, \
+         const char *token, bool *released);",
     ];
     // The version macros carry the numbers of Cargo.toml.
     let version = [

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs the C API tests and the counter example under valgrind, against
-# redis-servers of our own on free loopback ports, then a short benchmark,
-# then installs the library into a scratch prefix and builds and runs a
-# program against it the way a user does (pkg-config; dynamic and static).
+# redis-servers of our own on free loopback ports (plain ones, and TLS ones
+# with certificates openssl makes for a throwaway CA), then a short
+# benchmark, then installs the library into a scratch prefix and builds
+# and runs a program against it the way a user does (pkg-config; dynamic
+# and static).
 #
 # Assumes `cargo build --release` has been run in the repository root.
-# Installs valgrind, pkg-config and binutils from Debian's packages when
-# they are missing (as root, or through sudo).
+# Installs valgrind, pkg-config, binutils and openssl from Debian's
+# packages when they are missing (as root, or through sudo).
 # Exits non-zero on any failure. Environment:
 #   LIB_DIR              directory holding libdistlock.so (default: target/release)
 #   COUNTER_INCREMENTS   increments per counter thread under valgrind (default 25)
@@ -34,6 +36,7 @@ as_root() {
 packages=()
 command -v pkg-config >/dev/null || packages+=(pkgconf)
 command -v readelf >/dev/null || packages+=(binutils)
+command -v openssl >/dev/null || packages+=(openssl)
 if [ "${VALGRIND:-1}" != 0 ] && ! command -v valgrind >/dev/null; then packages+=(valgrind); fi
 if [ "${#packages[@]}" != 0 ]; then
   echo "== installing ${packages[*]} from Debian's packages" >&2
@@ -73,15 +76,23 @@ trap cleanup EXIT
 
 # Starts redis-server $1 on port $2 and waits until it logs that it is
 # ready, reading its output through a fifo (no polling). Fails if it exits
-# first. Its pid joins redis_pids, to be stopped on exit.
+# first. Its pid joins redis_pids, to be stopped on exit. With --tls as $3,
+# port $2 is a TLS port (and there is no plain one); the arguments after
+# it go to redis-server.
 start_redis() {
   local name=$1 port=$2 line fd pid
   local fifo="$scratch/$name.out" log="$scratch/$name.log"
+  local ports=(--port "$port")
+  shift 2
+  if [ "${1:-}" = --tls ]; then
+    ports=(--port 0 --tls-port "$port")
+    shift
+  fi
   rm -f "$fifo"
   mkfifo "$fifo"
   mkdir -p "$scratch/$name"
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-    --daemonize no --dir "$scratch/$name" --logfile '' >"$fifo" 2>&1 &
+  redis-server "${ports[@]}" --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize no --dir "$scratch/$name" --logfile '' "$@" >"$fifo" 2>&1 &
   pid=$!
   exec {fd}<"$fifo"
   while IFS= read -r -t 30 line <&"$fd"; do
@@ -105,11 +116,13 @@ start_redis() {
 }
 
 # Starts redis-server $1 on a free port, a few tries; sets started_port.
+# Further arguments go to start_redis.
 start_on_free_port() {
   local name=$1 port
+  shift
   for _ in 1 2 3 4 5; do
     port=$("$here/build/free_port")
-    if start_redis "$name" "$port"; then
+    if start_redis "$name" "$port" "$@"; then
       started_port=$port
       return 0
     fi
@@ -129,17 +142,55 @@ for i in 1 2 3; do
   redlock_ports+=("$started_port")
 done
 export DISTLOCK_REDLOCK_PORTS="${redlock_ports[*]}"
-echo "== redis-server pids ${redis_pids[*]} on 127.0.0.1:$port (Redlock nodes: $DISTLOCK_REDLOCK_PORTS)"
+
+# A throwaway CA, and certificates it signed: the servers' (for 127.0.0.1)
+# and a client's; and a second CA with a client certificate of its own,
+# which the servers do not trust. EC keys: quick to make.
+make_pki() {
+  local dir=$1 name ca subject ext
+  mkdir -p "$dir"
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$dir/server.ext"
+  printf 'extendedKeyUsage=clientAuth\n' >"$dir/client.ext"
+  for name in ca other-ca; do
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+      -subj "/CN=distlock C test $name" -keyout "$dir/$name.key" -out "$dir/$name.pem" ||
+      return 1
+  done
+  # name, signing CA, subject, extensions
+  while read -r name ca subject ext; do
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "$subject" \
+      -keyout "$dir/$name.key" -out "$dir/$name.csr" &&
+      openssl x509 -req -in "$dir/$name.csr" -CA "$dir/$ca.pem" -CAkey "$dir/$ca.key" \
+        -set_serial "$RANDOM" -days 2 -extfile "$dir/$ext" -out "$dir/$name.pem" || return 1
+  done <<EOF
+server ca /CN=127.0.0.1 server.ext
+client ca /CN=distlock-client client.ext
+other-client other-ca /CN=distlock-stranger client.ext
+EOF
+}
+pki=$scratch/pki
+make_pki "$pki" 2>"$scratch/openssl.log" || { cat "$scratch/openssl.log" >&2; exit 1; }
+tls_args=(--tls-cert-file "$pki/server.pem" --tls-key-file "$pki/server.key"
+          --tls-ca-cert-file "$pki/ca.pem")
+# One TLS server that asks for no client certificate, one that requires it.
+start_on_free_port tls --tls "${tls_args[@]}" --tls-auth-clients no
+export DISTLOCK_TLS_PORT=$started_port
+start_on_free_port mtls --tls "${tls_args[@]}" --tls-auth-clients yes
+export DISTLOCK_MTLS_PORT=$started_port
+export DISTLOCK_TLS_DIR=$pki
+echo "== redis-server pids ${redis_pids[*]} on 127.0.0.1:$port (Redlock nodes: $DISTLOCK_REDLOCK_PORTS;" \
+  "TLS: $DISTLOCK_TLS_PORT, mutual TLS: $DISTLOCK_MTLS_PORT)"
 
 failed=0
 step() {
-  local name=$1
+  local name=$1 start=$SECONDS
   shift
   echo "== $name"
   if ! "$@"; then
     echo "FAILED: $name" >&2
     failed=1
   fi
+  echo "   ($((SECONDS - start)) s)"
 }
 
 step "test_distlock" "${run[@]}" "$here/build/test_distlock"

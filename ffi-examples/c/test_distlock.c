@@ -45,6 +45,9 @@ static void expect_status(int32_t got, int32_t want, const char *call, int line)
          distlock_status_name(got), distlock_status_name(want), why ? why : "none");
 }
 
+/* 1 if the thread's last error message contains needle. */
+static int last_error_has(const char *needle);
+
 static uint64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -397,6 +400,21 @@ static void test_guard_outlives_client(void) {
   distlock_guard *g2 = (distlock_guard *)0x1;
   EXPECT(distlock_acquire(c, "outlives", 0, 0, NULL, &g2), DISTLOCK_INVALID_ARGUMENT);
   CHECK(g2 == NULL);
+  char token[DISTLOCK_TOKEN_LEN + 1];
+  distlock_lock_info info = {.struct_size = sizeof info};
+  EXPECT(distlock_client_inspect(c, "outlives", token, sizeof token, &info),
+         DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("freed"));
+  bool released = true;
+  EXPECT(distlock_client_release_token(c, "outlives", "t", &released), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(!released && last_error_has("freed"));
+  int not_a_client = 0;
+  distlock_client *bogus = (distlock_client *)&not_a_client;
+  EXPECT(distlock_client_inspect(bogus, "outlives", token, sizeof token, &info),
+         DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_client_release_token(bogus, "outlives", "t", &released),
+         DISTLOCK_INVALID_ARGUMENT);
+  CHECK(not_a_client == 0);
 }
 
 struct waiter {
@@ -579,6 +597,34 @@ static int last_error_has(const char *needle) {
   return why != NULL && strstr(why, needle) != NULL;
 }
 
+/* 1 if the thread's last error is exactly want. */
+static int last_error_is(const char *want) {
+  const char *why = distlock_last_error();
+  if (why != NULL && strcmp(why, want) == 0) return 1;
+  printf("  last error: %s\n  expected:   %s\n", why ? why : "(none)", want);
+  return 0;
+}
+
+/* What src/servers.rs (Builder::check) says of a bad choice of servers:
+ * the C API must refuse the same choices with the same words. */
+#define REFUSED_NODES(n) \
+  "invalid argument: Redlock needs at least 3 independent nodes (5 is usual); " n " given"
+#define REFUSED_NO_SENTINELS "invalid argument: sentinel mode needs at least one sentinel address"
+#define REFUSED_NO_MASTER \
+  "invalid argument: sentinel addresses were given without a master name"
+/* A printf format: which URL, the scheme, the backend. */
+#define REFUSED_RESERVED                                                              \
+  "invalid argument: %s: the %s:// scheme is reserved for the %s backend, which this " \
+  "version of distlock does not have yet; use redis:// or rediss://"
+#define REFUSED_TLS_DEPLOYMENT \
+  "invalid argument: custom TLS certificates work with a single node or Redlock, not Cluster " \
+  "or Sentinel"
+
+/* 1 if distlock_config_check refuses cfg with exactly want. */
+static int check_says(const distlock_config *cfg, const char *want) {
+  return distlock_config_check(cfg) == DISTLOCK_INVALID_ARGUMENT && last_error_is(want);
+}
+
 static distlock_config *new_config(void) {
   distlock_config *cfg = distlock_config_new();
   CHECK(cfg != NULL);
@@ -628,10 +674,9 @@ static void test_config_arguments(void) {
 
   distlock_config *cfg = new_config();
   EXPECT(distlock_client_open_config(cfg, NULL), DISTLOCK_INVALID_ARGUMENT);
-  EXPECT(distlock_config_check(cfg), DISTLOCK_INVALID_ARGUMENT);
-  CHECK(last_error_has("no server given"));
-  OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
-  CHECK(last_error_has("no server given"));
+  /* No server given: the default one (redis://127.0.0.1:6379/0), as with
+   * the Rust builder. Only checked: something may listen there. */
+  EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
 
   /* Strings: NULL, bad UTF-8, malformed, too long. */
   EXPECT(distlock_config_set_url(cfg, NULL), DISTLOCK_INVALID_ARGUMENT);
@@ -677,55 +722,114 @@ static void test_config_arguments(void) {
   CHECK(last_error_has("replica"));
   EXPECT(distlock_config_set_replicas(cfg, 0, 0), DISTLOCK_OK); /* off */
 
-  /* Redlock needs three nodes, and excludes a plain URL and sentinel. */
-  char node[128];
-  for (int i = 1; i <= 2; i++) {
-    snprintf(node, sizeof node, "redis://127.0.0.1:1/%d", i);
-    EXPECT(distlock_config_add_node(cfg, node), DISTLOCK_OK);
-  }
+  /* The choice of servers is one value: each kind of server setter
+   * replaces it, and the first add after another kind starts a new list. */
+  EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/1"), DISTLOCK_OK);
   EXPECT(distlock_config_check(cfg), DISTLOCK_INVALID_ARGUMENT);
-  CHECK(last_error_has("at least 3") && last_error_has("2 given"));
+  CHECK(last_error_is(REFUSED_NODES("1")));
+  EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/2"), DISTLOCK_OK);
   OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
-  CHECK(last_error_has("at least 3") && last_error_has("2 given"));
+  CHECK(last_error_is(REFUSED_NODES("2")));
   EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/3"), DISTLOCK_OK);
+  EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
+  /* A URL after the nodes: one server. */
   EXPECT(distlock_config_set_url(cfg, url), DISTLOCK_OK);
-  OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
-  CHECK(last_error_has("distlock_config_set_url"));
+  EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
+  /* A node after the URL: a new list, of one. */
+  EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/4"), DISTLOCK_OK);
+  CHECK(check_says(cfg, REFUSED_NODES("1")));
+  /* Half a sentinel setting, either half. */
   EXPECT(distlock_config_set_sentinel(cfg, "mymaster"), DISTLOCK_OK);
   OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
-  CHECK(last_error_has("choose one deployment") && last_error_has("Redlock") &&
-        last_error_has("sentinel"));
-  /* At most DISTLOCK_MAX_SERVERS nodes. */
-  for (int i = 3; i < DISTLOCK_MAX_SERVERS; i++) {
+  CHECK(last_error_is(REFUSED_NO_SENTINELS));
+  EXPECT(distlock_config_add_sentinel(cfg, "127.0.0.1:1"), DISTLOCK_OK);
+  EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
+  /* At most DISTLOCK_MAX_SERVERS nodes, counted from the first after the
+   * sentinel. */
+  for (int i = 0; i < DISTLOCK_MAX_SERVERS; i++) {
     EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/0"), DISTLOCK_OK);
   }
   EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/0"), DISTLOCK_INVALID_ARGUMENT);
-  CHECK(last_error_has("at most"));
+  CHECK(last_error_has("at most 64 Redlock nodes"));
+  EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
   distlock_config_free(cfg);
 
-  /* Cluster and sentinel together; each half of sentinel alone. */
+  /* Cluster seeds, then a sentinel address: a sentinel setting without
+   * its master's name. */
   cfg = new_config();
   EXPECT(distlock_config_add_cluster_url(cfg, "redis://127.0.0.1:1"), DISTLOCK_OK);
+  EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
   EXPECT(distlock_config_add_sentinel(cfg, "127.0.0.1:1"), DISTLOCK_OK);
   OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
-  CHECK(last_error_has("choose one deployment"));
-  distlock_config_free(cfg);
-  cfg = new_config();
-  EXPECT(distlock_config_add_sentinel(cfg, "127.0.0.1:1"), DISTLOCK_OK);
-  EXPECT(distlock_config_check(cfg), DISTLOCK_INVALID_ARGUMENT);
-  OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
-  CHECK(last_error_has("without a master name"));
-  distlock_config_free(cfg);
-  cfg = new_config();
+  CHECK(last_error_is(REFUSED_NO_MASTER));
+  /* Settings in between do not mind the unfinished choice. */
+  EXPECT(distlock_config_set_ttl_ms(cfg, 2000), DISTLOCK_OK);
   EXPECT(distlock_config_set_sentinel(cfg, "mymaster"), DISTLOCK_OK);
-  EXPECT(distlock_config_check(cfg), DISTLOCK_INVALID_ARGUMENT);
-  OPEN_CONFIG(cfg, DISTLOCK_INVALID_ARGUMENT);
-  CHECK(last_error_has("without sentinel addresses"));
+  EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
+  distlock_config_free(cfg);
+
+  /* Reserved schemes, by every setter and by distlock_client_open: the
+   * URL named as the Rust builder names it. */
+  static const struct {
+    const char *url, *scheme, *backend;
+  } reserved[] = {
+      {"etcd://127.0.0.1:2379", "etcd", "etcd"},
+      {"etcds://127.0.0.1:2379", "etcds", "etcd"},
+      {"memcache://127.0.0.1:11211", "memcache", "memcached"},
+      {"zk://127.0.0.1:2181,127.0.0.1:2182/chroot", "zk", "ZooKeeper"},
+  };
+  for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+    char want[512];
+    cfg = new_config();
+    snprintf(want, sizeof want, REFUSED_RESERVED, "the server URL", reserved[i].scheme,
+             reserved[i].backend);
+    EXPECT(distlock_config_set_url(cfg, reserved[i].url), DISTLOCK_INVALID_ARGUMENT);
+    CHECK(last_error_is(want));
+    distlock_client *rc = (distlock_client *)0x1;
+    EXPECT(distlock_client_open(reserved[i].url, NULL, &rc), DISTLOCK_INVALID_ARGUMENT);
+    CHECK(rc == NULL && last_error_is(want));
+    EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/0"), DISTLOCK_OK);
+    EXPECT(distlock_config_add_node(cfg, reserved[i].url), DISTLOCK_INVALID_ARGUMENT);
+    snprintf(want, sizeof want, REFUSED_RESERVED, "Redlock node #2", reserved[i].scheme,
+             reserved[i].backend);
+    CHECK(last_error_is(want));
+    EXPECT(distlock_config_add_cluster_url(cfg, reserved[i].url), DISTLOCK_INVALID_ARGUMENT);
+    snprintf(want, sizeof want, REFUSED_RESERVED, "cluster seed URL #1", reserved[i].scheme,
+             reserved[i].backend);
+    CHECK(last_error_is(want));
+    /* Nothing of it was kept: still the one node. */
+    CHECK(check_says(cfg, REFUSED_NODES("1")));
+    distlock_config_free(cfg);
+  }
+  cfg = new_config();
+  EXPECT(distlock_config_set_url(cfg, "http://u:s3cr3t-pw@127.0.0.1:1/"), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_is("invalid argument: the server URL: unsupported scheme \"http\"; "
+                      "use redis:// or rediss://"));
+  CHECK(!last_error_has("s3cr3t-pw"));
+  /* Cluster seeds are checked together, as the builder checks them. */
+  EXPECT(distlock_config_add_cluster_url(cfg, "redis://127.0.0.1:1/0"), DISTLOCK_OK);
+  EXPECT(distlock_config_add_cluster_url(cfg, "redis://127.0.0.1:2/1"), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("different database"));
+  EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
+  distlock_config_free(cfg);
 
   /* Freed: refused; freeing again, NULL or garbage: no-ops. */
   distlock_config_free(cfg);
   EXPECT(distlock_config_set_url(cfg, url), DISTLOCK_INVALID_ARGUMENT);
   CHECK(last_error_has("freed"));
+  const uint8_t pem[] = "-----BEGIN CERTIFICATE-----";
+  EXPECT(distlock_config_set_tls_ca_file(cfg, "/etc/ca.pem"), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("freed"));
+  EXPECT(distlock_config_set_tls_ca_pem(cfg, pem, sizeof pem), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("freed"));
+  EXPECT(distlock_config_set_tls_client_cert_files(cfg, "/c.pem", "/k.pem"),
+         DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("freed"));
+  EXPECT(distlock_config_set_tls_client_cert_pem(cfg, pem, sizeof pem, pem, sizeof pem),
+         DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("freed"));
+  EXPECT(distlock_config_set_tls_ca_file(bogus, "/etc/ca.pem"), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("unknown or already freed config"));
   EXPECT(distlock_client_open_config(cfg, &c), DISTLOCK_INVALID_ARGUMENT);
   EXPECT(distlock_config_check(cfg), DISTLOCK_INVALID_ARGUMENT);
   CHECK(last_error_has("freed"));
@@ -982,6 +1086,59 @@ static void test_null_everywhere(distlock_client *c) {
   CHECK(last_error_has(null_cfg));
   EXPECT(distlock_config_set_handoff_budget_ms(NULL, 1), INVALID);
   CHECK(last_error_has(null_cfg));
+  const uint8_t pem[] = "-----BEGIN CERTIFICATE-----";
+  EXPECT(distlock_config_set_tls_ca_file(NULL, "/etc/ca.pem"), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_tls_ca_pem(NULL, pem, sizeof pem), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_tls_client_cert_files(NULL, "/c.pem", "/k.pem"), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_tls_client_cert_pem(NULL, pem, sizeof pem, pem, sizeof pem), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_tls_ca_file(NULL, NULL), INVALID);
+  EXPECT(distlock_config_set_tls_ca_pem(NULL, NULL, 0), INVALID);
+  EXPECT(distlock_config_set_tls_client_cert_files(NULL, NULL, NULL), INVALID);
+  EXPECT(distlock_config_set_tls_client_cert_pem(NULL, NULL, 0, NULL, 0), INVALID);
+
+  /* Every other pointer argument of the TLS setters NULL. */
+  distlock_config *cfg = new_config();
+  EXPECT(distlock_config_set_tls_ca_file(cfg, NULL), INVALID);
+  CHECK(last_error_has("path is NULL"));
+  EXPECT(distlock_config_set_tls_ca_pem(cfg, NULL, sizeof pem), INVALID);
+  CHECK(last_error_has("pem is NULL"));
+  EXPECT(distlock_config_set_tls_client_cert_files(cfg, NULL, "/k.pem"), INVALID);
+  CHECK(last_error_has("cert_path is NULL"));
+  EXPECT(distlock_config_set_tls_client_cert_files(cfg, "/c.pem", NULL), INVALID);
+  CHECK(last_error_has("key_path is NULL"));
+  EXPECT(distlock_config_set_tls_client_cert_pem(cfg, NULL, 1, pem, sizeof pem), INVALID);
+  CHECK(last_error_has("cert is NULL"));
+  EXPECT(distlock_config_set_tls_client_cert_pem(cfg, pem, sizeof pem, NULL, 1), INVALID);
+  CHECK(last_error_has("key is NULL"));
+  EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
+  distlock_config_free(cfg);
+
+  /* inspect and release_token: each pointer NULL in turn, then all. */
+  char token[DISTLOCK_TOKEN_LEN + 1];
+  distlock_lock_info info = {.struct_size = sizeof info};
+  EXPECT(distlock_client_inspect(NULL, "k", token, sizeof token, &info), INVALID);
+  CHECK(last_error_has("client handle is NULL"));
+  EXPECT(distlock_client_inspect(c, NULL, token, sizeof token, &info), INVALID);
+  CHECK(last_error_has("key is NULL"));
+  EXPECT(distlock_client_inspect(c, "k", NULL, sizeof token, &info), INVALID);
+  CHECK(last_error_has("token_buf is NULL"));
+  EXPECT(distlock_client_inspect(c, "k", token, sizeof token, NULL), INVALID);
+  CHECK(last_error_has("out is NULL"));
+  EXPECT(distlock_client_inspect(NULL, NULL, NULL, 0, NULL), INVALID);
+  bool released = true;
+  EXPECT(distlock_client_release_token(NULL, "k", "t", &released), INVALID);
+  CHECK(!released && last_error_has("client handle is NULL"));
+  EXPECT(distlock_client_release_token(c, NULL, "t", &released), INVALID);
+  CHECK(last_error_has("key is NULL"));
+  EXPECT(distlock_client_release_token(c, "k", NULL, &released), INVALID);
+  CHECK(last_error_has("token is NULL"));
+  EXPECT(distlock_client_release_token(c, "k", "t", NULL), INVALID);
+  CHECK(last_error_has("released is NULL"));
+  EXPECT(distlock_client_release_token(NULL, NULL, NULL, NULL), INVALID);
 }
 
 /* Invalid UTF-8 in every string argument, and unterminated buffers that are
@@ -1020,9 +1177,29 @@ static void test_non_utf8_and_unterminated(distlock_client *c) {
   CHECK(last_error_has("UTF-8"));
   EXPECT(distlock_config_set_prefix(cfg, "\xf4\x90\x80\x80"), INVALID);
   CHECK(last_error_has("UTF-8"));
-  /* Nothing of it was kept. */
-  OPEN_CONFIG(cfg, INVALID);
-  CHECK(last_error_has("no server given"));
+  EXPECT(distlock_config_set_tls_ca_file(cfg, "/tmp/\xff.pem"), INVALID);
+  CHECK(last_error_has("path") && last_error_has("UTF-8"));
+  EXPECT(distlock_config_set_tls_client_cert_files(cfg, "\xc0\x80", "/k.pem"), INVALID);
+  CHECK(last_error_has("cert_path") && last_error_has("UTF-8"));
+  EXPECT(distlock_config_set_tls_client_cert_files(cfg, "/c.pem", "cut\xe2\x82"), INVALID);
+  CHECK(last_error_has("key_path") && last_error_has("UTF-8"));
+  /* PEM bytes are bytes: invalid UTF-8 is simply no PEM. */
+  const uint8_t junk[] = {0xff, 0xfe, 0x80};
+  EXPECT(distlock_config_set_tls_ca_pem(cfg, junk, sizeof junk), INVALID);
+  CHECK(last_error_has("holds no certificate"));
+  char token[DISTLOCK_TOKEN_LEN + 1];
+  distlock_lock_info info = {.struct_size = sizeof info};
+  bool released = true;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    EXPECT(distlock_client_inspect(c, bad[i], token, sizeof token, &info), INVALID);
+    CHECK(last_error_has("key") && last_error_has("UTF-8"));
+    EXPECT(distlock_client_release_token(c, bad[i], "t", &released), INVALID);
+    CHECK(last_error_has("key") && last_error_has("UTF-8"));
+    EXPECT(distlock_client_release_token(c, "k", bad[i], &released), INVALID);
+    CHECK(!released && last_error_has("token") && last_error_has("UTF-8"));
+  }
+  /* Nothing of it was kept: the default server. */
+  EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
 
   /* Exactly one byte more than allowed, and no NUL anywhere. */
   char *key = malloc(DISTLOCK_MAX_KEY_LEN + 1);
@@ -1046,6 +1223,25 @@ static void test_non_utf8_and_unterminated(distlock_client *c) {
   memset(master, 'm', DISTLOCK_MAX_MASTER_NAME_LEN + 1);
   EXPECT(distlock_config_set_sentinel(cfg, master), INVALID);
   free(master);
+  key = malloc(DISTLOCK_MAX_KEY_LEN + 1);
+  memset(key, 'k', DISTLOCK_MAX_KEY_LEN + 1);
+  EXPECT(distlock_client_inspect(c, key, token, sizeof token, &info), INVALID);
+  CHECK(last_error_has("longer than 1024"));
+  EXPECT(distlock_client_release_token(c, key, "t", &released), INVALID);
+  CHECK(last_error_has("longer than 1024"));
+  free(key);
+  char *long_token = malloc(DISTLOCK_MAX_TOKEN_LEN + 1);
+  memset(long_token, 't', DISTLOCK_MAX_TOKEN_LEN + 1);
+  EXPECT(distlock_client_release_token(c, "k", long_token, &released), INVALID);
+  CHECK(last_error_has("token is longer than 4096"));
+  free(long_token);
+  char *path = malloc(DISTLOCK_MAX_PATH_LEN + 1);
+  memset(path, '/', DISTLOCK_MAX_PATH_LEN + 1);
+  EXPECT(distlock_config_set_tls_ca_file(cfg, path), INVALID);
+  CHECK(last_error_has("path is longer than 4096"));
+  EXPECT(distlock_config_set_tls_client_cert_files(cfg, path, "/k.pem"), INVALID);
+  EXPECT(distlock_config_set_tls_client_cert_files(cfg, "/c.pem", path), INVALID);
+  free(path);
   distlock_config_free(cfg);
 }
 
@@ -1190,6 +1386,358 @@ static void test_close_during_a_call(void) {
   distlock_client_close(holder_client);
 }
 
+/* ---- inspect and release_token ---- */
+
+/* Copies the guard's token into buf (DISTLOCK_TOKEN_LEN + 1 bytes). */
+static void token_of(const distlock_guard *g, char *buf) {
+  EXPECT(distlock_guard_token(g, buf, DISTLOCK_TOKEN_LEN + 1), DISTLOCK_OK);
+}
+
+static void test_inspect(distlock_client *c) {
+  char token[DISTLOCK_TOKEN_LEN + 1];
+  distlock_lock_info info;
+
+  /* A name never used: free, no fence, an empty token. */
+  memset(&info, 0x5a, sizeof info);
+  info.struct_size = sizeof info;
+  memset(token, 'x', sizeof token);
+  EXPECT(distlock_client_inspect(c, "inspect-unused", token, sizeof token, &info), DISTLOCK_OK);
+  CHECK(!info.held && !info.has_remaining && !info.has_fence);
+  CHECK(info.token_len == 0 && info.remaining_ms == 0 && info.fence == 0);
+  CHECK(info.struct_size == sizeof info && token[0] == '\0');
+  CHECK(key_exists("distlock:inspect-unused") == 0);
+
+  /* Held: the guard's token, a lease within its TTL, its fence. */
+  distlock_guard *g = must_acquire(c, "inspected", 5000);
+  char mine[DISTLOCK_TOKEN_LEN + 1];
+  token_of(g, mine);
+  uint64_t fence = 0;
+  EXPECT(distlock_guard_fence(g, &fence), DISTLOCK_OK);
+  EXPECT(distlock_client_inspect(c, "inspected", token, sizeof token, &info), DISTLOCK_OK);
+  CHECK(info.held && info.token_len == DISTLOCK_TOKEN_LEN && strcmp(token, mine) == 0);
+  CHECK(info.has_remaining && info.remaining_ms > 0 && info.remaining_ms <= 5000);
+  CHECK(info.has_fence && info.fence >= fence);
+  uint64_t highest = info.fence;
+
+  /* The token is optional; a buffer too small is refused, the rest filled
+   * and the size needed told. */
+  memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  EXPECT(distlock_client_inspect(c, "inspected", NULL, 0, &info), DISTLOCK_OK);
+  CHECK(info.held && info.token_len == DISTLOCK_TOKEN_LEN && info.has_fence);
+  char small[DISTLOCK_TOKEN_LEN];
+  memset(small, 'x', sizeof small);
+  memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  EXPECT(distlock_client_inspect(c, "inspected", small, sizeof small, &info), INVALID);
+  CHECK(last_error_has("token_buf_len is 36; the token needs 37 bytes"));
+  CHECK(info.held && info.token_len == DISTLOCK_TOKEN_LEN && info.fence == highest);
+  CHECK(small[0] == 'x' && small[sizeof small - 1] == 'x');
+  EXPECT(distlock_client_inspect(c, "inspected", NULL, 8, &info), INVALID);
+  CHECK(last_error_has("token_buf is NULL"));
+
+  /* struct_size: too small is refused before anything is written; larger
+   * (a newer header's struct) gets nothing past what this library knows. */
+  memset(&info, 0x5a, sizeof info);
+  info.struct_size = sizeof info - 1;
+  unsigned char before[sizeof info];
+  memcpy(before, &info, sizeof info);
+  EXPECT(distlock_client_inspect(c, "inspected", token, sizeof token, &info), INVALID);
+  CHECK(last_error_has("struct_size"));
+  CHECK(memcmp(before, &info, sizeof info) == 0);
+  info.struct_size = 0;
+  EXPECT(distlock_client_inspect(c, "inspected", token, sizeof token, &info), INVALID);
+  struct {
+    distlock_lock_info info;
+    unsigned char tail[32];
+  } newer;
+  memset(&newer, 0xa5, sizeof newer);
+  newer.info.struct_size = sizeof newer;
+  EXPECT(distlock_client_inspect(c, "inspected", token, sizeof token, &newer.info), DISTLOCK_OK);
+  CHECK(newer.info.held && newer.info.struct_size == sizeof newer);
+  int untouched = 1;
+  for (size_t i = 0; i < sizeof newer.tail; i++) untouched &= newer.tail[i] == 0xa5;
+  CHECK(untouched);
+
+  /* Released: free again, and the fence stays; the next acquisition's
+   * fence is above it. */
+  EXPECT(distlock_guard_release(g), DISTLOCK_OK);
+  info.struct_size = sizeof info;
+  EXPECT(distlock_client_inspect(c, "inspected", token, sizeof token, &info), DISTLOCK_OK);
+  CHECK(!info.held && !info.has_remaining && info.token_len == 0 && token[0] == '\0');
+  CHECK(info.has_fence && info.fence == highest);
+  distlock_guard_free(g);
+  g = must_acquire(c, "inspected", 0);
+  uint64_t next = 0;
+  EXPECT(distlock_guard_fence(g, &next), DISTLOCK_OK);
+  CHECK(next > highest);
+  distlock_guard_free(g);
+
+  /* A key set by something else, longer than any token and without an
+   * expiry: reported as it is. */
+  char foreign[101];
+  memset(foreign, 'f', 100);
+  foreign[100] = '\0';
+  char out[32];
+  const char *set[] = {"SET", "distlock:inspect-foreign", foreign};
+  CHECK(support_redis(port, 3, set, out, sizeof out) == SUPPORT_STATUS);
+  EXPECT(distlock_client_inspect(c, "inspect-foreign", token, sizeof token, &info), INVALID);
+  CHECK(info.held && info.token_len == 100 && !info.has_remaining && !info.has_fence);
+  char *big = malloc(info.token_len + 1);
+  EXPECT(distlock_client_inspect(c, "inspect-foreign", big, info.token_len + 1, &info),
+         DISTLOCK_OK);
+  CHECK(strcmp(big, foreign) == 0);
+  bool released = false;
+  EXPECT(distlock_client_release_token(c, "inspect-foreign", big, &released), DISTLOCK_OK);
+  CHECK(released && key_exists("distlock:inspect-foreign") == 0);
+  free(big);
+
+  /* Bad keys, as for distlock_acquire. */
+  EXPECT(distlock_client_inspect(c, "", token, sizeof token, &info), INVALID);
+  CHECK(last_error_has("lock name is empty") && !info.held);
+}
+
+static void test_release_token(distlock_client *c) {
+  /* A short lease, so that the guard's renewal (a third of it) comes
+   * soon. */
+  distlock_guard *g = must_acquire(c, "forced", 1500);
+  char token[DISTLOCK_TOKEN_LEN + 1];
+  token_of(g, token);
+  bool released = true;
+  EXPECT(distlock_client_release_token(c, "forced", "not-the-token", &released), DISTLOCK_OK);
+  CHECK(!released);
+  char shorter[DISTLOCK_TOKEN_LEN + 1];
+  memcpy(shorter, token, sizeof shorter);
+  shorter[DISTLOCK_TOKEN_LEN - 1] = '\0';
+  released = true;
+  EXPECT(distlock_client_release_token(c, "forced", shorter, &released), DISTLOCK_OK);
+  CHECK(!released);
+  EXPECT(distlock_client_release_token(c, "forced", "", &released), INVALID);
+  CHECK(last_error_has("token is empty"));
+  /* Still held, by the guard. */
+  bool held = false;
+  EXPECT(distlock_guard_is_held(g, &held), DISTLOCK_OK);
+  CHECK(held && key_exists("distlock:forced") == 1);
+  EXPECT(distlock_guard_wait_lost(g, 0), DISTLOCK_TIMEOUT);
+
+  /* The right token frees it; the guard finds out at its next renewal. */
+  EXPECT(distlock_client_release_token(c, "forced", token, &released), DISTLOCK_OK);
+  CHECK(released && key_exists("distlock:forced") == 0);
+  EXPECT(distlock_guard_wait_lost(g, 5000), DISTLOCK_LOST);
+  EXPECT(distlock_guard_is_held(g, &held), DISTLOCK_OK);
+  CHECK(!held);
+  EXPECT(distlock_client_release_token(c, "forced", token, &released), DISTLOCK_OK);
+  CHECK(!released);
+  /* A later owner is not freed by the old token. */
+  distlock_guard *next = must_acquire(c, "forced", 0);
+  EXPECT(distlock_client_release_token(c, "forced", token, &released), DISTLOCK_OK);
+  CHECK(!released && key_exists("distlock:forced") == 1);
+  EXPECT(distlock_guard_release(g), DISTLOCK_LOST);
+  distlock_guard_free(g);
+  distlock_guard_free(next);
+  EXPECT(distlock_client_release_token(c, "never-held", token, &released), DISTLOCK_OK);
+  CHECK(!released);
+}
+
+/* ---- TLS: a private CA, and mutual TLS ---- */
+
+static const char *tls_dir;
+static int tls_port, mtls_port;
+
+/* The path of file name in the test PKI (a static buffer per slot). */
+static const char *pki(int slot, const char *name) {
+  static char paths[4][512];
+  snprintf(paths[slot], sizeof paths[slot], "%s/%s", tls_dir, name);
+  return paths[slot];
+}
+
+/* The whole file at path, NUL-terminated; *len is its length. */
+static uint8_t *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return NULL;
+  uint8_t *buf = malloc(DISTLOCK_MAX_PEM_LEN + 1);
+  *len = fread(buf, 1, DISTLOCK_MAX_PEM_LEN, f);
+  buf[*len] = '\0';
+  fclose(f);
+  return buf;
+}
+
+/* A config for the TLS server on port p, with quick timeouts. */
+static distlock_config *tls_config(int p) {
+  char u[64];
+  snprintf(u, sizeof u, "rediss://127.0.0.1:%d/0", p);
+  distlock_config *cfg = new_config();
+  EXPECT(distlock_config_set_url(cfg, u), DISTLOCK_OK);
+  EXPECT(distlock_config_set_connect_timeout_ms(cfg, 2000), DISTLOCK_OK);
+  EXPECT(distlock_config_set_command_timeout_ms(cfg, 2000), DISTLOCK_OK);
+  return cfg;
+}
+
+/* Takes and gives back a lock through c, and sees a second try fail
+ * meanwhile: the client really works over TLS. */
+static void lock_over(distlock_client *c, const char *key) {
+  if (c == NULL) return;
+  distlock_guard *g = must_acquire(c, key, 0);
+  distlock_guard *g2 = (distlock_guard *)0x1;
+  EXPECT(distlock_acquire(c, key, 0, 0, NULL, &g2), DISTLOCK_NOT_ACQUIRED);
+  distlock_lock_info info = {.struct_size = sizeof info};
+  EXPECT(distlock_client_inspect(c, key, NULL, 0, &info), DISTLOCK_OK);
+  CHECK(info.held);
+  EXPECT(distlock_guard_release(g), DISTLOCK_OK);
+  distlock_guard_free(g);
+  distlock_client_close(c);
+}
+
+static void test_tls(void) {
+  tls_dir = getenv("DISTLOCK_TLS_DIR");
+  const char *p1 = getenv("DISTLOCK_TLS_PORT"), *p2 = getenv("DISTLOCK_MTLS_PORT");
+  if (tls_dir == NULL || p1 == NULL || p2 == NULL) {
+    printf("skipping the TLS checks: set DISTLOCK_TLS_DIR, DISTLOCK_TLS_PORT and "
+           "DISTLOCK_MTLS_PORT (run-tests.sh does)\n");
+    return;
+  }
+  tls_port = atoi(p1);
+  mtls_port = atoi(p2);
+
+  /* Without the CA, the server's certificate is not trusted, and the
+   * message says what to set. */
+  distlock_config *cfg = tls_config(tls_port);
+  OPEN_CONFIG(cfg, DISTLOCK_CONNECTION);
+  CHECK(last_error_has("UnknownIssuer") && last_error_has("give the CA that signed it"));
+  char u[64];
+  snprintf(u, sizeof u, "rediss://127.0.0.1:%d/0", tls_port);
+  distlock_client *c = (distlock_client *)0x1;
+  distlock_options quick = {.connect_timeout_ms = 2000};
+  EXPECT(distlock_client_open(u, &quick, &c), DISTLOCK_CONNECTION);
+  CHECK(c == NULL && last_error_has("give the CA that signed it"));
+
+  /* The CA from its file. */
+  EXPECT(distlock_config_set_tls_ca_file(cfg, pki(0, "ca.pem")), DISTLOCK_OK);
+  lock_over(OPEN_CONFIG(cfg, DISTLOCK_OK), "tls-ca-file");
+  /* The wrong CA replaces it: untrusted again. */
+  EXPECT(distlock_config_set_tls_ca_file(cfg, pki(0, "other-ca.pem")), DISTLOCK_OK);
+  OPEN_CONFIG(cfg, DISTLOCK_CONNECTION);
+  CHECK(last_error_has("UnknownIssuer"));
+  distlock_config_free(cfg);
+
+  /* The CA from PEM bytes (not NUL-terminated: the length counts). */
+  size_t ca_len = 0;
+  uint8_t *ca = slurp(pki(0, "ca.pem"), &ca_len);
+  CHECK(ca != NULL && ca_len > 0);
+  if (ca == NULL) return;
+  ca[ca_len] = '#';
+  cfg = tls_config(tls_port);
+  EXPECT(distlock_config_set_tls_ca_pem(cfg, ca, ca_len), DISTLOCK_OK);
+  lock_over(OPEN_CONFIG(cfg, DISTLOCK_OK), "tls-ca-pem");
+  /* The same server, plain text: refused. */
+  char plain[64];
+  snprintf(plain, sizeof plain, "redis://127.0.0.1:%d/0", tls_port);
+  EXPECT(distlock_config_set_url(cfg, plain), DISTLOCK_OK);
+  OPEN_CONFIG(cfg, DISTLOCK_CONNECTION);
+  CHECK(last_error_has("use rediss://"));
+  /* Custom certificates fit a single server or Redlock, not a cluster or
+   * sentinel: the same refusal as the Rust builder's. */
+  EXPECT(distlock_config_add_cluster_url(cfg, "rediss://127.0.0.1:1"), DISTLOCK_OK);
+  CHECK(check_says(cfg, REFUSED_TLS_DEPLOYMENT));
+  EXPECT(distlock_config_set_sentinel(cfg, "mymaster"), DISTLOCK_OK);
+  EXPECT(distlock_config_add_sentinel(cfg, "127.0.0.1:1"), DISTLOCK_OK);
+  CHECK(check_says(cfg, REFUSED_TLS_DEPLOYMENT));
+  distlock_config_free(cfg);
+
+  /* Mutual TLS: without a client certificate the server hangs up. */
+  cfg = tls_config(mtls_port);
+  EXPECT(distlock_config_set_tls_ca_pem(cfg, ca, ca_len), DISTLOCK_OK);
+  OPEN_CONFIG(cfg, DISTLOCK_CONNECTION);
+  CHECK(last_error_has("requires a client certificate"));
+  /* With one, from files. */
+  EXPECT(distlock_config_set_tls_client_cert_files(cfg, pki(0, "client.pem"),
+                                                   pki(1, "client.key")),
+         DISTLOCK_OK);
+  lock_over(OPEN_CONFIG(cfg, DISTLOCK_OK), "mtls-files");
+  /* A certificate of a CA the server does not trust. */
+  EXPECT(distlock_config_set_tls_client_cert_files(cfg, pki(0, "other-client.pem"),
+                                                   pki(1, "other-client.key")),
+         DISTLOCK_OK);
+  OPEN_CONFIG(cfg, DISTLOCK_CONNECTION);
+  CHECK(last_error_has("does not trust the client certificate"));
+  /* A key that is not the certificate's is refused by the setter, which
+   * keeps the certificate set before. */
+  EXPECT(distlock_config_set_tls_client_cert_files(cfg, pki(0, "client.pem"),
+                                                   pki(1, "other-client.key")),
+         DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("other-client.key") && last_error_has("is not the key of") &&
+        last_error_has("client.pem"));
+  OPEN_CONFIG(cfg, DISTLOCK_CONNECTION);
+  distlock_config_free(cfg);
+  /* From PEM bytes. */
+  size_t cert_len = 0, key_len = 0;
+  uint8_t *cert = slurp(pki(0, "client.pem"), &cert_len);
+  uint8_t *key = slurp(pki(0, "client.key"), &key_len);
+  CHECK(cert != NULL && key != NULL);
+  if (cert != NULL && key != NULL) {
+    cfg = tls_config(mtls_port);
+    EXPECT(distlock_config_set_tls_ca_file(cfg, pki(0, "ca.pem")), DISTLOCK_OK);
+    EXPECT(distlock_config_set_tls_client_cert_pem(cfg, cert, cert_len, key, key_len),
+           DISTLOCK_OK);
+    lock_over(OPEN_CONFIG(cfg, DISTLOCK_OK), "mtls-pem");
+    /* Swapped: the key where the certificate goes. Nothing of the key is
+     * shown. */
+    EXPECT(distlock_config_set_tls_client_cert_pem(cfg, key, key_len, cert, cert_len),
+           DISTLOCK_INVALID_ARGUMENT);
+    CHECK(last_error_has("the TLS client certificate PEM holds no certificate"));
+    char key_line[65] = "";
+    const char *body = strchr((const char *)key, '\n');
+    if (body != NULL) snprintf(key_line, 17, "%s", body + 1);
+    CHECK(strlen(key_line) == 16 && !last_error_has(key_line));
+    EXPECT(distlock_config_set_tls_client_cert_pem(cfg, cert, cert_len, cert, cert_len),
+           DISTLOCK_INVALID_ARGUMENT);
+    CHECK(last_error_has("the TLS client key PEM holds no private key"));
+    /* The key file given as the CA: refused, its content not shown. */
+    EXPECT(distlock_config_set_tls_ca_file(cfg, pki(0, "client.key")), DISTLOCK_INVALID_ARGUMENT);
+    CHECK(last_error_has("client.key") && last_error_has("holds no certificate") &&
+          !last_error_has(key_line));
+    /* Still the settings that worked. */
+    lock_over(OPEN_CONFIG(cfg, DISTLOCK_OK), "mtls-pem-kept");
+    distlock_config_free(cfg);
+  }
+  free(cert);
+  free(key);
+  free(ca);
+
+  /* Files that cannot be read are named, with the reason. */
+  cfg = new_config();
+  const char *missing = pki(2, "no-such-dir/ca.pem");
+  EXPECT(distlock_config_set_tls_ca_file(cfg, missing), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("cannot read the TLS CA file") && last_error_has(missing) &&
+        last_error_has("No such file"));
+  EXPECT(distlock_config_set_tls_ca_file(cfg, tls_dir), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has(tls_dir) && last_error_has("directory"));
+  EXPECT(distlock_config_set_tls_client_cert_files(cfg, pki(0, "client.pem"), missing),
+         DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("cannot read the TLS client key file") && last_error_has(missing));
+  EXPECT(distlock_config_set_tls_client_cert_files(cfg, missing, pki(1, "client.key")),
+         DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("cannot read the TLS client certificate file"));
+  EXPECT(distlock_config_set_tls_ca_file(cfg, ""), DISTLOCK_INVALID_ARGUMENT);
+  /* PEM bytes: empty, too many. */
+  uint8_t one = '-';
+  EXPECT(distlock_config_set_tls_ca_pem(cfg, &one, 0), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("empty"));
+  uint8_t *huge = calloc(DISTLOCK_MAX_PEM_LEN + 1, 1);
+  EXPECT(distlock_config_set_tls_ca_pem(cfg, huge, DISTLOCK_MAX_PEM_LEN + 1),
+         DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("at most 1048576"));
+  EXPECT(distlock_config_set_tls_client_cert_pem(cfg, huge, DISTLOCK_MAX_PEM_LEN + 1, &one, 1),
+         DISTLOCK_INVALID_ARGUMENT);
+  EXPECT(distlock_config_set_tls_client_cert_pem(cfg, &one, 1, huge, SIZE_MAX),
+         DISTLOCK_INVALID_ARGUMENT);
+  free(huge);
+  /* None of it was kept: no TLS settings, so a cluster is fine. */
+  EXPECT(distlock_config_add_cluster_url(cfg, "rediss://127.0.0.1:1"), DISTLOCK_OK);
+  EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
+  distlock_config_free(cfg);
+}
+
 int main(void) {
   port = support_port();
   support_url(url, sizeof url, port);
@@ -1208,11 +1756,14 @@ int main(void) {
     test_null_everywhere(c);
     test_non_utf8_and_unterminated(c);
     test_absurd_numbers(c);
+    test_inspect(c);
+    test_release_token(c);
     distlock_client_close(c);
   }
   test_config_arguments();
   test_config_single_server();
   test_config_redlock();
+  test_tls();
   test_close_during_a_call();
 
   printf("%d passed, %d failed\n", passed, failed);

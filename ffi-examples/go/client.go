@@ -1,6 +1,7 @@
 package distlock
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -29,8 +30,10 @@ type Option func(*clientConfig)
 
 type clientConfig struct {
 	native nativeOptions
-	// Settings the distlock_options struct cannot carry; any of them makes
-	// Open go through distlock_client_open_config.
+	// The choice of servers, and the settings the distlock_options struct
+	// cannot carry; a server option besides Open's url, or any of those
+	// settings (extended), makes Open go through
+	// distlock_client_open_config.
 	servers  nativeServers
 	extended bool
 	err      error
@@ -92,49 +95,120 @@ func WithCommandTimeout(d time.Duration) Option {
 	}
 }
 
-// WithURL sets the server's URL for OpenConfig, as Open's url argument
-// does: "redis://[[user]:password@]host[:port][/db]", or "rediss://" for
-// TLS. With WithSentinel only its scheme, credentials and db are used, for
-// the master.
+// The server options (WithURL, WithNodes, WithCluster, WithSentinel) build
+// one choice of servers, as the Rust builder's url, nodes, cluster and
+// sentinel do, and options apply in order (Open's url argument first): the
+// last kind given wins. So Open(url, WithNodes(a, b, c)) is a Redlock over
+// a, b and c (url is not used), and OpenConfig(WithNodes(a, b, c),
+// WithURL(u)) is the one server u.
+
+// WithURL chooses one server, replacing the servers chosen before:
+// "redis://[[user]:password@]host[:port][/db]", or "rediss://" for TLS.
+// The etcd://, etcds://, memcache:// and zk:// schemes are reserved for
+// backends still to come and refused by name. Given just before
+// WithSentinel, it gives the master's scheme, credentials and db instead
+// (its host and port are then not used).
 func WithURL(url string) Option {
-	return func(c *clientConfig) {
-		c.servers.url = &url
-		c.extended = true
-	}
+	return func(c *clientConfig) { c.addStep(stepURL, url) }
 }
 
-// WithNodes makes the Client a Redlock over several independent Redis
-// nodes, given by URL: a lock is owned only while a majority of them grant
-// it. At least 3 are needed (5 is usual). It excludes a URL, WithCluster
-// and WithSentinel. Each call adds to the nodes.
+// WithNodes chooses Redlock over several independent Redis nodes, given by
+// URL: a lock is owned only while a majority of them grant it. At least 3
+// are needed (5 is usual); fewer are refused, with an error wrapping
+// ErrInvalidArgument. It replaces a URL, cluster or sentinel chosen
+// before; WithNodes calls in a row add to one list of nodes.
 func WithNodes(urls ...string) Option {
 	return func(c *clientConfig) {
-		c.servers.nodes = append(c.servers.nodes, urls...)
-		c.extended = true
+		for _, u := range urls {
+			c.addStep(stepNode, u)
+		}
 	}
 }
 
-// WithCluster makes the Client use a Redis Cluster, of which urls are some
-// nodes (seeds: give several, so that the Client can start while one is
-// down). It excludes a URL, WithNodes and WithSentinel. Each call adds to
-// the seeds.
+// WithCluster chooses a Redis Cluster, of which urls are some nodes
+// (seeds: give several, so that the Client can start while one is down).
+// It replaces a URL, nodes or sentinel chosen before; WithCluster calls in
+// a row add to one list of seeds.
 func WithCluster(urls ...string) Option {
 	return func(c *clientConfig) {
-		c.servers.cluster = append(c.servers.cluster, urls...)
+		for _, u := range urls {
+			c.addStep(stepCluster, u)
+		}
+	}
+}
+
+// WithSentinel chooses Redis Sentinel: the sentinels at addrs ("host:port",
+// or "redis://[user:password@]host:port" when they need credentials of
+// their own) watch the master they know as master, and every new
+// connection asks them where it is, so the Client follows a failover by
+// itself. The master's scheme, credentials and db come from a URL given
+// just before (Open's url, or WithURL): Open("redis://:pw@any/2",
+// WithSentinel("mymaster", addrs...)). It replaces nodes or a cluster
+// chosen before; a master name without addresses, or addresses without a
+// name (""), is refused when the Client is opened.
+func WithSentinel(master string, addrs ...string) Option {
+	return func(c *clientConfig) {
+		c.addStep(stepMaster, master)
+		for _, a := range addrs {
+			c.addStep(stepSentinel, a)
+		}
+	}
+}
+
+// addStep records one server setter call, in order.
+func (c *clientConfig) addStep(kind int, value string) {
+	c.servers.steps = append(c.servers.steps, serverStep{kind: kind, value: value})
+}
+
+// WithTLSCAFile trusts the CA certificates in the PEM file at path,
+// instead of the system's trust store, for rediss:// servers: for a server
+// whose certificate a private CA signed, or that is self-signed. The file
+// is read and checked when the Client is opened (and by CheckConfig); an
+// unreadable file, or one without a usable certificate, gives an error
+// wrapping ErrInvalidArgument that names it. It replaces WithTLSCA. Custom
+// certificates work with one server or Redlock, not with WithCluster or
+// WithSentinel.
+func WithTLSCAFile(path string) Option {
+	return func(c *clientConfig) {
+		c.servers.tlsCA = &pemSource{path: path}
 		c.extended = true
 	}
 }
 
-// WithSentinel makes the Client find its server through Redis Sentinel:
-// the sentinels at addrs ("host:port", or "redis://[user:password@]host:port"
-// when they need credentials of their own) watch the master they know as
-// master, and every new connection asks them where it is, so the Client
-// follows a failover by itself. The master's scheme, credentials and db
-// come from the URL, if one is given (Open's, or WithURL).
-func WithSentinel(master string, addrs ...string) Option {
+// WithTLSCA trusts the CA certificates in pem (PEM text), as WithTLSCAFile
+// does with a file. pem is copied. It replaces WithTLSCAFile.
+func WithTLSCA(pem []byte) Option {
+	pem = bytes.Clone(pem)
 	return func(c *clientConfig) {
-		c.servers.master = &master
-		c.servers.sentinels = append(c.servers.sentinels, addrs...)
+		c.servers.tlsCA = &pemSource{pem: pem, fromMemory: true}
+		c.extended = true
+	}
+}
+
+// WithTLSClientCertFiles presents the client certificate (chain) in the
+// PEM file at certPath, with the private key in the PEM file at keyPath,
+// to rediss:// servers that require client certificates (mutual TLS,
+// Redis's tls-auth-clients). Both files are read and checked when the
+// Client is opened: the key must be the certificate's. Errors name a file
+// that cannot be read and never show a key. It replaces
+// WithTLSClientCert; one server or Redlock only, as for the CA.
+func WithTLSClientCertFiles(certPath, keyPath string) Option {
+	return func(c *clientConfig) {
+		c.servers.tlsCert = &pemSource{path: certPath}
+		c.servers.tlsKey = &pemSource{path: keyPath}
+		c.extended = true
+	}
+}
+
+// WithTLSClientCert presents the client certificate (chain) certPEM with
+// the private key keyPEM (both PEM text), as WithTLSClientCertFiles does
+// with files. Both are copied; the native copy of the key is overwritten
+// once used. It replaces WithTLSClientCertFiles.
+func WithTLSClientCert(certPEM, keyPEM []byte) Option {
+	certPEM, keyPEM = bytes.Clone(certPEM), bytes.Clone(keyPEM)
+	return func(c *clientConfig) {
+		c.servers.tlsCert = &pemSource{pem: certPEM, fromMemory: true}
+		c.servers.tlsKey = &pemSource{pem: keyPEM, fromMemory: true}
 		c.extended = true
 	}
 }
@@ -239,34 +313,35 @@ func ceilMillis(d time.Duration) uint64 {
 // ("redis://[[user]:password@]host[:port][/db]", or "rediss://" for TLS)
 // and checks that it answers. Close the Client when done with it.
 //
-// Every Option applies; with WithSentinel, url gives the master's scheme,
-// credentials and db. For Redlock or a cluster, which list their servers
-// themselves, use OpenConfig.
+// Every Option applies, in order, after url: a server option among them
+// replaces url (Open(url, WithNodes(a, b, c)) is a Redlock over a, b and
+// c), except that WithSentinel takes the master's scheme, credentials and
+// db from url. OpenConfig is the same without a url.
 func Open(url string, opts ...Option) (*Client, error) {
-	cfg := configFrom(opts)
+	cfg := configFrom(append([]Option{WithURL(url)}, opts...))
 	if cfg.err != nil {
 		return nil, withOp(cfg.err, "open")
 	}
-	if cfg.extended {
-		if cfg.servers.url != nil {
-			return nil, newError("open", statusInvalidArgument, "a URL was given both to Open and in WithURL")
+	if len(cfg.servers.steps) == 1 && !cfg.extended {
+		// Nothing but the URL and the settings distlock_options carries.
+		h, err := nativeOpen(url, cfg.native)
+		if err != nil {
+			return nil, withOp(err, "open")
 		}
-		cfg.servers.url = &url
-		return openConfigured(cfg)
+		return newClient(h), nil
 	}
-	h, err := nativeOpen(url, cfg.native)
-	if err != nil {
-		return nil, withOp(err, "open")
-	}
-	return newClient(h), nil
+	return openConfigured(cfg)
 }
 
-// OpenConfig opens a Client whose servers are given by options, in exactly
-// one way: WithURL (one server), WithNodes (Redlock over 3 or more
-// independent nodes), WithCluster (Redis Cluster seeds) or WithSentinel
-// (optionally with WithURL for the master's credentials and db). The
-// choice is checked before anything connects: none, two at once, or fewer
-// than 3 nodes give an error wrapping ErrInvalidArgument. CheckConfig
+// OpenConfig opens a Client whose servers are given by options: WithURL
+// (one server), WithNodes (Redlock over 3 or more independent nodes),
+// WithCluster (Redis Cluster seeds) or WithSentinel (with a WithURL just
+// before for the master's credentials and db). Options apply in order and
+// the last kind of server given wins; with none, the Client uses
+// redis://127.0.0.1:6379/0. The choice is checked before anything
+// connects: fewer than 3 nodes, half a sentinel setting or TLS
+// certificates with a cluster or sentinel give an error wrapping
+// ErrInvalidArgument, with the native library's words for it. CheckConfig
 // makes the same checks without connecting.
 //
 //	c, err := distlock.OpenConfig(
@@ -282,14 +357,15 @@ func OpenConfig(opts ...Option) (*Client, error) {
 }
 
 // CheckConfig checks opts exactly as OpenConfig does before it connects
-// (the servers given in exactly one way, URLs that parse, values in range)
-// without connecting anywhere: to validate a configuration at start-up,
-// or offline. It returns nil if OpenConfig(opts...) would go on to
-// connect, and otherwise an error wrapping ErrInvalidArgument with the
-// same message OpenConfig's error carries (its operation is "check"
-// instead of "open"). A nil result says nothing about whether the
-// servers can be reached, or are what they were given as (a cluster
-// seed that is no cluster node is found out only by connecting).
+// (a usable choice of servers, URLs that parse, values in range, TLS
+// files that can be read and hold what they should) without connecting
+// anywhere: to validate a configuration at start-up, or offline. It
+// returns nil if OpenConfig(opts...) would go on to connect, and
+// otherwise an error wrapping ErrInvalidArgument with the same message
+// OpenConfig's error carries (its operation is "check" instead of
+// "open"). A nil result says nothing about whether the servers can be
+// reached, or are what they were given as (a cluster seed that is no
+// cluster node is found out only by connecting).
 func CheckConfig(opts ...Option) error {
 	cfg := configFrom(opts)
 	if cfg.err != nil {
@@ -590,4 +666,62 @@ func (c *Client) acquire(ctx context.Context, op, key string, ttlMS uint64, time
 	default:
 		return nil, newError(op, st, msg)
 	}
+}
+
+// Inspect reads what the server holds for the lock named key: whether it
+// is held, the holder's token and remaining lease, and the last fencing
+// token handed out. It makes one round trip (bounded by the command
+// timeout) and changes nothing. It is for operators and tools: only a
+// Lock proves ownership, and the answer may be stale as soon as it
+// arrives.
+func (c *Client) Inspect(key string) (LockInfo, error) {
+	op := describe("inspect", key)
+	ckey, err := cString("key", key)
+	if err != nil {
+		return LockInfo{}, withOp(err, op)
+	}
+	defer freeCString(ckey)
+	h, err := c.begin(op, nil)
+	if err != nil {
+		return LockInfo{}, err
+	}
+	info, st, msg := nativeInspect(h, ckey)
+	c.end(nil)
+	if st != statusOK {
+		return LockInfo{}, newError(op, st, msg)
+	}
+	return info, nil
+}
+
+// ReleaseToken deletes the lock named key if, and only if, it is held with
+// token: the operator's way to free a lock whose holder is known to be
+// dead (the token comes from Inspect, or from the holder's Lock.Token()).
+// It reports whether the lock was deleted; false means it was not held
+// with token (free, or held with another token), and nothing changed. The
+// holder's Lock finds it lost at its next renewal (within a third of its
+// TTL): Lost() is closed and Unlock returns an error wrapping ErrLost. An
+// error (ErrConnection, say) means it is unknown whether the lock was
+// deleted.
+func (c *Client) ReleaseToken(key, token string) (bool, error) {
+	op := describe("release token of", key)
+	ckey, err := cString("key", key)
+	if err != nil {
+		return false, withOp(err, op)
+	}
+	defer freeCString(ckey)
+	ctoken, err := cString("token", token)
+	if err != nil {
+		return false, withOp(err, op)
+	}
+	defer freeCString(ctoken)
+	h, err := c.begin(op, nil)
+	if err != nil {
+		return false, err
+	}
+	released, st, msg := nativeReleaseToken(h, ckey, ctoken)
+	c.end(nil)
+	if st != statusOK {
+		return false, newError(op, st, msg)
+	}
+	return released, nil
 }

@@ -3,6 +3,7 @@ package distlock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -18,58 +19,134 @@ func deadURL(db int) string {
 	return "redis://127.0.0.1:1/" + strconv.Itoa(db)
 }
 
-func TestOpenConfigRefusesBadCombinations(t *testing.T) {
+// What src/servers.rs (the Rust builder's check) says of bad choices of
+// servers: the binding must refuse the same choices with the same words.
+const (
+	refusedNodes       = "invalid argument: Redlock needs at least 3 independent nodes (5 is usual); %d given"
+	refusedNoSentinels = "invalid argument: sentinel mode needs at least one sentinel address"
+	refusedReserved    = "invalid argument: %s: the %s:// scheme is reserved for the %s backend, " +
+		"which this version of distlock does not have yet; use redis:// or rediss://"
+	refusedTLSDeployment = "invalid argument: custom TLS certificates work with a single node or " +
+		"Redlock, not Cluster or Sentinel"
+)
+
+// nativeMessage is the native library's message in err (an *opError).
+func nativeMessage(t *testing.T, err error) string {
+	t.Helper()
+	var e *opError
+	if !errors.As(err, &e) {
+		t.Fatalf("%v (%T) is not an *opError", err, err)
+	}
+	return e.message
+}
+
+// Every bad choice of servers is refused by CheckConfig, OpenConfig and
+// Open with exactly the Rust builder's words.
+func TestServerChoiceRefusalsAreRusts(t *testing.T) {
 	three := []string{deadURL(0), deadURL(1), deadURL(2)}
+	reserved := func(what, scheme, backend string) string {
+		return fmt.Sprintf(refusedReserved, what, scheme, backend)
+	}
 	cases := []struct {
 		name string
-		open func() (*Client, error)
-		want string // in the message
+		opts []Option
+		want string
 	}{
-		{"nothing", func() (*Client, error) { return OpenConfig() }, "no server given"},
-		{"two nodes", func() (*Client, error) { return OpenConfig(WithNodes(deadURL(0), deadURL(1))) }, "at least 3"},
-		{"nodes and sentinel", func() (*Client, error) {
-			return OpenConfig(WithNodes(three...), WithSentinel("mymaster", "127.0.0.1:1"))
-		}, "choose one deployment"},
-		{"nodes and cluster", func() (*Client, error) {
-			return OpenConfig(WithNodes(three...), WithCluster(deadURL(0)))
-		}, "choose one deployment"},
-		{"cluster and sentinel", func() (*Client, error) {
-			return OpenConfig(WithCluster(deadURL(0)), WithSentinel("mymaster", "127.0.0.1:1"))
-		}, "choose one deployment"},
-		{"URL and nodes", func() (*Client, error) { return Open(srv.URL, WithNodes(three...)) }, "distlock_config_set_url"},
-		{"URL twice", func() (*Client, error) { return Open(srv.URL, WithURL(srv.URL)) }, "both"},
-		{"sentinel without addresses", func() (*Client, error) { return OpenConfig(WithSentinel("mymaster")) }, "without sentinel addresses"},
-		{"empty master name", func() (*Client, error) { return OpenConfig(WithSentinel("", "127.0.0.1:1")) }, "master_name is empty"},
-		{"bad node URL", func() (*Client, error) {
-			return OpenConfig(WithNodes(deadURL(0), "http://127.0.0.1:1/", deadURL(2)))
-		}, "node url"},
-		{"node URL with NUL", func() (*Client, error) {
-			return OpenConfig(WithNodes(deadURL(0), deadURL(1)+"\x00", deadURL(2)))
-		}, "NUL"},
-		{"negative replicas", func() (*Client, error) { return Open(srv.URL, WithReplicas(-1, time.Second)) }, "replica count"},
-		{"replicas without timeout", func() (*Client, error) { return Open(srv.URL, WithReplicas(1, 0)) }, "replica"},
-		{"handoff limit too high", func() (*Client, error) { return Open(srv.URL, WithHandoffLimit(64)) }, "handoff_limit"},
-		{"zero retry interval", func() (*Client, error) { return Open(srv.URL, WithMaxRetryInterval(0)) }, "retry interval"},
-		{"negative max hold", func() (*Client, error) { return Open(srv.URL, WithMaxHold(-time.Second)) }, "max hold"},
-		{"bad prefix via config", func() (*Client, error) { return OpenConfig(WithURL(srv.URL), WithPrefix("a{b}")) }, "prefix"},
+		{"one node", []Option{WithNodes(deadURL(0))}, fmt.Sprintf(refusedNodes, 1)},
+		{"two nodes", []Option{WithNodes(deadURL(0), deadURL(1))}, fmt.Sprintf(refusedNodes, 2)},
+		{"two nodes in two calls", []Option{WithNodes(deadURL(0)), WithNodes(deadURL(1))}, fmt.Sprintf(refusedNodes, 2)},
+		{"nodes again after a URL", []Option{WithNodes(three...), WithURL(deadURL(3)), WithNodes(deadURL(4))}, fmt.Sprintf(refusedNodes, 1)},
+		{"nodes after a sentinel", []Option{WithSentinel("mymaster", "127.0.0.1:1"), WithNodes(deadURL(0), deadURL(1))}, fmt.Sprintf(refusedNodes, 2)},
+		{"master without sentinels", []Option{WithSentinel("mymaster")}, refusedNoSentinels},
+		{"nodes, then a master without sentinels", []Option{WithNodes(three...), WithSentinel("mymaster")}, refusedNoSentinels},
+		{"etcd URL", []Option{WithURL("etcd://127.0.0.1:2379")}, reserved("the server URL", "etcd", "etcd")},
+		{"etcds URL", []Option{WithURL("etcds://127.0.0.1:2379")}, reserved("the server URL", "etcds", "etcd")},
+		{"memcache node", []Option{WithNodes(deadURL(0), "memcache://127.0.0.1:11211", deadURL(2))}, reserved("Redlock node #2", "memcache", "memcached")},
+		{"zk cluster seed", []Option{WithCluster("zk://127.0.0.1:2181/chroot")}, reserved("cluster seed URL #1", "zk", "ZooKeeper")},
+		{"unsupported scheme", []Option{WithURL("http://u:s3cr3t@127.0.0.1:1/")}, `invalid argument: the server URL: unsupported scheme "http"; use redis:// or rediss://`},
+		{"TLS CA and a cluster", []Option{WithTLSCA(testPEM(t)), WithCluster("rediss://127.0.0.1:1")}, refusedTLSDeployment},
+		{"TLS CA and a sentinel", []Option{WithSentinel("mymaster", "127.0.0.1:1"), WithTLSCA(testPEM(t))}, refusedTLSDeployment},
 	}
 	for _, tc := range cases {
-		start := time.Now()
-		c, err := tc.open()
+		checkErr := CheckConfig(tc.opts...)
+		c, openErr := OpenConfig(tc.opts...)
 		if c != nil {
 			c.Close()
 		}
-		if !errors.Is(err, ErrInvalidArgument) {
-			t.Errorf("%s: got %v; want ErrInvalidArgument", tc.name, err)
-			continue
+		for _, err := range []error{checkErr, openErr} {
+			if !errors.Is(err, ErrInvalidArgument) {
+				t.Errorf("%s: %v; want ErrInvalidArgument", tc.name, err)
+				continue
+			}
+			if got := nativeMessage(t, err); got != tc.want {
+				t.Errorf("%s:\n got  %s\n want %s", tc.name, got, tc.want)
+			}
 		}
-		if !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: message %q lacks %q", tc.name, err, tc.want)
+		if strings.Contains(checkErr.Error(), "s3cr3t") {
+			t.Errorf("%s: the password shows: %v", tc.name, checkErr)
 		}
-		// Refused before connecting to anything.
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("%s: took %v", tc.name, d)
-		}
+	}
+	// Open's url comes first, and a reserved scheme there is refused by
+	// the plain open as well.
+	_, err := Open("zk://127.0.0.1:2181")
+	if got := nativeMessage(t, err); got != reserved("the server URL", "zk", "ZooKeeper") {
+		t.Errorf("Open(zk://): %s", got)
+	}
+	_, err = Open(srv.URL, WithNodes(deadURL(0), deadURL(1)))
+	if got := nativeMessage(t, err); got != fmt.Sprintf(refusedNodes, 2) {
+		t.Errorf("Open(url, two nodes): %s", got)
+	}
+}
+
+// Options apply in order, Open's url first, and the last kind of server
+// given wins.
+func TestServerOptionsApplyInOrder(t *testing.T) {
+	three := []string{deadURL(0), deadURL(1), deadURL(2)}
+	quick := []Option{WithConnectTimeout(300 * time.Millisecond), WithCommandTimeout(300 * time.Millisecond)}
+	with := func(opts ...Option) []Option { return append(opts, quick...) }
+	// Open(url, WithNodes(...)) means the nodes: dead ones, so it fails to
+	// connect although url is live.
+	_, err := Open(srv.URL, with(WithNodes(three...))...)
+	if !errors.Is(err, ErrConnection) || !strings.Contains(err.Error(), "majority") {
+		t.Errorf("Open(live url, WithNodes(dead...)): %v; want ErrConnection about the majority", err)
+	}
+	// A URL after the nodes means that server.
+	c, err := Open(deadURL(0), with(WithNodes(three...), WithURL(srv.URL))...)
+	if err != nil {
+		t.Fatalf("Open(dead, nodes, WithURL(live)): %v", err)
+	}
+	l, err := c.TryLock(testKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = l.Unlock()
+	c.Close()
+	// A later WithURL replaces Open's url.
+	c, err = Open(deadURL(0), with(WithURL(srv.URL))...)
+	if err != nil {
+		t.Fatalf("Open(dead, WithURL(live)): %v", err)
+	}
+	c.Close()
+	// Nothing given: the default server, only checked (something may
+	// listen there).
+	if err := CheckConfig(); err != nil {
+		t.Errorf("CheckConfig(): %v; want nil (the default URL)", err)
+	}
+	if err := CheckConfig(WithPrefix("p"), WithPoolSize(2)); err != nil {
+		t.Errorf("CheckConfig(settings only): %v", err)
+	}
+	// Settings may come between the server options.
+	if err := CheckConfig(WithNodes(deadURL(0)), WithPrefix("p"), WithNodes(deadURL(1), deadURL(2))); err != nil {
+		t.Errorf("nodes, prefix, nodes: %v", err)
+	}
+	// The sentinel carries the URL just before as the master's; a bad one
+	// there is refused.
+	if err := CheckConfig(WithURL("redis://:pw@127.0.0.1:1/3"), WithSentinel("mymaster", "127.0.0.1:1")); err != nil {
+		t.Errorf("URL then sentinel: %v", err)
+	}
+	// Nodes, then a cluster: the cluster.
+	if err := CheckConfig(WithNodes(deadURL(0)), WithCluster(deadURL(0))); err != nil {
+		t.Errorf("one node, then a cluster: %v", err)
 	}
 }
 
@@ -84,22 +161,18 @@ func TestCheckConfigAgreesWithOpenConfig(t *testing.T) {
 		opts []Option
 		want string // in the message
 	}{
-		{"nothing", nil, "no server given"},
-		{"only settings", []Option{WithPrefix("p"), WithPoolSize(2)}, "no server given"},
 		{"two nodes", []Option{WithNodes(deadURL(0), deadURL(1))}, "at least 3"},
-		{"nodes and sentinel", []Option{WithNodes(three...), WithSentinel("mymaster", "127.0.0.1:1")}, "choose one deployment"},
-		{"nodes and cluster", []Option{WithNodes(three...), WithCluster(deadURL(0))}, "choose one deployment"},
-		{"cluster and sentinel", []Option{WithCluster(deadURL(0)), WithSentinel("mymaster", "127.0.0.1:1")}, "choose one deployment"},
-		{"URL and nodes", []Option{WithURL(deadURL(0)), WithNodes(three...)}, "distlock_config_set_url"},
-		{"URL and cluster", []Option{WithURL(deadURL(0)), WithCluster(deadURL(1))}, "distlock_config_set_url"},
-		{"sentinel without addresses", []Option{WithSentinel("mymaster")}, "without sentinel addresses"},
+		{"nodes, then a sentinel without addresses", []Option{WithNodes(three...), WithSentinel("mymaster")}, "at least one sentinel address"},
+		{"sentinel without addresses", []Option{WithSentinel("mymaster")}, "at least one sentinel address"},
 		{"empty master name", []Option{WithSentinel("", "127.0.0.1:1")}, "master_name is empty"},
-		{"bad URL", []Option{WithURL("http://127.0.0.1:1/")}, "url"},
-		{"bad node URL", []Option{WithNodes(deadURL(0), "http://127.0.0.1:1/", deadURL(2))}, "node url"},
-		{"bad cluster URL", []Option{WithCluster("http://127.0.0.1:1/")}, "cluster url"},
+		{"bad URL", []Option{WithURL("http://127.0.0.1:1/")}, "the server URL"},
+		{"bad node URL", []Option{WithNodes(deadURL(0), "http://127.0.0.1:1/", deadURL(2))}, "Redlock node #2"},
+		{"bad cluster URL", []Option{WithCluster("http://127.0.0.1:1/")}, "cluster seed URL #1"},
 		{"cluster seeds in two dbs", []Option{WithCluster(deadURL(0), deadURL(1))}, "different database"},
 		{"bad sentinel address", []Option{WithSentinel("mymaster", "not an address")}, "sentinel address"},
-		{"bad master URL", []Option{WithSentinel("mymaster", "127.0.0.1:1"), WithURL("http://127.0.0.1:1/")}, "url"},
+		{"bad URL before a sentinel", []Option{WithURL("http://127.0.0.1:1/"), WithSentinel("mymaster", "127.0.0.1:1")}, "the server URL"},
+		{"missing TLS CA file", []Option{WithURL("rediss://127.0.0.1:1/0"), WithTLSCAFile("/nonexistent/ca.pem")}, `"/nonexistent/ca.pem"`},
+		{"TLS CA with a NUL", []Option{WithTLSCAFile("ca\x00.pem")}, "NUL"},
 		{"node URL with NUL", []Option{WithNodes(deadURL(0), deadURL(1)+"\x00", deadURL(2))}, "NUL"},
 		{"negative replicas", []Option{WithURL(deadURL(0)), WithReplicas(-1, time.Second)}, "replica count"},
 		{"replicas without timeout", []Option{WithURL(deadURL(0)), WithReplicas(1, 0)}, "replica"},
@@ -163,7 +236,9 @@ func TestCheckConfigDoesNotConnect(t *testing.T) {
 		{"Redlock", []Option{WithNodes(three...)}},
 		{"cluster", []Option{WithCluster(deadURL(0), "redis://127.0.0.1:2/0")}},
 		{"sentinel", []Option{WithSentinel("mymaster", "127.0.0.1:1")}},
-		{"sentinel with URL", []Option{WithSentinel("mymaster", "127.0.0.1:1"), WithURL(deadURL(3))}},
+		{"sentinel with URL", []Option{WithURL(deadURL(3)), WithSentinel("mymaster", "127.0.0.1:1")}},
+		{"sentinel, then a URL", []Option{WithSentinel("mymaster", "127.0.0.1:1"), WithURL(deadURL(3))}},
+		{"URL, then nodes", []Option{WithURL(srv.URL), WithNodes(three...)}},
 	}
 	for _, tc := range cases {
 		opts := append(append([]Option(nil), tc.opts...), quick...)

@@ -26,6 +26,7 @@ func TestMain(m *testing.M) {
 	}
 	srv = s
 	code := m.Run()
+	stopTLSServers()
 	if err := s.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping redis-server:", err)
 		if code == 0 {

@@ -19,18 +19,30 @@
 //	// and watching lock.Lost() if the work is long.
 //
 // Redlock over independent nodes, Redis Cluster and Redis Sentinel are
-// opened with OpenConfig and one of WithNodes, WithCluster or
-// WithSentinel; WithReplicas, WithFastPath, WithHandoffLimit,
-// WithHandoffBudget, WithMaxRetryInterval and WithMaxHold tune any Client:
+// chosen with WithNodes, WithCluster or WithSentinel (with Open, or with
+// OpenConfig, which takes no url). The server options build one choice:
+// options apply in order, Open's url first, and the last kind of server
+// given wins, so Open(url, WithNodes(a, b, c)) is a Redlock over a, b and
+// c. WithReplicas, WithFastPath, WithHandoffLimit, WithHandoffBudget,
+// WithMaxRetryInterval and WithMaxHold tune any Client:
 //
 //	client, err := distlock.OpenConfig(
 //		distlock.WithNodes(url1, url2, url3),
 //		distlock.WithReplicas(1, 50*time.Millisecond),
 //	)
 //
+// For rediss:// servers behind a private CA, or that require client
+// certificates (mutual TLS), WithTLSCAFile or WithTLSCA, and
+// WithTLSClientCertFiles or WithTLSClientCert, give the certificates.
+//
 // CheckConfig(opts...) validates the same options as OpenConfig would
 // before connecting, and connects nowhere: for checking a configuration at
-// start-up or offline.
+// start-up or offline. Its refusals are the native library's, word for
+// word those of the Rust builder for the same choice.
+//
+// Client.Inspect reads what the server holds for a lock (holder's token,
+// remaining lease, last fence); Client.ReleaseToken frees a lock held with
+// a given token, for operators whose lock holder died.
 //
 // Errors wrap the sentinels ErrNotAcquired, ErrTimeout, ErrLost and so on;
 // test them with errors.Is. Native handles are freed exactly once: a

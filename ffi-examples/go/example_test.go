@@ -159,3 +159,70 @@ func ExampleOpen_invalidURL() {
 	// Output:
 	// true
 }
+
+// Options apply in order, Open's url first: the last kind of server wins,
+// so Open(url, WithNodes(...)) is a Redlock over the nodes.
+func ExampleOpen_serverChoice() {
+	nodes := distlock.WithNodes("redis://127.0.0.1:7001", "redis://127.0.0.1:7002")
+	err := distlock.CheckConfig(distlock.WithURL("redis://127.0.0.1:6379"), nodes)
+	fmt.Println("two nodes:", err)
+
+	err = distlock.CheckConfig(nodes, distlock.WithURL("redis://127.0.0.1:6379"))
+	fmt.Println("then a URL:", err)
+	// Output:
+	// two nodes: distlock: invalid argument: check: invalid argument: Redlock needs at least 3 independent nodes (5 is usual); 2 given
+	// then a URL: <nil>
+}
+
+// A server whose certificate a private CA signed, and that requires a
+// client certificate (mutual TLS). Not run: it needs such a server.
+func ExampleWithTLSCAFile() {
+	client, err := distlock.Open("rediss://redis.internal:6380/0",
+		distlock.WithTLSCAFile("/etc/distlock/ca.pem"),
+		distlock.WithTLSClientCertFiles("/etc/distlock/client.pem", "/etc/distlock/client.key"),
+	)
+	if err != nil {
+		fmt.Println(err) // names a file it cannot read; says what to check if the handshake fails
+		return
+	}
+	defer client.Close()
+}
+
+// Inspect shows who holds a lock; ReleaseToken frees a lock whose holder
+// is known to be dead, and only if it still holds it.
+func ExampleClient_Inspect() {
+	client, err := distlock.Open(redisURL())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+
+	// A short lease, so that the holder's next renewal (a third of it),
+	// where it finds out, comes soon.
+	held, err := client.TryLock("example:stuck", distlock.WithTTL(1500*time.Millisecond))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	info, err := client.Inspect("example:stuck")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("held:", info.Held, "by this lock:", info.Token == held.Token())
+	fmt.Println("lease left:", info.HasRemaining && info.Remaining <= 1500*time.Millisecond)
+
+	freed, err := client.ReleaseToken("example:stuck", "some-other-token")
+	fmt.Println("wrong token freed it:", freed, err)
+	freed, err = client.ReleaseToken("example:stuck", info.Token)
+	fmt.Println("right token freed it:", freed, err)
+	<-held.Lost()
+	fmt.Println("the holder knows:", errors.Is(held.Unlock(), distlock.ErrLost))
+	// Output:
+	// held: true by this lock: true
+	// lease left: true
+	// wrong token freed it: false <nil>
+	// right token freed it: true <nil>
+	// the holder knows: true
+}

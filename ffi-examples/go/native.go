@@ -31,19 +31,22 @@ static int32_t dlgo_open(const char *url, const distlock_options *opts,
 	return st;
 }
 
+// The kinds of server step: one server setter call each, applied in the
+// order the options gave them.
+#define DLGO_STEP_URL 0
+#define DLGO_STEP_NODE 1
+#define DLGO_STEP_CLUSTER 2
+#define DLGO_STEP_MASTER 3
+#define DLGO_STEP_SENTINEL 4
+
 // Everything distlock_client_open_config needs, in one struct, so that a
 // config is made, filled, used and freed within one cgo call (and the
 // message read on the thread that failed). NULL strings and zero counts
 // leave a setting out; the set_* flags say which numbers to apply.
 typedef struct dlgo_config {
-	const char *url;
-	char **nodes;
-	size_t n_nodes;
-	char **cluster;
-	size_t n_cluster;
-	const char *master;
-	char **sentinels;
-	size_t n_sentinels;
+	const int *step_kinds;
+	char **step_values;
+	size_t n_steps;
 	const char *prefix;
 	uint64_t ttl_ms;
 	uint32_t pool_size;
@@ -62,7 +65,37 @@ typedef struct dlgo_config {
 	uint64_t handoff_budget_ms;
 	bool set_max_hold;
 	uint64_t max_hold_ms;
+	// TLS: a CA from a file or from PEM bytes (set_tls_ca_pem), a client
+	// certificate and key from files or from PEM bytes.
+	const char *tls_ca_file;
+	bool set_tls_ca_pem;
+	const uint8_t *tls_ca_pem;
+	size_t tls_ca_pem_len;
+	const char *tls_cert_file;
+	const char *tls_key_file;
+	bool set_tls_client_pem;
+	const uint8_t *tls_cert_pem;
+	size_t tls_cert_pem_len;
+	const uint8_t *tls_key_pem;
+	size_t tls_key_pem_len;
 } dlgo_config;
+
+static int32_t dlgo_server_step(distlock_config *cfg, int kind, const char *value) {
+	switch (kind) {
+	case DLGO_STEP_URL:
+		return distlock_config_set_url(cfg, value);
+	case DLGO_STEP_NODE:
+		return distlock_config_add_node(cfg, value);
+	case DLGO_STEP_CLUSTER:
+		return distlock_config_add_cluster_url(cfg, value);
+	case DLGO_STEP_MASTER:
+		return distlock_config_set_sentinel(cfg, value);
+	case DLGO_STEP_SENTINEL:
+		return distlock_config_add_sentinel(cfg, value);
+	default:
+		return DISTLOCK_INTERNAL;
+	}
+}
 
 // Makes a distlock_config and applies the settings of in to it. On
 // success *cfg is the caller's, to free; on failure it is NULL, already
@@ -75,16 +108,8 @@ static int32_t dlgo_build_config(const dlgo_config *in, distlock_config **cfg_ou
 		return DISTLOCK_INTERNAL;
 	}
 	int32_t st = DISTLOCK_OK;
-	if (st == DISTLOCK_OK && in->url != NULL) st = distlock_config_set_url(cfg, in->url);
-	for (size_t i = 0; st == DISTLOCK_OK && i < in->n_nodes; i++) {
-		st = distlock_config_add_node(cfg, in->nodes[i]);
-	}
-	for (size_t i = 0; st == DISTLOCK_OK && i < in->n_cluster; i++) {
-		st = distlock_config_add_cluster_url(cfg, in->cluster[i]);
-	}
-	if (st == DISTLOCK_OK && in->master != NULL) st = distlock_config_set_sentinel(cfg, in->master);
-	for (size_t i = 0; st == DISTLOCK_OK && i < in->n_sentinels; i++) {
-		st = distlock_config_add_sentinel(cfg, in->sentinels[i]);
+	for (size_t i = 0; st == DISTLOCK_OK && i < in->n_steps; i++) {
+		st = dlgo_server_step(cfg, in->step_kinds[i], in->step_values[i]);
 	}
 	if (st == DISTLOCK_OK && in->prefix != NULL) st = distlock_config_set_prefix(cfg, in->prefix);
 	if (st == DISTLOCK_OK && in->ttl_ms > 0) st = distlock_config_set_ttl_ms(cfg, in->ttl_ms);
@@ -109,12 +134,43 @@ static int32_t dlgo_build_config(const dlgo_config *in, distlock_config **cfg_ou
 		st = distlock_config_set_handoff_budget_ms(cfg, in->handoff_budget_ms);
 	}
 	if (st == DISTLOCK_OK && in->set_max_hold) st = distlock_config_set_max_hold_ms(cfg, in->max_hold_ms);
+	if (st == DISTLOCK_OK && in->tls_ca_file != NULL) {
+		st = distlock_config_set_tls_ca_file(cfg, in->tls_ca_file);
+	}
+	if (st == DISTLOCK_OK && in->set_tls_ca_pem) {
+		st = distlock_config_set_tls_ca_pem(cfg, in->tls_ca_pem, in->tls_ca_pem_len);
+	}
+	if (st == DISTLOCK_OK && in->tls_cert_file != NULL) {
+		st = distlock_config_set_tls_client_cert_files(cfg, in->tls_cert_file, in->tls_key_file);
+	}
+	if (st == DISTLOCK_OK && in->set_tls_client_pem) {
+		st = distlock_config_set_tls_client_cert_pem(cfg, in->tls_cert_pem, in->tls_cert_pem_len,
+			in->tls_key_pem, in->tls_key_pem_len);
+	}
 	if (st != DISTLOCK_OK) {
 		distlock_config_free(cfg);
 		return st;
 	}
 	*cfg_out = cfg;
 	return DISTLOCK_OK;
+}
+
+// A copy of len bytes in C memory (at least one byte allocated, so that
+// an empty input is a non-NULL pointer with length 0), or NULL if out of
+// memory.
+static uint8_t *dlgo_copy_bytes(const void *p, size_t len) {
+	uint8_t *copy = malloc(len > 0 ? len : 1);
+	if (copy != NULL && len > 0) memcpy(copy, p, len);
+	return copy;
+}
+
+// Overwrites len bytes at p with zeros (through a volatile pointer, so
+// the compiler keeps the stores) and frees it: for copies of private keys.
+static void dlgo_wipe_free(uint8_t *p, size_t len) {
+	if (p == NULL) return;
+	volatile uint8_t *v = p;
+	for (size_t i = 0; i < len; i++) v[i] = 0;
+	free(p);
 }
 
 static int32_t dlgo_open_config(const dlgo_config *in, distlock_client **out, char **msg) {
@@ -180,6 +236,48 @@ static int32_t dlgo_extend(distlock_guard *guard, char **msg) {
 
 static int32_t dlgo_is_held(const distlock_guard *guard, bool *held, char **msg) {
 	int32_t st = distlock_guard_is_held(guard, held);
+	*msg = dlgo_message(st);
+	return st;
+}
+
+// What distlock_client_inspect says, with the holder's token copied to C
+// memory the caller frees (NULL when the lock is free).
+typedef struct dlgo_inspected {
+	distlock_lock_info info;
+	char *token;
+} dlgo_inspected;
+
+static int32_t dlgo_inspect(distlock_client *client, const char *key, dlgo_inspected *out,
+		char **msg) {
+	char small[DISTLOCK_TOKEN_LEN + 1];
+	char *buf = small, *big = NULL;
+	size_t cap = sizeof small;
+	out->token = NULL;
+	out->info.struct_size = sizeof out->info;
+	int32_t st = distlock_client_inspect(client, key, buf, cap, &out->info);
+	// A value longer than any token distlock writes (a key set by
+	// something else): again with room for it. It may change in between,
+	// hence a few tries.
+	for (int i = 0; i < 3 && st == DISTLOCK_INVALID_ARGUMENT && out->info.held &&
+			out->info.token_len >= cap; i++) {
+		char *grown = realloc(big, out->info.token_len + 1);
+		if (grown == NULL) break;
+		big = buf = grown;
+		cap = out->info.token_len + 1;
+		st = distlock_client_inspect(client, key, buf, cap, &out->info);
+	}
+	*msg = dlgo_message(st);
+	if (st == DISTLOCK_OK && out->info.held) {
+		out->token = malloc(out->info.token_len + 1);
+		if (out->token != NULL) memcpy(out->token, buf, out->info.token_len + 1);
+	}
+	free(big);
+	return st;
+}
+
+static int32_t dlgo_release_token(distlock_client *client, const char *key, const char *token,
+		bool *released, char **msg) {
+	int32_t st = distlock_client_release_token(client, key, token, released);
 	*msg = dlgo_message(st);
 	return st;
 }
@@ -283,44 +381,51 @@ func nativeOpen(url string, o nativeOptions) (clientPtr, error) {
 	return out, nil
 }
 
+// Kinds of serverStep, as the C helper knows them.
+const (
+	stepURL      = int(C.DLGO_STEP_URL)
+	stepNode     = int(C.DLGO_STEP_NODE)
+	stepCluster  = int(C.DLGO_STEP_CLUSTER)
+	stepMaster   = int(C.DLGO_STEP_MASTER)
+	stepSentinel = int(C.DLGO_STEP_SENTINEL)
+)
+
+// stepNames name the value of each kind of step in messages.
+var stepNames = map[int]string{
+	stepURL:      "URL",
+	stepNode:     "node URL",
+	stepCluster:  "cluster URL",
+	stepMaster:   "sentinel master name",
+	stepSentinel: "sentinel address",
+}
+
+// serverStep is one call of a server setter of distlock_config.
+type serverStep struct {
+	kind  int
+	value string
+}
+
+// pemSource is PEM from a file (path) or from memory (pem, when fromMemory).
+type pemSource struct {
+	path       string
+	pem        []byte
+	fromMemory bool
+}
+
 // nativeServers are the servers and settings that only
 // distlock_client_open_config takes; nil pointers leave a setting out.
+// The server steps are applied in order, as the options gave them.
 type nativeServers struct {
-	url             *string
-	nodes           []string
-	cluster         []string
-	master          *string
-	sentinels       []string
+	steps           []serverStep
 	replicas        *[2]uint64 // count, timeout in ms
 	maxRetryMS      *uint64
 	fastPath        *bool
 	handoffLimit    *uint32
 	handoffBudgetMS *uint64
 	maxHoldMS       *uint64
-}
-
-// cStrings copies list to a C array of C strings; free releases both.
-func cStrings(what string, list []string) (arr **C.char, free func(), err error) {
-	if len(list) == 0 {
-		return nil, func() {}, nil
-	}
-	ptrs := (**C.char)(C.calloc(C.size_t(len(list)), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
-	slots := unsafe.Slice(ptrs, len(list))
-	free = func() {
-		for _, p := range slots {
-			if p != nil {
-				freeCString(p)
-			}
-		}
-		C.free(unsafe.Pointer(ptrs))
-	}
-	for i, s := range list {
-		if slots[i], err = cString(what, s); err != nil {
-			free()
-			return nil, nil, err
-		}
-	}
-	return ptrs, free, nil
+	tlsCA           *pemSource
+	tlsCert         *pemSource
+	tlsKey          *pemSource // set together with tlsCert, from the same kind of source
 }
 
 // withNativeConfig copies the settings to a C dlgo_config, passes it to
@@ -345,29 +450,36 @@ func withNativeConfig(o nativeOptions, srv nativeServers, call func(in *C.dlgo_c
 		frees = append(frees, func() { freeCString(p) })
 		return p, nil
 	}
-	list := func(what string, l []string) (**C.char, C.size_t, error) {
-		arr, free, err := cStrings(what, l)
-		if err != nil {
-			return nil, 0, err
+	bytes := func(b []byte, wipe bool) (*C.uint8_t, C.size_t) {
+		p := C.dlgo_copy_bytes(unsafe.Pointer(unsafe.SliceData(b)), C.size_t(len(b)))
+		if wipe {
+			frees = append(frees, func() { C.dlgo_wipe_free(p, C.size_t(len(b))) })
+		} else {
+			frees = append(frees, func() { C.free(unsafe.Pointer(p)) })
 		}
-		frees = append(frees, free)
-		return arr, C.size_t(len(l)), nil
+		return p, C.size_t(len(b))
 	}
 	var err error
-	if in.url, err = str("URL", srv.url); err != nil {
-		return err
-	}
-	if in.nodes, in.n_nodes, err = list("node URL", srv.nodes); err != nil {
-		return err
-	}
-	if in.cluster, in.n_cluster, err = list("cluster URL", srv.cluster); err != nil {
-		return err
-	}
-	if in.master, err = str("sentinel master name", srv.master); err != nil {
-		return err
-	}
-	if in.sentinels, in.n_sentinels, err = list("sentinel address", srv.sentinels); err != nil {
-		return err
+	if n := len(srv.steps); n > 0 {
+		kinds := (*C.int)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.int(0)))))
+		values := (**C.char)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+		kindSlots, valueSlots := unsafe.Slice(kinds, n), unsafe.Slice(values, n)
+		frees = append(frees, func() {
+			for _, p := range valueSlots {
+				if p != nil {
+					freeCString(p)
+				}
+			}
+			C.free(unsafe.Pointer(values))
+			C.free(unsafe.Pointer(kinds))
+		})
+		for i, step := range srv.steps {
+			kindSlots[i] = C.int(step.kind)
+			if valueSlots[i], err = cString(stepNames[step.kind], step.value); err != nil {
+				return err
+			}
+		}
+		in.step_kinds, in.step_values, in.n_steps = kinds, values, C.size_t(n)
 	}
 	if in.prefix, err = str("prefix", o.prefix); err != nil {
 		return err
@@ -395,6 +507,28 @@ func withNativeConfig(o nativeOptions, srv nativeServers, call func(in *C.dlgo_c
 	}
 	if v := srv.maxHoldMS; v != nil {
 		in.set_max_hold, in.max_hold_ms = true, C.uint64_t(*v)
+	}
+	if ca := srv.tlsCA; ca != nil {
+		if ca.fromMemory {
+			in.set_tls_ca_pem = true
+			in.tls_ca_pem, in.tls_ca_pem_len = bytes(ca.pem, false)
+		} else if in.tls_ca_file, err = str("TLS CA file path", &ca.path); err != nil {
+			return err
+		}
+	}
+	if cert, key := srv.tlsCert, srv.tlsKey; cert != nil && key != nil {
+		if cert.fromMemory {
+			in.set_tls_client_pem = true
+			in.tls_cert_pem, in.tls_cert_pem_len = bytes(cert.pem, false)
+			in.tls_key_pem, in.tls_key_pem_len = bytes(key.pem, true)
+		} else {
+			if in.tls_cert_file, err = str("TLS client certificate file path", &cert.path); err != nil {
+				return err
+			}
+			if in.tls_key_file, err = str("TLS client key file path", &key.path); err != nil {
+				return err
+			}
+		}
 	}
 	call(&in)
 	return nil
@@ -498,4 +632,60 @@ func nativeRemaining(g guardPtr) (time.Duration, int32) {
 // reports statusLost, statusTimeout or statusInvalidArgument.
 func nativeWaitLost(g guardPtr, timeout time.Duration) int32 {
 	return int32(C.distlock_guard_wait_lost(g, C.int64_t(timeout/time.Millisecond)))
+}
+
+// LockInfo is what the server held for one lock when Client.Inspect
+// looked.
+type LockInfo struct {
+	// Held reports whether someone held the lock.
+	Held bool
+	// Token is the holder's token ("" when free): the value of the lock's
+	// key, Lock.Token() of the Lock that holds it. A key set by something
+	// other than distlock may hold any value.
+	Token string
+	// Remaining is the holder's remaining lease, if HasRemaining.
+	Remaining time.Duration
+	// HasRemaining is false when the lock is free, and when its key has no
+	// expiry (set by something other than distlock).
+	HasRemaining bool
+	// Fence is the highest fencing token handed out (or reserved) for the
+	// key so far, if HasFence: at least the holder's Lock.Fence(), and less
+	// than the fence of every later acquisition.
+	Fence uint64
+	// HasFence is false if no fencing token was ever handed out for the
+	// key.
+	HasFence bool
+}
+
+func nativeInspect(c clientPtr, key *C.char) (LockInfo, int32, string) {
+	var out C.dlgo_inspected
+	var msg *C.char
+	st := int32(C.dlgo_inspect(c, key, &out, &msg))
+	text := takeMessage(msg)
+	if st != statusOK {
+		return LockInfo{}, st, text
+	}
+	info := LockInfo{
+		Held:         bool(out.info.held),
+		HasRemaining: bool(out.info.has_remaining),
+		HasFence:     bool(out.info.has_fence),
+		Fence:        uint64(out.info.fence),
+	}
+	if info.HasRemaining {
+		info.Remaining = time.Duration(out.info.remaining_ms) * time.Millisecond
+	}
+	if out.token != nil {
+		info.Token = C.GoStringN(out.token, C.int(out.info.token_len))
+		C.free(unsafe.Pointer(out.token))
+	} else if info.Held {
+		return LockInfo{}, statusInternal, "out of memory copying the token"
+	}
+	return info, st, ""
+}
+
+func nativeReleaseToken(c clientPtr, key, token *C.char) (bool, int32, string) {
+	var released C.bool
+	var msg *C.char
+	st := int32(C.dlgo_release_token(c, key, token, &released, &msg))
+	return bool(released), st, takeMessage(msg)
 }

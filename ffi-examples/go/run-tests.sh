@@ -9,8 +9,10 @@
 #     cargo build --release
 # (its target/release/libdistlock.a is what the module's build step copies
 # in; CARGO_TARGET_DIR is honoured), go, gcc, readelf and redis-server on
-# PATH. Every redis-server is started on a free loopback port and stopped
-# by pid. Uses only the Go standard library: no network.
+# PATH, and openssl (installed from Debian's packages when missing, as
+# root), with which the TLS tests make a throwaway CA. Every redis-server
+# is started on a free loopback port and stopped by pid. Uses only the Go
+# standard library: no module downloads.
 #
 #   DISTLOCK_GO_RACE=1    also run the tests under the race detector
 #   DISTLOCK_GO_CARGO=1   run the build step as a user does (go generate:
@@ -35,12 +37,16 @@ step() { echo "== $* ($((SECONDS - start_time))s)"; }
 for tool in go gcc readelf redis-server; do
     command -v "$tool" >/dev/null || fail "$tool is not on PATH"
 done
-if ! command -v pkg-config >/dev/null; then
-    # Only for the distlock_dynamic build; Debian's pkgconf provides it.
-    [[ "$(id -u)" == 0 ]] || fail "pkg-config is not on PATH (Debian: apt-get install pkgconf)"
-    echo "installing pkgconf from Debian's packages..." >&2
+# pkg-config only for the distlock_dynamic build (Debian's pkgconf);
+# openssl for the TLS tests' certificates.
+packages=()
+command -v pkg-config >/dev/null || packages+=(pkgconf)
+command -v openssl >/dev/null || packages+=(openssl)
+if [[ ${#packages[@]} -gt 0 ]]; then
+    [[ "$(id -u)" == 0 ]] || fail "missing ${packages[*]} (Debian: apt-get install ${packages[*]})"
+    echo "installing ${packages[*]} from Debian's packages..." >&2
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkgconf >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
 # The installed toolchain and no module downloads: the module needs none,

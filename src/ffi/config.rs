@@ -37,29 +37,52 @@ pub struct distlock_config {
 
 static CONFIGS: LazyLock<Registry<distlock_config>> = LazyLock::new(Registry::new);
 
-fn config_of(handle: *const distlock_config) -> Result<Arc<distlock_config>, Failure> {
+pub(super) fn config_of(handle: *const distlock_config) -> Result<Arc<distlock_config>, Failure> {
     CONFIGS
         .get(handle)
         .ok_or_else(|| Failure::invalid(super::unknown("config", handle.is_null())))
 }
 
-/// Applies `change` to the settings of `cfg` if the result passes the
+/// Applies `change` to the settings of `cfg` unless it makes them fail the
 /// builder's checks; otherwise leaves them as they were.
+///
+/// A choice of servers still being built (two Redlock nodes so far, a
+/// sentinel address before its master's name) fails the checks too, but
+/// that is not this change's fault: a change is refused only if the checks
+/// say something else of the changed settings than of the settings before.
 fn set(cfg: *mut distlock_config, change: impl FnOnce(Builder) -> Builder) -> Outcome {
     let cfg = config_of(cfg)?;
     let mut settings = cfg.settings.lock();
     let changed = change(settings.clone());
-    changed.check()?;
+    if let Err(e) = changed.check() {
+        if settings.check().err() != Some(e.clone()) {
+            return Err(e.into());
+        }
+    }
     *settings = changed;
     Ok(())
 }
 
-/// Changes the choice of servers of `cfg` with `change`, which adds one
-/// entry to a list, within the size limit of each list.
-fn add(cfg: *mut distlock_config, what: &str, change: impl FnOnce(Servers) -> Servers) -> Outcome {
+/// Applies `change` to the settings of `cfg` without checking the result
+/// (for setters that check their own values, and whose fit with the rest
+/// is left to `distlock_config_check`).
+pub(super) fn apply(cfg: *mut distlock_config, change: impl FnOnce(Builder) -> Builder) -> Outcome {
     let cfg = config_of(cfg)?;
     let mut settings = cfg.settings.lock();
-    let servers = change(settings.servers().clone());
+    *settings = change(settings.clone());
+    Ok(())
+}
+
+/// Changes the choice of servers of `cfg` with `change`, which adds one
+/// entry to a list (or refuses it), within the size limit of each list.
+fn add(
+    cfg: *mut distlock_config,
+    what: &str,
+    change: impl FnOnce(&Servers) -> Result<Servers, Failure>,
+) -> Outcome {
+    let cfg = config_of(cfg)?;
+    let mut settings = cfg.settings.lock();
+    let servers = change(settings.servers())?;
     if servers.list_len() > DISTLOCK_MAX_SERVERS {
         return Err(Failure::invalid(format!(
             "at most {DISTLOCK_MAX_SERVERS} {what} may be given"
@@ -69,11 +92,15 @@ fn add(cfg: *mut distlock_config, what: &str, change: impl FnOnce(Servers) -> Se
     Ok(())
 }
 
-/// Refuses a URL whose scheme is not a backend's or that cannot be
-/// parsed, without connecting; the message never repeats the URL (it may
-/// hold a password).
-fn parse_url(url: &str, what: &str) -> Outcome {
-    Ok(check_url(url, what)?)
+/// The number the next entry of a list gets when added to `servers`: one
+/// more than the list's length if `servers` is that kind of list already
+/// (`same`), else 1 (the entry starts a new list).
+fn next_entry(servers: &Servers, same: fn(&Servers) -> bool) -> usize {
+    if same(servers) {
+        servers.list_len() + 1
+    } else {
+        1
+    }
 }
 
 /// A new config holding every default (the server is
@@ -129,8 +156,9 @@ pub unsafe extern "C" fn distlock_config_set_url(
     status_call("distlock_config_set_url", || {
         // SAFETY: the caller guarantees `url` is NULL or NUL-terminated.
         let url = unsafe { read_str(url, "url", DISTLOCK_MAX_URL_LEN) }?;
-        parse_url(&url, "url")?;
         let cfg = config_of(cfg)?;
+        // Named as the builder's check names it, for the same message.
+        check_url(&url, "the server URL")?;
         let mut settings = cfg.settings.lock();
         *settings = settings.clone().url(&url);
         Ok(())
@@ -157,8 +185,13 @@ pub unsafe extern "C" fn distlock_config_add_node(
     status_call("distlock_config_add_node", || {
         // SAFETY: the caller guarantees `url` is NULL or NUL-terminated.
         let url = unsafe { read_str(url, "node url", DISTLOCK_MAX_URL_LEN) }?;
-        parse_url(&url, "node url")?;
-        add(cfg, "Redlock nodes", |s| s.with_node(url))
+        add(cfg, "Redlock nodes", |s| {
+            let n = next_entry(s, |s| matches!(s, Servers::Redlock(_)));
+            // Named as the builder's check names the node, for the same
+            // message.
+            check_url(&url, &format!("Redlock node #{n}"))?;
+            Ok(s.clone().with_node(url))
+        })
     })
 }
 
@@ -183,8 +216,16 @@ pub unsafe extern "C" fn distlock_config_add_cluster_url(
     status_call("distlock_config_add_cluster_url", || {
         // SAFETY: the caller guarantees `url` is NULL or NUL-terminated.
         let url = unsafe { read_str(url, "cluster url", DISTLOCK_MAX_URL_LEN) }?;
-        parse_url(&url, "cluster url")?;
-        add(cfg, "cluster seed URLs", |s| s.with_seed(url))
+        add(cfg, "cluster seed URLs", |s| {
+            // The seeds as they would be, checked as the builder checks
+            // them (each seed's scheme and syntax, and that they agree
+            // with each other), for the same message. Custom TLS
+            // certificates, which do not fit a cluster, are left to the
+            // check of the whole config; the timeouts only configure.
+            let seeds = s.clone().with_seed(url);
+            seeds.check(false, (Duration::from_secs(3), Duration::from_secs(2)))?;
+            Ok(seeds)
+        })
     })
 }
 
@@ -212,7 +253,9 @@ pub unsafe extern "C" fn distlock_config_set_sentinel(
         if name.is_empty() {
             return Err(Failure::invalid("master_name is empty"));
         }
-        add(cfg, "sentinel addresses", |s| s.with_master(name))
+        add(cfg, "sentinel addresses", |s| {
+            Ok(s.clone().with_master(name))
+        })
     })
 }
 
@@ -239,7 +282,9 @@ pub unsafe extern "C" fn distlock_config_add_sentinel(
         if addr.is_empty() {
             return Err(Failure::invalid("sentinel address is empty"));
         }
-        add(cfg, "sentinel addresses", |s| s.with_sentinel(addr))
+        add(cfg, "sentinel addresses", |s| {
+            Ok(s.clone().with_sentinel(addr))
+        })
     })
 }
 
@@ -422,9 +467,10 @@ pub extern "C" fn distlock_config_set_handoff_budget_ms(
 }
 
 /// Checks the settings in `cfg` exactly as `distlock_client_open_config`
-/// does before it connects (the servers given in one consistent way, URLs
-/// that parse, values in range), without connecting anywhere: for
-/// validating a configuration at start-up, or offline. `cfg` is only read.
+/// does before it connects (a usable choice of servers, URLs that parse,
+/// values in range), without connecting anywhere: for validating a
+/// configuration at start-up, or offline. `cfg` is only read. The
+/// messages are those of the Rust builder's `check` for the same settings.
 ///
 /// Returns `DISTLOCK_OK` when `distlock_client_open_config` would go on to
 /// connect, or `DISTLOCK_INVALID_ARGUMENT` with the same message it would
@@ -446,7 +492,10 @@ pub extern "C" fn distlock_config_check(cfg: *const distlock_config) -> i32 {
 ///
 /// Returns `DISTLOCK_OK`; `DISTLOCK_INVALID_ARGUMENT` (NULL or unknown
 /// config, NULL `out`, fewer than 3 Redlock nodes, an incomplete sentinel
-/// setting), before anything connects; `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or `DISTLOCK_REDIS`.
+/// setting, custom TLS certificates with Cluster or Sentinel), before
+/// anything connects; `DISTLOCK_CONNECTION` (among others for a TLS
+/// server whose certificate is not trusted), `DISTLOCK_AUTH` or
+/// `DISTLOCK_REDIS`.
 ///
 /// # Safety
 ///
@@ -462,7 +511,7 @@ pub unsafe extern "C" fn distlock_client_open_config(
         unsafe { put(out, std::ptr::null_mut()) };
         // Copied, so that no lock is held while connecting.
         let settings = config_of(cfg)?.settings.lock().clone();
-        let client = settings.build()?;
+        let client = settings.build().map_err(super::tls::explain_open)?;
         let handle = CLIENTS.insert(distlock_client { client });
         // SAFETY: checked above.
         unsafe { put(out, handle) };
@@ -600,6 +649,75 @@ mod tests {
                     "{}",
                     last()
                 );
+                distlock_config_free(cfg);
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn settings_may_come_between_server_setters() {
+        std::thread::spawn(|| {
+            // SAFETY: NUL-terminated strings.
+            unsafe {
+                let cfg = distlock_config_new();
+                // A Redlock list still too short, then other settings.
+                assert_eq!(distlock_config_add_node(cfg, dead(0).as_ptr()), OK);
+                assert_eq!(distlock_config_set_prefix(cfg, c("p").as_ptr()), OK);
+                assert_eq!(distlock_config_set_ttl_ms(cfg, 1000), OK);
+                // A bad value is still refused, with its own message.
+                assert_eq!(distlock_config_set_ttl_ms(cfg, 1), INVALID);
+                assert!(last().contains("ttl"), "{}", last());
+                assert_eq!(distlock_config_add_node(cfg, dead(1).as_ptr()), OK);
+                assert_eq!(distlock_config_add_node(cfg, dead(2).as_ptr()), OK);
+                assert_eq!(check_message(cfg), "");
+                // A sentinel address before the master's name.
+                assert_eq!(
+                    distlock_config_add_sentinel(cfg, c("127.0.0.1:1").as_ptr()),
+                    OK
+                );
+                assert_eq!(distlock_config_set_pool_size(cfg, 2), OK);
+                assert_eq!(distlock_config_set_sentinel(cfg, c("m").as_ptr()), OK);
+                assert_eq!(check_message(cfg), "");
+                distlock_config_free(cfg);
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn url_refusals_name_the_url_as_the_builder_does() {
+        std::thread::spawn(|| {
+            let rust = |b: Builder| b.check().unwrap_err().to_string();
+            // SAFETY: NUL-terminated strings.
+            unsafe {
+                let cfg = distlock_config_new();
+                let zk = c("zk://h:1");
+                assert_eq!(distlock_config_set_url(cfg, zk.as_ptr()), INVALID);
+                assert_eq!(last(), rust(Builder::default().url("zk://h:1")));
+                assert_eq!(distlock_config_add_node(cfg, dead(0).as_ptr()), OK);
+                assert_eq!(distlock_config_add_node(cfg, zk.as_ptr()), INVALID);
+                let nodes = ["redis://127.0.0.1:1/0", "zk://h:1", "redis://h/2"];
+                assert_eq!(last(), rust(Builder::default().nodes(nodes)));
+                let seeds = ["redis://127.0.0.1:1", "memcache://h:1"];
+                assert_eq!(
+                    distlock_config_add_cluster_url(cfg, c(seeds[0]).as_ptr()),
+                    OK
+                );
+                assert_eq!(
+                    distlock_config_add_cluster_url(cfg, c(seeds[1]).as_ptr()),
+                    INVALID
+                );
+                assert_eq!(last(), rust(Builder::default().cluster(seeds)));
+                let other_db = c("redis://127.0.0.1:2/3");
+                assert_eq!(
+                    distlock_config_add_cluster_url(cfg, other_db.as_ptr()),
+                    INVALID
+                );
+                let mixed = ["redis://127.0.0.1:1", "redis://127.0.0.1:2/3"];
+                assert_eq!(last(), rust(Builder::default().cluster(mixed)));
                 distlock_config_free(cfg);
             }
         })

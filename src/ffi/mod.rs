@@ -26,7 +26,9 @@
 mod args;
 mod config;
 mod handles;
+mod inspect;
 mod outcome;
+mod tls;
 mod version;
 
 pub use config::{
@@ -39,6 +41,15 @@ pub use config::{
     distlock_config_set_pool_size, distlock_config_set_prefix, distlock_config_set_replicas,
     distlock_config_set_sentinel, distlock_config_set_ttl_ms, distlock_config_set_url,
     DISTLOCK_MAX_MASTER_NAME_LEN, DISTLOCK_MAX_SERVERS,
+};
+pub use inspect::{
+    distlock_client_inspect, distlock_client_release_token, distlock_lock_info,
+    DISTLOCK_MAX_TOKEN_LEN,
+};
+pub use tls::{
+    distlock_config_set_tls_ca_file, distlock_config_set_tls_ca_pem,
+    distlock_config_set_tls_client_cert_files, distlock_config_set_tls_client_cert_pem,
+    DISTLOCK_MAX_PATH_LEN, DISTLOCK_MAX_PEM_LEN,
 };
 pub use version::{DISTLOCK_VERSION_MAJOR, DISTLOCK_VERSION_MINOR, DISTLOCK_VERSION_PATCH};
 
@@ -98,8 +109,9 @@ const _: () = assert!(DISTLOCK_MAX_PREFIX_LEN == MAX_PREFIX_LEN);
 /// "use the default"; zero-initialise the struct and set what you need.
 ///
 /// This struct's layout is fixed. Settings it lacks (Redlock nodes,
-/// cluster, sentinel, replica acknowledgement, the fast path and more) are
-/// set through a `distlock_config` and `distlock_client_open_config`.
+/// cluster, sentinel, TLS certificates, replica acknowledgement, the fast
+/// path and more) are set through a `distlock_config` and
+/// `distlock_client_open_config`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct distlock_options {
@@ -298,7 +310,7 @@ pub unsafe extern "C" fn distlock_client_open(
                 builder = builder.command_timeout(Duration::from_millis(o.command_timeout_ms));
             }
         }
-        let client = builder.build()?;
+        let client = builder.build().map_err(tls::explain_open)?;
         let handle = CLIENTS.insert(distlock_client { client });
         // SAFETY: checked above.
         unsafe { put(out, handle) };

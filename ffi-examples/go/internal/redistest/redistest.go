@@ -24,6 +24,9 @@ type Server struct {
 	Addr string
 	// URL is "redis://127.0.0.1:<port>".
 	URL string
+	// TLSURL is "rediss://127.0.0.1:<tls port>" for a server started by
+	// StartTLS, else empty.
+	TLSURL string
 
 	cmd    *exec.Cmd
 	dir    string
@@ -45,13 +48,38 @@ func FreePort() (int, error) {
 // persistence off, and returns once it accepts commands. A port taken
 // between FreePort and the server's bind is retried a few times.
 func Start() (*Server, error) {
+	return start(nil)
+}
+
+// TLS names the files of a TLS port (PEM): the server's certificate and
+// key, and the CA whose client certificates it accepts.
+type TLS struct {
+	CertFile, KeyFile, CAFile string
+	// RequireClientCert makes the server refuse clients without a
+	// certificate the CA signed (tls-auth-clients yes).
+	RequireClientCert bool
+}
+
+// StartTLS starts redis-server as Start does, with a TLS port (TLSURL)
+// beside the plain one (URL, Addr: for looking at keys without TLS).
+func StartTLS(t TLS) (*Server, error) {
+	return start(&t)
+}
+
+func start(t *TLS) (*Server, error) {
 	var errs []error
 	for attempt := 0; attempt < 3; attempt++ {
 		port, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
-		s, err := startOn(port)
+		tlsPort := 0
+		if t != nil {
+			if tlsPort, err = FreePort(); err != nil {
+				return nil, err
+			}
+		}
+		s, err := startOn(port, tlsPort, t)
 		if err == nil {
 			return s, nil
 		}
@@ -60,19 +88,33 @@ func Start() (*Server, error) {
 	return nil, errors.Join(errs...)
 }
 
-func startOn(port int) (*Server, error) {
+func startOn(port, tlsPort int, t *TLS) (*Server, error) {
 	dir, err := os.MkdirTemp("", "distlock-go-redis-")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("redis-server",
+	args := []string{
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", dir,
 		"--daemonize", "no",
-	)
+	}
+	if t != nil {
+		auth := "no"
+		if t.RequireClientCert {
+			auth = "yes"
+		}
+		args = append(args,
+			"--tls-port", strconv.Itoa(tlsPort),
+			"--tls-cert-file", t.CertFile,
+			"--tls-key-file", t.KeyFile,
+			"--tls-ca-cert-file", t.CAFile,
+			"--tls-auth-clients", auth,
+		)
+	}
+	cmd := exec.Command("redis-server", args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		os.RemoveAll(dir)
@@ -90,6 +132,9 @@ func startOn(port int) (*Server, error) {
 		dir:    dir,
 		exited: make(chan struct{}),
 		log:    &lineRing{},
+	}
+	if t != nil {
+		s.TLSURL = fmt.Sprintf("rediss://127.0.0.1:%d", tlsPort)
 	}
 	ready := make(chan struct{})
 	go func() {

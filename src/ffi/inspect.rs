@@ -1,0 +1,186 @@
+//! Looking at a lock and freeing it by its token, for operators and tools:
+//! `Client::inspect` and `Client::release_token` for C.
+
+use super::args::{check_out, millis, read_str};
+use super::outcome::{status_call, Failure};
+use super::{client_of, distlock_client, put, DISTLOCK_MAX_KEY_LEN};
+use std::ffi::c_char;
+
+/// Longest token `distlock_client_release_token` accepts, in bytes (a
+/// guard's token is `DISTLOCK_TOKEN_LEN`).
+pub const DISTLOCK_MAX_TOKEN_LEN: usize = 4096;
+
+/// What the server holds for one lock right now, filled by
+/// `distlock_client_inspect`.
+///
+/// Set `struct_size` to `sizeof(distlock_lock_info)` before the call: later
+/// versions may append fields, and the library writes no byte past
+/// `struct_size`, so a program built against this header keeps working
+/// with a newer library.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct distlock_lock_info {
+    /// Set by the caller: `sizeof(distlock_lock_info)`.
+    pub struct_size: usize,
+    /// Whether someone holds the lock.
+    pub held: bool,
+    /// Whether `remaining_ms` is known: false when the lock is free, and
+    /// when its key has no expiry (set by something other than distlock).
+    pub has_remaining: bool,
+    /// Whether `fence` is set: false if no fencing token was ever handed
+    /// out for this key.
+    pub has_fence: bool,
+    /// Length in bytes of the holder's token, without its NUL (0 when
+    /// free). A token distlock wrote is `DISTLOCK_TOKEN_LEN` bytes; a key
+    /// set by something else may hold a longer value.
+    pub token_len: usize,
+    /// The holder's remaining lease in milliseconds, if `has_remaining`.
+    pub remaining_ms: u64,
+    /// The highest fencing token handed out (or reserved) for this key so
+    /// far, if `has_fence`: at least the holder's fence, and less than the
+    /// fence of every later acquisition.
+    pub fence: u64,
+}
+
+/// Reads what the server holds for the lock `key`: whether it is held, the
+/// holder's token and remaining lease, and the last fencing token handed
+/// out. One round trip; nothing is written. For operators and tools: only
+/// a guard proves ownership, and the answer may be stale as soon as it
+/// arrives.
+///
+/// `out->struct_size` must be set (see `distlock_lock_info`). The holder's
+/// token and a NUL go to `token_buf`, which holds `token_buf_len` bytes:
+/// `DISTLOCK_TOKEN_LEN + 1` fit any token distlock writes. `token_buf` may
+/// be NULL (with `token_buf_len` 0) when the token is not wanted. When the
+/// lock is free, `token_buf` receives an empty string.
+///
+/// Returns `DISTLOCK_OK`; `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown client, a NULL, empty, non-UTF-8 or over-long key, a NULL `out`
+/// or a `struct_size` smaller than this header's `distlock_lock_info`, a
+/// NULL `token_buf` with a non-zero `token_buf_len`, or a `token_buf` too
+/// small for the token: then every field of `*out` is filled
+/// (`token_len` says how large a buffer is needed) and `token_buf` is left
+/// as it was; or `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or
+/// `DISTLOCK_REDIS`. On the other failures `*out` says the lock is free.
+///
+/// # Safety
+///
+/// `key` is NULL or a NUL-terminated string; `token_buf` is NULL or valid
+/// for writing `token_buf_len` bytes; `out` is NULL or points to a
+/// `distlock_lock_info` whose first `out->struct_size` bytes are writable.
+#[no_mangle]
+pub unsafe extern "C" fn distlock_client_inspect(
+    client: *mut distlock_client,
+    key: *const c_char,
+    token_buf: *mut c_char,
+    token_buf_len: usize,
+    out: *mut distlock_lock_info,
+) -> i32 {
+    status_call("distlock_client_inspect", || {
+        check_out(out, "out")?;
+        // SAFETY: `out` is non-NULL, and the caller guarantees it points to
+        // a distlock_lock_info, whose first field is `struct_size`.
+        let size = unsafe { std::ptr::addr_of!((*out).struct_size).read() };
+        let ours = std::mem::size_of::<distlock_lock_info>();
+        if size < ours {
+            return Err(Failure::invalid(format!(
+                "out->struct_size is {size}; set it to sizeof(distlock_lock_info), {ours}"
+            )));
+        }
+        let mut info = distlock_lock_info {
+            struct_size: size,
+            held: false,
+            has_remaining: false,
+            has_fence: false,
+            token_len: 0,
+            remaining_ms: 0,
+            fence: 0,
+        };
+        // SAFETY: `struct_size` covers this struct, which the caller
+        // guarantees writable. (Fields appended later are written only
+        // when `struct_size` covers them.)
+        unsafe { put(out, info) };
+        if token_buf.is_null() && token_buf_len > 0 {
+            return Err(Failure::invalid(format!(
+                "token_buf is NULL but token_buf_len is {token_buf_len}"
+            )));
+        }
+        let client = client_of(client)?;
+        // SAFETY: the caller guarantees `key` is NULL or NUL-terminated.
+        let key = unsafe { read_str(key, "key", DISTLOCK_MAX_KEY_LEN) }?;
+        let found = client.client.inspect(&key)?;
+        info.held = found.token.is_some();
+        let token = found.token.unwrap_or_default();
+        info.token_len = token.len();
+        if let Some(left) = found.remaining {
+            info.has_remaining = true;
+            info.remaining_ms = millis(left);
+        }
+        if let Some(fence) = found.fence {
+            info.has_fence = true;
+            info.fence = fence;
+        }
+        // SAFETY: as above.
+        unsafe { put(out, info) };
+        if token_buf.is_null() {
+            return Ok(());
+        }
+        if token_buf_len <= token.len() {
+            return Err(Failure::invalid(format!(
+                "token_buf_len is {token_buf_len}; the token needs {} bytes with its NUL",
+                token.len() + 1
+            )));
+        }
+        // SAFETY: `token_buf` is non-NULL and the caller guarantees
+        // `token_buf_len` writable bytes, more than the token's length; the
+        // token is our own allocation, so the ranges do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(token.as_ptr(), token_buf.cast::<u8>(), token.len());
+            token_buf.add(token.len()).write(0);
+        }
+        Ok(())
+    })
+}
+
+/// Deletes the lock `key` if, and only if, it is held with `token`: the
+/// operator's way to free a lock whose holder is known to be dead (the
+/// token comes from `distlock_client_inspect`, or from the holder's own
+/// `distlock_guard_token`). A guard holding the lock with that token finds
+/// it lost at its next renewal.
+///
+/// `*released` is set to true if the lock was deleted, false if it was not
+/// held with `token` (free, or held with another token: then nothing is
+/// changed).
+///
+/// Returns `DISTLOCK_OK` (whatever `*released` says);
+/// `DISTLOCK_INVALID_ARGUMENT` for a NULL or unknown client, a NULL `released`,
+/// a NULL, empty, non-UTF-8 or over-long key or token
+/// (`DISTLOCK_MAX_TOKEN_LEN`); or `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or
+/// `DISTLOCK_REDIS`, when it is unknown whether the lock was deleted.
+///
+/// # Safety
+///
+/// `key` and `token` are NULL or NUL-terminated strings; `released` is
+/// NULL or valid for writing a `bool`.
+#[no_mangle]
+pub unsafe extern "C" fn distlock_client_release_token(
+    client: *mut distlock_client,
+    key: *const c_char,
+    token: *const c_char,
+    released: *mut bool,
+) -> i32 {
+    status_call("distlock_client_release_token", || {
+        check_out(released, "released")?;
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { put(released, false) };
+        let client = client_of(client)?;
+        // SAFETY: the caller guarantees NULL or NUL-terminated strings.
+        let key = unsafe { read_str(key, "key", DISTLOCK_MAX_KEY_LEN) }?;
+        // SAFETY: as above.
+        let token = unsafe { read_str(token, "token", DISTLOCK_MAX_TOKEN_LEN) }?;
+        let done = client.client.release_token(&key, &token)?;
+        // SAFETY: as above.
+        unsafe { put(released, done) };
+        Ok(())
+    })
+}

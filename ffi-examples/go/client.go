@@ -552,7 +552,11 @@ func (c *Client) Lock(ctx context.Context, key string, opts ...LockOption) (*Loc
 
 // TryLock acquires the lock named key if it is free, and otherwise returns
 // at once with an error wrapping ErrNotAcquired. It still makes a round
-// trip to the server.
+// trip to the server. It takes no context because nothing can end it
+// early: it is bounded by the client's command timeout
+// (WithCommandTimeout, 2 s by default) per attempt, with at most three
+// attempts when replies are lost, and by the connect timeout when a new
+// connection is needed.
 func (c *Client) TryLock(key string, opts ...LockOption) (*Lock, error) {
 	op := describe("trylock", key)
 	cfg := lockConfigFrom(opts)

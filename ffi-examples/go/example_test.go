@@ -226,3 +226,28 @@ func ExampleClient_Inspect() {
 	// right token freed it: true <nil>
 	// the holder knows: true
 }
+
+// A context that ends with the lock: work stops when the lock is lost or
+// unlocked.
+func ExampleLock_Context() {
+	client, err := distlock.Open(redisURL())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	l, err := client.Lock(context.Background(), "example:context")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	work, stop := l.Context(context.Background())
+	defer stop()
+	fmt.Println("working:", work.Err() == nil)
+	_ = l.Unlock()
+	<-work.Done()
+	fmt.Println("after unlock:", errors.Is(context.Cause(work), distlock.ErrUnlocked))
+	// Output:
+	// working: true
+	// after unlock: true
+}

@@ -109,7 +109,9 @@ func (l *Lock) Remaining() time.Duration {
 }
 
 // Extend restarts the lease at its full TTL now. Renewal is automatic;
-// Extend is for callers who want certainty before a long step. It returns
+// Extend is for callers who want certainty before a long step. It takes
+// no context: it is one round trip, bounded by the client's command
+// timeout. It returns
 // an error wrapping ErrLost if the lock is no longer held (including after
 // Unlock), or ErrConnection, ErrAuth or ErrRedis if the server could not
 // confirm.
@@ -152,7 +154,10 @@ func (l *Lock) Lost() <-chan struct{} {
 // lost already (nothing belonging to another owner is deleted); an error
 // wrapping ErrConnection or ErrRedis if the release could not be confirmed
 // (the lease then simply runs out); and an error wrapping
-// ErrInvalidArgument if the Lock was already unlocked.
+// ErrInvalidArgument if the Lock was already unlocked. It takes no
+// context: it is bounded by two command timeouts (a failed release is
+// tried once more on a fresh connection), and a lock whose release did not
+// get through is freed by its lease anyway.
 func (l *Lock) Unlock() error {
 	op := describe("unlock", l.key)
 	l.mu.Lock()

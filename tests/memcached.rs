@@ -1,0 +1,233 @@
+//! What only the memcached backend does, against a real memcached on
+//! loopback: its item layout, exclusion across processes, and losses
+//! (deleted item, empty restart, a holder paused beyond its lease), each
+//! signalled through `lost()`.
+
+use distlock_testkit as support;
+
+use crossbeam_channel::RecvTimeoutError;
+use distlock::{Client, Error, Guard};
+use std::time::{Duration, Instant};
+use support::MemcachedServer;
+
+fn client(server: &MemcachedServer) -> Client {
+    Client::open(&server.url()).expect("client")
+}
+
+/// Waits at most `limit` for the guard's loss signal; how long it took.
+fn lost_after(g: &Guard, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    matches!(
+        g.lost().recv_timeout(limit),
+        Err(RecvTimeoutError::Disconnected)
+    )
+    .then(|| start.elapsed())
+}
+
+#[test]
+fn the_lock_item_holds_token_and_fence_with_the_ttl_in_whole_seconds_plus_one() {
+    let server = MemcachedServer::start();
+    let c = client(&server);
+    let g = c.lock("orders:42").acquire().unwrap();
+    let got = server.raw("mg distlock:orders:42 v t\r\n", "\r\n");
+    let header = got.lines().next().unwrap();
+    assert!(
+        header.ends_with(" t31") || header.ends_with(" t30"),
+        "30 s lease sent as 31 s: {got:?}"
+    );
+    assert!(
+        got.contains(&format!("{} {}", g.token(), g.fence())),
+        "{got:?}"
+    );
+    let info = c.inspect("orders:42").unwrap();
+    assert_eq!(info.key, "distlock:orders:42");
+    assert_eq!(info.token.as_deref(), Some(g.token()));
+    assert_eq!(
+        info.fence,
+        Some(g.fence() + 63),
+        "the counter holds the block's end"
+    );
+    g.release().unwrap();
+    assert_eq!(server.raw("mg distlock:orders:42 v\r\n", "\r\n"), "EN\r\n");
+    assert_eq!(c.inspect("orders:42").unwrap().token, None);
+}
+
+#[test]
+fn odd_and_long_names_are_hashed_and_still_exclude() {
+    let server = MemcachedServer::start();
+    let (a, b) = (client(&server), client(&server));
+    for name in ["with space", "nul\0byte", "🔒", "x#y", &"n".repeat(1024)] {
+        let g = a.lock(name).acquire().unwrap();
+        assert!(b.lock(name).try_acquire().unwrap().is_none(), "{name:?}");
+        let info = b.inspect(name).unwrap();
+        assert!(
+            info.key.starts_with('#') && info.key.len() == 65,
+            "{info:?}"
+        );
+        assert_eq!(info.token.as_deref(), Some(g.token()));
+        g.release().unwrap();
+        assert!(b.lock(name).try_acquire().unwrap().is_some(), "{name:?}");
+    }
+}
+
+#[test]
+fn an_evicting_server_is_refused_with_the_fix() {
+    let server = MemcachedServer::start_evicting();
+    match Client::open(&server.url()) {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("-M"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_urls_and_settings_are_refused_and_dead_servers_time_out() {
+    for url in [
+        "memcache://u:s3cret@127.0.0.1:1",
+        "memcache://127.0.0.1:1/0",
+        "memcache://h:x",
+    ] {
+        match Client::open(url) {
+            Err(Error::InvalidArgument(m)) => assert!(!m.contains("s3cret"), "{m}"),
+            other => panic!("{url}: expected InvalidArgument, got {other:?}"),
+        }
+    }
+    let start = Instant::now();
+    let url = format!("memcache://127.0.0.1:{}", support::dead_port());
+    match Client::builder()
+        .url(&url)
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+    {
+        Err(Error::Connection(m)) => assert!(m.contains(&url), "{m}"),
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(2));
+    let server = MemcachedServer::start();
+    let replicas = Client::builder()
+        .url(&server.url())
+        .replicas(1, Duration::from_millis(10))
+        .build();
+    assert!(
+        matches!(replicas, Err(Error::InvalidArgument(_))),
+        "{replicas:?}"
+    );
+}
+
+#[test]
+fn a_deleted_item_is_signalled_as_lost() {
+    let server = MemcachedServer::start();
+    let c = client(&server);
+    let g = c
+        .lock("deleted")
+        .ttl(Duration::from_secs(1))
+        .acquire()
+        .unwrap();
+    let deleted = Instant::now();
+    server.raw("md distlock:deleted\r\nmn\r\n", "MN\r\n");
+    let after = lost_after(&g, Duration::from_secs(2)).expect("loss noticed");
+    println!("deleted item noticed after {after:?} (renewal every ~333 ms)");
+    assert!(deleted.elapsed() < Duration::from_millis(1500));
+    assert_eq!(g.release().unwrap_err(), Error::Lost);
+}
+
+#[test]
+fn an_empty_restart_is_signalled_as_lost_and_fences_never_go_back() {
+    let mut server = MemcachedServer::start();
+    let c = client(&server);
+    let mut last = 0;
+    for _ in 0..5 {
+        last = c.lock("restarted").acquire().unwrap().fence();
+    }
+    let g = c
+        .lock("restarted")
+        .ttl(Duration::from_secs(1))
+        .acquire()
+        .unwrap();
+    assert!(g.fence() > last);
+    last = g.fence();
+    server.restart();
+    let after = lost_after(&g, Duration::from_secs(3)).expect("loss noticed");
+    println!("empty restart noticed after {after:?}");
+    let g = c
+        .lock("restarted")
+        .acquire_timeout(Duration::from_secs(5))
+        .unwrap();
+    assert!(
+        g.fence() > last,
+        "fence went back to {} after {last}",
+        g.fence()
+    );
+}
+
+#[test]
+fn a_holder_paused_past_its_lease_learns_it_lost_and_spares_the_next_owner() {
+    let server = MemcachedServer::start();
+    let (a, b) = (client(&server), client(&server));
+    let ttl = Duration::from_millis(500);
+    let first = a
+        .lock("paused")
+        .ttl(ttl)
+        .auto_renew(false)
+        .acquire()
+        .unwrap();
+    let after = lost_after(&first, Duration::from_secs(2)).expect("lease ran out");
+    println!("paused holder told after {after:?} (lease {ttl:?})");
+    assert!(after <= ttl + Duration::from_millis(100), "{after:?}");
+    // The item outlives the lease (whole seconds, plus one): the next owner
+    // gets it within that slack, never before the lease's end.
+    let start = Instant::now();
+    let second = b
+        .lock("paused")
+        .acquire_timeout(Duration::from_secs(5))
+        .unwrap();
+    println!("next owner in after another {:?}", start.elapsed());
+    assert!(second.fence() > first.fence());
+    assert_eq!(first.extend().unwrap_err(), Error::Lost);
+    assert_eq!(first.release().unwrap_err(), Error::Lost);
+    assert_eq!(
+        b.inspect("paused").unwrap().token.as_deref(),
+        Some(second.token())
+    );
+}
+
+const WORKER_ENV: &str = "DISTLOCK_TEST_MEMCACHED_WORKER";
+
+/// `cycles` times: lock, read a counter file, write it back plus one, unlock.
+fn counter_cycles(c: &Client, file: &str, cycles: u64) {
+    let lock = c.lock("counter-lock");
+    for _ in 0..cycles {
+        let g = lock.acquire().unwrap();
+        let n: u64 = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        std::fs::write(file, (n + 1).to_string()).unwrap();
+        g.release().unwrap();
+    }
+}
+
+/// The body of one worker process: `<url> <counter file>` in the variable.
+#[test]
+fn memcached_worker_entry() {
+    if let Ok(v) = std::env::var(WORKER_ENV) {
+        let (url, file) = v.split_once(' ').unwrap();
+        counter_cycles(&Client::open(url).unwrap(), file, 100);
+    }
+}
+
+#[test]
+fn mutual_exclusion_four_processes() {
+    let server = MemcachedServer::start();
+    let file = std::env::temp_dir().join(format!("distlock-mc-counter-{}", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let arg = format!("{} {}", server.url(), file.display());
+    let children: Vec<_> = (0..4)
+        .map(|_| support::spawn_entry("memcached_worker_entry", WORKER_ENV, &arg))
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let n = std::fs::read_to_string(&file).unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(n, "400");
+}

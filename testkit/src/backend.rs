@@ -61,6 +61,21 @@ impl AnyServer {
         }
     }
 
+    /// Keys (Redis) or items (memcached) the server holds.
+    pub fn items(&self) -> usize {
+        match self {
+            AnyServer::Redis(s) => crate::dbsize(s),
+            AnyServer::Memcached(s) => {
+                let stats = s.raw("stats\r\n", "END\r\n");
+                stats
+                    .lines()
+                    .find_map(|l| l.strip_prefix("STAT curr_items "))
+                    .and_then(|n| n.trim().parse().ok())
+                    .expect("curr_items in stats")
+            }
+        }
+    }
+
     /// Deletes the item or key `key` behind the library's back.
     pub fn delete(&self, key: &str) {
         match self {
@@ -73,6 +88,24 @@ impl AnyServer {
             AnyServer::Memcached(s) => {
                 s.raw(&format!("md {key}\r\nmn\r\n"), "MN\r\n");
             }
+        }
+    }
+
+    /// Waits, at most five seconds, until some client waits for releases
+    /// of the lock `name` (default prefix): on Redis a subscription to its
+    /// channel, on memcached the waiter marker its release feed writes.
+    pub fn wait_until_waiting(&self, name: &str) {
+        let s = match self {
+            AnyServer::Redis(s) => return crate::wait_until_subscribed(s, name),
+            AnyServer::Memcached(s) => s,
+        };
+        let start = std::time::Instant::now();
+        while s.raw(&format!("mg distlock:{name}#wait v\r\n"), "\r\n") == "EN\r\n" {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "nobody waits for {name:?}"
+            );
+            std::thread::yield_now();
         }
     }
 

@@ -47,14 +47,36 @@ fn spawn_on(port: u16, extra: &[String]) -> Option<Child> {
         if child.try_wait().ok().flatten().is_some() {
             return None;
         }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(child);
+        // Another test's memcached may have won the port: ours is the one
+        // that answers with our child's pid.
+        match pid_on(port) {
+            Some(pid) if pid == child.id() => return Some(child),
+            Some(_) => break,
+            None => {}
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     let _ = child.kill();
     let _ = child.wait();
     None
+}
+
+/// The pid of the memcached listening on `port`, from `stats`.
+fn pid_on(port: u16) -> Option<u32> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"stats\r\n").ok()?;
+    let mut got = Vec::new();
+    let mut buf = [0; 4096];
+    while !got.ends_with(b"END\r\n") {
+        let n = s.read(&mut buf).ok().filter(|n| *n > 0)?;
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got)
+        .lines()
+        .find_map(|l| l.strip_prefix("STAT pid "))
+        .and_then(|p| p.trim().parse().ok())
 }
 
 impl MemcachedServer {

@@ -325,3 +325,68 @@ fn a_holder_process_stopped_past_its_lease_is_told_when_it_resumes() {
     );
     assert!(g.is_held());
 }
+
+/// A client that reaches memcached through `proxy`, with short timeouts.
+fn proxied(proxy: &support::TcpProxy) -> Client {
+    Client::builder()
+        .url(&format!("memcache://127.0.0.1:{}", proxy.port))
+        .command_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_lost_reply_to_the_add_or_the_fence_write_is_retried_and_wins_with_one_block() {
+    let server = MemcachedServer::start();
+    // The add's reply, then the reply to the write of the fence beside the
+    // token (the first request with a C<cas> flag).
+    for (name, needle) in [("lost-add", &b" ME c"[..]), ("lost-fence", b" C")] {
+        let proxy = support::TcpProxy::start(server.port);
+        let c = proxied(&proxy);
+        proxy.set_mode(support::Mode::DropReplyTo {
+            needle: needle.to_vec(),
+            hook: Box::new(|| {}),
+        });
+        let g = c.lock(name).try_acquire().unwrap().expect("ours");
+        assert!(proxy.is_passing(), "{name}: the reply was really dropped");
+        let info = c.inspect(name).unwrap();
+        assert_eq!(info.token.as_deref(), Some(g.token()), "{name}");
+        // The retry found its own item: one block of fences was reserved.
+        assert_eq!(info.fence, Some(g.fence() + 63), "{name}");
+        g.release().unwrap();
+    }
+}
+
+#[test]
+fn a_lost_reply_then_taken_by_another_is_not_acquired_and_theirs_is_untouched() {
+    let server = MemcachedServer::start();
+    let proxy = support::TcpProxy::start(server.port);
+    let c = proxied(&proxy);
+    let port = server.port;
+    proxy.set_mode(support::Mode::DropReplyTo {
+        needle: b"distlock:lost-theirs ".to_vec(),
+        hook: Box::new(move || {
+            // Before the retry: our item vanished and someone else took it.
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(
+                b"md distlock:lost-theirs\r\nms distlock:lost-theirs 12 T60\r\nsomeone-else\r\n",
+            )
+            .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0; 64];
+            while !got.ends_with(b"HD\r\nHD\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+        }),
+    });
+    assert!(c.lock("lost-theirs").try_acquire().unwrap().is_none());
+    assert!(proxy.is_passing());
+    let info = c.inspect("lost-theirs").unwrap();
+    assert_eq!(
+        info.token.as_deref(),
+        Some("someone-else"),
+        "theirs was not touched"
+    );
+}

@@ -14,7 +14,10 @@
 //!   first try never stored one, reserves one now);
 //! - release, extend and pass on: `mg` for the token and the CAS, then
 //!   `md C<cas>` or `ms C<cas>`: an item that changed in between (another
-//!   holder) is never touched;
+//!   holder) is never touched. A CAS is only ever sent on the connection
+//!   that read it: memcached's CAS counter restarts with the server, so a
+//!   CAS kept from before a restart could match another holder's item on
+//!   the new server, while a connection never outlives the server;
 //! - TTLs are whole seconds: a lease of `ttl` is sent as `ceil(ttl) + 1`
 //!   seconds, since an item set for `T2` lived 1.01 to 1.96 s; the guard
 //!   keeps its own deadline from the requested TTL;

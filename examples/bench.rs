@@ -1,7 +1,7 @@
 //! Lock benchmarks that report ratios to floors measured in the same run.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--url URL] [--quick]
+//! cargo run --release --example bench -- [--url URL] [--quick] [--memcached-only]
 //! ```
 //!
 //! Starts its own redis-server unless `--url` is given. Every figure is a
@@ -24,6 +24,9 @@
 //!   single-node cycle.
 //! - `held_10k_*`: one client holding 10,000 auto-renewed 2 s locks for 10 s
 //!   (3 s with `--quick`): losses, renewal-thread CPU share, memory per lock.
+//! - `memcached_*`: uncontended cycle on a memcached started here, against
+//!   the same five meta commands sent by hand on one connection (`ms ME`,
+//!   `ma`, `ms C`, `mg`, `md C`), and against the bare two (`ms ME`, `md`).
 
 use distlock::Client;
 use std::process::{Command, Stdio};
@@ -131,6 +134,91 @@ fn library_cycle(client: &Client, n: u32) -> Vec<f64> {
             start.elapsed().as_secs_f64() * 1e6
         })
         .collect()
+}
+
+/// Sends `req` on `conn` and reads one meta reply (with its data line for
+/// `VA`); returns the reply line.
+fn meta(conn: &mut std::io::BufReader<std::net::TcpStream>, req: &str) -> String {
+    use std::io::{BufRead, Write};
+    conn.get_mut().write_all(req.as_bytes()).expect("send");
+    let mut line = String::new();
+    conn.read_line(&mut line).expect("reply");
+    if line.starts_with("VA ") {
+        let mut data = String::new();
+        conn.read_line(&mut data).expect("data");
+    }
+    line
+}
+
+/// The `c<cas>` flag of a meta reply line.
+fn cas_of(line: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|t| t.strip_prefix('c').and_then(|c| c.parse().ok()))
+        .expect("a CAS in the reply")
+}
+
+/// Microseconds of each of `n` lock cycles by hand: with `full`, the five
+/// commands distlock sends; without, a bare add and delete.
+fn meta_cycle(port: u16, n: u32, full: bool) -> Vec<f64> {
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("memcached");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut conn = std::io::BufReader::new(stream);
+    let token = "0123456789abcdef0123456789abcdef0123";
+    (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            let added = meta(
+                &mut conn,
+                &format!("ms bench:raw 36 T31 ME c\r\n{token}\r\n"),
+            );
+            assert!(added.starts_with("HD"), "{added}");
+            if full {
+                let cas = cas_of(&added);
+                meta(&mut conn, "ma bench:raw#fence N0 J63 D64 v\r\n");
+                let value = format!("{token} 64");
+                let set = format!("ms bench:raw {} C{cas} T31\r\n{value}\r\n", value.len());
+                assert!(meta(&mut conn, &set).starts_with("HD"));
+                let got = meta(&mut conn, "mg bench:raw v c t\r\n");
+                let del = format!("md bench:raw C{}\r\n", cas_of(&got));
+                assert!(meta(&mut conn, &del).starts_with("HD"));
+            } else {
+                assert!(meta(&mut conn, "md bench:raw\r\n").starts_with("HD"));
+            }
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect()
+}
+
+/// distlock's uncontended cycle on memcached against the same commands
+/// sent by hand, all measured here on a memcached started here.
+fn memcached(cycles: u32) {
+    let server = distlock_testkit::MemcachedServer::start();
+    let client = Client::open(&server.url()).expect("memcached client");
+    library_cycle(&client, cycles / 10);
+    let lib = median(library_cycle(&client, cycles));
+    let full = median(meta_cycle(server.port, cycles, true));
+    let bare = median(meta_cycle(server.port, cycles, false));
+    figure(
+        "memcached_uncontended_cycle",
+        lib,
+        "us",
+        full,
+        "memcached_meta_by_hand",
+    );
+    figure(
+        "memcached_meta_by_hand",
+        full,
+        "us",
+        bare,
+        "memcached_add_delete",
+    );
+    figure(
+        "memcached_add_delete",
+        bare,
+        "us",
+        bare,
+        "memcached_add_delete",
+    );
 }
 
 /// Five-node Redlock against the single-node cycle, both measured here.
@@ -443,6 +531,10 @@ fn main() {
         }
     }
     let quick = args.iter().any(|a| a == "--quick");
+    if args.iter().any(|a| a == "--memcached-only") {
+        memcached(if quick { 500 } else { 2000 });
+        return;
+    }
     let given = args
         .iter()
         .position(|a| a == "--url")
@@ -463,4 +555,5 @@ fn main() {
     in_process(&url, 2000 / scale);
     seeds_scenario(&url, &mut raw, rtt_us);
     many_held(&url, Duration::from_secs(if quick { 3 } else { 10 }));
+    memcached(2000 / scale);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what distlock's demo and tests need when it is missing:
-# redis-server from Debian's packages. Rust, Go, Python and gcc come with the
+# redis-server and memcached from Debian's packages. Rust, Go, Python and gcc come with the
 # machine; this only checks for them.
 set -euo pipefail
 
@@ -14,7 +14,13 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
-# The package may start a system-wide server on 6379; our tests never use it.
+if ! command -v memcached >/dev/null 2>&1; then
+  echo "installing memcached from Debian's packages..." >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq memcached >/dev/null
+fi
+# The packages may start system-wide servers on 6379 and 11211; our tests
+# never use them.
 
 for tool in cargo "$@"; do
   command -v "$tool" >/dev/null 2>&1 || { echo "missing required tool: $tool" >&2; exit 1; }

@@ -8,12 +8,15 @@
 //! with the same words.
 //!
 //! The URL scheme picks the backend. `redis://` and `rediss://` (and
-//! redis-rs's `unix://` / `redis+unix://` sockets) reach Redis; the schemes
-//! of the backends still to come are reserved and refused by name.
+//! redis-rs's `unix://` / `redis+unix://` sockets) reach Redis;
+//! `memcache://host:port` reaches one memcached server (a single server
+//! only); the schemes of the backends still to come are reserved and
+//! refused by name.
 
 use crate::client::redact_url;
 use crate::error::{Error, Result};
 use crate::store::cluster::ClusterStore;
+use crate::store::memcached::{self, MemcachedConfig, MemcachedStore};
 use crate::store::redis::{RedisConfig, RedisStore};
 use crate::store::redlock::RedlockStore;
 use crate::store::sentinel::{SentinelConfig, Sentinels};
@@ -29,12 +32,8 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
 const MIN_REDLOCK_NODES: usize = 3;
 
 /// Schemes that will name other backends, refused until they exist.
-const RESERVED_SCHEMES: [(&str, &str); 4] = [
-    ("etcd", "etcd"),
-    ("etcds", "etcd"),
-    ("memcache", "memcached"),
-    ("zk", "ZooKeeper"),
-];
+const RESERVED_SCHEMES: [(&str, &str); 3] =
+    [("etcd", "etcd"), ("etcds", "etcd"), ("zk", "ZooKeeper")];
 
 /// Schemes that reach Redis.
 const REDIS_SCHEMES: [&str; 4] = ["redis", "rediss", "unix", "redis+unix"];
@@ -157,6 +156,7 @@ impl Servers {
             ));
         }
         match self {
+            Servers::Single(url) if is_memcached(url) => memcached::parse_url(url).map(drop),
             Servers::Single(url) => check_url(url, "the server URL"),
             Servers::Redlock(urls) => {
                 if urls.is_empty() {
@@ -202,6 +202,22 @@ impl Servers {
             ..base.clone()
         };
         Ok(match self {
+            Servers::Single(url) if is_memcached(url) => {
+                if base.replicas.is_some() {
+                    return Err(Error::invalid(
+                        "replica acknowledgement (WAIT) is a Redis feature: memcached has no \
+                         replicas; turn it off for a memcache:// server",
+                    ));
+                }
+                Arc::new(MemcachedStore::connect(&MemcachedConfig {
+                    addr: memcached::parse_url(url)?,
+                    prefix: base.prefix.clone(),
+                    pool_size: base.pool_size,
+                    connect_timeout: base.connect_timeout,
+                    command_timeout: base.command_timeout,
+                    poll: memcached::FEED_POLL,
+                })?)
+            }
             Servers::Single(url) => Arc::new(RedisStore::connect(&with_url(url))?),
             Servers::Redlock(urls) => {
                 let cfgs: Vec<RedisConfig> = urls.iter().map(|u| with_url(u)).collect();
@@ -225,7 +241,14 @@ impl SentinelChoice {
     }
 }
 
-/// Refuses a URL whose scheme is not Redis's, naming a reserved one.
+/// Whether `url` names a memcached server (`memcache://`).
+fn is_memcached(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case(memcached::SCHEME))
+}
+
+/// Refuses a URL whose scheme is not Redis's, naming a reserved one and
+/// saying where memcached URLs go.
 /// `what` says which URL, since the URL itself may hold a password.
 fn check_scheme(url: &str, what: &str) -> Result<()> {
     let Some((scheme, _)) = url.split_once("://") else {
@@ -235,6 +258,12 @@ fn check_scheme(url: &str, what: &str) -> Result<()> {
     let scheme = scheme.to_ascii_lowercase();
     if REDIS_SCHEMES.contains(&scheme.as_str()) {
         return Ok(());
+    }
+    if scheme == memcached::SCHEME {
+        return Err(Error::invalid(format!(
+            "{what}: memcache:// names a single memcached server (give it alone, as the \
+             server URL); Redlock, Cluster and Sentinel need redis:// or rediss://"
+        )));
     }
     if let Some((_, backend)) = RESERVED_SCHEMES.iter().find(|(s, _)| *s == scheme) {
         return Err(Error::invalid(format!(
@@ -344,7 +373,6 @@ mod tests {
                 "etcds://h:1",
                 "etcds:// scheme is reserved for the etcd backend",
             ),
-            ("memcache://h:1", "reserved for the memcached backend"),
             ("zk://h:1,h:2/chroot", "reserved for the ZooKeeper backend"),
             ("http://u:secret@h:1", "unsupported scheme \"http\""),
         ] {
@@ -352,6 +380,17 @@ mod tests {
             assert!(msg.contains(needle), "{url}: {msg}");
             assert!(!msg.contains("secret"), "{msg}");
         }
+        assert_eq!(
+            Servers::Single("memcache://h:1".into()).check(false, T),
+            Ok(())
+        );
+        let msg = refusal(&Servers::Single("memcache://u:secret@h:1".into()));
+        assert!(
+            msg.contains("no authentication") && !msg.contains("secret"),
+            "{msg}"
+        );
+        let mixed = Servers::Redlock(vec!["memcache://h:1".into(); 3]);
+        assert!(refusal(&mixed).contains("Redlock node #1: memcache:// names a single"));
         let three = |u: &str| Servers::Redlock(vec![u.into(), u.into(), "zk://h".into()]);
         assert!(refusal(&three("redis://h")).contains("Redlock node #3: the zk://"));
         let headless = Servers::default().with_sentinel("127.0.0.1:1".into());

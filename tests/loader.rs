@@ -5,27 +5,30 @@ use distlock_testkit as support;
 use distlock::{Client, LoadError};
 use redis::Commands;
 use std::time::{Duration, Instant};
-use support::RedisServer;
+use support::{backends, AnyServer, RedisServer};
 
 const WORKER_ENV: &str = "DISTLOCK_LOADER_WORKER";
 
 /// Loads `key` in many threads of this process; the loader is slow and
-/// counts its runs in Redis.
-fn stampede(url: &str, threads: usize) {
+/// counts its runs with a line each in the file `loads` (appended to, so
+/// that every process's lines land whole).
+fn stampede(url: &str, loads: &str, threads: usize) {
     let client = Client::open(url).unwrap();
     let loader = client.loader();
     std::thread::scope(|s| {
         for t in 0..threads {
-            let (loader, url) = (loader.clone(), url.to_string());
+            let loader = loader.clone();
             s.spawn(move || {
                 let key = format!("item:{}", t % 4);
                 let v = loader
                     .get_or_load(&key, Duration::from_secs(60), || {
-                        let mut raw = redis::Client::open(url.as_str())
-                            .unwrap()
-                            .get_connection()
+                        use std::io::Write;
+                        let mut f = std::fs::OpenOptions::new()
+                            .append(true)
+                            .create(true)
+                            .open(loads)
                             .unwrap();
-                        let _: u64 = raw.incr(format!("loads:{key}"), 1).unwrap();
+                        f.write_all(format!("{key}\n").as_bytes()).unwrap();
                         // The slow database.
                         std::thread::sleep(Duration::from_millis(200));
                         Ok::<_, String>(format!("value of {key}").into_bytes())
@@ -40,48 +43,54 @@ fn stampede(url: &str, threads: usize) {
 /// One worker process of `one_load_per_key_across_processes`.
 #[test]
 fn loader_worker_entry() {
-    if let Ok(url) = std::env::var(WORKER_ENV) {
-        stampede(&url, 64);
+    if let Ok(v) = std::env::var(WORKER_ENV) {
+        let (url, loads) = v.split_once(' ').unwrap();
+        stampede(url, loads, 64);
     }
 }
 
-#[test]
-fn one_load_per_key_across_processes() {
-    let server = RedisServer::start();
+backends!(one_load_per_key_across_processes, |server: &AnyServer| {
+    let loads = std::env::temp_dir().join(format!(
+        "distlock-loads-{}-{}",
+        std::process::id(),
+        server.is_memcached()
+    ));
+    let _ = std::fs::remove_file(&loads);
+    let arg = format!("{} {}", server.url(), loads.display());
     let children: Vec<_> = (0..4)
-        .map(|_| support::spawn_entry("loader_worker_entry", WORKER_ENV, &server.url()))
+        .map(|_| support::spawn_entry("loader_worker_entry", WORKER_ENV, &arg))
         .collect();
     for mut child in children {
         assert!(child.wait().unwrap().success());
     }
-    let mut raw = server.conn();
+    let lines = std::fs::read_to_string(&loads).unwrap();
+    let _ = std::fs::remove_file(&loads);
     for k in 0..4 {
-        let loads: u64 = raw.get(format!("loads:item:{k}")).unwrap();
-        assert_eq!(loads, 1, "item:{k} was loaded {loads} times");
+        let n = lines.lines().filter(|l| *l == format!("item:{k}")).count();
+        assert_eq!(n, 1, "item:{k} was loaded {n} times");
     }
-}
+});
 
-#[test]
-fn loader_errors_are_returned_and_not_cached() {
-    let server = RedisServer::start();
-    let loader = Client::open(&server.url()).unwrap().loader();
-    let err = loader
-        .get_or_load("flaky", Duration::from_secs(60), || Err("database down"))
-        .unwrap_err();
-    assert_eq!(err, LoadError::Loader("database down".into()));
-    assert!(err.to_string().contains("database down"));
-    // Nothing was cached, and the lock was given back: the next call loads.
-    let v = loader
-        .get_or_load("flaky", Duration::from_secs(60), || {
-            Ok::<_, String>(b"fresh".to_vec())
-        })
-        .unwrap();
-    assert_eq!(v, b"fresh");
-}
+backends!(
+    loader_errors_are_returned_and_not_cached,
+    |server: &AnyServer| {
+        let loader = Client::open(&server.url()).unwrap().loader();
+        let err = loader
+            .get_or_load("flaky", Duration::from_secs(60), || Err("database down"))
+            .unwrap_err();
+        assert_eq!(err, LoadError::Loader("database down".into()));
+        assert!(err.to_string().contains("database down"));
+        // Nothing was cached, and the lock was given back: the next call loads.
+        let v = loader
+            .get_or_load("flaky", Duration::from_secs(60), || {
+                Ok::<_, String>(b"fresh".to_vec())
+            })
+            .unwrap();
+        assert_eq!(v, b"fresh");
+    }
+);
 
-#[test]
-fn cache_hits_never_take_the_lock() {
-    let server = RedisServer::start();
+backends!(cache_hits_never_take_the_lock, |server: &AnyServer| {
     let client = Client::open(&server.url()).unwrap();
     let loader = client.loader();
     loader
@@ -100,28 +109,29 @@ fn cache_hits_never_take_the_lock() {
         .unwrap();
     assert_eq!(v, b"v1");
     assert!(start.elapsed() < Duration::from_millis(200));
-}
+});
 
-#[test]
-fn too_large_values_are_refused_and_not_stored() {
-    let server = RedisServer::start();
-    let loader = Client::open(&server.url())
-        .unwrap()
-        .loader()
-        .max_value_len(4);
-    let err = loader
-        .get_or_load("big", Duration::from_secs(60), || {
-            Ok::<_, String>(vec![0; 5])
-        })
-        .unwrap_err();
-    assert_eq!(err, LoadError::TooLarge { len: 5, max: 4 });
-    let v = loader
-        .get_or_load("big", Duration::from_secs(60), || {
-            Ok::<_, String>(vec![1; 4])
-        })
-        .unwrap();
-    assert_eq!(v, vec![1; 4]);
-}
+backends!(
+    too_large_values_are_refused_and_not_stored,
+    |server: &AnyServer| {
+        let loader = Client::open(&server.url())
+            .unwrap()
+            .loader()
+            .max_value_len(4);
+        let err = loader
+            .get_or_load("big", Duration::from_secs(60), || {
+                Ok::<_, String>(vec![0; 5])
+            })
+            .unwrap_err();
+        assert_eq!(err, LoadError::TooLarge { len: 5, max: 4 });
+        let v = loader
+            .get_or_load("big", Duration::from_secs(60), || {
+                Ok::<_, String>(vec![1; 4])
+            })
+            .unwrap();
+        assert_eq!(v, vec![1; 4]);
+    }
+);
 
 const CRASH_ENV: &str = "DISTLOCK_LOADER_CRASH";
 

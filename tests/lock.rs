@@ -6,9 +6,14 @@ use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error, Guard, MAX_KEY_LEN};
 use redis::Commands;
 use std::time::{Duration, Instant};
-use support::{Mode, RedisServer, TcpProxy, TlsServer};
+use support::{backends, AnyServer, Mode, RedisServer, TcpProxy, TlsServer};
 
 fn client(server: &RedisServer) -> Client {
+    Client::open(&server.url()).expect("client")
+}
+
+/// A client of either backend.
+fn any_client(server: &AnyServer) -> Client {
     Client::open(&server.url()).expect("client")
 }
 
@@ -47,71 +52,74 @@ fn key_holds_the_token_while_held_and_is_gone_after_release() {
     assert!(!exists);
 }
 
-#[test]
-fn fences_increase_across_clients_and_survive_an_empty_restart() {
-    let server = RedisServer::start();
-    let (a, b) = (client(&server), client(&server));
-    let mut last = 0;
-    for i in 0..20 {
-        let c = if i % 2 == 0 { &a } else { &b };
-        let g = c.lock("fenced").acquire().unwrap();
-        assert!(g.fence() > last, "fence {} after {last}", g.fence());
-        last = g.fence();
+backends!(
+    fences_increase_across_clients_and_survive_an_empty_restart,
+    |server: &AnyServer| {
+        let (a, b) = (any_client(server), any_client(server));
+        let mut last = 0;
+        for i in 0..20 {
+            let c = if i % 2 == 0 { &a } else { &b };
+            let g = c.lock("fenced").acquire().unwrap();
+            assert!(g.fence() > last, "fence {} after {last}", g.fence());
+            last = g.fence();
+        }
+        // Losing the counter (as an empty restart would) must not send fences back.
+        server.flush();
+        let g = a.lock("fenced").acquire().unwrap();
+        assert!(
+            g.fence() > last,
+            "fence went back to {} after {last}",
+            g.fence()
+        );
     }
-    // Losing the counter (as an empty restart would) must not send fences back.
-    let mut raw = server.conn();
-    let _: () = redis::cmd("FLUSHALL").query(&mut raw).unwrap();
-    let g = a.lock("fenced").acquire().unwrap();
-    assert!(
-        g.fence() > last,
-        "fence went back to {} after {last}",
-        g.fence()
-    );
-}
+);
 
-#[test]
-fn try_acquire_and_timeout_respect_the_holder() {
-    let server = RedisServer::start();
-    let c = client(&server);
-    let lock = c.lock("busy");
-    let held = lock.try_acquire().unwrap().expect("free lock");
-    assert!(lock.try_acquire().unwrap().is_none());
-    let start = Instant::now();
-    assert_eq!(
-        lock.acquire_timeout(Duration::from_millis(150))
-            .unwrap_err(),
-        Error::Timeout
-    );
-    let waited = start.elapsed();
-    assert!(
-        waited >= Duration::from_millis(150) && waited < Duration::from_secs(2),
-        "{waited:?}"
-    );
-    drop(held);
-    assert!(lock.try_acquire().unwrap().is_some());
-}
+backends!(
+    try_acquire_and_timeout_respect_the_holder,
+    |server: &AnyServer| {
+        let c = any_client(server);
+        let lock = c.lock("busy");
+        let held = lock.try_acquire().unwrap().expect("free lock");
+        assert!(lock.try_acquire().unwrap().is_none());
+        let start = Instant::now();
+        assert_eq!(
+            lock.acquire_timeout(Duration::from_millis(150))
+                .unwrap_err(),
+            Error::Timeout
+        );
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(150) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        drop(held);
+        assert!(lock.try_acquire().unwrap().is_some());
+    }
+);
 
-#[test]
-fn release_after_expiry_reports_lost_and_spares_the_new_owner() {
-    let server = RedisServer::start();
-    let c = client(&server);
-    let first = c
-        .lock("expiring")
-        .ttl(Duration::from_millis(100))
-        .auto_renew(false)
-        .acquire()
-        .unwrap();
-    assert!(lost_within(&first, Duration::from_secs(2)), "lease ran out");
-    assert!(!first.is_held());
-    // The key itself expires on the server shortly after the local deadline.
-    let second = c
-        .lock("expiring")
-        .acquire_timeout(Duration::from_secs(2))
-        .unwrap();
-    assert_eq!(first.release().unwrap_err(), Error::Lost);
-    let stored: Option<String> = server.conn().get("distlock:expiring").unwrap();
-    assert_eq!(stored.as_deref(), Some(second.token()));
-}
+backends!(
+    release_after_expiry_reports_lost_and_spares_the_new_owner,
+    |server: &AnyServer| {
+        let c = any_client(server);
+        let first = c
+            .lock("expiring")
+            .ttl(Duration::from_millis(100))
+            .auto_renew(false)
+            .acquire()
+            .unwrap();
+        assert!(lost_within(&first, Duration::from_secs(2)), "lease ran out");
+        assert!(!first.is_held());
+        // The key itself expires on the server shortly after the local deadline
+        // (on memcached, within its whole-second slack).
+        let second = c
+            .lock("expiring")
+            .acquire_timeout(Duration::from_secs(2) + server.expiry_slack())
+            .unwrap();
+        assert_eq!(first.release().unwrap_err(), Error::Lost);
+        let stored = c.inspect("expiring").unwrap().token;
+        assert_eq!(stored.as_deref(), Some(second.token()));
+    }
+);
 
 #[test]
 fn scripts_are_reloaded_after_script_flush() {
@@ -354,21 +362,29 @@ fn acquire_chan_selects_and_can_be_abandoned_or_cancelled() {
     assert!(again.is_held());
 }
 
-#[test]
-fn mutual_exclusion_eight_threads() {
-    let server = RedisServer::start();
-    let c = client(&server);
+backends!(mutual_exclusion_eight_threads, |server: &AnyServer| {
+    let c = any_client(server);
     let (threads, cycles) = (8, 200);
+    // A counter read and written back in two steps, with a pause between:
+    // two holders at once would lose an increment.
+    let counter = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|s| {
         for _ in 0..threads {
-            let c = c.clone();
-            let url = server.url();
-            s.spawn(move || counter_cycles(&c, &url, cycles));
+            let (c, counter) = (c.clone(), &counter);
+            s.spawn(move || {
+                let lock = c.lock("counter-lock");
+                for _ in 0..cycles {
+                    let g = lock.acquire().unwrap();
+                    let n = counter.load(std::sync::atomic::Ordering::SeqCst);
+                    std::thread::yield_now();
+                    counter.store(n + 1, std::sync::atomic::Ordering::SeqCst);
+                    g.release().unwrap();
+                }
+            });
         }
     });
-    let n: u64 = server.conn().get("counter").unwrap();
-    assert_eq!(n, threads * cycles);
-}
+    assert_eq!(counter.into_inner(), threads * cycles);
+});
 
 /// `cycles` times: lock, read the counter, write it back plus one, unlock.
 fn counter_cycles(c: &Client, url: &str, cycles: u64) {

@@ -4,11 +4,10 @@
 use distlock_testkit as support;
 
 use distlock::{Client, Error};
-use redis::Commands;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{wait_until_subscribed, RedisServer, TcpProxy};
+use support::{backends, wait_until_subscribed, AnyServer, RedisServer, TcpProxy};
 
 /// A client whose waiters look at a held lock again only after `poll`
 /// unless a notification wakes them first.
@@ -34,46 +33,49 @@ fn waiter(client: &Client, name: &str, timeout: Duration) -> crossbeam_channel::
     rx
 }
 
-#[test]
-fn a_release_wakes_a_remote_waiter_at_once() {
-    let server = RedisServer::start();
-    let holder = Client::open(&server.url()).unwrap();
-    // Without a notification this waiter would look again only after 20 s.
-    let other = client_polling_every(&server.url(), Duration::from_secs(20));
-    let g = holder.lock("wake").acquire().unwrap();
-    let got = waiter(&other, "wake", Duration::from_secs(10));
-    wait_until_subscribed(&server, "wake");
-    let released = Instant::now();
-    g.release().unwrap();
-    let at = got.recv_timeout(Duration::from_secs(5)).expect("woken");
-    let latency = at - released;
-    println!("release to remote acquire: {latency:?}");
-    assert!(latency < Duration::from_millis(200), "{latency:?}");
-}
+backends!(
+    a_release_wakes_a_remote_waiter_at_once,
+    |server: &AnyServer| {
+        let holder = Client::open(&server.url()).unwrap();
+        // Without a notification this waiter would look again only after 20 s.
+        let other = client_polling_every(&server.url(), Duration::from_secs(20));
+        let g = holder.lock("wake").acquire().unwrap();
+        let got = waiter(&other, "wake", Duration::from_secs(10));
+        server.wait_until_waiting("wake");
+        let released = Instant::now();
+        g.release().unwrap();
+        let at = got.recv_timeout(Duration::from_secs(5)).expect("woken");
+        let latency = at - released;
+        println!("release to remote acquire: {latency:?}");
+        assert!(latency < Duration::from_millis(200), "{latency:?}");
+    }
+);
 
-#[test]
-fn a_lost_notification_costs_at_most_the_retry_interval() {
-    let server = RedisServer::start();
-    let holder = Client::open(&server.url()).unwrap();
-    let other = client_polling_every(&server.url(), Duration::from_millis(300));
-    let g = holder
-        .lock("silent")
-        .ttl(Duration::from_secs(30))
-        .acquire()
-        .unwrap();
-    let got = waiter(&other, "silent", Duration::from_secs(10));
-    wait_until_subscribed(&server, "silent");
-    // The holder vanishes without the release script: no notification.
-    let _: () = server.conn().del("distlock:silent").unwrap();
-    let deleted = Instant::now();
-    let at = got.recv_timeout(Duration::from_secs(5)).expect("acquired");
-    let waited = at - deleted;
-    assert!(
-        waited <= Duration::from_millis(450),
-        "{waited:?} (ttl was 30 s)"
-    );
-    assert!(!g.is_held() || g.release().is_err());
-}
+backends!(
+    a_lost_notification_costs_at_most_the_retry_interval,
+    |server: &AnyServer| {
+        let holder = Client::open(&server.url()).unwrap();
+        let other = client_polling_every(&server.url(), Duration::from_millis(300));
+        let g = holder
+            .lock("silent")
+            .ttl(Duration::from_secs(30))
+            .acquire()
+            .unwrap();
+        let got = waiter(&other, "silent", Duration::from_secs(10));
+        server.wait_until_waiting("silent");
+        // The holder vanishes without the release script: no notification
+        // (memcached's polling feed may notice it, which only helps).
+        server.delete("distlock:silent");
+        let deleted = Instant::now();
+        let at = got.recv_timeout(Duration::from_secs(5)).expect("acquired");
+        let waited = at - deleted;
+        assert!(
+            waited <= Duration::from_millis(450),
+            "{waited:?} (ttl was 30 s)"
+        );
+        assert!(!g.is_held() || g.release().is_err());
+    }
+);
 
 #[test]
 fn waiters_resubscribe_after_their_connections_drop() {
@@ -137,122 +139,123 @@ fn a_waiter_survives_a_redis_restart() {
     drop(g);
 }
 
-#[test]
-fn cancelling_waiters_stops_them_at_once() {
-    let server = RedisServer::start();
-    let c = Client::open(&server.url()).unwrap();
-    let other = Client::open(&server.url()).unwrap();
-    let g = c.lock("cancel").acquire().unwrap();
-    // One waiter queued locally behind the holder, one waiting on the server.
-    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
-    let (done_tx, done_rx) = crossbeam_channel::unbounded();
-    for client in [c.clone(), other.clone()] {
-        let (stop, done) = (stop_rx.clone(), done_tx.clone());
-        std::thread::spawn(move || {
-            let r = client.lock("cancel").acquire_cancellable(None, &stop);
-            let _ = done.send((r.map(|_| ()), Instant::now()));
-        });
-    }
-    assert!(
-        done_rx.recv_timeout(Duration::from_millis(200)).is_err(),
-        "both wait"
-    );
-    let cancelled = Instant::now();
-    drop(stop_tx);
-    for _ in 0..2 {
-        let (r, at) = done_rx.recv_timeout(Duration::from_secs(2)).unwrap();
-        assert_eq!(r, Err(Error::Cancelled));
-        assert!(at - cancelled < Duration::from_millis(200));
-    }
-    // Nothing was left behind: the queue and the lock work as before.
-    g.release().unwrap();
-    let again = c
-        .lock("cancel")
-        .acquire_timeout(Duration::from_secs(1))
-        .unwrap();
-    drop(again);
-    assert!(other.lock("cancel").try_acquire().unwrap().is_some());
-}
-
-#[test]
-fn local_handoffs_keep_fences_increasing_and_exclusive() {
-    let server = RedisServer::start();
-    let c = Client::open(&server.url()).unwrap();
-    let fences = Arc::new(Mutex::new(Vec::new()));
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            let (c, fences) = (c.clone(), fences.clone());
-            s.spawn(move || {
-                for _ in 0..100 {
-                    let g = c.lock("handoff").acquire().unwrap();
-                    // Inside the critical section: pushes happen in lock order.
-                    fences.lock().unwrap().push(g.fence());
-                    drop(g);
-                }
+backends!(
+    cancelling_waiters_stops_them_at_once,
+    |server: &AnyServer| {
+        let c = Client::open(&server.url()).unwrap();
+        let other = Client::open(&server.url()).unwrap();
+        let g = c.lock("cancel").acquire().unwrap();
+        // One waiter queued locally behind the holder, one waiting on the server.
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        for client in [c.clone(), other.clone()] {
+            let (stop, done) = (stop_rx.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                let r = client.lock("cancel").acquire_cancellable(None, &stop);
+                let _ = done.send((r.map(|_| ()), Instant::now()));
             });
         }
-    });
-    let fences = fences.lock().unwrap();
-    assert_eq!(fences.len(), 800);
-    assert!(
-        fences.windows(2).all(|w| w[0] < w[1]),
-        "fences strictly increase"
-    );
-    let handed = fences.windows(2).filter(|w| w[1] == w[0] + 1).count();
-    println!("{handed} of 799 successions were local hand-offs");
-    assert!(handed > 400, "the fast path was used: {handed}");
-}
+        assert!(
+            done_rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "both wait"
+        );
+        let cancelled = Instant::now();
+        drop(stop_tx);
+        for _ in 0..2 {
+            let (r, at) = done_rx.recv_timeout(Duration::from_secs(2)).unwrap();
+            assert_eq!(r, Err(Error::Cancelled));
+            assert!(at - cancelled < Duration::from_millis(200));
+        }
+        // Nothing was left behind: the queue and the lock work as before.
+        g.release().unwrap();
+        let again = c
+            .lock("cancel")
+            .acquire_timeout(Duration::from_secs(1))
+            .unwrap();
+        drop(again);
+        assert!(other.lock("cancel").try_acquire().unwrap().is_some());
+    }
+);
 
-#[test]
-fn a_remote_waiter_is_not_starved_by_a_busy_client() {
-    let server = RedisServer::start();
-    let busy = Client::open(&server.url()).unwrap();
-    let patient = client_polling_every(&server.url(), Duration::from_secs(20));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let cycles = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let started = Instant::now();
-    let (got, waited) = std::thread::scope(|s| {
-        for _ in 0..8 {
-            let (busy, stop, cycles) = (busy.clone(), stop.clone(), cycles.clone());
-            s.spawn(move || {
-                // Bounded: at most 20,000 cycles or 10 s per thread.
-                for _ in 0..20_000 {
-                    if stop.load(std::sync::atomic::Ordering::SeqCst)
-                        || started.elapsed() > Duration::from_secs(10)
-                    {
-                        break;
+backends!(
+    local_handoffs_keep_fences_increasing_and_exclusive,
+    |server: &AnyServer| {
+        let c = Client::open(&server.url()).unwrap();
+        let fences = Arc::new(Mutex::new(Vec::new()));
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                let (c, fences) = (c.clone(), fences.clone());
+                s.spawn(move || {
+                    for _ in 0..100 {
+                        let g = c.lock("handoff").acquire().unwrap();
+                        // Inside the critical section: pushes happen in lock order.
+                        fences.lock().unwrap().push(g.fence());
+                        drop(g);
                     }
-                    let g = busy.lock("hammered").acquire().unwrap();
-                    std::hint::black_box(g.fence());
-                    cycles.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                }
-            });
-        }
-        // Start waiting only once the hammering is in full swing.
-        while cycles.load(std::sync::atomic::Ordering::SeqCst) < 2_000 {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "hammering stalled"
-            );
-            std::thread::yield_now();
-        }
-        let t = Instant::now();
-        let got = patient
-            .lock("hammered")
-            .acquire_timeout(Duration::from_secs(5));
-        let waited = t.elapsed();
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        (got.map(|_| ()), waited)
-    });
-    let done = cycles.load(std::sync::atomic::Ordering::SeqCst);
-    println!("remote waiter got the lock after {waited:?} of hammering ({done} cycles)");
-    assert_eq!(got, Ok(()));
-    assert!(waited < Duration::from_secs(1), "{waited:?}");
-}
+                });
+            }
+        });
+        let fences = fences.lock().unwrap();
+        assert_eq!(fences.len(), 800);
+        assert!(
+            fences.windows(2).all(|w| w[0] < w[1]),
+            "fences strictly increase"
+        );
+        let handed = fences.windows(2).filter(|w| w[1] == w[0] + 1).count();
+        println!("{handed} of 799 successions were local hand-offs");
+        assert!(handed > 400, "the fast path was used: {handed}");
+    }
+);
 
-#[test]
-fn fast_path_off_still_excludes() {
-    let server = RedisServer::start();
+backends!(
+    a_remote_waiter_is_not_starved_by_a_busy_client,
+    |server: &AnyServer| {
+        let busy = Client::open(&server.url()).unwrap();
+        let patient = client_polling_every(&server.url(), Duration::from_secs(20));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cycles = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let started = Instant::now();
+        let (got, waited) = std::thread::scope(|s| {
+            for _ in 0..8 {
+                let (busy, stop, cycles) = (busy.clone(), stop.clone(), cycles.clone());
+                s.spawn(move || {
+                    // Bounded: at most 20,000 cycles or 10 s per thread.
+                    for _ in 0..20_000 {
+                        if stop.load(std::sync::atomic::Ordering::SeqCst)
+                            || started.elapsed() > Duration::from_secs(10)
+                        {
+                            break;
+                        }
+                        let g = busy.lock("hammered").acquire().unwrap();
+                        std::hint::black_box(g.fence());
+                        cycles.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            }
+            // Start waiting only once the hammering is in full swing.
+            while cycles.load(std::sync::atomic::Ordering::SeqCst) < 2_000 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "hammering stalled"
+                );
+                std::thread::yield_now();
+            }
+            let t = Instant::now();
+            let got = patient
+                .lock("hammered")
+                .acquire_timeout(Duration::from_secs(5));
+            let waited = t.elapsed();
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            (got.map(|_| ()), waited)
+        });
+        let done = cycles.load(std::sync::atomic::Ordering::SeqCst);
+        println!("remote waiter got the lock after {waited:?} of hammering ({done} cycles)");
+        assert_eq!(got, Ok(()));
+        assert!(waited < Duration::from_secs(1), "{waited:?}");
+    }
+);
+
+backends!(fast_path_off_still_excludes, |server: &AnyServer| {
     let c = Client::builder()
         .url(&server.url())
         .fast_path(false)
@@ -275,7 +278,7 @@ fn fast_path_off_still_excludes() {
         fences.windows(2).all(|w| w[1] >= w[0] + 64),
         "every cycle went to Redis"
     );
-}
+});
 
 #[test]
 fn a_thousand_waiters_share_a_small_pool() {

@@ -18,11 +18,15 @@
 //! - [`redis`], [`cluster`], [`sentinel`]: one node (directly or through
 //!   Sentinel) and a cluster, with only what sets them apart;
 //! - [`redlock`]: one lock over several independent nodes.
+//!
+//! And beside them, [`memcached`]: one memcached server (1.6 or later)
+//! through the meta protocol, with a client of its own.
 
 pub(crate) mod cluster;
 mod errors;
 mod feed;
 mod keys;
+pub(crate) mod memcached;
 mod ops;
 mod pool;
 pub(crate) mod redis;

@@ -1,0 +1,392 @@
+//! What only the memcached backend does, against a real memcached on
+//! loopback: its item layout, exclusion across processes, and losses
+//! (deleted item, empty restart, a holder paused beyond its lease), each
+//! signalled through `lost()`.
+
+use distlock_testkit as support;
+
+use crossbeam_channel::RecvTimeoutError;
+use distlock::{Client, Error, Guard};
+use std::time::{Duration, Instant};
+use support::MemcachedServer;
+
+fn client(server: &MemcachedServer) -> Client {
+    Client::open(&server.url()).expect("client")
+}
+
+/// Waits at most `limit` for the guard's loss signal; how long it took.
+fn lost_after(g: &Guard, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    matches!(
+        g.lost().recv_timeout(limit),
+        Err(RecvTimeoutError::Disconnected)
+    )
+    .then(|| start.elapsed())
+}
+
+#[test]
+fn the_lock_item_holds_token_and_fence_with_the_ttl_in_whole_seconds_plus_one() {
+    let server = MemcachedServer::start();
+    let c = client(&server);
+    let g = c.lock("orders:42").acquire().unwrap();
+    let got = server.raw("mg distlock:orders:42 v t\r\n", "\r\n");
+    let header = got.lines().next().unwrap();
+    assert!(
+        header.ends_with(" t31") || header.ends_with(" t30"),
+        "30 s lease sent as 31 s: {got:?}"
+    );
+    assert!(
+        got.contains(&format!("{} {}", g.token(), g.fence())),
+        "{got:?}"
+    );
+    let info = c.inspect("orders:42").unwrap();
+    assert_eq!(info.key, "distlock:orders:42");
+    assert_eq!(info.token.as_deref(), Some(g.token()));
+    assert_eq!(
+        info.fence,
+        Some(g.fence() + 63),
+        "the counter holds the block's end"
+    );
+    g.release().unwrap();
+    assert_eq!(server.raw("mg distlock:orders:42 v\r\n", "\r\n"), "EN\r\n");
+    assert_eq!(c.inspect("orders:42").unwrap().token, None);
+}
+
+#[test]
+fn odd_and_long_names_are_hashed_and_still_exclude() {
+    let server = MemcachedServer::start();
+    let (a, b) = (client(&server), client(&server));
+    for name in ["with space", "nul\0byte", "🔒", "x#y", &"n".repeat(1024)] {
+        let g = a.lock(name).acquire().unwrap();
+        assert!(b.lock(name).try_acquire().unwrap().is_none(), "{name:?}");
+        let info = b.inspect(name).unwrap();
+        assert!(
+            info.key.starts_with('#') && info.key.len() == 65,
+            "{info:?}"
+        );
+        assert_eq!(info.token.as_deref(), Some(g.token()));
+        g.release().unwrap();
+        assert!(b.lock(name).try_acquire().unwrap().is_some(), "{name:?}");
+    }
+}
+
+#[test]
+fn an_evicting_server_is_refused_with_the_fix() {
+    let server = MemcachedServer::start_evicting();
+    match Client::open(&server.url()) {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("-M"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_urls_and_settings_are_refused_and_dead_servers_time_out() {
+    for url in [
+        "memcache://u:s3cret@127.0.0.1:1",
+        "memcache://127.0.0.1:1/0",
+        "memcache://h:x",
+    ] {
+        match Client::open(url) {
+            Err(Error::InvalidArgument(m)) => assert!(!m.contains("s3cret"), "{m}"),
+            other => panic!("{url}: expected InvalidArgument, got {other:?}"),
+        }
+    }
+    let start = Instant::now();
+    let url = format!("memcache://127.0.0.1:{}", support::dead_port());
+    match Client::builder()
+        .url(&url)
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+    {
+        Err(Error::Connection(m)) => assert!(m.contains(&url), "{m}"),
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(2));
+    let server = MemcachedServer::start();
+    let replicas = Client::builder()
+        .url(&server.url())
+        .replicas(1, Duration::from_millis(10))
+        .build();
+    assert!(
+        matches!(replicas, Err(Error::InvalidArgument(_))),
+        "{replicas:?}"
+    );
+}
+
+#[test]
+fn a_deleted_item_is_signalled_as_lost() {
+    let server = MemcachedServer::start();
+    let c = client(&server);
+    let g = c
+        .lock("deleted")
+        .ttl(Duration::from_secs(1))
+        .acquire()
+        .unwrap();
+    let deleted = Instant::now();
+    server.raw("md distlock:deleted\r\nmn\r\n", "MN\r\n");
+    let after = lost_after(&g, Duration::from_secs(2)).expect("loss noticed");
+    println!("deleted item noticed after {after:?} (renewal every ~333 ms)");
+    assert!(deleted.elapsed() < Duration::from_millis(1500));
+    assert_eq!(g.release().unwrap_err(), Error::Lost);
+}
+
+#[test]
+fn an_empty_restart_is_signalled_as_lost_and_fences_never_go_back() {
+    let mut server = MemcachedServer::start();
+    let c = client(&server);
+    let mut last = 0;
+    for _ in 0..5 {
+        last = c.lock("restarted").acquire().unwrap().fence();
+    }
+    let g = c
+        .lock("restarted")
+        .ttl(Duration::from_secs(1))
+        .acquire()
+        .unwrap();
+    assert!(g.fence() > last);
+    last = g.fence();
+    server.restart();
+    let after = lost_after(&g, Duration::from_secs(3)).expect("loss noticed");
+    println!("empty restart noticed after {after:?}");
+    let g = c
+        .lock("restarted")
+        .acquire_timeout(Duration::from_secs(5))
+        .unwrap();
+    assert!(
+        g.fence() > last,
+        "fence went back to {} after {last}",
+        g.fence()
+    );
+}
+
+#[test]
+fn a_holder_paused_past_its_lease_learns_it_lost_and_spares_the_next_owner() {
+    let server = MemcachedServer::start();
+    let (a, b) = (client(&server), client(&server));
+    let ttl = Duration::from_millis(500);
+    let first = a
+        .lock("paused")
+        .ttl(ttl)
+        .auto_renew(false)
+        .acquire()
+        .unwrap();
+    let after = lost_after(&first, Duration::from_secs(2)).expect("lease ran out");
+    println!("paused holder told after {after:?} (lease {ttl:?})");
+    assert!(after <= ttl + Duration::from_millis(100), "{after:?}");
+    // The item outlives the lease (whole seconds, plus one): the next owner
+    // gets it within that slack, never before the lease's end.
+    let start = Instant::now();
+    let second = b
+        .lock("paused")
+        .acquire_timeout(Duration::from_secs(5))
+        .unwrap();
+    println!("next owner in after another {:?}", start.elapsed());
+    assert!(second.fence() > first.fence());
+    assert_eq!(first.extend().unwrap_err(), Error::Lost);
+    assert_eq!(first.release().unwrap_err(), Error::Lost);
+    assert_eq!(
+        b.inspect("paused").unwrap().token.as_deref(),
+        Some(second.token())
+    );
+}
+
+const WORKER_ENV: &str = "DISTLOCK_TEST_MEMCACHED_WORKER";
+
+/// `cycles` times: lock, read a counter file, write it back plus one, unlock.
+fn counter_cycles(c: &Client, file: &str, cycles: u64) {
+    let lock = c.lock("counter-lock");
+    for _ in 0..cycles {
+        let g = lock.acquire().unwrap();
+        let n: u64 = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        std::fs::write(file, (n + 1).to_string()).unwrap();
+        g.release().unwrap();
+    }
+}
+
+/// The body of one worker process: `<url> <counter file>` in the variable.
+#[test]
+fn memcached_worker_entry() {
+    if let Ok(v) = std::env::var(WORKER_ENV) {
+        let (url, file) = v.split_once(' ').unwrap();
+        counter_cycles(&Client::open(url).unwrap(), file, 100);
+    }
+}
+
+#[test]
+fn mutual_exclusion_four_processes() {
+    let server = MemcachedServer::start();
+    let file = std::env::temp_dir().join(format!("distlock-mc-counter-{}", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let arg = format!("{} {}", server.url(), file.display());
+    let children: Vec<_> = (0..4)
+        .map(|_| support::spawn_entry("memcached_worker_entry", WORKER_ENV, &arg))
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let n = std::fs::read_to_string(&file).unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(n, "400");
+}
+
+const PAUSED_ENV: &str = "DISTLOCK_TEST_MEMCACHED_PAUSED";
+
+/// A holder process: takes `paused-process` with a 1 s auto-renewed lease,
+/// says so by creating the file it was given, then waits to be stopped and
+/// resumed. Exits 0 once its guard says lost (it was paused past its lease).
+#[test]
+fn memcached_paused_holder_entry() {
+    let Ok(v) = std::env::var(PAUSED_ENV) else {
+        return;
+    };
+    let (url, ready) = v.split_once(' ').unwrap();
+    let c = Client::open(url).unwrap();
+    let g = c
+        .lock("paused-process")
+        .ttl(Duration::from_secs(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .unwrap();
+    std::fs::write(ready, g.token()).unwrap();
+    // Until the parent stops and resumes us well past the lease, the
+    // renewal thread keeps it; afterwards, lost() fires at once.
+    let lost = g.lost().recv_timeout(Duration::from_secs(30));
+    assert!(
+        matches!(lost, Err(RecvTimeoutError::Disconnected)),
+        "{lost:?}"
+    );
+    assert!(!g.is_held());
+    assert_eq!(g.release().unwrap_err(), Error::Lost);
+}
+
+/// A child process, killed (by pid) if the test ends early.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_holder_process_stopped_past_its_lease_is_told_when_it_resumes() {
+    let server = MemcachedServer::start();
+    let c = client(&server);
+    let ready = std::env::temp_dir().join(format!("distlock-mc-paused-{}", std::process::id()));
+    let _ = std::fs::remove_file(&ready);
+    let arg = format!("{} {}", server.url(), ready.display());
+    let mut child = Killed(support::spawn_entry(
+        "memcached_paused_holder_entry",
+        PAUSED_ENV,
+        &arg,
+    ));
+    let start = Instant::now();
+    // Nothing tells this process when the child holds the lock but the file.
+    let token = loop {
+        if let Ok(t) = std::fs::read_to_string(&ready) {
+            if !t.is_empty() {
+                break t;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the child never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = std::fs::remove_file(&ready);
+    support::signal(child.0.id(), libc::SIGSTOP);
+    let stopped = Instant::now();
+    // The item outlives the 1 s lease by up to 2 s; then it is ours.
+    let g = c
+        .lock("paused-process")
+        .acquire_timeout(Duration::from_secs(10))
+        .unwrap();
+    let taken = stopped.elapsed();
+    println!("stopped holder's lock taken over after {taken:?}");
+    assert!(
+        taken >= Duration::from_secs(1),
+        "not before the lease ended"
+    );
+    assert_ne!(g.token(), token);
+    support::signal(child.0.id(), libc::SIGCONT);
+    let status = child.0.wait().unwrap();
+    assert!(
+        status.success(),
+        "the resumed holder was told it lost: {status:?}"
+    );
+    // And it spared the new owner.
+    assert_eq!(
+        c.inspect("paused-process").unwrap().token.as_deref(),
+        Some(g.token())
+    );
+    assert!(g.is_held());
+}
+
+/// A client that reaches memcached through `proxy`, with short timeouts.
+fn proxied(proxy: &support::TcpProxy) -> Client {
+    Client::builder()
+        .url(&format!("memcache://127.0.0.1:{}", proxy.port))
+        .command_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_lost_reply_to_the_add_or_the_fence_write_is_retried_and_wins_with_one_block() {
+    let server = MemcachedServer::start();
+    // The add's reply, then the reply to the write of the fence beside the
+    // token (the first request with a C<cas> flag).
+    for (name, needle) in [("lost-add", &b" ME c"[..]), ("lost-fence", b" C")] {
+        let proxy = support::TcpProxy::start(server.port);
+        let c = proxied(&proxy);
+        proxy.set_mode(support::Mode::DropReplyTo {
+            needle: needle.to_vec(),
+            hook: Box::new(|| {}),
+        });
+        let g = c.lock(name).try_acquire().unwrap().expect("ours");
+        assert!(proxy.is_passing(), "{name}: the reply was really dropped");
+        let info = c.inspect(name).unwrap();
+        assert_eq!(info.token.as_deref(), Some(g.token()), "{name}");
+        // The retry found its own item: one block of fences was reserved.
+        assert_eq!(info.fence, Some(g.fence() + 63), "{name}");
+        g.release().unwrap();
+    }
+}
+
+#[test]
+fn a_lost_reply_then_taken_by_another_is_not_acquired_and_theirs_is_untouched() {
+    let server = MemcachedServer::start();
+    let proxy = support::TcpProxy::start(server.port);
+    let c = proxied(&proxy);
+    let port = server.port;
+    proxy.set_mode(support::Mode::DropReplyTo {
+        needle: b"distlock:lost-theirs ".to_vec(),
+        hook: Box::new(move || {
+            // Before the retry: our item vanished and someone else took it.
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(
+                b"md distlock:lost-theirs\r\nms distlock:lost-theirs 12 T60\r\nsomeone-else\r\n",
+            )
+            .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0; 64];
+            while !got.ends_with(b"HD\r\nHD\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+        }),
+    });
+    assert!(c.lock("lost-theirs").try_acquire().unwrap().is_none());
+    assert!(proxy.is_passing());
+    let info = c.inspect("lost-theirs").unwrap();
+    assert_eq!(
+        info.token.as_deref(),
+        Some("someone-else"),
+        "theirs was not touched"
+    );
+}

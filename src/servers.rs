@@ -156,8 +156,7 @@ impl Servers {
             ));
         }
         match self {
-            Servers::Single(url) if is_memcached(url) => memcached::parse_url(url).map(drop),
-            Servers::Single(url) => check_url(url, "the server URL"),
+            Servers::Single(url) => check_server_url(url),
             Servers::Redlock(urls) => {
                 if urls.is_empty() {
                     return Err(Error::invalid("no server URL given"));
@@ -277,6 +276,15 @@ fn check_scheme(url: &str, what: &str) -> Result<()> {
     Err(Error::invalid(format!(
         "{what}: unsupported scheme {shown:?}; use redis:// or rediss://"
     )))
+}
+
+/// The URL of a single server, of any backend: what `url()` accepts.
+pub(crate) fn check_server_url(url: &str) -> Result<()> {
+    if is_memcached(url) {
+        memcached::parse_url(url).map(drop)
+    } else {
+        check_url(url, "the server URL")
+    }
 }
 
 /// A URL for one Redis server: a known scheme, and parseable. `what` says

@@ -61,7 +61,7 @@ func TestServerChoiceRefusalsAreRusts(t *testing.T) {
 		{"nodes, then a master without sentinels", []Option{WithNodes(three...), WithSentinel("mymaster")}, refusedNoSentinels},
 		{"etcd URL", []Option{WithURL("etcd://127.0.0.1:2379")}, reserved("the server URL", "etcd", "etcd")},
 		{"etcds URL", []Option{WithURL("etcds://127.0.0.1:2379")}, reserved("the server URL", "etcds", "etcd")},
-		{"memcache node", []Option{WithNodes(deadURL(0), "memcache://127.0.0.1:11211", deadURL(2))}, reserved("Redlock node #2", "memcache", "memcached")},
+		{"memcache node", []Option{WithNodes(deadURL(0), "memcache://127.0.0.1:11211", deadURL(2))}, "invalid argument: Redlock node #2: memcache:// names a single memcached server (give it alone, as the server URL); Redlock, Cluster and Sentinel need redis:// or rediss://"},
 		{"zk cluster seed", []Option{WithCluster("zk://127.0.0.1:2181/chroot")}, reserved("cluster seed URL #1", "zk", "ZooKeeper")},
 		{"unsupported scheme", []Option{WithURL("http://u:s3cr3t@127.0.0.1:1/")}, `invalid argument: the server URL: unsupported scheme "http"; use redis:// or rediss://`},
 		{"TLS CA and a cluster", []Option{WithTLSCA(testPEM(t)), WithCluster("rediss://127.0.0.1:1")}, refusedTLSDeployment},

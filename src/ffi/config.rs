@@ -14,7 +14,7 @@ use super::args::{check_out, read_str};
 use super::handles::Registry;
 use super::outcome::{quiet_call, status_call, Failure, Outcome};
 use super::{distlock_client, put, CLIENTS, DISTLOCK_MAX_URL_LEN};
-use crate::servers::{check_url, Servers};
+use crate::servers::{check_server_url, check_url, Servers};
 use crate::{Builder, MAX_PREFIX_LEN};
 use parking_lot::Mutex;
 use std::ffi::c_char;
@@ -158,7 +158,7 @@ pub unsafe extern "C" fn distlock_config_set_url(
         let url = unsafe { read_str(url, "url", DISTLOCK_MAX_URL_LEN) }?;
         let cfg = config_of(cfg)?;
         // Named as the builder's check names it, for the same message.
-        check_url(&url, "the server URL")?;
+        check_server_url(&url)?;
         let mut settings = cfg.settings.lock();
         *settings = settings.clone().url(&url);
         Ok(())

@@ -114,7 +114,7 @@ def test_pythons_one_rule_about_server_keywords(kwargs: dict, message: str) -> N
         ({"sentinel": ([], "")}, "master_name is empty"),
         ({"nodes": [DEAD, "http://127.0.0.1:1/", DEAD]}, "node 2"),
         ({"nodes": [DEAD, DEAD, "zk://127.0.0.1:2181"]}, "zk:// scheme is reserved for the ZooKeeper backend"),
-        ({"cluster": [DEAD, "memcache://127.0.0.1:1"]}, "reserved for the memcached backend"),
+        ({"cluster": [DEAD, "memcache://127.0.0.1:1"]}, "memcache:// names a single memcached server"),
         ({"cluster": [DEAD, "redis://127.0.0.1:1/1"]}, "different database"),
         ({"nodes": [DEAD, "redis://127.0.0.1:1/\0", DEAD]}, "NUL"),
         ({"url": DEAD, "replicas": (1, 0)}, "replica"),

@@ -35,7 +35,7 @@ def test_stats_count_acquisitions_and_timeouts(
         theirs = other_client.lock(key, ttl=5)
         assert theirs.acquire(blocking=False)
         try:
-            assert not client.lock(key).acquire(timeout=0.2)
+            assert not client.lock(key).acquire(timeout=0.5)
             # A single try that finds it held did not wait: not counted.
             assert not client.lock(key).acquire(blocking=False)
         finally:

@@ -16,6 +16,11 @@ import distlock
 from distlock import aio
 from support import RedisServer, TLSFiles, make_pki
 
+pytestmark = pytest.mark.skipif(
+    not (distlock._native.HAS_TLS and distlock._native.HAS_INSPECT),
+    reason="the loaded libdistlock has no distlock_config_set_tls_* functions",
+)
+
 QUICK: Dict[str, Any] = {"connect_timeout": 2, "command_timeout": 2}
 
 

@@ -8,8 +8,11 @@
 #   2. `pip wheel` of the same directory: the wheel must carry a platform
 #      tag; installed into a second fresh virtualenv, the same check;
 #   3. the pytest suite, copied out of the tree, against that installed
-#      wheel, then the counter example.
-# Needs cargo, python3 with venv, redis-server on PATH, and PyPI (pip fetches
+#      wheel (its TLS tests make a throwaway CA with openssl), then the
+#      counter example and, when the library has distlock_client_stats,
+#      the Prometheus example.
+# Needs cargo, python3 with venv, redis-server on PATH, openssl (installed
+# from Debian's packages when missing, as root), and PyPI (pip fetches
 # setuptools and setuptools-rust for the build, and pytest). Every
 # redis-server is started on a free loopback port and stopped by pid; the
 # scratch directory is removed at exit. Exits non-zero on any failure.
@@ -26,6 +29,15 @@ for tool in cargo redis-server "$py"; do
 done
 # What a user would not have set.
 unset DISTLOCK_LIB
+
+# openssl for the TLS tests' certificates.
+if ! command -v openssl >/dev/null 2>&1; then
+  command -v apt-get >/dev/null 2>&1 || fail "openssl is not on PATH"
+  echo "== installing openssl from Debian's packages"
+  sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
 
 # Bound every step: a hang must fail the run, not stall it. Python steps
 # get SIGINT first, so that their servers are stopped on the way out.
@@ -101,6 +113,18 @@ limit_py 900 "$scratch/venv-wheel/bin/python" -m pytest -q -p no:cacheprovider \
 
 step "example (100 threads, one lock, one counter)"
 limit_py 120 "$scratch/venv-wheel/bin/python" "$here/examples/counter.py"
+
+if "$scratch/venv-wheel/bin/python" -c 'import distlock, sys; sys.exit(not distlock._native.HAS_STATS)'; then
+  step "example: the client's counters in Prometheus text format"
+  limit_py 120 "$scratch/venv-wheel/bin/python" "$here/examples/prometheus.py" --cycles 3 >"$scratch/metrics"
+  cat "$scratch/metrics"
+  grep -qx 'distlock_acquired_total{client="example"} 6' "$scratch/metrics" ||
+    fail "prometheus.py: expected 6 acquisitions in its output"
+  grep -q '^# TYPE distlock_acquire_wait_max_seconds gauge$' "$scratch/metrics" ||
+    fail "prometheus.py: no wait gauge in its output"
+else
+  step "example prometheus.py skipped: the library has no distlock_client_stats"
+fi
 
 if [ "${DISTLOCK_PY_SDIST:-0}" = 1 ]; then
   step "sdist, unpacked, built into a wheel on its own"

@@ -35,6 +35,7 @@ from . import _native
 from ._cancel import CancelToken
 from ._client import Client
 from ._config import check
+from ._info import LockInfo, Stats
 from ._lock import Lock
 
 __version__ = "0.1.0"
@@ -57,6 +58,8 @@ __all__ = [
     "Client",
     "check",
     "Lock",
+    "LockInfo",
+    "Stats",
     "CancelToken",
     "DistlockError",
     "LockTimeout",

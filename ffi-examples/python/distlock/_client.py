@@ -8,17 +8,20 @@ import ctypes
 import threading
 import time
 import weakref
-from typing import Optional, Sequence, Set, Tuple, Type
+from typing import Callable, Optional, Sequence, Set, Tuple, Type, TypeVar, Union
 from types import TracebackType
 
 from . import _native as n
 from . import _status as st
 from ._cancel import _MAIN_WAIT_SLICE, CancelToken, _in_main_thread, _NativeCancel
-from ._config import open_client
-from ._convert import Key
+from ._config import PemSource, open_client
+from ._convert import Key, _key_bytes
 from ._errors import Cancelled, InvalidArgument, error_for
 from ._handle import Handle, HandleClosed
+from ._info import LockInfo, Stats
 from ._lock import Lock
+
+_T = TypeVar("_T")
 
 __all__ = ["Client"]
 
@@ -157,6 +160,21 @@ class Client:
     raises :class:`InvalidArgument` before anything connects; its
     ``detail`` is the library's message, the same in every language.
 
+    TLS (``rediss://`` URLs, one server or Redlock nodes): ``tls_ca`` is
+    the CA certificate(s) to trust instead of the system's trust store (for
+    a private CA or a self-signed server): a PEM file's path (str or
+    :class:`os.PathLike`) or the PEM itself as bytes. ``tls_client_cert=
+    (cert, key)`` presents a client certificate (chain) and its private
+    key to servers that require one (Redis ``tls-auth-clients yes``):
+    two paths or two PEM bytes. Files are read and checked when the client
+    is opened (later changes to them are not seen); bytes are copied. A
+    wrong type or shape raises :class:`TypeError`; a file that cannot be
+    read (the message names it), PEM without a usable certificate or key,
+    or a key that is not the certificate's raises :class:`InvalidArgument`
+    with the library's words, which never show what a key file holds. A
+    server the CA does not vouch for fails the connection:
+    :class:`ConnectionFailed`.
+
     Thread-safe: share one client between threads, and create one
     :class:`Lock` per holder with :meth:`lock`. Close it with
     :meth:`close` or a ``with`` block; closing releases every lock still
@@ -186,6 +204,8 @@ class Client:
         handoff_budget: Optional[float] = None,
         max_retry_interval: Optional[float] = None,
         max_hold: Optional[float] = None,
+        tls_ca: Optional[PemSource] = None,
+        tls_client_cert: Optional[Tuple[PemSource, PemSource]] = None,
     ) -> None:
         self._handle: Optional[Handle] = None
         self._mutex = threading.Lock()
@@ -208,6 +228,8 @@ class Client:
             handoff_budget=handoff_budget,
             max_retry_interval=max_retry_interval,
             max_hold=max_hold,
+            tls_ca=tls_ca,
+            tls_client_cert=tls_client_cert,
         )
         self._handle = Handle(ptr, n.lib.distlock_client_close)
         with _open_clients_mutex:
@@ -334,29 +356,161 @@ class Client:
                 lock._guard = guard
             return True
 
-    def _is_locked(self, key: bytes) -> bool:
-        """Whether the server says anyone holds the lock ``key``
-        (distlock_client_inspect, asked on this thread)."""
-        if not n.HAS_INSPECT:
-            raise NotImplementedError(
-                "Lock.locked() asks the server whether anyone holds the lock, through the C "
-                f"function distlock_client_inspect, which the loaded library ({n.LIBRARY_PATH}) "
-                "does not have: install a newer distlock. Lock.owned() says whether this "
-                "Lock object holds the lock."
-            )
+    def _with_client(self, fn: Callable[[int], _T]) -> _T:
+        """Runs ``fn`` with the native client pointer, pinned for the call;
+        InvalidArgument once the client is closed."""
         handle = self._handle
         if self._closed or handle is None:
             raise InvalidArgument("the client is closed")
-        info = n.LockInfo()
-        info.struct_size = ctypes.sizeof(n.LockInfo)
         try:
             with handle.use() as cptr:
-                status = n.lib.distlock_client_inspect(cptr, key, None, 0, ctypes.byref(info))
-                if status != st.OK:
-                    raise n.failure(status, f"inspect {key!r}")
+                return fn(cptr)
         except HandleClosed:
             raise InvalidArgument("the client is closed") from None
+
+    @staticmethod
+    def _missing(function: str, method: str, instead: str = "") -> NotImplementedError:
+        return NotImplementedError(
+            f"{method}: the C function {function} is missing from the loaded library "
+            f"({n.LIBRARY_PATH}): install a newer distlock.{instead}"
+        )
+
+    def _inspect(self, key: bytes, want_token: bool) -> Tuple[n.LockInfo, Optional[bytes]]:
+        """distlock_client_inspect on this thread: the filled struct and,
+        if ``want_token``, the holder's token bytes (b"" when free). The
+        buffer starts large enough for any token distlock writes and grows
+        to the size the library asks for when the key holds a longer value
+        (written by something else, or rewritten between two tries)."""
+        if not n.HAS_INSPECT:
+            raise self._missing(
+                "distlock_client_inspect",
+                "Lock.locked() and Client.inspect()",
+                " Lock.owned() says whether a Lock object holds its lock.",
+            )
+        info = n.LockInfo()
+        size = n.TOKEN_LEN + 1 if want_token else 0
+
+        def call(cptr: int) -> Tuple[n.LockInfo, Optional[bytes]]:
+            nonlocal size
+            for _ in range(8):
+                ctypes.memset(ctypes.byref(info), 0, ctypes.sizeof(info))
+                info.struct_size = ctypes.sizeof(n.LockInfo)
+                buf = ctypes.create_string_buffer(size) if size else None
+                status = n.lib.distlock_client_inspect(cptr, key, buf, size, ctypes.byref(info))
+                if status == st.OK:
+                    if buf is None:
+                        return info, None
+                    return info, buf.raw[: min(info.token_len, size - 1)]
+                if want_token and status == st.INVALID_ARGUMENT and info.token_len + 1 > size:
+                    size = info.token_len + 1
+                    continue
+                raise n.failure(status, f"inspect {key!r}")
+            raise n.failure(st.INVALID_ARGUMENT, f"inspect {key!r}: the token kept growing")
+
+        return self._with_client(call)
+
+    def _is_locked(self, key: bytes) -> bool:
+        """Whether the server says anyone holds the lock ``key``
+        (distlock_client_inspect, asked on this thread)."""
+        info, _ = self._inspect(key, want_token=False)
         return bool(info.held)
+
+    # -- operators' tools ---------------------------------------------------
+
+    def inspect(self, key: Key) -> LockInfo:
+        """What the server holds for the lock ``key`` right now: whether it
+        is held, the holder's token and remaining lease, and the highest
+        fencing token handed out. One round trip (bounded by
+        ``command_timeout``); nothing is written. For operators and tools:
+        only a held :class:`Lock` proves ownership, and the answer may be
+        stale as soon as it arrives.
+
+        Raises :class:`InvalidArgument` for a bad key or a closed client,
+        :class:`ConnectionFailed` and the like when the server cannot
+        answer, and :class:`NotImplementedError` if the loaded native
+        library is older than ``distlock_client_inspect``.
+        """
+        raw = _key_bytes(key)
+        info, token = self._inspect(raw, want_token=True)
+        held = bool(info.held)
+        return LockInfo(
+            key=raw.decode("utf-8", "replace"),
+            held=held,
+            token=token.decode("utf-8", "replace") if held and token is not None else None,
+            remaining=info.remaining_ms / 1000.0 if info.has_remaining else None,
+            fence=int(info.fence) if info.has_fence else None,
+        )
+
+    def release_token(self, key: Key, token: Union[str, bytes]) -> bool:
+        """Deletes the lock ``key`` if, and only if, it is held with
+        ``token``: the operator's way to free a lock whose holder is known
+        to be dead (the token comes from :meth:`inspect`, or from the
+        holder's ``Lock.token``). Returns True if the lock was deleted,
+        False if it was not held with ``token`` (free, or held with another
+        token: nothing changed). The holder's :class:`Lock` finds it lost at
+        its next renewal (within a third of its TTL): ``owned()`` turns
+        False, ``wait_lost()`` returns and ``release()`` raises
+        :class:`LockLost`.
+
+        Raises :class:`InvalidArgument` for a bad key or token (empty, too
+        long) or a closed client; :class:`ConnectionFailed` and the like
+        when it is unknown whether the lock was deleted;
+        :class:`NotImplementedError` if the loaded native library is older
+        than ``distlock_client_release_token``.
+        """
+        raw = _key_bytes(key)
+        if isinstance(token, str):
+            tok = token.encode("utf-8", "surrogateescape")
+        elif isinstance(token, (bytes, bytearray)):
+            tok = bytes(token)
+        else:
+            raise TypeError(f"token must be str or bytes, not {type(token).__name__}")
+        if b"\0" in tok:
+            raise InvalidArgument("token must not contain NUL characters")
+        if not n.HAS_RELEASE_TOKEN:
+            raise self._missing("distlock_client_release_token", "Client.release_token()")
+        released = ctypes.c_bool()
+
+        def call(cptr: int) -> bool:
+            status = n.lib.distlock_client_release_token(cptr, raw, tok, ctypes.byref(released))
+            if status != st.OK:
+                raise n.failure(status, f"release token of {raw!r}")
+            return bool(released.value)
+
+        return self._with_client(call)
+
+    def stats(self) -> Stats:
+        """A snapshot of this client's counters (acquisitions, waits,
+        timeouts, losses, renewals, local hand-offs) and acquire-wait
+        percentiles, since it was opened. Read locally: no round trip.
+
+        Raises :class:`NotImplementedError` if the loaded native library
+        does not have ``distlock_client_stats``, and
+        :class:`InvalidArgument` for a closed client.
+        """
+        if not n.HAS_STATS:
+            raise self._missing("distlock_client_stats", "Client.stats()")
+        out = n.Stats()
+        out.struct_size = ctypes.sizeof(n.Stats)
+
+        def call(cptr: int) -> None:
+            n.check(n.lib.distlock_client_stats(cptr, ctypes.byref(out)), "stats")
+
+        self._with_client(call)
+        return Stats(
+            acquired=out.acquired,
+            contended=out.contended,
+            timed_out=out.timed_out,
+            cancelled=out.cancelled,
+            lost=out.lost,
+            renewals=out.renewals,
+            renewal_failures=out.renewal_failures,
+            local_handoffs=out.local_handoffs,
+            feed_reconnects=out.feed_reconnects,
+            wait_p50=out.wait_p50_us / 1e6,
+            wait_p99=out.wait_p99_us / 1e6,
+            wait_max=out.wait_max_us / 1e6,
+        )
 
     # -- lifetime ----------------------------------------------------------
 

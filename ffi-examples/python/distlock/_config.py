@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import ctypes
 import inspect
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+import os
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from . import _native as n
 from . import _status as st
@@ -18,6 +19,74 @@ __all__ = ["check", "open_client"]
 #: One step of filling a distlock_config: the setter, its arguments after
 #: the config handle, and what to call it in an error message.
 _ConfigCall = Tuple[Callable[..., int], Tuple[Any, ...], str]
+
+#: A PEM input of the TLS keywords: a file (str or os.PathLike) or the PEM
+#: itself (bytes, bytearray or memoryview).
+PemSource = Union[str, "os.PathLike[str]", "os.PathLike[bytes]", bytes, bytearray, memoryview]
+
+
+def _pem_source(value: object, what: str) -> Tuple[bool, bytes]:
+    """A TLS keyword's PEM input as (is_file, bytes): a path (str or
+    os.PathLike) becomes its file-system bytes, for the C side to check
+    (empty, non-UTF-8 or too long paths are the library's to refuse);
+    bytes-like values are the PEM itself. Anything else is a TypeError.
+    The message never shows the value: it may be a key."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return False, bytes(value)
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fsencode(value)
+        if b"\0" in path:
+            raise InvalidArgument(f"{what} path must not contain NUL characters")
+        return True, path
+    raise TypeError(
+        f"{what} must be a file path (str or os.PathLike) or PEM bytes, not {type(value).__name__}"
+    )
+
+
+def _require_tls(name: str) -> None:
+    if not n.HAS_TLS:
+        raise NotImplementedError(
+            f"{name}= needs the C function distlock_config_set_tls_ca_file and its siblings, "
+            f"which the loaded library ({n.LIBRARY_PATH}) does not have: install a newer distlock"
+        )
+
+
+def _tls_calls(tls_ca: Optional[PemSource], tls_client_cert: Optional[Tuple[PemSource, PemSource]]) -> List[_ConfigCall]:
+    """The distlock_config calls for the TLS keywords. Python checks only
+    types and shapes; whether a file can be read and holds usable PEM (and
+    a key that fits the certificate) is the library's to say."""
+    lib = n.lib
+    calls: List[_ConfigCall] = []
+    if tls_ca is not None:
+        _require_tls("tls_ca")
+        is_file, raw = _pem_source(tls_ca, "tls_ca")
+        if is_file:
+            calls.append((lib.distlock_config_set_tls_ca_file, (raw,), "tls_ca"))
+        else:
+            calls.append((lib.distlock_config_set_tls_ca_pem, (raw, len(raw)), "tls_ca"))
+    if tls_client_cert is not None:
+        if isinstance(tls_client_cert, (str, bytes, bytearray, memoryview)) or not isinstance(
+            tls_client_cert, Sequence
+        ) or len(tls_client_cert) != 2:
+            raise TypeError(
+                "tls_client_cert must be a pair (certificate, key): two file paths or two PEM bytes, "
+                f"not {type(tls_client_cert).__name__}"
+            )
+        _require_tls("tls_client_cert")
+        cert_file, cert = _pem_source(tls_client_cert[0], "tls_client_cert certificate")
+        key_file, key = _pem_source(tls_client_cert[1], "tls_client_cert key")
+        if cert_file != key_file:
+            raise TypeError(
+                "tls_client_cert must be two file paths or two PEM bytes, not one of each "
+                f"(got a {'path' if cert_file else 'PEM'} certificate and a {'path' if key_file else 'PEM'} key)"
+            )
+        if cert_file:
+            calls.append((lib.distlock_config_set_tls_client_cert_files, (cert, key), "tls_client_cert"))
+        else:
+            calls.append(
+                (lib.distlock_config_set_tls_client_cert_pem, (cert, len(cert), key, len(key)), "tls_client_cert")
+            )
+    return calls
 
 
 def _with_config(calls: List[_ConfigCall], what: str, finish: Callable[[int], int]) -> int:
@@ -147,6 +216,8 @@ def _config_calls(
     handoff_budget: Optional[float] = None,
     max_retry_interval: Optional[float] = None,
     max_hold: Optional[float] = None,
+    tls_ca: Optional[PemSource] = None,
+    tls_client_cert: Optional[Tuple[PemSource, PemSource]] = None,
 ) -> Tuple[List[_ConfigCall], str]:
     """The distlock_config calls for these settings (checked for type and
     sign here, for range by the C side), and how to name the servers in
@@ -184,6 +255,7 @@ def _config_calls(
     if handoff_budget is not None:
         budget = _nonnegative_ms(handoff_budget, "handoff_budget")
         calls.append((lib.distlock_config_set_handoff_budget_ms, (budget,), "handoff_budget"))
+    calls += _tls_calls(tls_ca, tls_client_cert)
     return calls, shown
 
 

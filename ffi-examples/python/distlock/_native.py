@@ -192,6 +192,61 @@ HAS_INSPECT: bool = _declare_optional(
     [_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(LockInfo)],
 )
 
+#: Whether the library can free a lock by its token
+#: (distlock_client_release_token, as new as distlock_client_inspect).
+HAS_RELEASE_TOKEN: bool = _declare_optional(
+    "distlock_client_release_token",
+    _i32,
+    [_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_bool)],
+)
+
+#: Whether the library takes TLS certificates on a distlock_config (the
+#: four distlock_config_set_tls_* functions, added together). The PEM
+#: pointers (const uint8_t *) are declared as char pointers, which have the
+#: same representation, so that bytes objects pass without a copy; their
+#: length is passed beside them, so NUL bytes inside do not matter.
+HAS_TLS: bool = all(
+    [
+        _declare_optional("distlock_config_set_tls_ca_file", _i32, [_p, ctypes.c_char_p]),
+        _declare_optional("distlock_config_set_tls_ca_pem", _i32, [_p, ctypes.c_char_p, ctypes.c_size_t]),
+        _declare_optional(
+            "distlock_config_set_tls_client_cert_files", _i32, [_p, ctypes.c_char_p, ctypes.c_char_p]
+        ),
+        _declare_optional(
+            "distlock_config_set_tls_client_cert_pem",
+            _i32,
+            [_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t],
+        ),
+    ]
+)
+
+
+class Stats(ctypes.Structure):
+    """struct distlock_stats, filled by distlock_client_stats (set
+    ``struct_size`` to its size before the call; the library writes nothing
+    past it). Counts only grow; times are microseconds."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("acquired", ctypes.c_uint64),
+        ("contended", ctypes.c_uint64),
+        ("timed_out", ctypes.c_uint64),
+        ("cancelled", ctypes.c_uint64),
+        ("lost", ctypes.c_uint64),
+        ("renewals", ctypes.c_uint64),
+        ("renewal_failures", ctypes.c_uint64),
+        ("local_handoffs", ctypes.c_uint64),
+        ("feed_reconnects", ctypes.c_uint64),
+        ("wait_p50_us", ctypes.c_uint64),
+        ("wait_p99_us", ctypes.c_uint64),
+        ("wait_max_us", ctypes.c_uint64),
+    ]
+
+
+#: Whether the library reports a client's counters (distlock_client_stats,
+#: newer than the rest).
+HAS_STATS: bool = _declare_optional("distlock_client_stats", _i32, [_p, ctypes.POINTER(Stats)])
+
 
 def version() -> str:
     """The native library's version string."""

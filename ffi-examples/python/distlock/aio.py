@@ -41,7 +41,9 @@ from . import _client
 from . import _lock
 from . import _status as st
 from ._cancel import CancelToken
+from ._config import PemSource
 from ._convert import Key, _seconds
+from ._info import LockInfo, Stats
 from ._errors import DistlockError, InvalidArgument, LockTimeout
 
 __all__ = ["Client", "Lock"]
@@ -145,6 +147,8 @@ class Client:
         handoff_budget: Optional[float] = None,
         max_retry_interval: Optional[float] = None,
         max_hold: Optional[float] = None,
+        tls_ca: Optional[PemSource] = None,
+        tls_client_cert: Optional[Tuple[PemSource, PemSource]] = None,
         max_waiters: int = 64,
     ) -> None:
         if isinstance(max_waiters, bool) or not isinstance(max_waiters, int):
@@ -168,6 +172,8 @@ class Client:
             handoff_budget=handoff_budget,
             max_retry_interval=max_retry_interval,
             max_hold=max_hold,
+            tls_ca=tls_ca,
+            tls_client_cert=tls_client_cert,
         )
         self._waiters = _Pool(max_waiters, "distlock-aio-wait")
         self._calls = _Pool(_CALL_THREADS, "distlock-aio-call")
@@ -200,6 +206,21 @@ class Client:
         except RuntimeError:  # shut down by close()
             raise InvalidArgument("the client is closed") from None
         return await asyncio.wrap_future(future)
+
+    async def inspect(self, key: Key) -> LockInfo:
+        """What the server holds for the lock ``key`` (on a call thread); see
+        :meth:`distlock.Client.inspect`."""
+        return await self._call(functools.partial(self.sync.inspect, key))
+
+    async def release_token(self, key: Key, token: str) -> bool:
+        """Deletes the lock ``key`` if it is held with ``token`` (on a call
+        thread); see :meth:`distlock.Client.release_token`."""
+        return await self._call(functools.partial(self.sync.release_token, key, token))
+
+    def stats(self) -> Stats:
+        """This client's counters; read locally, so not awaited. See
+        :meth:`distlock.Client.stats`."""
+        return self.sync.stats()
 
     @property
     def closed(self) -> bool:

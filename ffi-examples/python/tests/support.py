@@ -103,6 +103,66 @@ class RespConnection:
         self.close()
 
 
+class TLSFiles:
+    """The PEM files of a TLS-only redis-server: its certificate and key,
+    the CA that vouches for clients' certificates, and whether it requires
+    one (``tls-auth-clients yes``)."""
+
+    def __init__(self, cert: str, key: str, ca: str, require_client_cert: bool = False) -> None:
+        self.cert, self.key, self.ca = cert, key, ca
+        self.require_client_cert = require_client_cert
+
+    def args(self, port: int) -> List[str]:
+        """redis-server arguments: TLS on ``port``, no plain-text port."""
+        return [
+            "--port", "0",
+            "--tls-port", str(port),
+            "--tls-cert-file", self.cert,
+            "--tls-key-file", self.key,
+            "--tls-ca-cert-file", self.ca,
+            "--tls-auth-clients", "yes" if self.require_client_cert else "no",
+        ]
+
+
+def make_pki(directory: str) -> None:
+    """Makes a throwaway CA in ``directory`` with openssl (EC keys: quick
+    to make), and the certificates it signs: ``server`` (for 127.0.0.1)
+    and ``client`` (for client authentication); and a second CA,
+    ``other-ca``, with a client certificate of its own, ``other-client``,
+    that a server trusting ``ca`` refuses. Each as ``<name>.pem`` and
+    ``<name>.key``. Raises RuntimeError with openssl's output on failure."""
+    if shutil.which("openssl") is None:
+        raise RuntimeError("openssl not found: install it (Debian: apt-get install openssl)")
+
+    def p(name: str) -> str:
+        return os.path.join(directory, name)
+
+    def run(*args: str) -> None:
+        done = subprocess.run(["openssl", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(args)}: {done.stdout.decode('utf-8', 'replace')}")
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    with open(p("server.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    with open(p("client.ext"), "w") as f:
+        f.write("extendedKeyUsage=clientAuth\n")
+    for ca in ("ca", "other-ca"):
+        run("req", "-x509", "-days", "2", "-subj", f"/CN=distlock Python test {ca}",
+            "-keyout", p(f"{ca}.key"), "-out", p(f"{ca}.pem"), *ec)
+    for serial, (name, ca, subject, ext) in enumerate(
+        [
+            ("server", "ca", "/CN=127.0.0.1", "server.ext"),
+            ("client", "ca", "/CN=distlock-client", "client.ext"),
+            ("other-client", "other-ca", "/CN=distlock-stranger", "client.ext"),
+        ],
+        start=1,
+    ):
+        run("req", "-subj", subject, "-keyout", p(f"{name}.key"), "-out", p(f"{name}.csr"), *ec)
+        run("x509", "-req", "-in", p(f"{name}.csr"), "-CA", p(f"{ca}.pem"), "-CAkey", p(f"{ca}.key"),
+            "-set_serial", str(serial), "-days", "2", "-extfile", p(ext), "-out", p(f"{name}.pem"))
+
+
 class RedisServer:
     """A ``redis-server`` child process without persistence, on a free
     loopback port, in its own scratch directory.
@@ -110,7 +170,9 @@ class RedisServer:
     ``start()`` waits until the server logs that it is ready (no polling);
     ``stop()`` kills it by pid and removes the directory. Use it as a
     context manager, or call both. ``extra_args`` are passed to
-    redis-server, such as ``["--requirepass", "secret"]``.
+    redis-server, such as ``["--requirepass", "secret"]``. With ``tls``
+    (a :class:`TLSFiles`) the port speaks TLS only and :attr:`url` is
+    ``rediss://``; :meth:`connect` (plain text) then does not work.
     """
 
     READY = b"Ready to accept connections"
@@ -122,7 +184,9 @@ class RedisServer:
         password: Optional[str] = None,
         executable: Optional[str] = None,
         startup_timeout: float = 10.0,
+        tls: Optional[TLSFiles] = None,
     ) -> None:
+        self.tls = tls
         self.extra_args = list(extra_args)
         self.password = password
         if password is not None:
@@ -143,9 +207,10 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        """``redis://[:password@]127.0.0.1:<port>/0``."""
+        """``redis://[:password@]127.0.0.1:<port>/0`` (``rediss://`` with TLS)."""
         auth = f":{self.password}@" if self.password is not None else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls is not None else "redis"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
 
     def connect(self, timeout: float = 5.0) -> RespConnection:
         """A new raw RESP connection to this server (authenticated if the
@@ -169,9 +234,10 @@ class RedisServer:
         raise RuntimeError(f"redis-server did not start after {attempts} attempts: {last}")
 
     def _spawn(self, port: int, scratch: str) -> "tuple[bool, str]":
+        ports = self.tls.args(port) if self.tls is not None else ["--port", str(port)]
         args = [
             self.executable,
-            "--port", str(port),
+            *ports,
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",

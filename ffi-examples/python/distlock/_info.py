@@ -1,0 +1,71 @@
+"""What a client reports: LockInfo (a lock as the server holds it, from
+:meth:`Client.inspect`) and Stats (a client's counters, from
+:meth:`Client.stats`). Plain frozen values, made from the C structs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+__all__ = ["LockInfo", "Stats"]
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """What the server holds for one lock at the moment it was asked
+    (``distlock_lock_info``). For operators and tools: only a held
+    :class:`Lock` proves ownership, and this may be stale as soon as it
+    arrives."""
+
+    #: The lock's name, as given to :meth:`Client.inspect`.
+    key: str
+    #: Whether someone holds the lock.
+    held: bool
+    #: The holder's token (the value of the lock's key: ``Lock.token`` of
+    #: the Lock that holds it), None when the lock is free. A key set by
+    #: something other than distlock may hold any text.
+    token: Optional[str]
+    #: The holder's remaining lease in seconds; None when the lock is free,
+    #: or when its key has no expiry (set by something other than distlock).
+    remaining: Optional[float]
+    #: The highest fencing token handed out (or reserved) for this name so
+    #: far: at least the holder's ``Lock.fence``, and less than the fence of
+    #: every later acquisition. None if none was ever handed out.
+    fence: Optional[int]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A snapshot of what one client's locks have done since the client was
+    opened (``distlock_stats``; the Rust ``distlock::Stats``). Every count
+    only grows: subtract two snapshots for a rate. Times are seconds."""
+
+    #: Acquisitions that returned a lock (from the server, or handed on by
+    #: another thread of the same client).
+    acquired: int
+    #: Of those, the ones that had to wait: the lock was held when asked.
+    contended: int
+    #: Acquisitions given up at their timeout (a single try that finds the
+    #: lock held is not counted: it did not wait).
+    timed_out: int
+    #: Acquisitions given up because they were cancelled.
+    cancelled: int
+    #: Locks lost while held: taken over, deleted, or their lease ran out
+    #: before a renewal was confirmed (also past ``max_hold``).
+    lost: int
+    #: Leases the background renewal extended.
+    renewals: int
+    #: Renewals that failed to reach the server (retried until the lease
+    #: runs out).
+    renewal_failures: int
+    #: Leases handed from one thread of this client to the next without a
+    #: round trip (the local fast path).
+    local_handoffs: int
+    #: Times the release-notification connection failed and was reopened.
+    feed_reconnects: int
+    #: Median time from an acquire call to its lock, over all ``acquired``.
+    wait_p50: float
+    #: 99th percentile of the same.
+    wait_p99: float
+    #: Longest acquire wait.
+    wait_max: float

@@ -644,3 +644,37 @@ fn the_password_file_goes_into_the_url_and_never_into_messages() {
     );
     assert!(!leaks(&out), "{out}");
 }
+
+#[test]
+fn a_memcache_url_runs_the_command_under_a_memcached_lock() {
+    let server = distlock_testkit::MemcachedServer::start();
+    let url = server.url();
+    let dir = Scratch::new("memcached");
+    let marker = dir.join("ran");
+    // The command runs with the lock held and sees its fence.
+    let script = format!("echo \"$DISTLOCK_FENCE\" > {}", marker.display());
+    let (code, _, err) = run(&["--url", &url, "jobs:mc", "-c", &script]);
+    assert_eq!(code, 0, "{err}");
+    let fence: u64 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(fence > 0);
+    // Held by another client: -n gives up with the conflict code, and
+    // status reports the holder.
+    let c = Client::open(&url).unwrap();
+    let g = c.lock("jobs:mc").acquire().unwrap();
+    assert!(g.fence() > fence, "fences go up on memcached too");
+    let (code, _, _) = run(&["--url", &url, "-n", "jobs:mc", "--", "true"]);
+    assert_eq!(code, 1);
+    let (code, out, err) = run(&["--url", &url, "status", "jobs:mc", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("\"token\":\"{}\"", g.token())),
+        "{out}"
+    );
+    g.release().unwrap();
+    let (code, _, _) = run(&["--url", &url, "status", "jobs:mc"]);
+    assert_eq!(code, 1, "free after the release");
+}

@@ -23,6 +23,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from typing import Any, List, Optional, Sequence, Union
 
 import distlock
@@ -306,6 +307,58 @@ class RedisServer:
         if self.process is None:
             self.start()
         return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class MemcachedServer:
+    """A ``memcached`` child process (1.6 or later) on a free loopback
+    port, started with ``-M`` (no eviction: distlock refuses a server that
+    evicts) and stopped by pid. Use it as a context manager."""
+
+    def __init__(self, executable: Optional[str] = None, startup_timeout: float = 10.0) -> None:
+        self.executable = executable or "memcached"
+        self.startup_timeout = startup_timeout
+        self.port = 0
+        self.process: Optional[subprocess.Popen] = None
+
+    @property
+    def url(self) -> str:
+        """``memcache://127.0.0.1:<port>``."""
+        return f"memcache://127.0.0.1:{self.port}"
+
+    def start(self) -> "MemcachedServer":
+        """Starts the server and waits (bounded) until it accepts
+        connections; raises RuntimeError if it does not."""
+        if shutil.which(self.executable) is None:
+            raise RuntimeError(f"{self.executable} not found: install memcached (Debian: apt-get install memcached)")
+        self.port = free_port()
+        args = [self.executable, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "16", "-M"]
+        if os.geteuid() == 0:
+            args += ["-u", "root"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise RuntimeError(f"memcached exited at start: {err.strip()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"memcached did not listen on 127.0.0.1:{self.port} within {self.startup_timeout} s")
+
+    def stop(self) -> None:
+        """Kills the server by pid and reaps it."""
+        if self.process is not None:
+            RedisServer._kill(self.process)
+            self.process = None
+
+    def __enter__(self) -> "MemcachedServer":
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -1,0 +1,88 @@
+package distlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/distlock/distlock/ffi-examples/go/internal/redistest"
+)
+
+// startMemcached runs memcached -M (no eviction) on a free loopback port
+// for the test, stopped by pid at its end; skips when memcached is missing.
+func startMemcached(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("memcached")
+	if err != nil {
+		t.Skip("memcached not installed")
+	}
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-l", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "0", "-m", "16", "-M"}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "root")
+	}
+	cmd := exec.Command(bin, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start memcached: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return "memcache://" + addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("memcached did not listen on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestLockCycleOnMemcached(t *testing.T) {
+	url := startMemcached(t)
+	c, err := Open(url)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", url, err)
+	}
+	defer c.Close()
+	other, err := Open(url)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", url, err)
+	}
+	defer other.Close()
+
+	l, err := c.Lock(context.Background(), "jobs:mc", WithTTL(5*time.Second))
+	if err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	first := l.Fence()
+	if _, err := other.TryLock("jobs:mc"); !errors.Is(err, ErrNotAcquired) {
+		t.Fatalf("TryLock while held: %v; want ErrNotAcquired", err)
+	}
+	info, err := c.Inspect("jobs:mc")
+	if err != nil || !info.Held || info.Token != l.Token() {
+		t.Fatalf("Inspect while held: %+v, %v", info, err)
+	}
+	if err := l.Unlock(); err != nil {
+		t.Fatalf("Unlock: %v", err)
+	}
+	l, err = other.Lock(context.Background(), "jobs:mc")
+	if err != nil {
+		t.Fatalf("Lock after the release: %v", err)
+	}
+	defer l.Unlock()
+	if l.Fence() <= first {
+		t.Fatalf("fence %d after %d: fences must go up", l.Fence(), first)
+	}
+}

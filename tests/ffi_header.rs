@@ -173,6 +173,13 @@ fn header_declares_the_agreed_c_api() {
          char *token_buf, size_t token_buf_len, struct distlock_lock_info *out);",
         "int32_t distlock_client_release_token(struct distlock_client *client, const char *key, \
          const char *token, bool *released);",
+        "typedef struct distlock_stats { size_t struct_size; uint64_t acquired; \
+         uint64_t contended; uint64_t timed_out; uint64_t cancelled; uint64_t lost; \
+         uint64_t renewals; uint64_t renewal_failures; uint64_t local_handoffs; \
+         uint64_t feed_reconnects; uint64_t wait_p50_us; uint64_t wait_p99_us; \
+         uint64_t wait_max_us; } distlock_stats;",
+        "int32_t distlock_client_stats(struct distlock_client *client, \
+         struct distlock_stats *out);",
     ];
     // The version macros carry the numbers of Cargo.toml.
     let version = [

@@ -414,6 +414,12 @@ static void test_guard_outlives_client(void) {
          DISTLOCK_INVALID_ARGUMENT);
   EXPECT(distlock_client_release_token(bogus, "outlives", "t", &released),
          DISTLOCK_INVALID_ARGUMENT);
+  distlock_stats stats = {.struct_size = sizeof stats, .acquired = 7};
+  EXPECT(distlock_client_stats(c, &stats), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("freed") && stats.acquired == 0);
+  stats.acquired = 7;
+  EXPECT(distlock_client_stats(bogus, &stats), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("unknown") && stats.acquired == 0);
   CHECK(not_a_client == 0);
 }
 
@@ -1147,6 +1153,15 @@ static void test_null_everywhere(distlock_client *c) {
   EXPECT(distlock_client_release_token(c, "k", "t", NULL), INVALID);
   CHECK(last_error_has("released is NULL"));
   EXPECT(distlock_client_release_token(NULL, NULL, NULL, NULL), INVALID);
+
+  /* stats: each pointer NULL in turn, then both. */
+  distlock_stats stats = {.struct_size = sizeof stats, .acquired = 7};
+  EXPECT(distlock_client_stats(NULL, &stats), INVALID);
+  CHECK(last_error_has("client handle is NULL"));
+  CHECK(stats.struct_size == sizeof stats && stats.acquired == 0);
+  EXPECT(distlock_client_stats(c, NULL), INVALID);
+  CHECK(last_error_has("out is NULL"));
+  EXPECT(distlock_client_stats(NULL, NULL), INVALID);
 }
 
 /* Invalid UTF-8 in every string argument, and unterminated buffers that are
@@ -1746,6 +1761,123 @@ static void test_tls(void) {
   distlock_config_free(cfg);
 }
 
+/* ---- client stats (issue 19) ---- */
+
+static distlock_stats stats_of(distlock_client *c) {
+  distlock_stats s;
+  memset(&s, 0xA5, sizeof s);
+  s.struct_size = sizeof s;
+  EXPECT(distlock_client_stats(c, &s), DISTLOCK_OK);
+  return s;
+}
+
+static int renewed_twice(const distlock_stats *s) { return s->renewals >= 2; }
+static int lost_one(const distlock_stats *s) { return s->lost >= 1; }
+
+/* Polls c's stats every 5 ms until done says so or limit_ms has passed;
+ * returns the last snapshot. */
+static distlock_stats stats_until(distlock_client *c, uint64_t limit_ms,
+                                  int (*done)(const distlock_stats *)) {
+  uint64_t end = now_ms() + limit_ms;
+  for (;;) {
+    distlock_stats s = stats_of(c);
+    if (done(&s) || now_ms() > end) return s;
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 5 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
+}
+
+/* Each counter moves by exactly what a scripted workload did. */
+static void test_stats(void) {
+  distlock_options opts = {.ttl_ms = 300};
+  distlock_client *c = open_client(&opts);
+  distlock_client *other = open_client(NULL);
+  if (c == NULL || other == NULL) return;
+  distlock_stats zero;
+  memset(&zero, 0, sizeof zero);
+  zero.struct_size = sizeof zero;
+  distlock_stats s = stats_of(c);
+  CHECK(memcmp(&s, &zero, sizeof s) == 0);
+
+  /* Two uncontended cycles. */
+  for (int i = 0; i < 2; i++) {
+    distlock_guard *g = must_acquire(c, "stats-free", 0);
+    EXPECT(distlock_guard_release(g), DISTLOCK_OK);
+    distlock_guard_free(g);
+  }
+  s = stats_of(c);
+  CHECK(s.acquired == 2 && s.contended == 0);
+  CHECK(s.wait_p50_us <= s.wait_p99_us && s.wait_p99_us <= s.wait_max_us && s.wait_max_us > 0);
+
+  /* The other client holds a lock: a timeout; a wait cancelled from this
+   * thread while it runs, then one whose handle was triggered before; and
+   * a try that finds it held (not counted: it did not wait). */
+  distlock_guard *holder = must_acquire(other, "stats-held", 0);
+  distlock_guard *g = (distlock_guard *)0x1;
+  EXPECT(distlock_acquire(c, "stats-held", 0, 50, NULL, &g), DISTLOCK_TIMEOUT);
+  s = stats_of(c);
+  CHECK(s.timed_out == 1 && s.cancelled == 0);
+  distlock_cancel *cancel = distlock_cancel_new();
+  cancel_a_wait(c, "stats-held", -1, cancel);
+  s = stats_of(c);
+  CHECK(s.cancelled == 1 && s.timed_out == 1);
+  EXPECT(distlock_acquire(c, "stats-held", 0, 1000, cancel, &g), DISTLOCK_CANCELLED);
+  distlock_cancel_free(cancel);
+  EXPECT(distlock_acquire(c, "stats-held", 0, 0, NULL, &g), DISTLOCK_NOT_ACQUIRED);
+  s = stats_of(c);
+  CHECK(s.cancelled == 2 && s.timed_out == 1 && s.acquired == 2 && s.contended == 0);
+  distlock_guard_free(holder);
+
+  /* A held lock is renewed (every 100 ms for its 300 ms lease) ... */
+  g = must_acquire(c, "stats-renewed", 0);
+  s = stats_until(c, 5000, renewed_twice);
+  CHECK(s.renewals >= 2 && s.renewal_failures == 0 && s.acquired == 3);
+  /* ... until its key is deleted behind its back: one loss. */
+  char out[32];
+  CHECK(redis1("DEL", "distlock:stats-renewed", out, sizeof out) == SUPPORT_INTEGER);
+  CHECK(strcmp(out, "1") == 0);
+  EXPECT(distlock_guard_wait_lost(g, 5000), DISTLOCK_LOST);
+  s = stats_until(c, 1000, lost_one);
+  CHECK(s.lost == 1);
+  EXPECT(distlock_guard_release(g), DISTLOCK_LOST);
+  distlock_guard_free(g);
+  s = stats_of(c);
+  CHECK(s.lost == 1); /* a release after the loss is no second loss */
+  CHECK(s.wait_p50_us <= s.wait_p99_us && s.wait_p99_us <= s.wait_max_us);
+  CHECK(s.local_handoffs == 0 && s.feed_reconnects == 0);
+
+  /* An older caller's struct that ends after `contended` gets just that:
+   * nothing past struct_size is written. */
+  union {
+    distlock_stats stats;
+    unsigned char bytes[sizeof(distlock_stats) + 16];
+  } buf;
+  const size_t older = offsetof(distlock_stats, contended) + sizeof(uint64_t);
+  memset(&buf, 0xA5, sizeof buf);
+  buf.stats.struct_size = older;
+  EXPECT(distlock_client_stats(c, &buf.stats), DISTLOCK_OK);
+  CHECK(buf.stats.struct_size == older && buf.stats.acquired == 3 && buf.stats.contended == 0);
+  int untouched = 1;
+  for (size_t i = older; i < sizeof buf.bytes; i++) untouched &= buf.bytes[i] == 0xA5;
+  CHECK(untouched);
+  /* Too small for even `acquired`: refused, nothing written. */
+  memset(&buf, 0xA5, sizeof buf);
+  buf.stats.struct_size = sizeof(size_t) + 7;
+  EXPECT(distlock_client_stats(c, &buf.stats), INVALID);
+  CHECK(last_error_has("struct_size"));
+  untouched = 1;
+  for (size_t i = sizeof(size_t); i < sizeof buf.bytes; i++) untouched &= buf.bytes[i] == 0xA5;
+  CHECK(untouched);
+  buf.stats.struct_size = 0;
+  EXPECT(distlock_client_stats(c, &buf.stats), INVALID);
+
+  /* The counters are the client's: the other client's stayed its own. */
+  s = stats_of(other);
+  CHECK(s.acquired == 1 && s.timed_out == 0 && s.cancelled == 0 && s.lost == 0);
+  distlock_client_close(other);
+  distlock_client_close(c);
+}
+
 int main(void) {
   port = support_port();
   support_url(url, sizeof url, port);
@@ -1768,6 +1900,7 @@ int main(void) {
     test_release_token(c);
     distlock_client_close(c);
   }
+  test_stats();
   test_config_arguments();
   test_config_single_server();
   test_config_redlock();

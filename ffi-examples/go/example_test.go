@@ -251,3 +251,50 @@ func ExampleLock_Context() {
 	// working: true
 	// after unlock: true
 }
+
+// Stats reads a client's counters without a round trip. Here they are
+// written in the Prometheus text exposition format, as a /metrics handler
+// would (see cmd/prometheus for a whole exporter, with the wait quantiles);
+// no Prometheus library is needed.
+func ExampleClient_Stats() {
+	client, err := distlock.Open(redisURL())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+
+	for range 2 {
+		lock, err := client.TryLock("example:stats")
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		lock.Unlock()
+	}
+	s, err := client.Stats()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, c := range []struct {
+		name  string
+		value uint64
+	}{
+		{"acquired", s.Acquired},
+		{"contended", s.Contended},
+		{"timed_out", s.TimedOut},
+		{"cancelled", s.Cancelled},
+		{"lost", s.Lost},
+	} {
+		fmt.Printf("distlock_%s_total %d\n", c.name, c.value)
+	}
+	fmt.Println("wait quantiles in order:", s.WaitP50 <= s.WaitP99 && s.WaitP99 <= s.WaitMax)
+	// Output:
+	// distlock_acquired_total 2
+	// distlock_contended_total 0
+	// distlock_timed_out_total 0
+	// distlock_cancelled_total 0
+	// distlock_lost_total 0
+	// wait quantiles in order: true
+}

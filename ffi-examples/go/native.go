@@ -275,6 +275,13 @@ static int32_t dlgo_inspect(distlock_client *client, const char *key, dlgo_inspe
 	return st;
 }
 
+static int32_t dlgo_stats(distlock_client *client, distlock_stats *out, char **msg) {
+	out->struct_size = sizeof *out;
+	int32_t st = distlock_client_stats(client, out);
+	*msg = dlgo_message(st);
+	return st;
+}
+
 static int32_t dlgo_release_token(distlock_client *client, const char *key, const char *token,
 		bool *released, char **msg) {
 	int32_t st = distlock_client_release_token(client, key, token, released);
@@ -285,6 +292,7 @@ static int32_t dlgo_release_token(distlock_client *client, const char *key, cons
 import "C"
 
 import (
+	"math"
 	"strings"
 	"time"
 	"unsafe"
@@ -688,4 +696,34 @@ func nativeReleaseToken(c clientPtr, key, token *C.char) (bool, int32, string) {
 	var msg *C.char
 	st := int32(C.dlgo_release_token(c, key, token, &released, &msg))
 	return bool(released), st, takeMessage(msg)
+}
+
+func nativeStats(c clientPtr) (Stats, int32, string) {
+	var out C.distlock_stats
+	var msg *C.char
+	st := int32(C.dlgo_stats(c, &out, &msg))
+	text := takeMessage(msg)
+	if st != statusOK {
+		return Stats{}, st, text
+	}
+	us := func(v C.uint64_t) time.Duration {
+		if uint64(v) > uint64(math.MaxInt64/int64(time.Microsecond)) {
+			return time.Duration(math.MaxInt64)
+		}
+		return time.Duration(v) * time.Microsecond
+	}
+	return Stats{
+		Acquired:        uint64(out.acquired),
+		Contended:       uint64(out.contended),
+		TimedOut:        uint64(out.timed_out),
+		Cancelled:       uint64(out.cancelled),
+		Lost:            uint64(out.lost),
+		Renewals:        uint64(out.renewals),
+		RenewalFailures: uint64(out.renewal_failures),
+		LocalHandoffs:   uint64(out.local_handoffs),
+		FeedReconnects:  uint64(out.feed_reconnects),
+		WaitP50:         us(out.wait_p50_us),
+		WaitP99:         us(out.wait_p99_us),
+		WaitMax:         us(out.wait_max_us),
+	}, st, ""
 }

@@ -166,6 +166,13 @@ check_static "$scratch/counter-build/counter"
 mv "$scratch/counter-build/counter" "$scratch/counter-run/"
 (cd "$scratch/counter-run" && env -u LD_LIBRARY_PATH ./counter)
 
+step "prometheus example: the counters in the text exposition format"
+metrics=$(go run ./cmd/prometheus -once -cycles 3)
+for line in 'distlock_acquired_total 3' 'distlock_contended_total 0' 'distlock_lost_total 0' \
+    '# TYPE distlock_acquired_total counter' 'distlock_acquire_wait_seconds{quantile="0.99"} '; do
+    grep -qF -- "$line" <<<"$metrics" || fail "cmd/prometheus printed no '$line':"$'\n'"$metrics"
+done
+
 if [[ -f "$sharedlib" ]]; then
     step "counter example, -tags distlock_dynamic"
     PKG_CONFIG_PATH="$pcdir" go build -tags distlock_dynamic -o "$scratch/counter-dynamic" ./cmd/counter

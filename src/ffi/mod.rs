@@ -28,6 +28,7 @@ mod config;
 mod handles;
 mod inspect;
 mod outcome;
+mod stats;
 mod tls;
 mod version;
 
@@ -46,6 +47,7 @@ pub use inspect::{
     distlock_client_inspect, distlock_client_release_token, distlock_lock_info,
     DISTLOCK_MAX_TOKEN_LEN,
 };
+pub use stats::{distlock_client_stats, distlock_stats};
 pub use tls::{
     distlock_config_set_tls_ca_file, distlock_config_set_tls_ca_pem,
     distlock_config_set_tls_client_cert_files, distlock_config_set_tls_client_cert_pem,
@@ -381,7 +383,12 @@ pub unsafe extern "C" fn distlock_acquire(
             lock = lock.ttl(Duration::from_millis(ttl_ms));
         }
         let guard = match (wait_limit(timeout_ms), &cancel) {
-            (_, Some(c)) if c.is_triggered() => return Err(crate::Error::Cancelled.into()),
+            (_, Some(c)) if c.is_triggered() => {
+                // Given up because the cancel fired, as the Rust wait
+                // would have given up (and counted it) at its first look.
+                crate::stats::add(&client.client.inner().counters().cancelled, 1);
+                return Err(crate::Error::Cancelled.into());
+            }
             (None, _) => lock.try_acquire()?.ok_or_else(|| {
                 Failure::new(
                     distlock_status::DISTLOCK_NOT_ACQUIRED,

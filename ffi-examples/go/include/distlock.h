@@ -252,6 +252,78 @@ typedef struct distlock_lock_info {
   uint64_t fence;
 } distlock_lock_info;
 
+/**
+ * What a client's locks have done since it was opened, filled by
+ * `distlock_client_stats`. Counts only grow (subtract two snapshots for a
+ * rate); times are in microseconds.
+ *
+ * Set `struct_size` to `sizeof(distlock_stats)` before the call: later
+ * versions may append fields, and the library writes no byte past
+ * `struct_size`, so a program built against this header keeps working
+ * with a newer library, and one built against an older header gets the
+ * fields it knows.
+ */
+typedef struct distlock_stats {
+  /**
+   * Set by the caller: `sizeof(distlock_stats)`.
+   */
+  size_t struct_size;
+  /**
+   * Acquisitions that returned a guard (from the server, or handed on by
+   * another thread of the same client).
+   */
+  uint64_t acquired;
+  /**
+   * Of those, the ones that had to wait: the lock was held when asked.
+   */
+  uint64_t contended;
+  /**
+   * Acquisitions given up at their timeout (a try, `timeout_ms == 0`,
+   * that finds the lock held is not counted: it did not wait).
+   */
+  uint64_t timed_out;
+  /**
+   * Acquisitions given up because their `distlock_cancel` was triggered.
+   */
+  uint64_t cancelled;
+  /**
+   * Locks lost while held: taken over, deleted, or their lease ran out
+   * before a renewal was confirmed (also past the maximum hold).
+   */
+  uint64_t lost;
+  /**
+   * Leases the renewal thread extended.
+   */
+  uint64_t renewals;
+  /**
+   * Renewals that failed to reach the server (retried until the lease
+   * runs out).
+   */
+  uint64_t renewal_failures;
+  /**
+   * Leases handed from one thread of this client to the next without a
+   * round trip (the local fast path).
+   */
+  uint64_t local_handoffs;
+  /**
+   * Times the release-notification connection failed and was reopened.
+   */
+  uint64_t feed_reconnects;
+  /**
+   * Median time from an acquire call to its guard, over all `acquired`,
+   * in microseconds (0 before the first acquisition).
+   */
+  uint64_t wait_p50_us;
+  /**
+   * 99th percentile of the same, in microseconds.
+   */
+  uint64_t wait_p99_us;
+  /**
+   * Longest acquire wait, in microseconds.
+   */
+  uint64_t wait_max_us;
+} distlock_stats;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -788,6 +860,31 @@ int32_t distlock_client_release_token(struct distlock_client *client,
                                       const char *key,
                                       const char *token,
                                       bool *released);
+
+/**
+ * Fills `*out` with what the client's locks have done since it was
+ * opened: acquisitions (and how many had to wait, timed out or were
+ * cancelled), losses, renewals and their failures, local hand-offs,
+ * release-feed reconnects, and the spread of acquire waits. No round trip
+ * and no lock: cheap enough to call on every scrape of a metrics endpoint.
+ *
+ * `out->struct_size` must be set (see `distlock_stats`); only the fields
+ * that lie wholly within its first `struct_size` bytes are written, and
+ * `struct_size` itself is not. Those fields are zeroed when the client is
+ * NULL or unknown.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown client, a NULL `out`, or an `out->struct_size` smaller than
+ * `sizeof(size_t) + 8` (not even `acquired` fits; then nothing is
+ * written).
+ *
+ * # Safety
+ *
+ * `out` is NULL, or points to memory aligned for a `distlock_stats` whose
+ * first `out->struct_size` bytes (and at least the `struct_size` field)
+ * are readable and writable.
+ */
+int32_t distlock_client_stats(struct distlock_client *client, struct distlock_stats *out);
 
 /**
  * Trusts the CA certificates in the PEM file at `path` (instead of the

@@ -3,10 +3,11 @@
  * lock, with a deliberately racy read-yield-write. Without mutual exclusion
  * increments get lost; with it the end value is exactly N * M.
  *
- * Usage: counter [-t threads] [-n increments] [-s]
+ * Usage: counter [-t threads] [-n increments] [-s] [-u url]
  *   -s  all threads share one client (hand-offs inside the process);
  *       by default each thread opens its own client, so the server decides.
- * The server is 127.0.0.1:$DISTLOCK_REDIS_PORT.
+ *   -u  the server's URL (any backend: redis://, memcache://, ...); by
+ *       default redis://127.0.0.1:$DISTLOCK_REDIS_PORT.
  */
 #include <distlock.h>
 
@@ -20,7 +21,7 @@
 
 #include "support.h"
 
-static char url[128];
+static char url[256];
 static distlock_client *shared_client;
 
 /* The protected state: only ever touched while holding the lock. */
@@ -76,7 +77,8 @@ static void *work(void *arg) {
 
 int main(int argc, char **argv) {
   int threads = 8, increments = 100, share = 0, opt;
-  while ((opt = getopt(argc, argv, "t:n:s")) != -1) {
+  const char *given = NULL;
+  while ((opt = getopt(argc, argv, "t:n:su:")) != -1) {
     switch (opt) {
       case 't':
         threads = atoi(optarg);
@@ -87,8 +89,11 @@ int main(int argc, char **argv) {
       case 's':
         share = 1;
         break;
+      case 'u':
+        given = optarg;
+        break;
       default:
-        fprintf(stderr, "usage: %s [-t threads] [-n increments] [-s]\n", argv[0]);
+        fprintf(stderr, "usage: %s [-t threads] [-n increments] [-s] [-u url]\n", argv[0]);
         return 2;
     }
   }
@@ -96,7 +101,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "threads must be 1..1024 and increments >= 0\n");
     return 2;
   }
-  support_url(url, sizeof url, support_port());
+  if (given != NULL) {
+    if (strlen(given) >= sizeof url) {
+      fprintf(stderr, "the URL is longer than %zu bytes\n", sizeof url - 1);
+      return 2;
+    }
+    strcpy(url, given);
+  } else {
+    support_url(url, sizeof url, support_port());
+  }
 
   int32_t s;
   if (share && (s = distlock_client_open(url, NULL, &shared_client)) != DISTLOCK_OK) {

@@ -37,6 +37,7 @@ packages=()
 command -v pkg-config >/dev/null || packages+=(pkgconf)
 command -v readelf >/dev/null || packages+=(binutils)
 command -v openssl >/dev/null || packages+=(openssl)
+command -v memcached >/dev/null || packages+=(memcached)
 if [ "${VALGRIND:-1}" != 0 ] && ! command -v valgrind >/dev/null; then packages+=(valgrind); fi
 if [ "${#packages[@]}" != 0 ]; then
   echo "== installing ${packages[*]} from Debian's packages" >&2
@@ -178,6 +179,18 @@ export DISTLOCK_TLS_PORT=$started_port
 start_on_free_port mtls --tls "${tls_args[@]}" --tls-auth-clients yes
 export DISTLOCK_MTLS_PORT=$started_port
 export DISTLOCK_TLS_DIR=$pki
+# A memcached (no eviction: distlock refuses one that evicts) for the
+# counter on the memcached backend; stopped by pid with the others.
+memcached_port=$("$here/build/free_port")
+memcached_args=(-l 127.0.0.1 -p "$memcached_port" -U 0 -m 16 -M)
+[ "$(id -u)" = 0 ] && memcached_args+=(-u root)
+memcached "${memcached_args[@]}" &
+redis_pids+=($!)
+memcached_url="memcache://127.0.0.1:$memcached_port"
+for _ in $(seq 200); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$memcached_port") 2>/dev/null && break
+  sleep 0.05
+done
 echo "== redis-server pids ${redis_pids[*]} on 127.0.0.1:$port (Redlock nodes: $DISTLOCK_REDLOCK_PORTS;" \
   "TLS: $DISTLOCK_TLS_PORT, mutual TLS: $DISTLOCK_MTLS_PORT)"
 
@@ -196,6 +209,10 @@ step() {
 step "test_distlock" "${run[@]}" "$here/build/test_distlock"
 step "counter, one client per thread" "${run[@]}" "$here/build/counter" -t 8 -n "$increments"
 step "counter, one shared client" "${run[@]}" "$here/build/counter" -t 8 -n "$increments" -s
+step "counter on memcache://, one client per thread" "${run[@]}" "$here/build/counter" -t 4 -n 10 \
+  -u "$memcached_url"
+step "counter on memcache://, one shared client" "${run[@]}" "$here/build/counter" -t 4 -n 10 -s \
+  -u "$memcached_url"
 step "counter built with pkg-config flags" "$here/build/counter-pkgconfig" -t 8 -n 100
 step "counter linked statically" "$here/build/counter-static" -t 8 -n 100
 step "bench (short)" "$here/build/bench" -n 200

@@ -61,8 +61,12 @@ struct Victim {
 /// client is dropped, of the threads and descriptors it added.
 fn worker(urls: &[String], stop_at: u128) -> Result<(), String> {
     let before = (count("/proc/self/task"), count("/proc/self/fd"));
-    let client = Client::builder()
-        .nodes(urls)
+    // One URL is one server; several are Redlock nodes.
+    let builder = match urls {
+        [one] => Client::builder().url(one),
+        many => Client::builder().nodes(many),
+    };
+    let client = builder
         .command_timeout(Duration::from_millis(150))
         .connect_timeout(Duration::from_millis(150))
         .build()

@@ -103,6 +103,30 @@ impl<O: Open> r2d2::ManageConnection for Manager<O> {
     }
 }
 
+/// The r2d2 settings every store's pool uses (this one and memcached's): at
+/// most `size` connections, none kept idle, `connect_timeout` to wait for
+/// one, no check on checkout (a broken connection is marked by its user),
+/// errors reported to the caller rather than logged, and one maintenance
+/// thread that ends with the pool.
+pub(crate) fn r2d2_builder<M: r2d2::ManageConnection>(
+    size: u32,
+    connect_timeout: Duration,
+) -> r2d2::Builder<M> {
+    let threads = scheduled_thread_pool::ScheduledThreadPool::builder()
+        .num_threads(1)
+        .thread_name_pattern("distlock-pool")
+        // Otherwise the thread lingers until the next reaper run (30 s).
+        .on_drop_behavior(scheduled_thread_pool::OnPoolDropBehavior::DiscardPendingScheduled)
+        .build();
+    r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        .connection_timeout(connect_timeout)
+        .test_on_check_out(false)
+        .thread_pool(Arc::new(threads))
+        .error_handler(Box::new(r2d2::NopErrorHandler))
+}
+
 /// A store's pool of connections.
 pub(crate) struct Pool<O: Open> {
     /// The r2d2 pool.
@@ -130,20 +154,7 @@ impl<O: Open> Pool<O> {
             secret,
             failures: AtomicU64::new(0),
         });
-        let threads = scheduled_thread_pool::ScheduledThreadPool::builder()
-            .num_threads(1)
-            .thread_name_pattern("distlock-pool")
-            // Otherwise the thread lingers until the next reaper run (30 s).
-            .on_drop_behavior(scheduled_thread_pool::OnPoolDropBehavior::DiscardPendingScheduled)
-            .build();
-        let pool = r2d2::Pool::builder()
-            .max_size(size)
-            .min_idle(Some(0))
-            .connection_timeout(connect_timeout)
-            .test_on_check_out(false)
-            .thread_pool(Arc::new(threads))
-            .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(Manager(shared.clone()));
+        let pool = r2d2_builder(size, connect_timeout).build_unchecked(Manager(shared.clone()));
         Pool {
             pool,
             shared,

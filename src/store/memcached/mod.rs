@@ -29,6 +29,7 @@ mod proto;
 
 use self::keys::Keys;
 use self::proto::{McError, McResult, Reply, Req};
+use super::pool::r2d2_builder;
 use super::{Acquired, Extend, FeedHandler, LockInfo, PassOn, Store, FENCE_BLOCK};
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
@@ -258,18 +259,7 @@ impl MemcachedStore {
             Probe::Refused(m) => Error::invalid(format!("{place}: {m}")),
             Probe::Failed(e) => to_error(&place, &e, cfg),
         })?;
-        let threads = scheduled_thread_pool::ScheduledThreadPool::builder()
-            .num_threads(1)
-            .thread_name_pattern("distlock-pool")
-            .on_drop_behavior(scheduled_thread_pool::OnPoolDropBehavior::DiscardPendingScheduled)
-            .build();
-        let pool = r2d2::Pool::builder()
-            .max_size(cfg.pool_size)
-            .min_idle(Some(0))
-            .connection_timeout(cfg.connect_timeout)
-            .test_on_check_out(false)
-            .thread_pool(Arc::new(threads))
-            .error_handler(Box::new(r2d2::NopErrorHandler))
+        let pool = r2d2_builder(cfg.pool_size, cfg.connect_timeout)
             .build_unchecked(Manager(opener.clone()));
         Ok(MemcachedStore {
             pool,

@@ -521,24 +521,13 @@ pub unsafe extern "C" fn distlock_client_open_config(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{distlock_client_close, distlock_last_error, distlock_status};
+    use super::super::test_support::{c, last};
+    use super::super::{distlock_client_close, distlock_status};
     use super::*;
-    use std::ffi::{CStr, CString};
+    use std::ffi::CString;
 
     const OK: i32 = distlock_status::DISTLOCK_OK as i32;
     const INVALID: i32 = distlock_status::DISTLOCK_INVALID_ARGUMENT as i32;
-
-    fn last() -> String {
-        let p = distlock_last_error();
-        assert!(!p.is_null());
-        // SAFETY: a non-NULL last error is a NUL-terminated string that
-        // stays valid until this thread's next failed call.
-        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-    }
-
-    fn c(s: &str) -> CString {
-        CString::new(s).unwrap()
-    }
 
     /// A loopback URL on which nothing listens (port 1 needs root to bind,
     /// and nothing here does).

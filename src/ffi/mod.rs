@@ -29,6 +29,8 @@ mod handles;
 mod inspect;
 mod outcome;
 mod stats;
+#[cfg(test)]
+mod test_support;
 mod tls;
 mod version;
 

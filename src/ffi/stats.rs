@@ -151,26 +151,19 @@ pub unsafe extern "C" fn distlock_client_stats(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::last;
     use super::super::{
         distlock_acquire, distlock_client_close, distlock_client_open, distlock_guard_free,
-        distlock_guard_release, distlock_last_error, distlock_status,
+        distlock_guard_release, distlock_status,
     };
     use super::*;
-    use std::ffi::{CStr, CString};
+    use std::ffi::CString;
 
     const OK: i32 = distlock_status::DISTLOCK_OK as i32;
     const INVALID: i32 = distlock_status::DISTLOCK_INVALID_ARGUMENT as i32;
     /// What the caller's buffer holds before a call, to see what was written.
     const UNTOUCHED: u8 = 0xA5;
     const WORDS: usize = size_of::<distlock_stats>() / 8 + 2;
-
-    fn last() -> String {
-        let p = distlock_last_error();
-        assert!(!p.is_null());
-        // SAFETY: a non-NULL last error is a NUL-terminated string that
-        // stays valid until this thread's next failed call.
-        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-    }
 
     /// A buffer two words longer than `distlock_stats`, every byte
     /// `UNTOUCHED`, with `struct_size` set to `size`.

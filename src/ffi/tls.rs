@@ -366,23 +366,11 @@ pub unsafe extern "C" fn distlock_config_set_tls_client_cert_pem(
 #[cfg(test)]
 mod tests {
     use super::super::config::{distlock_config_free, distlock_config_new};
-    use super::super::{distlock_last_error, distlock_status};
+    use super::super::distlock_status;
+    use super::super::test_support::{c, last};
     use super::*;
-    use std::ffi::{CStr, CString};
 
     const INVALID: i32 = distlock_status::DISTLOCK_INVALID_ARGUMENT as i32;
-
-    fn last() -> String {
-        let p = distlock_last_error();
-        assert!(!p.is_null());
-        // SAFETY: a non-NULL last error is a NUL-terminated string that
-        // stays valid until this thread's next failed call.
-        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-    }
-
-    fn c(s: &str) -> CString {
-        CString::new(s).unwrap()
-    }
 
     /// A PEM block of the given label around bytes that are no DER.
     fn fake(label: &str, body: &str) -> Vec<u8> {

@@ -215,6 +215,7 @@ impl Servers {
                     connect_timeout: base.connect_timeout,
                     command_timeout: base.command_timeout,
                     poll: memcached::FEED_POLL,
+                    holder: base.holder.clone(),
                 })?)
             }
             Servers::Single(url) => Arc::new(RedisStore::connect(&with_url(url))?),

@@ -17,7 +17,9 @@
 //! - [`ops`]: the lock operations, written once over [`route`] and [`pool`];
 //! - [`redis`], [`cluster`], [`sentinel`]: one node (directly or through
 //!   Sentinel) and a cluster, with only what sets them apart;
-//! - [`redlock`]: one lock over several independent nodes.
+//! - [`redlock`]: one lock over several independent nodes;
+//! - [`holder`]: the holder description written after the token, and the
+//!   ownership compare every store uses.
 //!
 //! And beside them, [`memcached`]: one memcached server (1.6 or later)
 //! through the meta protocol, with a client of its own.
@@ -25,6 +27,7 @@
 pub(crate) mod cluster;
 mod errors;
 mod feed;
+pub(crate) mod holder;
 mod keys;
 pub(crate) mod memcached;
 mod ops;
@@ -50,6 +53,9 @@ pub struct LockInfo {
     pub remaining: Option<Duration>,
     /// The last fencing token handed out for this name, if any.
     pub fence: Option<u64>,
+    /// Who took the lock (host, pid, label), when held by a client that
+    /// records it.
+    pub holder: Option<holder::Holder>,
 }
 
 /// `d` in whole milliseconds, as Redis commands take it (saturating).

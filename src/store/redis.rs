@@ -34,6 +34,9 @@ pub(crate) struct RedisConfig {
     pub sentinel: Option<SentinelConfig>,
     /// Certificates for `rediss://` beyond the system's trust store.
     pub tls: Option<Tls>,
+    /// This client's holder description, written after the token
+    /// ([`holder`](super::holder)).
+    pub holder: String,
 }
 
 /// PEM certificates for TLS connections.

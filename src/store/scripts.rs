@@ -211,6 +211,7 @@ pub(crate) fn lock_info(
             .map(Duration::from_millis),
         token,
         fence,
+        holder: None,
     }
 }
 

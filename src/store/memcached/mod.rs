@@ -68,6 +68,8 @@ pub(crate) struct MemcachedConfig {
     pub command_timeout: Duration,
     /// How often the release feed polls.
     pub poll: Duration,
+    /// This client's holder description, written after the token.
+    pub holder: String,
 }
 
 /// The `host:port` of a `memcache://host[:port][/]` URL; refuses
@@ -662,6 +664,7 @@ impl Store for MemcachedStore {
             token,
             remaining,
             fence,
+            holder: None,
         })
     }
 

@@ -88,7 +88,7 @@ pub use loader::{LoadError, Loader, DEFAULT_MAX_VALUE_LEN};
 pub use lock::Lock;
 pub use servers::DEFAULT_URL;
 pub use stats::Stats;
-pub use store::holder::Holder;
+pub use store::holder::{Holder, MAX_HOST_LEN, MAX_LABEL_LEN};
 pub use store::LockInfo;
 
 /// Re-exported so callers can `select!` on acquisition and loss channels

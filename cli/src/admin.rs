@@ -11,7 +11,7 @@ const EXIT_NO: u8 = EXIT_CONFLICT;
 /// `distlock status KEY [--json]`: prints what the server holds for `key`.
 /// 0 if the lock is held, 1 if it is free.
 pub fn status(server: &ServerArgs, key: &str, json: bool) -> u8 {
-    let client = match connect(server, distlock::DEFAULT_TTL) {
+    let client = match connect(server, distlock::DEFAULT_TTL, None) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -42,6 +42,9 @@ fn status_text(info: &distlock::LockInfo) -> String {
     match (&info.token, info.remaining) {
         (Some(token), remaining) => {
             let _ = writeln!(out, "held:      yes");
+            if let Some(holder) = &info.holder {
+                let _ = writeln!(out, "held by:   {holder}");
+            }
             let _ = writeln!(out, "token:     {token}");
             if let Some(r) = remaining {
                 let _ = writeln!(out, "remaining: {:.3}s", r.as_secs_f64());
@@ -63,13 +66,25 @@ fn status_text(info: &distlock::LockInfo) -> String {
 }
 
 /// `info` as one JSON object:
-/// `{"name","key","held","token","remaining_ms","fence"}`, with `null` for
-/// what the server does not have.
+/// `{"name","key","held","token","remaining_ms","fence","holder"}`, with
+/// `null` for what the server does not have; `holder` is
+/// `{"host","pid","label"}`.
 fn status_json(name: &str, info: &distlock::LockInfo) -> String {
     let opt_str = |s: Option<&str>| s.map_or_else(|| "null".to_string(), json_string);
     let opt_num = |n: Option<u128>| n.map_or_else(|| "null".to_string(), |n| n.to_string());
+    let holder = info.holder.as_ref().map_or_else(
+        || "null".to_string(),
+        |h| {
+            format!(
+                "{{\"host\":{},\"pid\":{},\"label\":{}}}",
+                json_string(&h.host),
+                h.pid,
+                opt_str(h.label.as_deref())
+            )
+        },
+    );
     format!(
-        "{{\"name\":{},\"key\":{},\"held\":{},\"token\":{},\"remaining_ms\":{},\"fence\":{}}}",
+        "{{\"name\":{},\"key\":{},\"held\":{},\"token\":{},\"remaining_ms\":{},\"fence\":{},\"holder\":{holder}}}",
         json_string(name),
         json_string(&info.key),
         info.token.is_some(),
@@ -104,7 +119,7 @@ fn json_string(s: &str) -> String {
 /// now whose names match `pattern`, one per line. 0 if any is held, 1 if
 /// none.
 pub fn list(server: &ServerArgs, pattern: &str, limit: usize, json: bool) -> u8 {
-    let client = match connect(server, distlock::DEFAULT_TTL) {
+    let client = match connect(server, distlock::DEFAULT_TTL, None) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -127,8 +142,13 @@ pub fn list(server: &ServerArgs, pattern: &str, limit: usize, json: bool) -> u8 
                 .info
                 .fence
                 .map_or_else(|| "-".to_string(), |f| f.to_string());
+            let holder = lock
+                .info
+                .holder
+                .as_ref()
+                .map_or_else(|| "-".to_string(), ToString::to_string);
             println!(
-                "{}\t{}\tremaining {remaining}\tfence {fence}",
+                "{}\t{holder}\t{}\tremaining {remaining}\tfence {fence}",
                 lock.name,
                 lock.info.token.as_deref().unwrap_or("-"),
             );
@@ -149,7 +169,7 @@ pub fn list(server: &ServerArgs, pattern: &str, limit: usize, json: bool) -> u8 
 /// `distlock release KEY --token TOKEN`: deletes the lock if it is held with
 /// `token`. 0 if released, 1 if it was not held with that token.
 pub fn release(server: &ServerArgs, key: &str, token: &str) -> u8 {
-    let client = match connect(server, distlock::DEFAULT_TTL) {
+    let client = match connect(server, distlock::DEFAULT_TTL, None) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -179,19 +199,32 @@ mod tests {
             token: None,
             remaining: None,
             fence: None,
+            holder: None,
         };
         assert_eq!(
             status_json("k", &free),
-            "{\"name\":\"k\",\"key\":\"p:k\",\"held\":false,\"token\":null,\"remaining_ms\":null,\"fence\":null}"
+            "{\"name\":\"k\",\"key\":\"p:k\",\"held\":false,\"token\":null,\"remaining_ms\":null,\"fence\":null,\"holder\":null}"
         );
         let held = distlock::LockInfo {
             token: Some("t".into()),
             remaining: Some(Duration::from_millis(1500)),
             fence: Some(7),
+            holder: Some(distlock::Holder {
+                host: "web-1".into(),
+                pid: 42,
+                label: Some("nightly \"backup\"".into()),
+            }),
             ..free
         };
-        assert!(status_json("k", &held)
-            .ends_with("\"held\":true,\"token\":\"t\",\"remaining_ms\":1500,\"fence\":7}"));
-        assert!(status_text(&held).contains("remaining: 1.500s"));
+        assert!(status_json("k", &held).ends_with(
+            "\"held\":true,\"token\":\"t\",\"remaining_ms\":1500,\"fence\":7,\
+             \"holder\":{\"host\":\"web-1\",\"pid\":42,\"label\":\"nightly \\\"backup\\\"\"}}"
+        ));
+        let text = status_text(&held);
+        assert!(text.contains("remaining: 1.500s"), "{text}");
+        assert!(
+            text.contains("held by:   web-1 pid 42 (nightly \"backup\")"),
+            "{text}"
+        );
     }
 }

@@ -212,6 +212,11 @@ pub struct RunArgs {
     /// Report progress on standard error (waiting, acquired, released)
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// A label recorded with the lock, shown by `status` and `list` after
+    /// this host's name and distlock's pid (default: the command's name;
+    /// cut to 64 bytes; never put a secret in it)
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
     /// Run CMD with /bin/sh -c, as flock -c does, instead of a COMMAND
     /// after --
     #[arg(
@@ -235,10 +240,13 @@ enum Admin {
     /// Run COMMAND with the lock held (the default; needed only for a KEY
     /// named like a subcommand)
     Run(RunArgs),
-    /// Show whether KEY is held, by which token, for how long, and its
-    /// fencing counter (exit 0 if held, 1 if free)
+    /// Show whether KEY is held, by whom (host, pid, label) and which
+    /// token, for how long, and its fencing counter (exit 0 if held, 1 if
+    /// free)
     Status {
-        /// Print one JSON object: {"name","key","held","token","remaining_ms","fence"}
+        /// Print one JSON object:
+        /// {"name","key","held","token","remaining_ms","fence","holder"},
+        /// holder being {"host","pid","label"} or null
         #[arg(long)]
         json: bool,
         /// Name of the lock
@@ -246,7 +254,7 @@ enum Admin {
         key: String,
     },
     /// List the locks held now whose names match PATTERN (a glob, default
-    /// `*`), with holder token, remaining lease and fence; uses SCAN, so it
+    /// `*`), with holder, token, remaining lease and fence; uses SCAN, so it
     /// is safe on a busy server (exit 0, or 1 if none is held)
     List {
         /// Print one JSON object per line, as `status --json` does, and a
@@ -318,12 +326,20 @@ pub fn exit_for(err: &distlock::Error) -> u8 {
     }
 }
 
-/// Connects to the servers that `server` names.
-pub fn connect(server: &ServerArgs, ttl: Duration) -> Result<distlock::Client, u8> {
-    let builder = server.builder().map_err(|msg| {
+/// Connects to the servers that `server` names; locks it takes are
+/// recorded with `label`.
+pub fn connect(
+    server: &ServerArgs,
+    ttl: Duration,
+    label: Option<&str>,
+) -> Result<distlock::Client, u8> {
+    let mut builder = server.builder().map_err(|msg| {
         say!("{msg}");
         EXIT_USAGE
     })?;
+    if let Some(label) = label {
+        builder = builder.holder_label(label);
+    }
     builder.ttl(ttl).build().map_err(|e| {
         say!("{e}");
         exit_for(&e)
@@ -331,7 +347,7 @@ pub fn connect(server: &ServerArgs, ttl: Duration) -> Result<distlock::Client, u
 }
 
 /// Options of the run form, by argument id and flag.
-const RUN_OPTIONS: [(&str, &str); 10] = [
+const RUN_OPTIONS: [(&str, &str); 11] = [
     ("wait", "--wait"),
     ("nonblock", "--nonblock"),
     ("ttl", "--ttl"),
@@ -341,6 +357,7 @@ const RUN_OPTIONS: [(&str, &str); 10] = [
     ("process_group", "--process-group"),
     ("quiet", "--quiet"),
     ("verbose", "--verbose"),
+    ("label", "--label"),
     ("shell", "--command"),
 ];
 

@@ -31,7 +31,8 @@ pub fn run(server: &ServerArgs, args: RunArgs) -> u8 {
         }
     };
     let key = args.key.clone().unwrap_or_default();
-    let client = match connect(server, args.ttl) {
+    let label = args.label.clone().or_else(|| command_name(&args));
+    let client = match connect(server, args.ttl, label.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -299,4 +300,17 @@ fn exit_status(status: ExitStatus) -> u8 {
 /// 128 + `sig`, as shells report death by a signal.
 fn signal_status(sig: libc::c_int) -> u8 {
     u8::try_from(128 + sig).unwrap_or(u8::MAX)
+}
+
+/// The default holder label: the command's file name (`sh -c` for
+/// `--command`).
+fn command_name(args: &RunArgs) -> Option<String> {
+    if args.shell.is_some() {
+        return Some("sh -c".to_string());
+    }
+    let first = args.command.first()?;
+    let name = std::path::Path::new(first)
+        .file_name()
+        .unwrap_or(first.as_os_str());
+    Some(name.to_string_lossy().into_owned())
 }

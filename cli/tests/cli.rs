@@ -42,6 +42,25 @@ fn parse_flat_json(text: &str) -> BTreeMap<String, String> {
         i += 1;
         let value = if chars[i] == '"' {
             format!("\"{}\"", string(&mut i))
+        } else if chars[i] == '{' {
+            // A nested object, kept whole (parse it with this function);
+            // braces inside its strings are skipped.
+            let start = i;
+            let (mut depth, mut in_str) = (0, false);
+            loop {
+                match chars[i] {
+                    '\\' if in_str => i += 1,
+                    '"' => in_str = !in_str,
+                    '{' if !in_str => depth += 1,
+                    '}' if !in_str => depth -= 1,
+                    _ => {}
+                }
+                i += 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            chars[start..i].iter().collect()
         } else {
             let start = i;
             while i < chars.len() && chars[i] != ',' {
@@ -559,7 +578,12 @@ fn a_killed_distlock_leaves_a_lock_that_expires_after_its_ttl() {
 fn status_reports_the_holder_as_json_and_text() {
     let server = RedisServer::start();
     let url = server.url();
-    let c = client(&server, "ops");
+    let c = distlock::Client::builder()
+        .url(&url)
+        .prefix("ops")
+        .holder_label("cron {nightly}")
+        .build()
+        .unwrap();
     let g = c
         .lock("nightly")
         .ttl(Duration::from_secs(5))
@@ -575,8 +599,21 @@ fn status_reports_the_holder_as_json_and_text() {
     let keys: Vec<&str> = j.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        ["fence", "held", "key", "name", "remaining_ms", "token"]
+        [
+            "fence",
+            "held",
+            "holder",
+            "key",
+            "name",
+            "remaining_ms",
+            "token"
+        ]
     );
+    let holder = parse_flat_json(&j["holder"]);
+    assert_eq!(holder["pid"], std::process::id().to_string());
+    assert_eq!(holder["label"], "\"cron {nightly}\"");
+    let host = holder["host"].trim_matches('"').to_string();
+    assert!(!host.is_empty());
     assert_eq!(j["name"], "\"nightly\"");
     assert_eq!(j["key"], "\"ops:nightly\"");
     assert_eq!(j["held"], "true");
@@ -590,6 +627,11 @@ fn status_reports_the_holder_as_json_and_text() {
     assert_eq!(code, 0);
     assert!(out.contains("key:       ops:nightly"), "{out}");
     assert!(out.contains("held:      yes"), "{out}");
+    let by = format!(
+        "held by:   {host} pid {} (cron {{nightly}})",
+        std::process::id()
+    );
+    assert!(out.contains(&by), "{out}");
     assert!(out.contains(g.token()), "{out}");
 
     g.release().unwrap();
@@ -601,6 +643,7 @@ fn status_reports_the_holder_as_json_and_text() {
     assert_eq!(j["held"], "false");
     assert_eq!(j["token"], "null");
     assert_eq!(j["remaining_ms"], "null");
+    assert_eq!(j["holder"], "null");
     assert!(j["fence"].parse::<u64>().unwrap() >= fence);
     let (code, out, _) = run(&["--url", &url, "--prefix", "ops", "status", "nightly"]);
     assert_eq!(code, 1);
@@ -661,8 +704,9 @@ fn list_shows_the_held_locks_with_their_tokens_and_json() {
     lines.sort_unstable();
     assert_eq!(lines.len(), 2, "{out}");
     for (line, g) in lines.iter().zip([&a, &b]) {
+        let holder = c.inspect(g.name()).unwrap().holder.unwrap();
         assert!(
-            line.starts_with(&format!("{}\t{}\t", g.name(), g.token())),
+            line.starts_with(&format!("{}\t{holder}\t{}\t", g.name(), g.token())),
             "{line}"
         );
         let fence = c.inspect(g.name()).unwrap().fence.unwrap();
@@ -680,4 +724,51 @@ fn list_shows_the_held_locks_with_their_tokens_and_json() {
     // Nothing held under the pattern: exit 1.
     let (code, out, _) = run(&["--url", &url, "list", "nothing:*"]);
     assert_eq!((code, out.as_str()), (1, ""));
+}
+
+#[test]
+fn a_command_run_under_the_lock_is_shown_as_its_holder() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let me = env!("CARGO_BIN_EXE_distlock");
+    // The command asks distlock itself who holds the lock it runs under.
+    let (code, out, err) = run(&[
+        "--url",
+        &url,
+        "--label",
+        "deploy #7",
+        "job",
+        "--",
+        me,
+        "--url",
+        &url,
+        "status",
+        "job",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let holder = parse_flat_json(&parse_flat_json(&out)["holder"]);
+    assert_eq!(holder["label"], "\"deploy #7\"");
+    let pid: u32 = holder["pid"].parse().unwrap();
+    assert_ne!(
+        pid,
+        std::process::id(),
+        "the holder is the distlock process"
+    );
+
+    // Without --label, the label is the command's name.
+    let (code, out, err) = run(&[
+        "--url", &url, "job", "--", me, "--url", &url, "status", "job",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(" (distlock)\n"), "{out}");
+    let (code, out, err) = run(&[
+        "--url",
+        &url,
+        "job",
+        "-c",
+        &format!("{me} --url {url} status job"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(" (sh -c)\n"), "{out}");
 }

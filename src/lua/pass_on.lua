@@ -9,7 +9,7 @@
 -- Redis Cluster waiters may listen on any node, and NUMSUB only counts this
 -- node's, so the cluster store sums NUMSUB over all nodes and passes it here.
 -- Returns {0} if not ours, {1} if released, {2, fence} if kept.
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+if not owns(redis.call('GET', KEYS[1]), ARGV[1]) then
   return {0}
 end
 local waiting = tonumber(ARGV[4]) or redis.call('PUBSUB', 'NUMSUB', KEYS[1])[2]

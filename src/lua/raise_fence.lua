@@ -4,7 +4,7 @@
 -- node with this one, hands out a larger fence.
 -- KEYS[1] lock key, KEYS[2] fencing counter; ARGV[1] token, ARGV[2] floor.
 -- Returns 1 if raised (or already higher), 0 if the lock is not ours here.
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+if not owns(redis.call('GET', KEYS[1]), ARGV[1]) then
   return 0
 end
 local floor = tonumber(ARGV[2])

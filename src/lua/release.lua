@@ -1,7 +1,7 @@
 -- Delete the lock only if it still holds the caller's token, and tell the
 -- waiters: the release is published on a channel named like the lock key.
 -- KEYS[1] lock key; ARGV[1] token. Returns 1 if deleted, 0 if not ours.
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+if owns(redis.call('GET', KEYS[1]), ARGV[1]) then
   redis.call('DEL', KEYS[1])
   redis.call('PUBLISH', KEYS[1], 'released')
   return 1

@@ -3,6 +3,7 @@
 //! whose connections say through [`Route`] where each command goes.
 
 use super::feed::{feed_on, publish_poke};
+use super::holder::lock_value;
 use super::keys::{fence_key, lock_key, value_key};
 use super::pool::{Open, Pool};
 use super::redis::RedisConfig;
@@ -38,6 +39,8 @@ pub(crate) struct ScriptStore<B: Backend> {
     scripts: Scripts,
     /// Replica acknowledgement of lease writes.
     acks: Acks,
+    /// This client's holder description, written after the token.
+    holder: String,
 }
 
 impl<B: Backend> ScriptStore<B> {
@@ -55,6 +58,7 @@ impl<B: Backend> ScriptStore<B> {
             prefix: cfg.prefix.clone(),
             scripts: Scripts::new(),
             acks: Acks::new(cfg.replicas, cfg.command_timeout),
+            holder: cfg.holder.clone(),
         }
     }
 
@@ -115,8 +119,9 @@ impl<B: Backend> ScriptStore<B> {
 impl<B: Backend> Store for ScriptStore<B> {
     fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
         let key = self.script_key(name)?;
+        let value = lock_value(token, &self.holder);
         let (reply, acked) = self.pool.with_conn(|c| {
-            let reply = self.scripts.run_acquire(c, &key, token, ttl)?;
+            let reply = self.scripts.run_acquire(c, &key, token, &value, ttl)?;
             let acked = self.acks.wait_if(reply_code_is(&reply, 1), c, Some(&key))?;
             Ok((reply, acked))
         })?;

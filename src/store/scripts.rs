@@ -2,12 +2,23 @@
 //! called, and how each reply turns into the [`Store`](super::Store)'s
 //! answers.
 
+use super::holder::split_value;
 use super::keys::fence_key;
 use super::LockInfo;
 use super::{millis, Acquired, PassOn, FENCE_BLOCK};
 use crate::error::{Error, Result};
 use redis::{ConnectionLike, RedisError, Value};
 use std::time::Duration;
+
+/// A script of `src/lua/` with `owns.lua` (the ownership compare) before it.
+macro_rules! with_owns {
+    ($name:literal) => {
+        redis::Script::new(concat!(
+            include_str!("../lua/owns.lua"),
+            include_str!(concat!("../lua/", $name, ".lua"))
+        ))
+    };
+}
 
 /// The lock scripts, each sent by SHA and loaded again on NOSCRIPT.
 pub(crate) struct Scripts {
@@ -27,20 +38,22 @@ impl Scripts {
     /// The scripts, hashed and ready to send.
     pub(crate) fn new() -> Self {
         Scripts {
-            acquire: redis::Script::new(include_str!("../lua/acquire.lua")),
-            release: redis::Script::new(include_str!("../lua/release.lua")),
-            extend: redis::Script::new(include_str!("../lua/extend.lua")),
-            pass_on: redis::Script::new(include_str!("../lua/pass_on.lua")),
-            raise_fence: redis::Script::new(include_str!("../lua/raise_fence.lua")),
+            acquire: with_owns!("acquire"),
+            release: with_owns!("release"),
+            extend: with_owns!("extend"),
+            pass_on: with_owns!("pass_on"),
+            raise_fence: with_owns!("raise_fence"),
         }
     }
 
-    /// Runs the acquire script for the lock key `key`.
+    /// Runs the acquire script for the lock key `key`: `value` is what it
+    /// writes (the token and the holder's description).
     pub(crate) fn run_acquire(
         &self,
         c: &mut dyn ConnectionLike,
         key: &str,
         token: &str,
+        value: &str,
         ttl: Duration,
     ) -> std::result::Result<Value, RedisError> {
         self.acquire
@@ -49,6 +62,7 @@ impl Scripts {
             .arg(token)
             .arg(millis(ttl))
             .arg(FENCE_BLOCK)
+            .arg(value)
             .invoke(c)
     }
 
@@ -196,13 +210,18 @@ pub(crate) fn parse_extend(replies: Vec<i64>, asked: usize) -> Result<Vec<bool>>
     Ok(replies.into_iter().map(|n| n == 1).collect())
 }
 
-/// What `GET key`, `PTTL key` and `GET <fence key>` say about a lock.
+/// What `GET key` (the lock's `value`), `PTTL key` and `GET <fence key>`
+/// say about a lock.
 pub(crate) fn lock_info(
     key: String,
-    token: Option<String>,
+    value: Option<String>,
     pttl: i64,
     fence: Option<u64>,
 ) -> LockInfo {
+    let (token, holder) = match value.as_deref().map(split_value) {
+        Some((token, holder)) => (Some(token), holder),
+        None => (None, None),
+    };
     LockInfo {
         key,
         remaining: token
@@ -211,7 +230,7 @@ pub(crate) fn lock_info(
             .map(Duration::from_millis),
         token,
         fence,
-        holder: None,
+        holder,
     }
 }
 

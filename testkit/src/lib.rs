@@ -199,3 +199,12 @@ pub fn wait_until_subscribed(server: &RedisServer, name: &str) {
         std::thread::yield_now();
     }
 }
+
+/// The token part of a lock value read from the server: distlock writes
+/// the token, a newline and the holder's description.
+pub fn token_part(value: Option<String>) -> Option<String> {
+    value.map(|v| match v.split_once('\n') {
+        Some((token, _)) => token.to_string(),
+        None => v,
+    })
+}

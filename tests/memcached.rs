@@ -390,3 +390,77 @@ fn a_lost_reply_then_taken_by_another_is_not_acquired_and_theirs_is_untouched() 
         "theirs was not touched"
     );
 }
+
+/// memcached's count of `key`'s reads, from `stats`.
+fn stat(server: &MemcachedServer, name: &str) -> u64 {
+    let stats = server.raw("stats\r\n", "END\r\n");
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("STAT {name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {stats}"))
+}
+
+/// The CAS of the lock item `key`, read by hand.
+fn cas_of(server: &MemcachedServer, key: &str) -> String {
+    let got = server.raw(&format!("mg {key} c\r\n"), "\r\n");
+    got.trim().strip_prefix("HD ").unwrap_or(&got).to_string()
+}
+
+#[test]
+fn renewal_is_one_compare_and_set_never_with_a_cas_from_before_a_restart() {
+    let mut server = MemcachedServer::start();
+    let a = client(&server);
+    let lock = a.lock("x").ttl(Duration::from_secs(30)).auto_renew(false);
+    let g = lock.acquire().unwrap();
+    let kept = cas_of(&server, "distlock:x");
+
+    // Restart empty and let another client take the same name with the
+    // same steps: its item gets the CAS the old item had, since the
+    // counter restarted. An extend with the old CAS would overwrite it.
+    server.restart();
+    let b = client(&server);
+    let lock_b = b.lock("x").ttl(Duration::from_secs(30)).auto_renew(false);
+    let gb = lock_b.acquire().unwrap();
+    assert_eq!(cas_of(&server, "distlock:x"), kept, "the same CAS again");
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        match g.extend() {
+            // The pooled connection died with the server.
+            Err(Error::Connection(_)) => continue,
+            other => {
+                answers.push(other);
+                break;
+            }
+        }
+    }
+    assert_eq!(answers, [Err(Error::Lost)], "the old holder extended");
+    assert_eq!(
+        b.inspect("x").unwrap().token.as_deref(),
+        Some(gb.token()),
+        "the new holder's item was touched"
+    );
+
+    // An extend of a lock this client wrote last reads nothing first.
+    let gets = stat(&server, "cmd_get");
+    gb.extend().unwrap();
+    gb.extend().unwrap();
+    assert_eq!(stat(&server, "cmd_get"), gets, "extend sent an mg");
+    assert_ne!(cas_of(&server, "distlock:x"), kept, "rewritten");
+    // Rewritten behind its back with the same data (a new CAS): the next
+    // extend reads before it decides, and keeps the lock.
+    let got = server.raw("mg distlock:x v\r\nmn\r\n", "MN\r\n");
+    let data = got.split("\r\n").nth(1).unwrap().to_string();
+    assert!(data.starts_with(gb.token()), "{got:?}");
+    let set = format!("ms distlock:x {} T30\r\n{data}\r\n", data.len());
+    assert_eq!(server.raw(&set, "\r\n"), "HD\r\n");
+    let gets = stat(&server, "cmd_get");
+    gb.extend().unwrap();
+    assert_eq!(
+        stat(&server, "cmd_get"),
+        gets + 1,
+        "one mg after the CAS missed"
+    );
+    assert!(gb.is_held());
+    gb.release().unwrap();
+}

@@ -9,15 +9,20 @@
 //! it guarantees):
 //! - acquire: `ms ME` (add) of the lock item with the token; on a win the
 //!   fencing counter is raised by a block with `ma`, and the fence written
-//!   beside the token with a compare-and-set (`<token> <fence>`). A retry
-//!   that finds its own token wins with the fence stored there (or, if the
-//!   first try never stored one, reserves one now);
+//!   beside the token with a compare-and-set (`<token> <fence>`, then a
+//!   newline and the holder's description). A retry that finds its own
+//!   token wins with the fence stored there (or, if the first try never
+//!   stored one, reserves one now);
 //! - release, extend and pass on: `mg` for the token and the CAS, then
 //!   `md C<cas>` or `ms C<cas>`: an item that changed in between (another
-//!   holder) is never touched. A CAS is only ever sent on the connection
-//!   that read it: memcached's CAS counter restarts with the server, so a
-//!   CAS kept from before a restart could match another holder's item on
-//!   the new server, while a connection never outlives the server;
+//!   holder) is never touched. Renewal skips the `mg` for the items this
+//!   client wrote last on the same run of the server (it keeps their CAS):
+//!   one pipelined `ms C<cas>` per round for every held lock. A CAS is
+//!   only ever sent to the run of the server that gave it: memcached's
+//!   CAS counter restarts with the server, so a CAS kept from before a
+//!   restart could match another holder's item on the new server. Each
+//!   connection learns the run (pid and start time, from `stats`) when it
+//!   opens;
 //! - TTLs are whole seconds: a lease of `ttl` is sent as `ceil(ttl) + 1`
 //!   seconds, since an item set for `T2` lived 1.01 to 1.96 s; the guard
 //!   keeps its own deadline from the requested TTL;
@@ -29,6 +34,7 @@ mod proto;
 
 use self::keys::Keys;
 use self::proto::{McError, McResult, Reply, Req};
+use super::holder::{lock_value, split_value, Holder};
 use super::pool::r2d2_builder;
 use super::{Acquired, Extend, FeedHandler, LockInfo, PassOn, Store, FENCE_BLOCK};
 use crate::error::{Error, Result};
@@ -126,16 +132,34 @@ pub(crate) fn exptime(ttl: Duration, extra: u64) -> Result<u32> {
     Ok(u32::try_from(secs.max(1)).unwrap_or(u32::MAX))
 }
 
-/// The token and fence a lock item holds (`<token>` or `<token> <fence>`).
+/// The token and fence a lock item holds: `<token>[ <fence>]`, then
+/// (from clients that record it) a newline and the holder's description.
 fn holder(data: &[u8]) -> (&[u8], Option<u64>) {
-    match data.iter().position(|b| *b == b' ') {
+    let head = match data.iter().position(|b| *b == b'\n') {
+        Some(i) => &data[..i],
+        None => data,
+    };
+    match head.iter().position(|b| *b == b' ') {
         Some(i) => (
-            &data[..i],
-            std::str::from_utf8(&data[i + 1..])
+            &head[..i],
+            std::str::from_utf8(&head[i + 1..])
                 .ok()
                 .and_then(|s| s.parse().ok()),
         ),
-        None => (data, None),
+        None => (head, None),
+    }
+}
+
+/// The description after the first newline of a lock item, if readable.
+fn holder_of(data: &[u8]) -> Option<Holder> {
+    split_value(&String::from_utf8_lossy(data)).1
+}
+
+/// A lock item's data: `<token>[ <fence>]`, a newline, `holder`.
+fn item(token: &str, fence: Option<u64>, holder: &str) -> String {
+    match fence {
+        Some(fence) => lock_value(&format!("{token} {fence}"), holder),
+        None => lock_value(token, holder),
     }
 }
 
@@ -168,9 +192,26 @@ struct Opener {
 }
 
 impl Opener {
+    /// A connection that knows which run of the server it talks to.
     fn open(&self) -> McResult<proto::Conn> {
-        proto::connect(&self.addr, self.connect_timeout, self.command_timeout)
+        let mut c = proto::connect(&self.addr, self.connect_timeout, self.command_timeout)?;
+        c.identify()?;
+        Ok(c)
     }
+}
+
+/// A lock item this client wrote last, so that renewal can rewrite it with
+/// one compare-and-set instead of a read and a compare-and-set.
+struct Kept {
+    /// The owner's token.
+    token: String,
+    /// The item's data as written.
+    data: Vec<u8>,
+    /// The CAS memcached gave the write.
+    cas: u64,
+    /// The run of the server that gave it ([`proto::Conn::server`]): a CAS
+    /// is only ever sent back to the same run.
+    server: u64,
 }
 
 /// The r2d2 error: a message.
@@ -244,6 +285,10 @@ pub(crate) struct MemcachedStore {
     /// The control name of the feed running now: its own waiter markers
     /// do not count as other clients waiting.
     feed_control: Mutex<Option<String>>,
+    /// This client's holder description, written after token and fence.
+    holder: String,
+    /// The lock items last written by this client, by key.
+    kept: Mutex<HashMap<String, Kept>>,
 }
 
 impl MemcachedStore {
@@ -267,16 +312,45 @@ impl MemcachedStore {
             pool,
             opener,
             prefix: cfg.prefix.clone(),
+            holder: cfg.holder.clone(),
             place,
             clock,
             poll: cfg.poll,
             poked: (Mutex::new(0), Condvar::new()),
             feed_control: Mutex::new(None),
+            kept: Mutex::new(HashMap::new()),
         })
     }
 
     fn keys(&self, name: &str) -> Keys {
         Keys::new(&self.prefix, name)
+    }
+
+    /// Notes that this client wrote `data` for `token` at `key`, with the
+    /// new CAS `cas` (if the reply carried it), on `c`'s server.
+    fn remember(&self, c: &proto::Conn, key: &str, token: &str, data: &[u8], cas: Option<u64>) {
+        let mut kept = self.kept.lock();
+        match (cas, c.server) {
+            (Some(cas), Some(server)) => {
+                kept.insert(
+                    key.to_string(),
+                    Kept {
+                        token: token.to_string(),
+                        data: data.to_vec(),
+                        cas,
+                        server,
+                    },
+                );
+            }
+            _ => {
+                kept.remove(key);
+            }
+        }
+    }
+
+    /// Forgets what this client wrote at `key`.
+    fn forget(&self, key: &str) {
+        self.kept.lock().remove(key);
     }
 
     /// An error of ours for `e`, naming the server.
@@ -358,9 +432,12 @@ impl MemcachedStore {
         secs: u32,
     ) -> McResult<Option<u64>> {
         let fence = self.next_fence(c, keys)?;
-        let value = format!("{token} {fence}");
+        let value = item(token, Some(fence), &self.holder);
         match c.one(Req::cas_set(&keys.lock, value.as_bytes(), cas, secs))? {
-            Reply::Done { .. } => Ok(Some(fence)),
+            Reply::Done { cas } => {
+                self.remember(c, &keys.lock, token, value.as_bytes(), cas);
+                Ok(Some(fence))
+            }
             Reply::Exists | Reply::NotFound => Ok(None),
             r => Err(unexpected("ms", &r)),
         }
@@ -458,7 +535,8 @@ impl Store for MemcachedStore {
         let secs = exptime(ttl, 1)?;
         self.with_conn(|c| {
             for _ in 0..ACQUIRE_ROUNDS {
-                match c.one(Req::add(&keys.lock, token.as_bytes(), secs))? {
+                let value = item(token, None, &self.holder);
+                match c.one(Req::add(&keys.lock, value.as_bytes(), secs))? {
                     Reply::Done { cas: Some(cas) } => {
                         if let Some(fence) = self.take_fence(c, &keys, token, cas, secs)? {
                             return Ok(Acquired::Yes { fence });
@@ -486,14 +564,18 @@ impl Store for MemcachedStore {
                         // the lease, keeping the fence if it was stored.
                         let got = match fence {
                             Some(fence) => {
-                                let value = format!("{token} {fence}");
+                                let value = item(token, Some(fence), &self.holder);
                                 match c.one(Req::cas_set(
                                     &keys.lock,
                                     value.as_bytes(),
                                     cas,
                                     secs,
                                 ))? {
-                                    Reply::Done { .. } => Some(fence),
+                                    Reply::Done { cas } => {
+                                        let data = value.as_bytes();
+                                        self.remember(c, &keys.lock, token, data, cas);
+                                        Some(fence)
+                                    }
                                     Reply::Exists | Reply::NotFound => None,
                                     r => return Err(unexpected("ms", &r)),
                                 }
@@ -516,6 +598,7 @@ impl Store for MemcachedStore {
 
     fn release(&self, name: &str, token: &str) -> Result<bool> {
         let keys = self.keys(name);
+        self.forget(&keys.lock);
         self.with_conn(|c| {
             let Some((cas, _)) = Self::owned(c, &keys, token)? else {
                 return Ok(false);
@@ -552,6 +635,7 @@ impl Store for MemcachedStore {
                 r => return Err(McError::Protocol(format!("to mg: {r:?}"))),
             };
             if waiting {
+                self.forget(&keys.lock);
                 return match c.one(Req::cas_delete(&keys.lock, cas))? {
                     Reply::Done { .. } => Ok(PassOn::Released),
                     Reply::Exists | Reply::NotFound => Ok(PassOn::NotOwner),
@@ -575,33 +659,73 @@ impl Store for MemcachedStore {
             .map(|e| exptime(e.ttl, 1))
             .collect::<Result<_>>()?;
         self.with_conn(|c| {
-            let gets: Vec<Req> = keys.iter().map(|k| Req::get(&k.lock)).collect();
-            let found = c.exec(&gets)?;
-            // The leases still held with their tokens, rewritten unchanged
-            // with a new TTL if their CAS still matches.
+            let mut out = vec![false; batch.len()];
+            // One round trip for the items this client wrote last on this
+            // run of the server: rewrite each unchanged if its CAS still
+            // matches (then nobody else has written it since).
             let mut sets = Vec::new();
             let mut which = Vec::new();
-            for (i, (reply, e)) in found.iter().zip(batch).enumerate() {
+            {
+                let kept = self.kept.lock();
+                for (i, (k, e)) in keys.iter().zip(batch).enumerate() {
+                    if let Some(w) = kept
+                        .get(&k.lock)
+                        .filter(|w| w.token == e.token && Some(w.server) == c.server)
+                    {
+                        sets.push(Req::cas_set(&k.lock, &w.data, w.cas, secs[i]));
+                        which.push((i, w.data.clone()));
+                    }
+                }
+            }
+            let mut slow: Vec<usize> = (0..batch.len())
+                .filter(|i| !which.iter().any(|(j, _)| j == i))
+                .collect();
+            if !sets.is_empty() {
+                for ((i, data), reply) in which.into_iter().zip(c.exec(&sets)?) {
+                    match reply {
+                        Reply::Done { cas } => {
+                            out[i] = true;
+                            self.remember(c, &keys[i].lock, batch[i].token, &data, cas);
+                        }
+                        Reply::NotFound => self.forget(&keys[i].lock),
+                        // Written since (a racing extend or hand-off of
+                        // ours, or another holder): look before deciding.
+                        Reply::Exists => slow.push(i),
+                        r => return Err(unexpected("ms", &r)),
+                    }
+                }
+            }
+            if slow.is_empty() {
+                return Ok(out);
+            }
+            // The rest: read token and CAS, then rewrite if still ours.
+            let gets: Vec<Req> = slow.iter().map(|&i| Req::get(&keys[i].lock)).collect();
+            let found = c.exec(&gets)?;
+            let mut sets = Vec::new();
+            let mut which = Vec::new();
+            for (&i, reply) in slow.iter().zip(&found) {
                 match reply {
                     Reply::Value {
                         data,
                         cas: Some(cas),
                         ..
-                    } if holder(data).0 == e.token.as_bytes() => {
+                    } if holder(data).0 == batch[i].token.as_bytes() => {
                         sets.push(Req::cas_set(&keys[i].lock, data, *cas, secs[i]));
-                        which.push(i);
+                        which.push((i, data));
                     }
-                    Reply::Value { .. } | Reply::Miss => {}
+                    Reply::Value { .. } | Reply::Miss => self.forget(&keys[i].lock),
                     r => return Err(unexpected("mg", r)),
                 }
             }
-            let mut out = vec![false; batch.len()];
             if sets.is_empty() {
                 return Ok(out);
             }
-            for (i, reply) in which.into_iter().zip(c.exec(&sets)?) {
+            for ((i, data), reply) in which.into_iter().zip(c.exec(&sets)?) {
                 out[i] = match reply {
-                    Reply::Done { .. } => true,
+                    Reply::Done { cas } => {
+                        self.remember(c, &keys[i].lock, batch[i].token, data, cas);
+                        true
+                    }
                     Reply::Exists | Reply::NotFound => false,
                     r => return Err(unexpected("ms", &r)),
                 };
@@ -649,9 +773,10 @@ impl Store for MemcachedStore {
     fn inspect(&self, name: &str) -> Result<LockInfo> {
         let keys = self.keys(name);
         let replies = self.with_conn(|c| c.exec(&[Req::get(&keys.lock), Req::get(&keys.fence)]))?;
-        let (mut token, mut remaining, mut fence) = (None, None, None);
+        let (mut token, mut remaining, mut fence, mut by) = (None, None, None, None);
         if let Some(Reply::Value { data, ttl, .. }) = replies.first() {
             token = Some(String::from_utf8_lossy(holder(data).0).into_owned());
+            by = holder_of(data);
             remaining = ttl
                 .and_then(|s| u64::try_from(s).ok())
                 .map(Duration::from_secs);
@@ -664,7 +789,7 @@ impl Store for MemcachedStore {
             token,
             remaining,
             fence,
-            holder: None,
+            holder: by,
         })
     }
 
@@ -836,5 +961,13 @@ mod tests {
         assert_eq!(holder(b"tok 64"), (&b"tok"[..], Some(64)));
         assert_eq!(holder(b"tok"), (&b"tok"[..], None));
         assert_eq!(holder(b"tok x"), (&b"tok"[..], None));
+        let full = item("tok", Some(64), "h\n7\nl");
+        assert_eq!(holder(full.as_bytes()), (&b"tok"[..], Some(64)));
+        assert_eq!(holder(b"tok\nh\n7\n"), (&b"tok"[..], None));
+        let by = holder_of(full.as_bytes()).unwrap();
+        assert_eq!(
+            (by.host.as_str(), by.pid, by.label.as_deref()),
+            ("h", 7, Some("l"))
+        );
     }
 }

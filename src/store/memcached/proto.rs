@@ -123,10 +123,11 @@ impl Req {
         Req(out)
     }
 
-    /// Replaces `key` with `value` for `secs` only if its CAS is still `cas`.
+    /// Replaces `key` with `value` for `secs` only if its CAS is still
+    /// `cas`; asks for the new CAS.
     pub(crate) fn cas_set(key: &str, value: &[u8], cas: u64, secs: u32) -> Req {
         let mut out = Vec::new();
-        push_set(&mut out, key, value, &format!("C{cas} T{secs}"));
+        push_set(&mut out, key, value, &format!("C{cas} T{secs} c"));
         Req(out)
     }
 
@@ -269,6 +270,9 @@ pub(crate) struct Conn {
     reader: BufReader<TcpStream>,
     /// Sends requests (a clone of the reader's socket).
     writer: TcpStream,
+    /// Which run of the server this connection talks to (see
+    /// [`Conn::identify`]); `None` until known.
+    pub(crate) server: Option<u64>,
 }
 
 /// Connects to the first address of `addr` that answers within `connect`,
@@ -286,6 +290,7 @@ pub(crate) fn connect(addr: &str, connect: Duration, command: Duration) -> McRes
                 return Ok(Conn {
                     reader: BufReader::new(s),
                     writer,
+                    server: None,
                 });
             }
             Err(e) => last = e,
@@ -322,6 +327,26 @@ impl Conn {
         read_stats(&mut self.reader)
     }
 
+    /// Learns which run of the server this is: its pid and start time
+    /// (`time - uptime`, constant for a run), from `stats`. A CAS read on
+    /// one run means nothing on the next, whose counter restarted.
+    pub(crate) fn identify(&mut self) -> McResult<()> {
+        let stats = self.stats("")?;
+        let field = |k: &str| -> Option<u64> {
+            stats
+                .iter()
+                .find(|(n, _)| n == k)
+                .and_then(|(_, v)| v.parse().ok())
+        };
+        self.server = match (field("pid"), field("time"), field("uptime")) {
+            (Some(pid), Some(time), Some(uptime)) => {
+                Some((pid << 32) | (time.saturating_sub(uptime) & 0xffff_ffff))
+            }
+            _ => None,
+        };
+        Ok(())
+    }
+
     /// `version`: the server's version string.
     pub(crate) fn version(&mut self) -> McResult<String> {
         self.writer.write_all(b"version\r\n")?;
@@ -350,7 +375,7 @@ mod tests {
         );
         assert_eq!(
             Req::cas_set("k", b"tok 64", 17, 2).0,
-            b"ms k 6 C17 T2\r\ntok 64\r\n"
+            b"ms k 6 C17 T2 c\r\ntok 64\r\n"
         );
         assert_eq!(Req::set("k#wait", b"", 3).0, b"ms k#wait 0 T3\r\n\r\n");
         assert_eq!(Req::cas_delete("k", 9).0, b"md k C9\r\n");

@@ -79,7 +79,7 @@ mod store;
 mod tls;
 mod wait;
 
-pub use builder::{Builder, DEFAULT_PREFIX, DEFAULT_TTL};
+pub use builder::{Builder, DEFAULT_POLL_INTERVAL, DEFAULT_PREFIX, DEFAULT_TTL};
 pub use client::{Client, HeldLock, HeldLocks, PoolState};
 pub use error::{Error, Result};
 pub use guard::Guard;

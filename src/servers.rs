@@ -193,6 +193,18 @@ impl Servers {
         }
     }
 
+    /// Refuses replica acknowledgement where the servers have no replicas
+    /// to wait for.
+    pub(crate) fn check_replicas(&self) -> Result<()> {
+        match self {
+            Servers::Single(url) if is_memcached(url) => Err(Error::invalid(
+                "replica acknowledgement (WAIT) is a Redis feature: memcached has no \
+                 replicas; turn it off for a memcache:// server",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Connects to the chosen servers. `base` gives every setting but the
     /// URL.
     pub(crate) fn connect(&self, base: &RedisConfig) -> Result<Arc<dyn Store>> {
@@ -203,10 +215,7 @@ impl Servers {
         Ok(match self {
             Servers::Single(url) if is_memcached(url) => {
                 if base.replicas.is_some() {
-                    return Err(Error::invalid(
-                        "replica acknowledgement (WAIT) is a Redis feature: memcached has no \
-                         replicas; turn it off for a memcache:// server",
-                    ));
+                    self.check_replicas()?;
                 }
                 Arc::new(MemcachedStore::connect(&MemcachedConfig {
                     addr: memcached::parse_url(url)?,
@@ -214,7 +223,7 @@ impl Servers {
                     pool_size: base.pool_size,
                     connect_timeout: base.connect_timeout,
                     command_timeout: base.command_timeout,
-                    poll: memcached::FEED_POLL,
+                    poll: base.poll,
                     holder: base.holder.clone(),
                 })?)
             }

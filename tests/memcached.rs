@@ -464,3 +464,51 @@ fn renewal_is_one_compare_and_set_never_with_a_cas_from_before_a_restart() {
     assert!(gb.is_held());
     gb.release().unwrap();
 }
+
+/// memcached reads (`cmd_get`) while another thread of a client polling
+/// every `interval` waits `window` for a held lock.
+fn reads_while_waiting(server: &MemcachedServer, interval: Duration, window: Duration) -> u64 {
+    let c = Client::builder()
+        .url(&server.url())
+        .poll_interval(interval)
+        .max_retry_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let holder = client(server);
+    let name = format!("polled-{}", interval.as_millis());
+    let g = holder.lock(name.as_str()).acquire().unwrap();
+    let before = stat(server, "cmd_get");
+    assert!(matches!(
+        c.lock(name.as_str()).acquire_timeout(window),
+        Err(Error::Timeout)
+    ));
+    let reads = stat(server, "cmd_get") - before;
+    g.release().unwrap();
+    reads
+}
+
+#[test]
+fn the_poll_interval_sets_how_often_the_feed_reads() {
+    let server = MemcachedServer::start();
+    let window = Duration::from_millis(1000);
+    let slow = reads_while_waiting(&server, Duration::from_millis(250), window);
+    let fast = reads_while_waiting(&server, Duration::from_millis(5), window);
+    println!("reads in {window:?} of waiting: {slow} polling every 250 ms, {fast} every 5 ms");
+    assert!(slow <= 12, "{slow}");
+    assert!(fast > 3 * slow, "{fast} vs {slow}");
+    let e = Client::builder()
+        .url(&server.url())
+        .poll_interval(Duration::ZERO)
+        .check()
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid argument: poll_interval must be between 1 ms and 1 hour, got 0 ms"
+    );
+    let e = Client::builder()
+        .url(&server.url())
+        .replicas(1, Duration::from_millis(100))
+        .check()
+        .unwrap_err();
+    assert!(e.to_string().contains("memcached has no replicas"), "{e}");
+}

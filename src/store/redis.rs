@@ -37,6 +37,8 @@ pub(crate) struct RedisConfig {
     /// This client's holder description, written after the token
     /// ([`holder`](super::holder)).
     pub holder: String,
+    /// How often a polling release feed looks (memcached; Redis notifies).
+    pub poll: Duration,
 }
 
 /// PEM certificates for TLS connections.

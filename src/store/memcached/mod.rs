@@ -50,8 +50,6 @@ pub(crate) const SCHEME: &str = "memcache";
 const DEFAULT_PORT: u16 = 11211;
 /// TTLs from 30 days on are read by memcached as absolute Unix times.
 const MAX_EXPTIME: u64 = 30 * 24 * 3600;
-/// How often the release feed looks at the locks someone waits for.
-pub(crate) const FEED_POLL: Duration = Duration::from_millis(20);
 /// How long a waiter marker lives, and how often the feed rewrites it.
 const MARKER_SECS: u32 = 3;
 /// How often the feed rewrites its waiter markers.

@@ -26,7 +26,14 @@
 //!   (3 s with `--quick`): losses, renewal-thread CPU share, memory per lock.
 //! - `memcached_*`: uncontended cycle on a memcached started here, against
 //!   the same five meta commands sent by hand on one connection (`ms ME`,
-//!   `ma`, `ms C`, `mg`, `md C`), and against the bare two (`ms ME`, `md`).
+//!   `ma`, `ms C`, `mg`, `md C`), and against the bare two (`ms ME`, `md`);
+//!   and the seeds' scenario on memcached, against the lock of the `due`
+//!   framework's notes done by hand (each thread adds every 20 ms until it
+//!   wins, releases with a read and a compare-and-delete), whose Go module
+//!   the module proxy does not serve.
+//! - `logging_*`: the uncontended cycle before any logger is installed,
+//!   with a logger that drops everything at debug level, and with that
+//!   logger turned off, each against the cycle before.
 
 use distlock::Client;
 use std::process::{Command, Stdio};
@@ -219,6 +226,112 @@ fn memcached(cycles: u32) {
         bare,
         "memcached_add_delete",
     );
+    memcached_seeds(server.port, &server.url());
+}
+
+/// The seeds' scenario on memcached: 100 threads, one acquisition each,
+/// with distlock, and with a due-style polling lock sent by hand (every
+/// thread on its own connection, as due's clients pool them).
+fn memcached_seeds(port: u16, url: &str) {
+    let client = Client::open(url).expect("memcached client");
+    drop(client.lock("bench:seeds").acquire().expect("warm up"));
+    let wall = hundred_threads(|_| {
+        let g = client.lock("bench:seeds").acquire().expect("acquire");
+        drop(g);
+    });
+    let conns: Vec<_> = (0..100)
+        .map(|_| {
+            let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("memcached");
+            s.set_nodelay(true).expect("nodelay");
+            parking_lot::Mutex::new(std::io::BufReader::new(s))
+        })
+        .collect();
+    let due = hundred_threads(|i| {
+        let mut conn = conns[i].lock();
+        let token = format!("{i:036}");
+        let add = format!("ms bench:due 36 T31 ME\r\n{token}\r\n");
+        while !meta(&mut conn, &add).starts_with("HD") {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let got = meta(&mut conn, "mg bench:due v c\r\n");
+        let del = format!("md bench:due C{}\r\n", cas_of(&got));
+        assert!(meta(&mut conn, &del).starts_with("HD"));
+    });
+    figure(
+        "memcached_seeds_100_threads_wall",
+        wall,
+        "us",
+        due,
+        "due_style_poll_20ms_by_hand",
+    );
+    figure(
+        "memcached_due_style_poll_20ms_by_hand",
+        due,
+        "us",
+        due,
+        "due_style_poll_20ms_by_hand",
+    );
+}
+
+/// Microseconds from the start signal until 100 threads, each running
+/// `work` with its index once, are done.
+fn hundred_threads(work: impl Fn(usize) + Sync) -> f64 {
+    let start_line = Barrier::new(101);
+    std::thread::scope(|scope| {
+        for i in 0..100 {
+            let (work, start_line) = (&work, &start_line);
+            scope.spawn(move || {
+                start_line.wait();
+                work(i);
+            });
+        }
+        start_line.wait();
+        let start = Instant::now();
+        // The scope joins every thread before it returns.
+        start
+    })
+    .elapsed()
+    .as_secs_f64()
+        * 1e6
+}
+
+/// A logger that drops every record: what logging costs the library
+/// beyond the application's own sink.
+struct Discard;
+
+impl log::Log for Discard {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        std::hint::black_box(record.args());
+    }
+    fn flush(&self) {}
+}
+
+static DISCARD: Discard = Discard;
+
+/// The uncontended cycle with no logger (as every earlier figure was
+/// measured), with a logger at debug level, and with it turned off.
+/// Installs a logger for the rest of the process: run it last.
+fn logging(url: &str, cycles: u32) {
+    let client = Client::open(url).expect("client");
+    library_cycle(&client, cycles / 10);
+    let none = median(library_cycle(&client, cycles));
+    log::set_logger(&DISCARD).expect("no logger yet");
+    log::set_max_level(log::LevelFilter::Debug);
+    let debug = median(library_cycle(&client, cycles));
+    log::set_max_level(log::LevelFilter::Off);
+    let off = median(library_cycle(&client, cycles));
+    figure("logging_none_cycle", none, "us", none, "no_logger");
+    figure(
+        "logging_debug_discarded_cycle",
+        debug,
+        "us",
+        none,
+        "no_logger",
+    );
+    figure("logging_installed_off_cycle", off, "us", none, "no_logger");
 }
 
 /// Five-node Redlock against the single-node cycle, both measured here.
@@ -556,4 +669,5 @@ fn main() {
     seeds_scenario(&url, &mut raw, rtt_us);
     many_held(&url, Duration::from_secs(if quick { 3 } else { 10 }));
     memcached(2000 / scale);
+    logging(&url, 2000 / scale);
 }

@@ -23,7 +23,7 @@ struct Opts {
     workers: u32,
     cycles: u32,
     ttl: Duration,
-    worker: bool,
+    worker: Option<u32>,
 }
 
 fn parse() -> Result<Opts, String> {
@@ -32,7 +32,7 @@ fn parse() -> Result<Opts, String> {
         workers: 4,
         cycles: 200,
         ttl: Duration::from_secs(5),
-        worker: false,
+        worker: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -42,7 +42,7 @@ fn parse() -> Result<Opts, String> {
             "--workers" => o.workers = num(&value("--workers")?)?,
             "--cycles" => o.cycles = num(&value("--cycles")?)?,
             "--ttl-ms" => o.ttl = Duration::from_millis(num(&value("--ttl-ms")?)?.into()),
-            "--worker" => o.worker = true,
+            "--worker" => o.worker = Some(num(&value("--worker")?)?),
             "-h" | "--help" => {
                 return Err(
                     "usage: demo [--url URL] [--workers N] [--cycles M] [--ttl-ms T]".into(),
@@ -65,7 +65,12 @@ fn num(s: &str) -> Result<u32, String> {
 /// One worker process: prints `fences-ok acquire-latencies-in-µs...`.
 fn worker(o: &Opts) -> Result<(), String> {
     let url = o.url.as_deref().ok_or("worker without --url")?;
-    let client = Client::open(url).map_err(|e| e.to_string())?;
+    let index = o.worker.unwrap_or(0);
+    let client = Client::builder()
+        .url(url)
+        .holder_label(&format!("demo worker {index}"))
+        .build()
+        .map_err(|e| e.to_string())?;
     let mut raw = redis::Client::open(url)
         .and_then(|c| c.get_connection())
         .map_err(|e| e.to_string())?;
@@ -122,15 +127,17 @@ fn run(o: &Opts) -> Result<bool, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let start = Instant::now();
     let children = (0..o.workers)
-        .map(|_| {
+        .map(|i| {
             Command::new(&exe)
-                .args(["--worker", "--url", &url, "--cycles", &o.cycles.to_string()])
+                .args(["--worker", &i.to_string(), "--url", &url])
+                .args(["--cycles", &o.cycles.to_string()])
                 .args(["--ttl-ms", &o.ttl.as_millis().to_string()])
                 .stdout(Stdio::piped())
                 .spawn()
                 .map_err(|e| e.to_string())
         })
         .collect::<Result<Vec<_>, _>>()?;
+    show_holder(&url);
     let mut waits = Vec::new();
     let mut fences_ok = true;
     for child in children {
@@ -171,9 +178,34 @@ fn run(o: &Opts) -> Result<bool, String> {
     Ok(exact && fences_ok && waits.len() as u64 == total)
 }
 
+/// Prints who holds the lock while the workers run, as `distlock status`
+/// and `distlock list` would show it (looking for at most 2 s).
+fn show_holder(url: &str) {
+    let Ok(client) = Client::open(url) else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let Ok(held) = client.held("*", 10) else {
+            return;
+        };
+        if let Some(lock) = held.locks.iter().find(|l| l.name == LOCK) {
+            if let Some(holder) = &lock.info.holder {
+                let fence = lock.info.fence.unwrap_or(0);
+                println!(
+                    "while they run: {LOCK:?} is held by {holder}, fence {fence} \
+                     (see `distlock status {LOCK}`, `distlock list`)"
+                );
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn main() -> ExitCode {
     let outcome = parse().and_then(|o| {
-        if o.worker {
+        if o.worker.is_some() {
             worker(&o).map(|()| true)
         } else {
             run(&o)

@@ -25,7 +25,7 @@
 
 use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error};
-use distlock_testkit::checker::{check, now_ns, Hold};
+use distlock_testkit::checker::{check, now_ns, told_late, Hold};
 use distlock_testkit::proxy::{Mode, TcpProxy};
 use distlock_testkit::server::RedisServer;
 use std::io::{BufRead, BufReader};
@@ -59,7 +59,7 @@ struct Victim {
 /// A worker process: contends until `stop_at` (wall-clock ns), prints one
 /// line per hold, then `leaks <threads> <fds>`: what is left, once the
 /// client is dropped, of the threads and descriptors it added.
-fn worker(urls: &[String], stop_at: u128) -> Result<(), String> {
+fn worker(urls: &[String], stop_at: u128, threads: usize) -> Result<(), String> {
     let before = (count("/proc/self/task"), count("/proc/self/fd"));
     // One URL is one server; several are Redlock nodes.
     let builder = match urls {
@@ -71,7 +71,6 @@ fn worker(urls: &[String], stop_at: u128) -> Result<(), String> {
         .connect_timeout(Duration::from_millis(150))
         .build()
         .map_err(|e| e.to_string())?;
-    let lock = client.lock("safety").ttl(TTL);
     // SAFETY: the handler only stores to an atomic, which is
     // async-signal-safe.
     #[allow(unsafe_code)]
@@ -81,18 +80,62 @@ fn worker(urls: &[String], stop_at: u128) -> Result<(), String> {
             pause_next_hold as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
     }
+    // Several threads of one client, so that the local fast path hands
+    // the lease on between them.
+    let outs: Vec<Result<String, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let lock = client.lock("safety").ttl(TTL);
+                scope.spawn(move || holds(&lock, stop_at))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a worker thread panicked".into()))
+            })
+            .collect()
+    });
+    drop(client);
+    // Everything the client owned goes with it: its threads end and its
+    // connections close.
+    let settle = Instant::now();
+    let mut after = (count("/proc/self/task"), count("/proc/self/fd"));
+    while after != before && settle.elapsed() < Duration::from_secs(3) {
+        std::thread::yield_now();
+        after = (count("/proc/self/task"), count("/proc/self/fd"));
+    }
+    for out in outs {
+        print!("{}", out?);
+    }
+    println!(
+        "leaks {} {}",
+        after.0 as i64 - before.0 as i64,
+        after.1 as i64 - before.1 as i64
+    );
+    Ok(())
+}
+
+/// One worker thread's holds until `stop_at`, a line each.
+fn holds(lock: &distlock::Lock, stop_at: u128) -> Result<String, String> {
     let mut out = String::new();
     let (mut n, mut paused) = (0u64, 0u64);
     while now_ns() < stop_at {
         n += 1;
         // Mostly 200 µs of work; every 250th hold spans renewals, so
-        // that faults land inside holds.
-        let work = if n.is_multiple_of(250) {
+        // that faults land inside holds, and every 400th outlasts the
+        // lease, so that it stands on renewal.
+        let work = if n.is_multiple_of(400) {
+            TTL * 2
+        } else if n.is_multiple_of(250) {
             Duration::from_millis(300)
         } else {
             Duration::from_micros(200)
         };
-        let g = match lock.acquire_timeout(Duration::from_millis(500)) {
+        // Longer than a paused holder's pause: the other thread of a
+        // paused process is still waiting for the lease when it resumes.
+        let g = match lock.acquire_timeout(TTL * 4) {
             Ok(g) => g,
             Err(Error::Timeout | Error::Connection(_)) => continue,
             Err(e) => return Err(e.to_string()),
@@ -138,23 +181,7 @@ fn worker(urls: &[String], stop_at: u128) -> Result<(), String> {
         out.push_str(&hold.line());
         out.push('\n');
     }
-    drop(lock);
-    drop(client);
-    // Everything the client owned goes with it: its threads end and its
-    // connections close.
-    let settle = Instant::now();
-    let mut after = (count("/proc/self/task"), count("/proc/self/fd"));
-    while after != before && settle.elapsed() < Duration::from_secs(3) {
-        std::thread::yield_now();
-        after = (count("/proc/self/task"), count("/proc/self/fd"));
-    }
-    print!("{out}");
-    println!(
-        "leaks {} {}",
-        after.0 as i64 - before.0 as i64,
-        after.1 as i64 - before.1 as i64
-    );
-    Ok(())
+    Ok(out)
 }
 
 fn signal(pid: u32, sig: i32) {
@@ -166,15 +193,25 @@ fn signal(pid: u32, sig: i32) {
     }
 }
 
+/// Threads per worker process.
+const WORKER_THREADS: usize = 2;
+
+/// The mutant the workers run with (`--mutant`), if any.
+static MUTANT: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
 /// Starts `n` workers against `urls` for `secs` seconds.
 fn spawn_workers(urls: &[String], n: usize, secs: u64) -> Result<Vec<Child>, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let stop_at = now_ns() + u128::from(secs) * 1_000_000_000;
     (0..n)
         .map(|_| {
-            Command::new(&exe)
-                .arg("--worker")
+            let mut cmd = Command::new(&exe);
+            if let Some(name) = MUTANT.get() {
+                cmd.env("DISTLOCK_MUTANT", name);
+            }
+            cmd.arg("--worker")
                 .arg(stop_at.to_string())
+                .arg(WORKER_THREADS.to_string())
                 .args(urls)
                 .stdout(Stdio::piped())
                 .spawn()
@@ -399,8 +436,8 @@ fn ms(ns: u128) -> f64 {
     ns as f64 / 1e6
 }
 
-/// Prints the figures of one round; true if it passed.
-fn report(name: &str, t: &Tally) -> bool {
+/// Prints the figures of one round; what failed (nothing if it passed).
+fn report(name: &str, t: &Tally) -> Vec<&'static str> {
     let r = check(t.holds.clone());
     let faults = &t.faults.0;
     // A fault is survived if holds were completed after it.
@@ -426,6 +463,25 @@ fn report(name: &str, t: &Tally) -> bool {
         );
     }
     println!("fence_regressions {} (must be 0)", r.fence_regressions);
+    // Only what no lease can warn of in time excuses a late warning: the
+    // server losing its data, or the paused holder itself (not the holds
+    // its process went on to after it resumed).
+    let excused = |stale: &Hold, newer: &Hold| {
+        t.victims.iter().any(|v| v.fence == stale.fence)
+            || t.faults.0.iter().any(|f| {
+                (f.name.contains("restarted empty") || f.name.contains("killed"))
+                    && f.at <= newer.start
+                    && f.lifted + TTL.as_nanos() >= stale.start
+            })
+    };
+    let (late, late_examples) = told_late(&t.holds, &excused);
+    println!("told_late_overlaps {late} (must be 0)");
+    for (stale, newer) in &late_examples {
+        println!(
+            "  told late: {stale:?}, {} us after {newer:?} began",
+            (stale.lost_at - newer.start) / 1000
+        );
+    }
     println!("detected_and_signalled_overlaps {}", r.overlaps_detected);
     println!("signalled_losses {}", r.signalled_losses);
     println!("faults_survived {} of {}", survived, faults.len());
@@ -479,15 +535,24 @@ fn report(name: &str, t: &Tally) -> bool {
         "leaks threads {} fds {} (must be 0)",
         t.thread_leaks, t.fd_leaks
     );
-    t.victims.len() == paused
-        && told == paused
-        && stale == paused
-        && r.overlaps_undetected == 0
-        && r.fence_regressions == 0
-        && survived == faults.len()
-        && t.thread_leaks == 0
-        && t.fd_leaks == 0
-        && r.holds > 0
+    let checks = [
+        ("undetected overlaps", r.overlaps_undetected == 0),
+        ("fence regressions", r.fence_regressions == 0),
+        ("losses told late", late == 0),
+        (
+            "paused holders not told on resume",
+            t.victims.len() == paused && told == paused,
+        ),
+        ("paused holders' fences not stale", stale == paused),
+        ("faults not survived", survived == faults.len()),
+        ("leaks", t.thread_leaks == 0 && t.fd_leaks == 0),
+        ("no acquisitions", r.holds > 0),
+    ];
+    checks
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(what, _)| *what)
+        .collect()
 }
 
 fn run(long: bool) -> Result<bool, String> {
@@ -497,9 +562,9 @@ fn run(long: bool) -> Result<bool, String> {
         .and_then(|r| r.parse().ok())
         .unwrap_or(if long { 30 } else { 1 });
     let single = single_node_round(workers, rounds)?;
-    let ok_single = report("single node", &single);
+    let ok_single = report("single node", &single).is_empty();
     let redlock = redlock_round(workers, rounds.div_ceil(3))?;
-    let ok_redlock = report("redlock, 5 nodes", &redlock);
+    let ok_redlock = report("redlock, 5 nodes", &redlock).is_empty();
     let total = single.holds.len() + redlock.holds.len();
     println!("== total acquisitions {total}");
     if long && total < 100_000 {
@@ -517,17 +582,101 @@ fn run(long: bool) -> Result<bool, String> {
     Ok(ok_single && ok_redlock)
 }
 
+/// The mutants of `src/mutant.rs`, by the names `DISTLOCK_MUTANT` takes.
+const MUTANTS: [&str; 6] = [
+    "release-no-compare",
+    "no-renewal",
+    "long-lease",
+    "blind-retry",
+    "fence-resets",
+    "stale-handoff",
+];
+
+/// Mutation rounds: one single-node round for each mutant named (all of
+/// them if none is), whose workers run that broken lock. Passes only if
+/// the suite fails every one of them.
+fn mutants(names: &[String]) -> Result<bool, String> {
+    let chosen: Vec<&'static str> = if names.is_empty() {
+        MUTANTS.to_vec()
+    } else {
+        names
+            .iter()
+            .map(|n| {
+                MUTANTS
+                    .iter()
+                    .copied()
+                    .find(|m| m == n)
+                    .ok_or_else(|| format!("no mutant {n:?}; there are {MUTANTS:?}"))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let mut survivors = Vec::new();
+    let mut lines = Vec::new();
+    for name in chosen {
+        // Each round is its own process: the workers read the mutant from
+        // their environment once.
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let out = Command::new(exe)
+            .args(["--mutant-round", name])
+            .stdout(Stdio::piped())
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        print!("{text}");
+        let caught = text
+            .lines()
+            .find_map(|l| l.strip_prefix("caught by: "))
+            .unwrap_or("");
+        if caught.is_empty() {
+            survivors.push(name);
+            lines.push(format!("mutant {name}: SURVIVED"));
+        } else {
+            lines.push(format!("mutant {name}: caught by {caught}"));
+        }
+    }
+    println!("== mutation rounds");
+    for l in &lines {
+        println!("{l}");
+    }
+    println!(
+        "mutation rounds: {}",
+        if survivors.is_empty() {
+            "PASS (every mutant caught)"
+        } else {
+            "FAIL"
+        }
+    );
+    Ok(survivors.is_empty())
+}
+
+/// One mutation round, run by [`mutants`] in a process of its own.
+fn mutant_round(name: &str) -> Result<bool, String> {
+    let name: &'static str = MUTANTS
+        .iter()
+        .copied()
+        .find(|m| *m == name)
+        .ok_or_else(|| format!("no mutant {name:?}"))?;
+    MUTANT.set(name).map_err(|_| "one mutant per process")?;
+    let tally = single_node_round(8, 1)?;
+    let failed = report(&format!("mutant {name}"), &tally);
+    println!("caught by: {}", failed.join(", "));
+    Ok(true)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.first().map(String::as_str) {
         Some("--worker") => {
             let stop_at = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-            worker(&args[2..], stop_at).map(|()| true)
+            let threads = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
+            worker(&args[3..], stop_at, threads).map(|()| true)
         }
+        Some("--mutants") => mutants(&args[1..]),
+        Some("--mutant-round") => mutant_round(args.get(1).map_or("", String::as_str)),
         Some("--long") => run(true),
         None => run(false),
         Some(other) => Err(format!(
-            "unknown argument {other:?} (use --long or nothing)"
+            "unknown argument {other:?} (use --long, --mutants [NAME...] or nothing)"
         )),
     };
     match outcome {

@@ -33,6 +33,12 @@ bash scripts/install-test-rust.sh
 echo "== safety suite (CI profile: faults injected while 8 processes contend)"
 cargo run --quiet --release --example safety
 
+# A test build with the mutants feature (refused in optimised builds): the
+# suite must fail each deliberately broken lock of src/mutant.rs.
+echo "== mutation rounds (the safety suite must catch every broken lock)"
+cargo clippy --quiet --features mutants --example safety -- -D warnings
+cargo run --quiet --features mutants --example safety -- --mutants
+
 echo "== demo and fleet example"
 cargo run --quiet --release --example demo -- --workers 3 --cycles 50
 cargo run --quiet --release --example fleet -- --requests 120

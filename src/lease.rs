@@ -9,6 +9,9 @@ use std::time::Duration;
 
 /// Until when a lease granted for a request sent at `sent` may be claimed.
 pub(crate) fn deadline(sent: BootInstant, ttl: Duration) -> BootInstant {
+    if crate::mutant::on(crate::mutant::Mutant::LongLease) {
+        return sent.add(ttl * 4);
+    }
     sent.add(ttl).sub(drift(ttl))
 }
 
@@ -120,7 +123,10 @@ impl Lease {
         max_hold: Option<Duration>,
     ) -> Arc<Self> {
         let now = BootInstant::now();
-        let deadline = old.state.lock().deadline;
+        let mut deadline = old.state.lock().deadline;
+        if crate::mutant::on(crate::mutant::Mutant::StaleHandoff) {
+            deadline = self::deadline(now, old.ttl);
+        }
         let (done_tx, done_rx) = crossbeam_channel::bounded(0);
         let lease = Arc::new(Lease {
             id,

@@ -70,6 +70,7 @@ mod limits;
 mod loader;
 mod local;
 mod lock;
+mod mutant;
 mod notify;
 mod renew;
 mod servers;

@@ -139,7 +139,8 @@ impl Queue {
     /// Whether a local guard holds the lock; forgets a holder whose lease
     /// was lost (its guard may live on, but it holds nothing).
     fn held(&mut self) -> bool {
-        if self.holder.as_ref().is_some_and(|h| !h.is_held()) {
+        let stale = crate::mutant::on(crate::mutant::Mutant::StaleHandoff);
+        if !stale && self.holder.as_ref().is_some_and(|h| !h.is_held()) {
             self.holder = None;
         }
         self.holder.is_some()
@@ -506,12 +507,14 @@ impl LocalLocks {
             .waiters
             .front()
             .is_some_and(|w| w.ttl == old.ttl && w.auto_renew == old.auto_renew);
-        let fresh = old.remaining() > drift(old.ttl) * 2;
+        let fresh = old.remaining() > drift(old.ttl) * 2
+            || crate::mutant::on(crate::mutant::Mutant::StaleHandoff);
         if !(compatible && fresh) {
             q.holder = None;
             return Local::ToServer;
         }
-        let within_budget = q.since.is_some_and(|t| t.elapsed() < self.fairness.budget);
+        let within_budget = q.since.is_some_and(|t| t.elapsed() < self.fairness.budget)
+            || crate::mutant::on(crate::mutant::Mutant::StaleHandoff);
         if q.handoffs < u64::from(self.fairness.handoffs) && within_budget {
             q.handoffs += 1;
             if q.hand_off(q.base_fence + q.handoffs, make) {

@@ -7,16 +7,18 @@ use super::keys::fence_key;
 use super::LockInfo;
 use super::{millis, Acquired, PassOn, FENCE_BLOCK};
 use crate::error::{Error, Result};
+use crate::mutant::{self, Mutant};
 use redis::{ConnectionLike, RedisError, Value};
 use std::time::Duration;
 
-/// A script of `src/lua/` with `owns.lua` (the ownership compare) before it.
+/// The text of a script of `src/lua/` with `owns.lua` (the ownership
+/// compare) before it.
 macro_rules! with_owns {
     ($name:literal) => {
-        redis::Script::new(concat!(
+        concat!(
             include_str!("../lua/owns.lua"),
             include_str!(concat!("../lua/", $name, ".lua"))
-        ))
+        )
     };
 }
 
@@ -37,12 +39,24 @@ pub(crate) struct Scripts {
 impl Scripts {
     /// The scripts, hashed and ready to send.
     pub(crate) fn new() -> Self {
+        let acquire = mutant::script(
+            with_owns!("acquire"),
+            Mutant::FenceResets,
+            "math.max((tonumber(redis.call('GET', KEYS[2])) or 0) + 1, now_us)",
+            "(tonumber(redis.call('GET', KEYS[2])) or 0) + 1",
+        );
+        let release = mutant::script(
+            with_owns!("release"),
+            Mutant::ReleaseNoCompare,
+            "if owns(redis.call('GET', KEYS[1]), ARGV[1]) then",
+            "if redis.call('GET', KEYS[1]) then",
+        );
         Scripts {
-            acquire: with_owns!("acquire"),
-            release: with_owns!("release"),
-            extend: with_owns!("extend"),
-            pass_on: with_owns!("pass_on"),
-            raise_fence: with_owns!("raise_fence"),
+            acquire: redis::Script::new(&acquire),
+            release: redis::Script::new(&release),
+            extend: redis::Script::new(with_owns!("extend")),
+            pass_on: redis::Script::new(with_owns!("pass_on")),
+            raise_fence: redis::Script::new(with_owns!("raise_fence")),
         }
     }
 

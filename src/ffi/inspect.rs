@@ -285,3 +285,52 @@ pub unsafe extern "C" fn distlock_client_release_token(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holder_text_is_cut_at_a_character_boundary_with_its_nul() {
+        let mut buf = [0x7f as c_char; 65];
+        fill_text(&mut buf, "host-1");
+        assert_eq!(&buf[..7], b"host-1\0".map(|b| b as c_char));
+        let long = "é".repeat(40); // 80 bytes, 2 per character
+        fill_text(&mut buf, &long);
+        assert_eq!(buf[64], 0);
+        let kept: Vec<u8> = buf[..64].iter().map(|&c| c as u8).collect();
+        assert_eq!(std::str::from_utf8(&kept).unwrap(), "é".repeat(32));
+        fill_text(&mut buf, "a\0b");
+        assert_eq!(&buf[..4], b"a?b\0".map(|b| b as c_char));
+    }
+
+    #[test]
+    fn a_first_version_struct_gets_only_its_fields() {
+        let mut info = distlock_lock_info::free(0);
+        info.held = true;
+        info.fence = 7;
+        info.set_holder(&Holder {
+            host: "h".into(),
+            pid: 42,
+            label: Some("l".into()),
+        });
+        assert!(info.has_holder && info.holder_pid == 42 && info.holder_label[0] == b'l' as c_char);
+        const WORDS: usize = size_of::<distlock_lock_info>() / 8 + 1;
+        let mut buf = [u64::MAX; WORDS];
+        let out = buf.as_mut_ptr().cast::<distlock_lock_info>();
+        // SAFETY: the buffer is aligned and longer than the struct.
+        unsafe { write_info(out, FIRST_SIZE, &info) };
+        let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        assert!(bytes[FIRST_SIZE..].iter().all(|&b| b == 0xff));
+        assert_eq!(buf[0], u64::MAX, "struct_size is not written");
+        // SAFETY: the first version's fields were written.
+        unsafe {
+            assert!((*out).held);
+            assert_eq!((*out).fence, 7);
+        }
+        // SAFETY: as above; the whole struct this time.
+        unsafe { write_info(out, size_of::<distlock_lock_info>(), &info) };
+        // SAFETY: written just now.
+        assert_eq!(unsafe { (*out).holder_pid }, 42);
+    }
+}

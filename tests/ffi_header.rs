@@ -167,7 +167,31 @@ fn header_declares_the_agreed_c_api() {
          const uint8_t *cert, size_t cert_len, const uint8_t *key, size_t key_len);",
         "typedef struct distlock_lock_info { size_t struct_size; bool held; bool has_remaining; \
          bool has_fence; size_t token_len; uint64_t remaining_ms; uint64_t fence; \
+         bool has_holder; uint32_t holder_pid; char holder_host[65]; char holder_label[65]; \
          } distlock_lock_info;",
+        "#define DISTLOCK_MAX_HOLDER_HOST_LEN 64",
+        "#define DISTLOCK_MAX_HOLDER_LABEL_LEN 64",
+        "#define DISTLOCK_MAX_HOLDER_LABEL_INPUT_LEN 1024",
+        "int32_t distlock_config_set_holder_label(struct distlock_config *cfg, const char *label);",
+        "typedef struct distlock_held distlock_held;",
+        "typedef struct distlock_held_lock { size_t struct_size; const char *name; \
+         const char *token; bool has_remaining; bool has_fence; bool has_holder; \
+         uint64_t remaining_ms; uint64_t fence; uint32_t holder_pid; const char *holder_host; \
+         const char *holder_label; } distlock_held_lock;",
+        "int32_t distlock_client_held(struct distlock_client *client, const char *pattern, \
+         size_t limit, struct distlock_held **out, size_t *count, bool *more);",
+        "int32_t distlock_held_get(const struct distlock_held *held, size_t index, \
+         struct distlock_held_lock *out);",
+        "void distlock_held_free(struct distlock_held *held);",
+        "#define DISTLOCK_LOG_OFF 0",
+        "#define DISTLOCK_LOG_ERROR 1",
+        "#define DISTLOCK_LOG_WARN 2",
+        "#define DISTLOCK_LOG_INFO 3",
+        "#define DISTLOCK_LOG_DEBUG 4",
+        "#define DISTLOCK_LOG_TRACE 5",
+        "typedef void (*distlock_log_fn)(int32_t level, const char *target, const char *message, \
+         void *user);",
+        "int32_t distlock_set_log_callback(int32_t level, distlock_log_fn callback, void *user);",
         "#define DISTLOCK_MAX_TOKEN_LEN 4096",
         "int32_t distlock_client_inspect(struct distlock_client *client, const char *key, \
          char *token_buf, size_t token_buf_len, struct distlock_lock_info *out);",

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "support.h"
 
@@ -1459,10 +1460,12 @@ static void test_inspect(distlock_client *c) {
   EXPECT(distlock_client_inspect(c, "inspected", NULL, 8, &info), INVALID);
   CHECK(last_error_has("token_buf is NULL"));
 
-  /* struct_size: too small is refused before anything is written; larger
-   * (a newer header's struct) gets nothing past what this library knows. */
+  /* struct_size: smaller than the first version of the struct (up to
+   * fence) is refused before anything is written; larger (a newer
+   * header's struct) gets nothing past what this library knows. */
+  const size_t first = offsetof(distlock_lock_info, fence) + sizeof(uint64_t);
   memset(&info, 0x5a, sizeof info);
-  info.struct_size = sizeof info - 1;
+  info.struct_size = first - 1;
   unsigned char before[sizeof info];
   memcpy(before, &info, sizeof info);
   EXPECT(distlock_client_inspect(c, "inspected", token, sizeof token, &info), INVALID);
@@ -1481,6 +1484,34 @@ static void test_inspect(distlock_client *c) {
   int untouched = 1;
   for (size_t i = 0; i < sizeof newer.tail; i++) untouched &= newer.tail[i] == 0xa5;
   CHECK(untouched);
+  /* A program built against the first version gets its fields, and no
+   * byte past them; so does one whose struct_size falls inside the holder
+   * fields. */
+  const size_t olds[] = {first, sizeof info - 1};
+  for (size_t k = 0; k < 2; k++) {
+    memset(&newer, 0xa5, sizeof newer);
+    newer.info.struct_size = olds[k];
+    EXPECT(distlock_client_inspect(c, "inspected", token, sizeof token, &newer.info), DISTLOCK_OK);
+    CHECK(newer.info.held && newer.info.has_fence && newer.info.fence == highest);
+    CHECK(newer.info.token_len == DISTLOCK_TOKEN_LEN && newer.info.struct_size == olds[k]);
+    const unsigned char *raw = (const unsigned char *)&newer;
+    untouched = 1;
+    for (size_t i = first; i < sizeof newer; i++) untouched &= raw[i] == 0xa5;
+    CHECK(untouched);
+  }
+  /* The holder fields of a lock this client took: present once the store
+   * records holders, and then this process's. */
+  memset(&info, 0x5a, sizeof info);
+  info.struct_size = sizeof info;
+  EXPECT(distlock_client_inspect(c, "inspected", token, sizeof token, &info), DISTLOCK_OK);
+  if (info.has_holder) {
+    CHECK(info.holder_pid == (uint32_t)getpid());
+    CHECK(info.holder_host[0] != '\0' && strlen(info.holder_host) <= DISTLOCK_MAX_HOLDER_HOST_LEN);
+    CHECK(info.holder_label[0] == '\0');
+  } else {
+    /* TODO(holder): remove this branch once the stores record holders. */
+    CHECK(info.holder_pid == 0 && info.holder_host[0] == '\0' && info.holder_label[0] == '\0');
+  }
 
   /* Released: free again, and the fence stays; the next acquisition's
    * fence is above it. */
@@ -1878,6 +1909,218 @@ static void test_stats(void) {
   distlock_client_close(c);
 }
 
+/* What the log callback saw. It runs on library threads too (the renewal
+ * thread reports a loss), hence the mutex and the condition to wait on. */
+struct log_seen {
+  pthread_mutex_t mutex;
+  pthread_cond_t changed;
+  int calls;
+  int foreign_target; /* lines whose target is not distlock's */
+  int acquired;       /* debug lines about "log-c" being acquired */
+  int lost;           /* warnings about "log-c-lost" being lost */
+};
+
+static void on_log(int32_t level, const char *target, const char *message, void *user) {
+  struct log_seen *seen = user;
+  pthread_mutex_lock(&seen->mutex);
+  seen->calls++;
+  if (strcmp(target, "distlock") != 0 && strncmp(target, "distlock::", 10) != 0) {
+    seen->foreign_target++;
+  }
+  if (level == DISTLOCK_LOG_DEBUG && strstr(message, "acquired \"log-c\"") != NULL) {
+    seen->acquired++;
+  }
+  if (level == DISTLOCK_LOG_WARN && strstr(message, "lost the lock \"log-c-lost\"") != NULL) {
+    seen->lost++;
+  }
+  pthread_cond_broadcast(&seen->changed);
+  pthread_mutex_unlock(&seen->mutex);
+}
+
+/* Waits at most ms for the callback to have seen a loss; returns the count. */
+static int wait_for_lost(struct log_seen *seen, int ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&seen->mutex);
+  while (seen->lost == 0) {
+    if (pthread_cond_timedwait(&seen->changed, &seen->mutex, &until) != 0) break;
+  }
+  int lost = seen->lost;
+  pthread_mutex_unlock(&seen->mutex);
+  return lost;
+}
+
+static int log_count(struct log_seen *seen, const int *field) {
+  pthread_mutex_lock(&seen->mutex);
+  int n = *field;
+  pthread_mutex_unlock(&seen->mutex);
+  return n;
+}
+
+static void test_log_callback(void) {
+  static struct log_seen seen = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
+  EXPECT(distlock_set_log_callback(6, on_log, &seen), INVALID);
+  CHECK(last_error_has("out of range"));
+  EXPECT(distlock_set_log_callback(-1, on_log, &seen), INVALID);
+
+  /* Debug: the acquisition's line, on this thread, before acquire returns. */
+  EXPECT(distlock_set_log_callback(DISTLOCK_LOG_DEBUG, on_log, &seen), DISTLOCK_OK);
+  /* A lease long enough not to run out on a loaded machine (valgrind)
+   * before the key is deleted; the loss is noticed at the next renewal. */
+  distlock_options opts = {.ttl_ms = 1500};
+  distlock_client *c = open_client(&opts);
+  if (c == NULL) return;
+  distlock_guard *g = must_acquire(c, "log-c", 0);
+  CHECK(log_count(&seen, &seen.acquired) == 1);
+  distlock_guard_free(g);
+
+  /* A loss is a warning, from the renewal thread: the key is deleted
+   * behind the guard's back. */
+  g = must_acquire(c, "log-c-lost", 0);
+  char out[32];
+  CHECK(redis1("DEL", "distlock:log-c-lost", out, sizeof out) == SUPPORT_INTEGER);
+  EXPECT(distlock_guard_wait_lost(g, 5000), DISTLOCK_LOST);
+  CHECK(wait_for_lost(&seen, 5000) == 1);
+  distlock_guard_free(g);
+
+  /* Warnings only: the next acquisition logs nothing the callback sees. */
+  EXPECT(distlock_set_log_callback(DISTLOCK_LOG_WARN, on_log, &seen), DISTLOCK_OK);
+  g = must_acquire(c, "log-c", 0);
+  distlock_guard_free(g);
+  CHECK(log_count(&seen, &seen.acquired) == 1);
+
+  /* Removed: no more calls at all. */
+  EXPECT(distlock_set_log_callback(DISTLOCK_LOG_DEBUG, on_log, &seen), DISTLOCK_OK);
+  EXPECT(distlock_set_log_callback(DISTLOCK_LOG_DEBUG, NULL, NULL), DISTLOCK_OK);
+  int calls = log_count(&seen, &seen.calls);
+  g = must_acquire(c, "log-c", 0);
+  EXPECT(distlock_guard_release(g), DISTLOCK_OK);
+  distlock_guard_free(g);
+  CHECK(log_count(&seen, &seen.calls) == calls);
+  CHECK(log_count(&seen, &seen.foreign_target) == 0);
+  /* Level 0 removes too, and removing twice is fine. */
+  EXPECT(distlock_set_log_callback(DISTLOCK_LOG_OFF, on_log, &seen), DISTLOCK_OK);
+  EXPECT(distlock_set_log_callback(DISTLOCK_LOG_OFF, NULL, NULL), DISTLOCK_OK);
+  distlock_client_close(c);
+}
+
+/* One entry of a listing: its name, token and fence. */
+static int held_entry(const distlock_held *h, size_t i, distlock_held_lock *e) {
+  memset(e, 0x5a, sizeof *e);
+  e->struct_size = sizeof *e;
+  return distlock_held_get(h, i, e);
+}
+
+static void test_held(void) {
+  /* A client of its own, with a label, and locks under a prefix of their
+   * own, so that no other test's locks show up. */
+  distlock_config *cfg = distlock_config_new();
+  EXPECT(distlock_config_set_url(cfg, url), DISTLOCK_OK);
+  EXPECT(distlock_config_set_prefix(cfg, "heldtest"), DISTLOCK_OK);
+  EXPECT(distlock_config_set_holder_label(cfg, NULL), INVALID);
+  CHECK(last_error_has("label is NULL"));
+  EXPECT(distlock_config_set_holder_label(NULL, "x"), INVALID);
+  EXPECT(distlock_config_set_holder_label(cfg, "c-test job"), DISTLOCK_OK);
+  distlock_client *c = NULL;
+  EXPECT(distlock_client_open_config(cfg, &c), DISTLOCK_OK);
+  distlock_config_free(cfg);
+  if (c == NULL) return;
+
+  const char *names[] = {"jobs:a", "jobs:b", "other"};
+  distlock_guard *guards[3];
+  char tokens[3][DISTLOCK_TOKEN_LEN + 1];
+  uint64_t fences[3];
+  for (int i = 0; i < 3; i++) {
+    guards[i] = must_acquire(c, names[i], 5000);
+    token_of(guards[i], tokens[i]);
+    EXPECT(distlock_guard_fence(guards[i], &fences[i]), DISTLOCK_OK);
+  }
+
+  distlock_held *h = (distlock_held *)0x1;
+  size_t n = 99;
+  bool more = true;
+  EXPECT(distlock_client_held(c, "*", 100, &h, &n, &more), DISTLOCK_OK);
+  CHECK(h != NULL && n == 3 && !more);
+  int found[3] = {0, 0, 0};
+  distlock_held_lock e;
+  for (size_t i = 0; i < n; i++) {
+    EXPECT(held_entry(h, i, &e), DISTLOCK_OK);
+    CHECK(e.struct_size == sizeof e && e.has_remaining && e.remaining_ms <= 5000 && e.has_fence);
+    for (int k = 0; k < 3; k++) {
+      if (strcmp(e.name, names[k]) == 0) {
+        found[k]++;
+        CHECK(strcmp(e.token, tokens[k]) == 0 && e.fence >= fences[k]);
+      }
+    }
+    if (e.has_holder) {
+      CHECK(e.holder_pid == (uint32_t)getpid() && e.holder_host != NULL && e.holder_host[0] != '\0');
+      CHECK(e.holder_label != NULL && strcmp(e.holder_label, "c-test job") == 0);
+    } else {
+      /* TODO(holder): remove this branch once the stores record holders. */
+      CHECK(e.holder_pid == 0 && e.holder_host == NULL && e.holder_label == NULL);
+    }
+  }
+  CHECK(found[0] == 1 && found[1] == 1 && found[2] == 1);
+  /* Past the end, a short struct: refused, nothing written. */
+  EXPECT(held_entry(h, n, &e), INVALID);
+  CHECK(last_error_has("out of range") && e.struct_size == sizeof e);
+  memset(&e, 0x5a, sizeof e);
+  e.struct_size = sizeof e - 1;
+  EXPECT(distlock_held_get(h, 0, &e), INVALID);
+  CHECK(last_error_has("struct_size"));
+  EXPECT(distlock_held_get(h, 0, NULL), INVALID);
+  distlock_held_free(h);
+  EXPECT(held_entry(h, 0, &e), INVALID);
+  CHECK(last_error_has("unknown or already freed held handle"));
+  distlock_held_free(h); /* a second free is a no-op */
+  distlock_held_free(NULL);
+
+  /* A pattern, and a limit that stops the listing. */
+  EXPECT(distlock_client_held(c, "jobs:*", 100, &h, &n, &more), DISTLOCK_OK);
+  CHECK(n == 2 && !more);
+  distlock_held_free(h);
+  EXPECT(distlock_client_held(c, "*", 1, &h, &n, &more), DISTLOCK_OK);
+  CHECK(n == 1 && more);
+  distlock_held_free(h);
+
+  /* The holder, as inspect shows it. */
+  distlock_lock_info info;
+  memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  EXPECT(distlock_client_inspect(c, "jobs:a", NULL, 0, &info), DISTLOCK_OK);
+  CHECK(info.held);
+  if (info.has_holder) {
+    CHECK(info.holder_pid == (uint32_t)getpid() && info.holder_host[0] != '\0');
+    CHECK(strcmp(info.holder_label, "c-test job") == 0);
+  }
+
+  /* Bad arguments: nothing is handed out. */
+  EXPECT(distlock_client_held(c, "*", 0, &h, &n, &more), INVALID);
+  CHECK(last_error_has("limit") && h == NULL && n == 0 && !more);
+  EXPECT(distlock_client_held(c, "", 5, &h, &n, &more), INVALID);
+  EXPECT(distlock_client_held(c, NULL, 5, &h, &n, &more), INVALID);
+  CHECK(last_error_has("pattern is NULL"));
+  EXPECT(distlock_client_held(c, "*", 5, NULL, &n, &more), INVALID);
+  EXPECT(distlock_client_held(c, "*", 5, &h, NULL, &more), INVALID);
+  EXPECT(distlock_client_held(c, "*", 5, &h, &n, NULL), INVALID);
+  EXPECT(distlock_client_held(NULL, "*", 5, &h, &n, &more), INVALID);
+  CHECK(last_error_has("client handle is NULL"));
+
+  /* Released: the listing is empty. */
+  for (int i = 0; i < 3; i++) distlock_guard_free(guards[i]);
+  EXPECT(distlock_client_held(c, "*", 100, &h, &n, &more), DISTLOCK_OK);
+  CHECK(n == 0 && !more && h != NULL);
+  EXPECT(held_entry(h, 0, &e), INVALID);
+  distlock_held_free(h);
+  distlock_client_close(c);
+}
+
 int main(void) {
   port = support_port();
   support_url(url, sizeof url, port);
@@ -1901,6 +2144,8 @@ int main(void) {
     distlock_client_close(c);
   }
   test_stats();
+  test_log_callback();
+  test_held();
   test_config_arguments();
   test_config_single_server();
   test_config_redlock();

@@ -283,6 +283,18 @@ func WithHandoffBudget(d time.Duration) Option {
 	}
 }
 
+// WithHolderLabel sets a label written with every acquisition, next to
+// this machine's host name and this process's pid, so that operators can
+// see who holds a lock (Inspect, Held, the distlock command's status): a
+// service name, a job id. It is cut to 64 bytes, control characters turned
+// into spaces; never put a secret in it. "" sets none (the default).
+func WithHolderLabel(label string) Option {
+	return func(c *clientConfig) {
+		c.servers.holderLabel = &label
+		c.extended = true
+	}
+}
+
 // WithMaxHold caps the total time an automatically renewed lock is held:
 // at the cap renewal stops and the Lock reports it lost. 0 means no cap
 // (the default).

@@ -40,9 +40,15 @@
 // start-up or offline. Its refusals are the native library's, word for
 // word those of the Rust builder for the same choice.
 //
-// Client.Inspect reads what the server holds for a lock (holder's token,
-// remaining lease, last fence); Client.ReleaseToken frees a lock held with
-// a given token, for operators whose lock holder died.
+// Client.Inspect reads what the server holds for a lock (holder's token
+// and description, remaining lease, last fence); Client.Held lists the
+// locks held under the prefix; Client.ReleaseToken frees a lock held with
+// a given token, for operators whose lock holder died. WithHolderLabel
+// adds a label to the description (host, pid) each acquisition records.
+//
+// SetLogger sends the native library's log lines (warnings when a lock is
+// lost or a renewal fails, debug lines for each acquisition) to a
+// *slog.Logger; by default nothing is logged.
 //
 // Errors wrap the sentinels ErrNotAcquired, ErrTimeout, ErrLost and so on;
 // test them with errors.Is. Native handles are freed exactly once: a

@@ -78,6 +78,7 @@ typedef struct dlgo_config {
 	size_t tls_cert_pem_len;
 	const uint8_t *tls_key_pem;
 	size_t tls_key_pem_len;
+	const char *holder_label;
 } dlgo_config;
 
 static int32_t dlgo_server_step(distlock_config *cfg, int kind, const char *value) {
@@ -146,6 +147,9 @@ static int32_t dlgo_build_config(const dlgo_config *in, distlock_config **cfg_ou
 	if (st == DISTLOCK_OK && in->set_tls_client_pem) {
 		st = distlock_config_set_tls_client_cert_pem(cfg, in->tls_cert_pem, in->tls_cert_pem_len,
 			in->tls_key_pem, in->tls_key_pem_len);
+	}
+	if (st == DISTLOCK_OK && in->holder_label != NULL) {
+		st = distlock_config_set_holder_label(cfg, in->holder_label);
 	}
 	if (st != DISTLOCK_OK) {
 		distlock_config_free(cfg);
@@ -280,6 +284,33 @@ static int32_t dlgo_stats(distlock_client *client, distlock_stats *out, char **m
 	int32_t st = distlock_client_stats(client, out);
 	*msg = dlgo_message(st);
 	return st;
+}
+
+// The Go function that receives log lines (log.go exports it), and the
+// C-typed callback that hands them on.
+extern void dlgoLog(int32_t level, char *target, char *message, void *user);
+
+static void dlgo_log_shim(int32_t level, const char *target, const char *message, void *user) {
+	dlgoLog(level, (char *)target, (char *)message, user);
+}
+
+// Sends the library's log lines at level and above to dlgoLog; 0 stops them.
+static int32_t dlgo_set_log(int32_t level, char **msg) {
+	int32_t st = distlock_set_log_callback(level, level > 0 ? dlgo_log_shim : NULL, NULL);
+	*msg = dlgo_message(st);
+	return st;
+}
+
+static int32_t dlgo_held(distlock_client *client, const char *pattern, size_t limit,
+		distlock_held **out, size_t *count, bool *more, char **msg) {
+	int32_t st = distlock_client_held(client, pattern, limit, out, count, more);
+	*msg = dlgo_message(st);
+	return st;
+}
+
+static int32_t dlgo_held_get(const distlock_held *held, size_t index, distlock_held_lock *out) {
+	out->struct_size = sizeof *out;
+	return distlock_held_get(held, index, out);
 }
 
 static int32_t dlgo_release_token(distlock_client *client, const char *key, const char *token,
@@ -434,6 +465,7 @@ type nativeServers struct {
 	tlsCA           *pemSource
 	tlsCert         *pemSource
 	tlsKey          *pemSource // set together with tlsCert, from the same kind of source
+	holderLabel     *string
 }
 
 // withNativeConfig copies the settings to a C dlgo_config, passes it to
@@ -537,6 +569,9 @@ func withNativeConfig(o nativeOptions, srv nativeServers, call func(in *C.dlgo_c
 				return err
 			}
 		}
+	}
+	if in.holder_label, err = str("holder label", srv.holderLabel); err != nil {
+		return err
 	}
 	call(&in)
 	return nil
@@ -663,6 +698,22 @@ type LockInfo struct {
 	// HasFence is false if no fencing token was ever handed out for the
 	// key.
 	HasFence bool
+	// Holder describes the holder (host, pid, label), or is nil when the
+	// lock is free, or was taken by an older distlock or by something
+	// else.
+	Holder *Holder
+}
+
+// Holder describes who took a lock, as the holder recorded it with the
+// acquisition.
+type Holder struct {
+	// Host is the host name of the holder's machine (at most 64 bytes).
+	Host string
+	// Pid is the holder's process id.
+	Pid uint32
+	// Label is the label the holder's client set with WithHolderLabel
+	// ("" when none).
+	Label string
 }
 
 func nativeInspect(c clientPtr, key *C.char) (LockInfo, int32, string) {
@@ -681,6 +732,13 @@ func nativeInspect(c clientPtr, key *C.char) (LockInfo, int32, string) {
 	}
 	if info.HasRemaining {
 		info.Remaining = time.Duration(out.info.remaining_ms) * time.Millisecond
+	}
+	if out.info.has_holder {
+		info.Holder = &Holder{
+			Host:  C.GoString(&out.info.holder_host[0]),
+			Pid:   uint32(out.info.holder_pid),
+			Label: C.GoString(&out.info.holder_label[0]),
+		}
 	}
 	if out.token != nil {
 		info.Token = C.GoStringN(out.token, C.int(out.info.token_len))
@@ -726,4 +784,51 @@ func nativeStats(c clientPtr) (Stats, int32, string) {
 		WaitP99:         us(out.wait_p99_us),
 		WaitMax:         us(out.wait_max_us),
 	}, st, ""
+}
+
+// nativeSetLog sends the library's log lines at level (1 error .. 5 trace)
+// and above to dlgoLog, or none for 0.
+func nativeSetLog(level int32) (int32, string) {
+	var msg *C.char
+	st := int32(C.dlgo_set_log(C.int32_t(level), &msg))
+	return st, takeMessage(msg)
+}
+
+// nativeHeld lists the locks held under c's prefix that match pattern.
+func nativeHeld(c clientPtr, pattern *C.char, limit int) ([]HeldLock, bool, int32, string) {
+	var held *C.distlock_held
+	var count C.size_t
+	var more C.bool
+	var msg *C.char
+	st := int32(C.dlgo_held(c, pattern, C.size_t(limit), &held, &count, &more, &msg))
+	text := takeMessage(msg)
+	if st != statusOK {
+		return nil, false, st, text
+	}
+	defer C.distlock_held_free(held)
+	locks := make([]HeldLock, 0, int(count))
+	for i := 0; i < int(count); i++ {
+		var e C.distlock_held_lock
+		if st := int32(C.dlgo_held_get(held, C.size_t(i), &e)); st != statusOK {
+			return nil, false, st, "reading entry of the listing failed"
+		}
+		l := HeldLock{
+			Name:         C.GoString(e.name),
+			Token:        C.GoString(e.token),
+			HasRemaining: bool(e.has_remaining),
+			Fence:        uint64(e.fence),
+			HasFence:     bool(e.has_fence),
+		}
+		if l.HasRemaining {
+			l.Remaining = time.Duration(e.remaining_ms) * time.Millisecond
+		}
+		if e.has_holder {
+			l.Holder = &Holder{Host: C.GoString(e.holder_host), Pid: uint32(e.holder_pid)}
+			if e.holder_label != nil {
+				l.Holder.Label = C.GoString(e.holder_label)
+			}
+		}
+		locks = append(locks, l)
+	}
+	return locks, bool(more), statusOK, ""
 }

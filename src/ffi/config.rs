@@ -331,6 +331,37 @@ pub unsafe extern "C" fn distlock_config_set_prefix(
     })
 }
 
+/// Longest label `distlock_config_set_holder_label` accepts, in bytes (the
+/// first `DISTLOCK_MAX_HOLDER_LABEL_LEN` are kept).
+pub const DISTLOCK_MAX_HOLDER_LABEL_INPUT_LEN: usize = 1024;
+
+/// A label written with every acquisition, next to this machine's host
+/// name and this process's pid, so that operators can see who holds a
+/// lock (`distlock_client_inspect`, `distlock_client_held`, `distlock
+/// status`): a service name, a job id. Cut to
+/// `DISTLOCK_MAX_HOLDER_LABEL_LEN` bytes, control characters turned into
+/// spaces; never put a secret in it. An empty label sets none (the
+/// default).
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config, or a NULL, non-UTF-8 or over-long
+/// (`DISTLOCK_MAX_HOLDER_LABEL_INPUT_LEN`) label.
+///
+/// # Safety
+///
+/// `label` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn distlock_config_set_holder_label(
+    cfg: *mut distlock_config,
+    label: *const c_char,
+) -> i32 {
+    status_call("distlock_config_set_holder_label", || {
+        // SAFETY: the caller guarantees a NULL or NUL-terminated string.
+        let label = unsafe { read_str(label, "label", DISTLOCK_MAX_HOLDER_LABEL_INPUT_LEN) }?;
+        set(cfg, |b| b.holder_label(&label))
+    })
+}
+
 /// Default lease of each lock in milliseconds (default 30000), between
 /// 10 ms and 24 hours. Leases are renewed automatically while held.
 ///

@@ -4,11 +4,24 @@
 use super::args::{check_out, millis, read_str};
 use super::outcome::{status_call, Failure};
 use super::{client_of, distlock_client, put, DISTLOCK_MAX_KEY_LEN};
+use crate::store::holder::{MAX_HOST_LEN, MAX_LABEL_LEN};
+use crate::Holder;
 use std::ffi::c_char;
+use std::mem::{offset_of, size_of};
 
 /// Longest token `distlock_client_release_token` accepts, in bytes (a
 /// guard's token is `DISTLOCK_TOKEN_LEN`).
 pub const DISTLOCK_MAX_TOKEN_LEN: usize = 4096;
+
+/// Longest holder host name in a `distlock_lock_info`, in bytes (without
+/// the NUL): longer ones are cut.
+pub const DISTLOCK_MAX_HOLDER_HOST_LEN: usize = 64;
+/// Longest holder label in a `distlock_lock_info`, in bytes (without the
+/// NUL): longer ones are cut.
+pub const DISTLOCK_MAX_HOLDER_LABEL_LEN: usize = 64;
+
+const _: () = assert!(DISTLOCK_MAX_HOLDER_HOST_LEN == MAX_HOST_LEN);
+const _: () = assert!(DISTLOCK_MAX_HOLDER_LABEL_LEN == MAX_LABEL_LEN);
 
 /// What the server holds for one lock right now, filled by
 /// `distlock_client_inspect`.
@@ -16,7 +29,9 @@ pub const DISTLOCK_MAX_TOKEN_LEN: usize = 4096;
 /// Set `struct_size` to `sizeof(distlock_lock_info)` before the call: later
 /// versions may append fields, and the library writes no byte past
 /// `struct_size`, so a program built against this header keeps working
-/// with a newer library.
+/// with a newer library. A program built against the first version of
+/// this struct (which ended at `fence`) still works too: it gets the
+/// fields up to `fence`, and none of the holder's.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct distlock_lock_info {
@@ -40,11 +55,102 @@ pub struct distlock_lock_info {
     /// far, if `has_fence`: at least the holder's fence, and less than the
     /// fence of every later acquisition.
     pub fence: u64,
+    /// Whether the holder described itself (the `holder_*` fields): false
+    /// when the lock is free, and for a lock taken by an older distlock or
+    /// set by something else. (Added after `fence`: written only when
+    /// `struct_size` covers the whole struct.)
+    pub has_holder: bool,
+    /// The holder's process id, if `has_holder` (else 0).
+    pub holder_pid: u32,
+    /// The holder's host name, NUL-terminated (empty unless `has_holder`),
+    /// cut to `DISTLOCK_MAX_HOLDER_HOST_LEN` bytes.
+    pub holder_host: [c_char; 65],
+    /// The holder's label (`distlock_config_set_holder_label`),
+    /// NUL-terminated; empty when it set none. Cut to
+    /// `DISTLOCK_MAX_HOLDER_LABEL_LEN` bytes.
+    pub holder_label: [c_char; 65],
+}
+
+const _: () = assert!(DISTLOCK_MAX_HOLDER_HOST_LEN + 1 == 65);
+const _: () = assert!(DISTLOCK_MAX_HOLDER_LABEL_LEN + 1 == 65);
+
+/// The size of the first version of `distlock_lock_info`, which ended at
+/// `fence`: the smallest `struct_size` accepted.
+const FIRST_SIZE: usize = offset_of!(distlock_lock_info, fence) + size_of::<u64>();
+
+impl distlock_lock_info {
+    /// A free lock's answer, for a caller's struct of `struct_size` bytes.
+    fn free(struct_size: usize) -> Self {
+        distlock_lock_info {
+            struct_size,
+            held: false,
+            has_remaining: false,
+            has_fence: false,
+            token_len: 0,
+            remaining_ms: 0,
+            fence: 0,
+            has_holder: false,
+            holder_pid: 0,
+            holder_host: [0; 65],
+            holder_label: [0; 65],
+        }
+    }
+
+    /// Sets the holder fields from `holder`.
+    fn set_holder(&mut self, holder: &Holder) {
+        self.has_holder = true;
+        self.holder_pid = holder.pid;
+        fill_text(&mut self.holder_host, &holder.host);
+        fill_text(
+            &mut self.holder_label,
+            holder.label.as_deref().unwrap_or(""),
+        );
+    }
+}
+
+/// Copies `text` into `buf` with a NUL after it, cut at a character
+/// boundary to fit, NULs replaced by `?`.
+fn fill_text(buf: &mut [c_char; 65], text: &str) {
+    let mut end = 0;
+    for ch in text.chars() {
+        if end + ch.len_utf8() > buf.len() - 1 {
+            break;
+        }
+        end += ch.len_utf8();
+    }
+    for (slot, byte) in buf.iter_mut().zip(text.as_bytes()[..end].iter()) {
+        *slot = if *byte == 0 { b'?' } else { *byte } as c_char;
+    }
+    buf[end] = 0;
+}
+
+/// Writes `info` to the caller's struct of `size` bytes (at least
+/// `FIRST_SIZE`): all of it if `size` covers it, else the fields of the
+/// first version alone.
+///
+/// # Safety
+///
+/// `out` is non-NULL, aligned, and its first `size` bytes are writable.
+unsafe fn write_info(out: *mut distlock_lock_info, size: usize, info: &distlock_lock_info) {
+    if size >= size_of::<distlock_lock_info>() {
+        // SAFETY: the whole struct is writable.
+        unsafe { put(out, *info) };
+        return;
+    }
+    // SAFETY: every field written ends within FIRST_SIZE <= size bytes.
+    unsafe {
+        std::ptr::addr_of_mut!((*out).held).write(info.held);
+        std::ptr::addr_of_mut!((*out).has_remaining).write(info.has_remaining);
+        std::ptr::addr_of_mut!((*out).has_fence).write(info.has_fence);
+        std::ptr::addr_of_mut!((*out).token_len).write(info.token_len);
+        std::ptr::addr_of_mut!((*out).remaining_ms).write(info.remaining_ms);
+        std::ptr::addr_of_mut!((*out).fence).write(info.fence);
+    }
 }
 
 /// Reads what the server holds for the lock `key`: whether it is held, the
-/// holder's token and remaining lease, and the last fencing token handed
-/// out. One round trip; nothing is written. For operators and tools: only
+/// holder's token, description (host, pid, label) and remaining lease, and
+/// the last fencing token handed out. One round trip; nothing is written. For operators and tools: only
 /// a guard proves ownership, and the answer may be stale as soon as it
 /// arrives.
 ///
@@ -56,7 +162,8 @@ pub struct distlock_lock_info {
 ///
 /// Returns `DISTLOCK_OK`; `DISTLOCK_INVALID_ARGUMENT` for a NULL or
 /// unknown client, a NULL, empty, non-UTF-8 or over-long key, a NULL `out`
-/// or a `struct_size` smaller than this header's `distlock_lock_info`, a
+/// or a `struct_size` smaller than the first version of
+/// `distlock_lock_info` (the struct up to `fence`), a
 /// NULL `token_buf` with a non-zero `token_buf_len`, or a `token_buf` too
 /// small for the token: then every field of `*out` is filled
 /// (`token_len` says how large a buffer is needed) and `token_buf` is left
@@ -81,25 +188,16 @@ pub unsafe extern "C" fn distlock_client_inspect(
         // SAFETY: `out` is non-NULL, and the caller guarantees it points to
         // a distlock_lock_info, whose first field is `struct_size`.
         let size = unsafe { std::ptr::addr_of!((*out).struct_size).read() };
-        let ours = std::mem::size_of::<distlock_lock_info>();
-        if size < ours {
+        let ours = size_of::<distlock_lock_info>();
+        if size < FIRST_SIZE {
             return Err(Failure::invalid(format!(
                 "out->struct_size is {size}; set it to sizeof(distlock_lock_info), {ours}"
             )));
         }
-        let mut info = distlock_lock_info {
-            struct_size: size,
-            held: false,
-            has_remaining: false,
-            has_fence: false,
-            token_len: 0,
-            remaining_ms: 0,
-            fence: 0,
-        };
-        // SAFETY: `struct_size` covers this struct, which the caller
-        // guarantees writable. (Fields appended later are written only
-        // when `struct_size` covers them.)
-        unsafe { put(out, info) };
+        let mut info = distlock_lock_info::free(size);
+        // SAFETY: `size` is at least FIRST_SIZE, and the caller guarantees
+        // that many bytes writable.
+        unsafe { write_info(out, size, &info) };
         if token_buf.is_null() && token_buf_len > 0 {
             return Err(Failure::invalid(format!(
                 "token_buf is NULL but token_buf_len is {token_buf_len}"
@@ -120,8 +218,11 @@ pub unsafe extern "C" fn distlock_client_inspect(
             info.has_fence = true;
             info.fence = fence;
         }
+        if let Some(holder) = &found.holder {
+            info.set_holder(holder);
+        }
         // SAFETY: as above.
-        unsafe { put(out, info) };
+        unsafe { write_info(out, size, &info) };
         if token_buf.is_null() {
             return Ok(());
         }
@@ -183,4 +284,53 @@ pub unsafe extern "C" fn distlock_client_release_token(
         unsafe { put(released, done) };
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holder_text_is_cut_at_a_character_boundary_with_its_nul() {
+        let mut buf = [0x7f as c_char; 65];
+        fill_text(&mut buf, "host-1");
+        assert_eq!(&buf[..7], b"host-1\0".map(|b| b as c_char));
+        let long = "é".repeat(40); // 80 bytes, 2 per character
+        fill_text(&mut buf, &long);
+        assert_eq!(buf[64], 0);
+        let kept: Vec<u8> = buf[..64].iter().map(|&c| c as u8).collect();
+        assert_eq!(std::str::from_utf8(&kept).unwrap(), "é".repeat(32));
+        fill_text(&mut buf, "a\0b");
+        assert_eq!(&buf[..4], b"a?b\0".map(|b| b as c_char));
+    }
+
+    #[test]
+    fn a_first_version_struct_gets_only_its_fields() {
+        let mut info = distlock_lock_info::free(0);
+        info.held = true;
+        info.fence = 7;
+        info.set_holder(&Holder {
+            host: "h".into(),
+            pid: 42,
+            label: Some("l".into()),
+        });
+        assert!(info.has_holder && info.holder_pid == 42 && info.holder_label[0] == b'l' as c_char);
+        const WORDS: usize = size_of::<distlock_lock_info>() / 8 + 1;
+        let mut buf = [u64::MAX; WORDS];
+        let out = buf.as_mut_ptr().cast::<distlock_lock_info>();
+        // SAFETY: the buffer is aligned and longer than the struct.
+        unsafe { write_info(out, FIRST_SIZE, &info) };
+        let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        assert!(bytes[FIRST_SIZE..].iter().all(|&b| b == 0xff));
+        assert_eq!(buf[0], u64::MAX, "struct_size is not written");
+        // SAFETY: the first version's fields were written.
+        unsafe {
+            assert!((*out).held);
+            assert_eq!((*out).fence, 7);
+        }
+        // SAFETY: as above; the whole struct this time.
+        unsafe { write_info(out, size_of::<distlock_lock_info>(), &info) };
+        // SAFETY: written just now.
+        assert_eq!(unsafe { (*out).holder_pid }, 42);
+    }
 }

@@ -6,7 +6,7 @@
 //! - Every fallible function returns a `distlock_status` as `int32_t`; on
 //!   failure, `distlock_last_error()` describes what went wrong.
 //! - Handles (`distlock_client`, `distlock_guard`, `distlock_cancel`,
-//!   `distlock_config`) are opaque. Each is checked against a registry of live handles before use,
+//!   `distlock_config`, `distlock_held`) are opaque. Each is checked against a registry of live handles before use,
 //!   so NULL, unknown and already-freed handles give
 //!   `DISTLOCK_INVALID_ARGUMENT` (or nothing, for the free functions) rather
 //!   than undefined behaviour. The one blind spot: the address of a freed
@@ -26,7 +26,9 @@
 mod args;
 mod config;
 mod handles;
+mod held;
 mod inspect;
+mod log;
 mod outcome;
 mod stats;
 #[cfg(test)]
@@ -40,14 +42,22 @@ pub use config::{
     distlock_config_free, distlock_config_new, distlock_config_set_command_timeout_ms,
     distlock_config_set_connect_timeout_ms, distlock_config_set_fast_path,
     distlock_config_set_handoff_budget_ms, distlock_config_set_handoff_limit,
-    distlock_config_set_max_hold_ms, distlock_config_set_max_retry_interval_ms,
-    distlock_config_set_pool_size, distlock_config_set_prefix, distlock_config_set_replicas,
-    distlock_config_set_sentinel, distlock_config_set_ttl_ms, distlock_config_set_url,
+    distlock_config_set_holder_label, distlock_config_set_max_hold_ms,
+    distlock_config_set_max_retry_interval_ms, distlock_config_set_pool_size,
+    distlock_config_set_prefix, distlock_config_set_replicas, distlock_config_set_sentinel,
+    distlock_config_set_ttl_ms, distlock_config_set_url, DISTLOCK_MAX_HOLDER_LABEL_INPUT_LEN,
     DISTLOCK_MAX_MASTER_NAME_LEN, DISTLOCK_MAX_SERVERS,
+};
+pub use held::{
+    distlock_client_held, distlock_held, distlock_held_free, distlock_held_get, distlock_held_lock,
 };
 pub use inspect::{
     distlock_client_inspect, distlock_client_release_token, distlock_lock_info,
-    DISTLOCK_MAX_TOKEN_LEN,
+    DISTLOCK_MAX_HOLDER_HOST_LEN, DISTLOCK_MAX_HOLDER_LABEL_LEN, DISTLOCK_MAX_TOKEN_LEN,
+};
+pub use log::{
+    distlock_log_fn, distlock_set_log_callback, DISTLOCK_LOG_DEBUG, DISTLOCK_LOG_ERROR,
+    DISTLOCK_LOG_INFO, DISTLOCK_LOG_OFF, DISTLOCK_LOG_TRACE, DISTLOCK_LOG_WARN,
 };
 pub use stats::{distlock_client_stats, distlock_stats};
 pub use tls::{
@@ -84,7 +94,9 @@ pub enum distlock_status {
     /// The wait was cancelled through a `distlock_cancel` handle.
     DISTLOCK_CANCELLED = 4,
     /// A NULL pointer, malformed UTF-8, a value out of range, an unknown or
-    /// freed handle, or a second release of the same guard.
+    /// freed handle, a second release of the same guard, or a call the
+    /// process's state does not allow (a log callback where another logger
+    /// is installed).
     DISTLOCK_INVALID_ARGUMENT = 5,
     /// The server is unreachable, the connection failed, or a command timed
     /// out. Retrying later may succeed.

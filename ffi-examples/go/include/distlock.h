@@ -59,10 +59,61 @@
 #define DISTLOCK_MAX_MASTER_NAME_LEN 256
 
 /**
+ * Longest label `distlock_config_set_holder_label` accepts, in bytes (the
+ * first `DISTLOCK_MAX_HOLDER_LABEL_LEN` are kept).
+ */
+#define DISTLOCK_MAX_HOLDER_LABEL_INPUT_LEN 1024
+
+/**
  * Longest token `distlock_client_release_token` accepts, in bytes (a
  * guard's token is `DISTLOCK_TOKEN_LEN`).
  */
 #define DISTLOCK_MAX_TOKEN_LEN 4096
+
+/**
+ * Longest holder host name in a `distlock_lock_info`, in bytes (without
+ * the NUL): longer ones are cut.
+ */
+#define DISTLOCK_MAX_HOLDER_HOST_LEN 64
+
+/**
+ * Longest holder label in a `distlock_lock_info`, in bytes (without the
+ * NUL): longer ones are cut.
+ */
+#define DISTLOCK_MAX_HOLDER_LABEL_LEN 64
+
+/**
+ * No log lines (as a `level` for `distlock_set_log_callback`: removes the
+ * callback).
+ */
+#define DISTLOCK_LOG_OFF 0
+
+/**
+ * Errors.
+ */
+#define DISTLOCK_LOG_ERROR 1
+
+/**
+ * Warnings: a renewal that failed, a lock lost (with why), a
+ * release-feed reconnect, a failover. Worth an operator's attention.
+ */
+#define DISTLOCK_LOG_WARN 2
+
+/**
+ * Information.
+ */
+#define DISTLOCK_LOG_INFO 3
+
+/**
+ * Debug lines: each acquisition (name, fence, wait), release and local
+ * hand-off. Several per lock cycle: for debugging, not for production.
+ */
+#define DISTLOCK_LOG_DEBUG 4
+
+/**
+ * Everything.
+ */
+#define DISTLOCK_LOG_TRACE 5
 
 /**
  * Largest PEM input accepted, in bytes: a CA bundle, a certificate chain
@@ -120,7 +171,9 @@ typedef enum distlock_status {
   DISTLOCK_CANCELLED = 4,
   /**
    * A NULL pointer, malformed UTF-8, a value out of range, an unknown or
-   * freed handle, or a second release of the same guard.
+   * freed handle, a second release of the same guard, or a call the
+   * process's state does not allow (a log callback where another logger
+   * is installed).
    */
   DISTLOCK_INVALID_ARGUMENT = 5,
   /**
@@ -170,6 +223,13 @@ typedef struct distlock_config distlock_config;
 typedef struct distlock_guard distlock_guard;
 
 /**
+ * What `distlock_client_held` found (opaque): read its entries with
+ * `distlock_held_get`, free it with `distlock_held_free`. It owns every
+ * string its entries point to.
+ */
+typedef struct distlock_held distlock_held;
+
+/**
  * Client settings for `distlock_client_open`. Zero or NULL fields mean
  * "use the default"; zero-initialise the struct and set what you need.
  *
@@ -207,13 +267,78 @@ typedef struct distlock_options {
 } distlock_options;
 
 /**
+ * One entry of a `distlock_held`, filled by `distlock_held_get`. The
+ * strings belong to the `distlock_held` and stay valid until
+ * `distlock_held_free`: never free them, and copy what you keep longer.
+ *
+ * Set `struct_size` to `sizeof(distlock_held_lock)` before the call:
+ * later versions may append fields, and the library writes no byte past
+ * `struct_size`.
+ */
+typedef struct distlock_held_lock {
+  /**
+   * Set by the caller: `sizeof(distlock_held_lock)`.
+   */
+  size_t struct_size;
+  /**
+   * The lock's name, as given to `distlock_acquire` (without the
+   * prefix). NUL-terminated.
+   */
+  const char *name;
+  /**
+   * The holder's token: what `distlock_client_release_token` takes.
+   * NUL-terminated.
+   */
+  const char *token;
+  /**
+   * Whether `remaining_ms` is known: false when the key has no expiry
+   * (set by something other than distlock).
+   */
+  bool has_remaining;
+  /**
+   * Whether `fence` is set: false if no fencing token was ever handed
+   * out for this key.
+   */
+  bool has_fence;
+  /**
+   * Whether the holder described itself (`holder_*` below): false for a
+   * lock taken by an older distlock, or set by something else.
+   */
+  bool has_holder;
+  /**
+   * The holder's remaining lease in milliseconds, if `has_remaining`.
+   */
+  uint64_t remaining_ms;
+  /**
+   * The highest fencing token handed out for this key so far, if
+   * `has_fence`.
+   */
+  uint64_t fence;
+  /**
+   * The holder's process id, if `has_holder` (else 0).
+   */
+  uint32_t holder_pid;
+  /**
+   * The holder's host name, if `has_holder` (else NULL). NUL-terminated.
+   */
+  const char *holder_host;
+  /**
+   * The holder's label (`distlock_config_set_holder_label`), or NULL
+   * when it set none or `has_holder` is false. NUL-terminated.
+   */
+  const char *holder_label;
+} distlock_held_lock;
+
+/**
  * What the server holds for one lock right now, filled by
  * `distlock_client_inspect`.
  *
  * Set `struct_size` to `sizeof(distlock_lock_info)` before the call: later
  * versions may append fields, and the library writes no byte past
  * `struct_size`, so a program built against this header keeps working
- * with a newer library.
+ * with a newer library. A program built against the first version of
+ * this struct (which ended at `fence`) still works too: it gets the
+ * fields up to `fence`, and none of the holder's.
  */
 typedef struct distlock_lock_info {
   /**
@@ -250,7 +375,40 @@ typedef struct distlock_lock_info {
    * fence of every later acquisition.
    */
   uint64_t fence;
+  /**
+   * Whether the holder described itself (the `holder_*` fields): false
+   * when the lock is free, and for a lock taken by an older distlock or
+   * set by something else. (Added after `fence`: written only when
+   * `struct_size` covers the whole struct.)
+   */
+  bool has_holder;
+  /**
+   * The holder's process id, if `has_holder` (else 0).
+   */
+  uint32_t holder_pid;
+  /**
+   * The holder's host name, NUL-terminated (empty unless `has_holder`),
+   * cut to `DISTLOCK_MAX_HOLDER_HOST_LEN` bytes.
+   */
+  char holder_host[65];
+  /**
+   * The holder's label (`distlock_config_set_holder_label`),
+   * NUL-terminated; empty when it set none. Cut to
+   * `DISTLOCK_MAX_HOLDER_LABEL_LEN` bytes.
+   */
+  char holder_label[65];
 } distlock_lock_info;
+
+/**
+ * A log callback: `level` is one of `DISTLOCK_LOG_ERROR` (1) to
+ * `DISTLOCK_LOG_TRACE` (5); `target` names the part of the library that
+ * wrote the line (`"distlock"` or `"distlock::<module>"`); `message` is
+ * the line itself, without a newline, with any password in it already
+ * scrubbed; `user` is the pointer given to `distlock_set_log_callback`.
+ * `target` and `message` are NUL-terminated UTF-8 copies, valid only
+ * during the call: copy what you keep.
+ */
+typedef void (*distlock_log_fn)(int32_t level, const char *target, const char *message, void *user);
 
 /**
  * What a client's locks have done since it was opened, filled by
@@ -678,6 +836,25 @@ int32_t distlock_config_set_replicas(struct distlock_config *cfg,
 int32_t distlock_config_set_prefix(struct distlock_config *cfg, const char *prefix);
 
 /**
+ * A label written with every acquisition, next to this machine's host
+ * name and this process's pid, so that operators can see who holds a
+ * lock (`distlock_client_inspect`, `distlock_client_held`, `distlock
+ * status`): a service name, a job id. Cut to
+ * `DISTLOCK_MAX_HOLDER_LABEL_LEN` bytes, control characters turned into
+ * spaces; never put a secret in it. An empty label sets none (the
+ * default).
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config, or a NULL, non-UTF-8 or over-long
+ * (`DISTLOCK_MAX_HOLDER_LABEL_INPUT_LEN`) label.
+ *
+ * # Safety
+ *
+ * `label` is NULL or a NUL-terminated string.
+ */
+int32_t distlock_config_set_holder_label(struct distlock_config *cfg, const char *label);
+
+/**
  * Default lease of each lock in milliseconds (default 30000), between
  * 10 ms and 24 hours. Leases are renewed automatically while held.
  *
@@ -801,9 +978,67 @@ int32_t distlock_client_open_config(const struct distlock_config *cfg,
                                     struct distlock_client **out);
 
 /**
+ * Lists the locks held now under the client's prefix whose names match
+ * the glob `pattern` (`"*"` for all; `?`, `[abc]` and `\` escapes as in
+ * Redis `SCAN MATCH`), at most `limit` of them: for operators and tools.
+ * Found with `SCAN`, a bounded number of keys per step, so it is safe on
+ * a busy server; it is a snapshot that may miss locks taken or include
+ * locks freed while it runs. Not available on Redis Cluster or memcached;
+ * with Redlock the list comes from the first node that answers.
+ *
+ * On success `*out` receives a new result handle, owned by the caller:
+ * read its entries with `distlock_held_get` (index 0 to `*count - 1`, in
+ * no particular order) and free it with `distlock_held_free`. `*more` is
+ * true when the listing stopped at `limit`: there may be more locks. On
+ * failure `*out` is NULL, `*count` 0 and `*more` false.
+ *
+ * Returns `DISTLOCK_OK`; `DISTLOCK_INVALID_ARGUMENT` for a NULL or unknown
+ * client, a NULL `out`, `count` or `more`, a NULL, empty, non-UTF-8 or
+ * over-long (`DISTLOCK_MAX_KEY_LEN`) pattern, a `limit` of 0, or a
+ * deployment that cannot list (cluster, memcached); or
+ * `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or `DISTLOCK_REDIS`.
+ *
+ * # Safety
+ *
+ * `pattern` is NULL or a NUL-terminated string; `out`, `count` and `more`
+ * are NULL or valid for writing a pointer, a `size_t` and a `bool`.
+ */
+int32_t distlock_client_held(struct distlock_client *client,
+                             const char *pattern,
+                             size_t limit,
+                             struct distlock_held **out,
+                             size_t *count,
+                             bool *more);
+
+/**
+ * Fills `*out` with entry `index` of `held` (0 to the count that
+ * `distlock_client_held` gave, minus one). Its strings point into `held`:
+ * valid until `distlock_held_free(held)`.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown `held`, an `index` out of range, a NULL `out`, or an
+ * `out->struct_size` smaller than `sizeof(distlock_held_lock)` (then
+ * nothing is written).
+ *
+ * # Safety
+ *
+ * `out` is NULL, or points to a `distlock_held_lock` whose first
+ * `out->struct_size` bytes are writable.
+ */
+int32_t distlock_held_get(const struct distlock_held *held,
+                          size_t index,
+                          struct distlock_held_lock *out);
+
+/**
+ * Frees a result of `distlock_client_held`, and the strings its entries
+ * point to. NULL or an unknown handle is a no-op.
+ */
+void distlock_held_free(struct distlock_held *held);
+
+/**
  * Reads what the server holds for the lock `key`: whether it is held, the
- * holder's token and remaining lease, and the last fencing token handed
- * out. One round trip; nothing is written. For operators and tools: only
+ * holder's token, description (host, pid, label) and remaining lease, and
+ * the last fencing token handed out. One round trip; nothing is written. For operators and tools: only
  * a guard proves ownership, and the answer may be stale as soon as it
  * arrives.
  *
@@ -815,7 +1050,8 @@ int32_t distlock_client_open_config(const struct distlock_config *cfg,
  *
  * Returns `DISTLOCK_OK`; `DISTLOCK_INVALID_ARGUMENT` for a NULL or
  * unknown client, a NULL, empty, non-UTF-8 or over-long key, a NULL `out`
- * or a `struct_size` smaller than this header's `distlock_lock_info`, a
+ * or a `struct_size` smaller than the first version of
+ * `distlock_lock_info` (the struct up to `fence`), a
  * NULL `token_buf` with a non-zero `token_buf_len`, or a `token_buf` too
  * small for the token: then every field of `*out` is filled
  * (`token_len` says how large a buffer is needed) and `token_buf` is left
@@ -860,6 +1096,41 @@ int32_t distlock_client_release_token(struct distlock_client *client,
                                       const char *key,
                                       const char *token,
                                       bool *released);
+
+/**
+ * Sends the library's log lines at `level` and more severe to `callback`,
+ * for the whole process (every client), replacing the callback set
+ * before. Without a callback nothing is logged, and the library's log
+ * statements cost one comparison each.
+ *
+ * - `level`: `DISTLOCK_LOG_ERROR` (1), `DISTLOCK_LOG_WARN` (2),
+ *   `DISTLOCK_LOG_INFO` (3), `DISTLOCK_LOG_DEBUG` (4) or
+ *   `DISTLOCK_LOG_TRACE` (5), the numbers of Rust's `log::Level`; a line
+ *   is passed on if its level is at most this. `DISTLOCK_LOG_OFF` (0)
+ *   removes the callback, as a NULL `callback` does.
+ * - `callback`: see `distlock_log_fn`. It is called from whichever thread
+ *   logs: the caller's own (acquire, release) or one of the library's
+ *   background threads (lease renewal, release notifications), possibly
+ *   from several at once, so it must be thread-safe; and it must return
+ *   quickly and must not call distlock functions (it may run while the
+ *   library holds an internal lock; lines distlock would log during the
+ *   callback are dropped).
+ * - `user`: passed back to every call, never read by the library.
+ *
+ * Once this returns, the previous callback is not running and will not be
+ * called again (this waits for calls in progress): its `user` may be
+ * freed.
+ *
+ * Only the library's own lines are passed on (targets `distlock` and
+ * `distlock::…`), not those of the crates it is built on.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a `level` out
+ * of range, for a call from inside the callback, or when the program's
+ * Rust code installed a `log` logger of its own (a Rust program linking
+ * distlock: its logger gets distlock's lines; remove the callback is then
+ * a no-op that succeeds).
+ */
+int32_t distlock_set_log_callback(int32_t level, distlock_log_fn callback, void *user);
 
 /**
  * Fills `*out` with what the client's locks have done since it was

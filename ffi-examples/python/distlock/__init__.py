@@ -13,6 +13,11 @@ looked at. Without either, the system's library path is tried
 (``ctypes.util.find_library("distlock")``). Importing raises ImportError,
 naming every place tried, when none works.
 
+Log lines of the library (warnings when a lock is lost or a renewal fails,
+debug lines for each acquisition) go to ``logging.getLogger("distlock")``,
+at its level: see :func:`refresh_logging`. Nothing is printed unless the
+application configures logging.
+
 No third-party packages are needed. Blocking calls release the GIL, so
 other Python threads run while one waits for a lock. For asyncio, the
 same locks are awaitable in :mod:`distlock.aio` (``from distlock import
@@ -35,8 +40,9 @@ from . import _native
 from ._cancel import CancelToken
 from ._client import Client
 from ._config import check
-from ._info import LockInfo, Stats
+from ._info import Holder, HeldLock, HeldLocks, LockInfo, Stats
 from ._lock import Lock
+from ._log import TRACE, refresh_logging
 
 __version__ = "0.1.0"
 
@@ -59,7 +65,12 @@ __all__ = [
     "check",
     "Lock",
     "LockInfo",
+    "Holder",
+    "HeldLock",
+    "HeldLocks",
     "Stats",
+    "refresh_logging",
+    "TRACE",
     "CancelToken",
     "DistlockError",
     "LockTimeout",

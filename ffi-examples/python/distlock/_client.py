@@ -18,8 +18,9 @@ from ._config import PemSource, open_client
 from ._convert import Key, _key_bytes
 from ._errors import Cancelled, InvalidArgument, error_for
 from ._handle import Handle, HandleClosed
-from ._info import LockInfo, Stats
+from ._info import Holder, HeldLock, HeldLocks, LockInfo, Stats
 from ._lock import Lock
+from ._log import _refresh_quietly
 
 _T = TypeVar("_T")
 
@@ -206,7 +207,9 @@ class Client:
         max_hold: Optional[float] = None,
         tls_ca: Optional[PemSource] = None,
         tls_client_cert: Optional[Tuple[PemSource, PemSource]] = None,
+        holder_label: Optional[str] = None,
     ) -> None:
+        _refresh_quietly()
         self._handle: Optional[Handle] = None
         self._mutex = threading.Lock()
         self._closed = False
@@ -230,6 +233,7 @@ class Client:
             max_hold=max_hold,
             tls_ca=tls_ca,
             tls_client_cert=tls_client_cert,
+            holder_label=holder_label,
         )
         self._handle = Handle(ptr, n.lib.distlock_client_close)
         with _open_clients_mutex:
@@ -433,13 +437,98 @@ class Client:
         raw = _key_bytes(key)
         info, token = self._inspect(raw, want_token=True)
         held = bool(info.held)
+        holder = None
+        if info.has_holder:
+            label = info.holder_label.decode("utf-8", "replace")
+            holder = Holder(
+                host=info.holder_host.decode("utf-8", "replace"),
+                pid=int(info.holder_pid),
+                label=label or None,
+            )
         return LockInfo(
             key=raw.decode("utf-8", "replace"),
             held=held,
             token=token.decode("utf-8", "replace") if held and token is not None else None,
             remaining=info.remaining_ms / 1000.0 if info.has_remaining else None,
             fence=int(info.fence) if info.has_fence else None,
+            holder=holder,
         )
+
+    def held(self, pattern: Key = "*", limit: int = 100) -> HeldLocks:
+        """The locks held now under this client's prefix whose names match
+        the glob ``pattern`` (``"*"`` for all; ``?``, ``[abc]`` and ``\\``
+        escapes as in Redis ``SCAN MATCH``), at most ``limit`` of them, in
+        no particular order; ``more`` on the result says the listing
+        stopped at ``limit`` and there may be others. For operators and
+        tools: found with ``SCAN``, a bounded number of keys per step, so
+        it is safe on a busy server, and a snapshot that may miss locks
+        taken or include locks freed while it runs. Not available with
+        ``cluster=`` or on memcached (:class:`InvalidArgument`); with
+        ``nodes=`` the list comes from the first node that answers.
+
+        Raises :class:`InvalidArgument` for an empty or over-long pattern,
+        a ``limit`` below 1 or a closed client, :class:`ConnectionFailed`
+        and the like when the server cannot answer, and
+        :class:`NotImplementedError` if the loaded native library is older
+        than ``distlock_client_held``.
+        """
+        if isinstance(pattern, str):
+            raw = pattern.encode("utf-8")
+        elif isinstance(pattern, (bytes, bytearray)):
+            raw = bytes(pattern)
+        else:
+            raise TypeError(f"pattern must be str or bytes, not {type(pattern).__name__}")
+        if b"\0" in raw:
+            raise InvalidArgument("pattern must not contain NUL characters")
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+        if limit < 1:
+            raise InvalidArgument(f"limit must be at least 1, got {limit}")
+        if not n.HAS_HELD:
+            raise self._missing("distlock_client_held", "Client.held()")
+        limit = min(limit, ctypes.c_size_t(-1).value)
+
+        def text(p: Optional[bytes]) -> str:
+            return (p or b"").decode("utf-8", "replace")
+
+        def call(cptr: int) -> HeldLocks:
+            out = ctypes.c_void_p()
+            count = ctypes.c_size_t()
+            more = ctypes.c_bool()
+            status = n.lib.distlock_client_held(
+                cptr, raw, limit, ctypes.byref(out), ctypes.byref(count), ctypes.byref(more)
+            )
+            if status != st.OK:
+                raise n.failure(status, f"list held locks matching {raw!r}")
+            try:
+                locks = []
+                entry = n.HeldLock()
+                for i in range(count.value):
+                    ctypes.memset(ctypes.byref(entry), 0, ctypes.sizeof(entry))
+                    entry.struct_size = ctypes.sizeof(n.HeldLock)
+                    n.check(n.lib.distlock_held_get(out, i, ctypes.byref(entry)), "read the listing")
+                    holder = None
+                    if entry.has_holder:
+                        label = entry.holder_label
+                        holder = Holder(
+                            host=text(entry.holder_host),
+                            pid=int(entry.holder_pid),
+                            label=text(label) if label is not None else None,
+                        )
+                    locks.append(
+                        HeldLock(
+                            name=text(entry.name),
+                            token=text(entry.token),
+                            remaining=entry.remaining_ms / 1000.0 if entry.has_remaining else None,
+                            fence=int(entry.fence) if entry.has_fence else None,
+                            holder=holder,
+                        )
+                    )
+                return HeldLocks(locks=tuple(locks), more=bool(more.value))
+            finally:
+                n.lib.distlock_held_free(out)
+
+        return self._with_client(call)
 
     def release_token(self, key: Key, token: Union[str, bytes]) -> bool:
         """Deletes the lock ``key`` if, and only if, it is held with

@@ -218,6 +218,7 @@ def _config_calls(
     max_hold: Optional[float] = None,
     tls_ca: Optional[PemSource] = None,
     tls_client_cert: Optional[Tuple[PemSource, PemSource]] = None,
+    holder_label: Optional[str] = None,
 ) -> Tuple[List[_ConfigCall], str]:
     """The distlock_config calls for these settings (checked for type and
     sign here, for range by the C side), and how to name the servers in
@@ -256,6 +257,14 @@ def _config_calls(
         budget = _nonnegative_ms(handoff_budget, "handoff_budget")
         calls.append((lib.distlock_config_set_handoff_budget_ms, (budget,), "handoff_budget"))
     calls += _tls_calls(tls_ca, tls_client_cert)
+    if holder_label is not None:
+        label = _text(holder_label, "holder_label")
+        if not n.HAS_HOLDER_LABEL:
+            raise NotImplementedError(
+                "holder_label= needs the C function distlock_config_set_holder_label, which the "
+                f"loaded library ({n.LIBRARY_PATH}) does not have: install a newer distlock"
+            )
+        calls.append((lib.distlock_config_set_holder_label, (label,), "holder_label"))
     return calls, shown
 
 

@@ -1,13 +1,26 @@
 """What a client reports: LockInfo (a lock as the server holds it, from
-:meth:`Client.inspect`) and Stats (a client's counters, from
+:meth:`Client.inspect`), HeldLocks (the locks held under a prefix, from
+:meth:`Client.held`), their Holder, and Stats (a client's counters, from
 :meth:`Client.stats`). Plain frozen values, made from the C structs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional, Tuple
 
-__all__ = ["LockInfo", "Stats"]
+__all__ = ["Holder", "HeldLock", "HeldLocks", "LockInfo", "Stats"]
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who took a lock, as the holder recorded it with the acquisition."""
+
+    #: The host name of the holder's machine (at most 64 bytes).
+    host: str
+    #: The holder's process id.
+    pid: int
+    #: The label the holder's client was given (``holder_label=``), or None.
+    label: Optional[str]
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,44 @@ class LockInfo:
     #: far: at least the holder's ``Lock.fence``, and less than the fence of
     #: every later acquisition. None if none was ever handed out.
     fence: Optional[int]
+    #: Who holds it (host, pid, label); None when the lock is free, or was
+    #: taken by an older distlock or by something else.
+    holder: Optional[Holder] = None
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    """One lock that :meth:`Client.held` found held."""
+
+    #: The lock's name, as given to :meth:`Client.lock` (without the prefix).
+    name: str
+    #: The holder's token: what :meth:`Client.release_token` takes.
+    token: str
+    #: The holder's remaining lease in seconds; None when the key has no
+    #: expiry (set by something other than distlock).
+    remaining: Optional[float]
+    #: The highest fencing token handed out for this name so far, or None.
+    fence: Optional[int]
+    #: Who holds it (host, pid, label), or None for a lock taken by an
+    #: older distlock or set by something else.
+    holder: Optional[Holder]
+
+
+@dataclass(frozen=True)
+class HeldLocks:
+    """What :meth:`Client.held` found: the locks (iterate over it, or use
+    ``locks``) and whether the listing stopped at its limit."""
+
+    #: The held locks, in no particular order.
+    locks: Tuple[HeldLock, ...]
+    #: True when the listing stopped at its limit: there may be more.
+    more: bool
+
+    def __iter__(self) -> Iterator[HeldLock]:
+        return iter(self.locks)
+
+    def __len__(self) -> int:
+        return len(self.locks)
 
 
 @dataclass(frozen=True)

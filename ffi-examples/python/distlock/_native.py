@@ -46,7 +46,36 @@ class LockInfo(ctypes.Structure):
         ("token_len", ctypes.c_size_t),
         ("remaining_ms", ctypes.c_uint64),
         ("fence", ctypes.c_uint64),
+        # Appended later: a library older than them leaves them zero.
+        ("has_holder", ctypes.c_bool),
+        ("holder_pid", ctypes.c_uint32),
+        ("holder_host", ctypes.c_char * 65),
+        ("holder_label", ctypes.c_char * 65),
     ]
+
+
+class HeldLock(ctypes.Structure):
+    """struct distlock_held_lock, filled by distlock_held_get (set
+    ``struct_size`` to its size before the call). Its strings belong to
+    the distlock_held result: copy them before distlock_held_free."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("name", ctypes.c_char_p),
+        ("token", ctypes.c_char_p),
+        ("has_remaining", ctypes.c_bool),
+        ("has_fence", ctypes.c_bool),
+        ("has_holder", ctypes.c_bool),
+        ("remaining_ms", ctypes.c_uint64),
+        ("fence", ctypes.c_uint64),
+        ("holder_pid", ctypes.c_uint32),
+        ("holder_host", ctypes.c_char_p),
+        ("holder_label", ctypes.c_char_p),
+    ]
+
+
+#: distlock_log_fn: level, target, message, user.
+LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_int32, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
 
 
 #: The library's base name inside the package: setuptools-rust names it
@@ -246,6 +275,28 @@ class Stats(ctypes.Structure):
 #: Whether the library reports a client's counters (distlock_client_stats,
 #: newer than the rest).
 HAS_STATS: bool = _declare_optional("distlock_client_stats", _i32, [_p, ctypes.POINTER(Stats)])
+
+#: Whether the library lists held locks (distlock_client_held and its
+#: result's distlock_held_get and distlock_held_free, added together).
+HAS_HELD: bool = all(
+    [
+        _declare_optional(
+            "distlock_client_held",
+            _i32,
+            [_p, ctypes.c_char_p, ctypes.c_size_t, _out_p, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_bool)],
+        ),
+        _declare_optional("distlock_held_get", _i32, [_p, ctypes.c_size_t, ctypes.POINTER(HeldLock)]),
+        _declare_optional("distlock_held_free", None, [_p]),
+    ]
+)
+
+#: Whether the library sends its log lines to a callback
+#: (distlock_set_log_callback). The callback is passed as a plain pointer,
+#: so that NULL (None) removes it.
+HAS_LOG: bool = _declare_optional("distlock_set_log_callback", _i32, [_i32, _p, _p])
+
+#: Whether the library records a holder label (distlock_config_set_holder_label).
+HAS_HOLDER_LABEL: bool = _declare_optional("distlock_config_set_holder_label", _i32, [_p, ctypes.c_char_p])
 
 
 def version() -> str:

@@ -43,7 +43,7 @@ from . import _status as st
 from ._cancel import CancelToken
 from ._config import PemSource
 from ._convert import Key, _seconds
-from ._info import LockInfo, Stats
+from ._info import HeldLocks, LockInfo, Stats
 from ._errors import DistlockError, InvalidArgument, LockTimeout
 
 __all__ = ["Client", "Lock"]
@@ -149,6 +149,7 @@ class Client:
         max_hold: Optional[float] = None,
         tls_ca: Optional[PemSource] = None,
         tls_client_cert: Optional[Tuple[PemSource, PemSource]] = None,
+        holder_label: Optional[str] = None,
         max_waiters: int = 64,
     ) -> None:
         if isinstance(max_waiters, bool) or not isinstance(max_waiters, int):
@@ -174,6 +175,7 @@ class Client:
             max_hold=max_hold,
             tls_ca=tls_ca,
             tls_client_cert=tls_client_cert,
+            holder_label=holder_label,
         )
         self._waiters = _Pool(max_waiters, "distlock-aio-wait")
         self._calls = _Pool(_CALL_THREADS, "distlock-aio-call")
@@ -211,6 +213,11 @@ class Client:
         """What the server holds for the lock ``key`` (on a call thread); see
         :meth:`distlock.Client.inspect`."""
         return await self._call(functools.partial(self.sync.inspect, key))
+
+    async def held(self, pattern: Key = "*", limit: int = 100) -> HeldLocks:
+        """The locks held under this client's prefix that match ``pattern``
+        (on a call thread); see :meth:`distlock.Client.held`."""
+        return await self._call(functools.partial(self.sync.held, pattern, limit))
 
     async def release_token(self, key: Key, token: str) -> bool:
         """Deletes the lock ``key`` if it is held with ``token`` (on a call

@@ -1499,19 +1499,14 @@ static void test_inspect(distlock_client *c) {
     for (size_t i = first; i < sizeof newer; i++) untouched &= raw[i] == 0xa5;
     CHECK(untouched);
   }
-  /* The holder fields of a lock this client took: present once the store
-   * records holders, and then this process's. */
+  /* The holder fields of a lock this client took: this process's. */
   memset(&info, 0x5a, sizeof info);
   info.struct_size = sizeof info;
   EXPECT(distlock_client_inspect(c, "inspected", token, sizeof token, &info), DISTLOCK_OK);
-  if (info.has_holder) {
-    CHECK(info.holder_pid == (uint32_t)getpid());
-    CHECK(info.holder_host[0] != '\0' && strlen(info.holder_host) <= DISTLOCK_MAX_HOLDER_HOST_LEN);
-    CHECK(info.holder_label[0] == '\0');
-  } else {
-    /* TODO(holder): remove this branch once the stores record holders. */
-    CHECK(info.holder_pid == 0 && info.holder_host[0] == '\0' && info.holder_label[0] == '\0');
-  }
+  CHECK(info.has_holder);
+  CHECK(info.holder_pid == (uint32_t)getpid());
+  CHECK(info.holder_host[0] != '\0' && strlen(info.holder_host) <= DISTLOCK_MAX_HOLDER_HOST_LEN);
+  CHECK(info.holder_label[0] == '\0');
 
   /* Released: free again, and the fence stays; the next acquisition's
    * fence is above it. */
@@ -2058,13 +2053,9 @@ static void test_held(void) {
         CHECK(strcmp(e.token, tokens[k]) == 0 && e.fence >= fences[k]);
       }
     }
-    if (e.has_holder) {
-      CHECK(e.holder_pid == (uint32_t)getpid() && e.holder_host != NULL && e.holder_host[0] != '\0');
-      CHECK(e.holder_label != NULL && strcmp(e.holder_label, "c-test job") == 0);
-    } else {
-      /* TODO(holder): remove this branch once the stores record holders. */
-      CHECK(e.holder_pid == 0 && e.holder_host == NULL && e.holder_label == NULL);
-    }
+    CHECK(e.has_holder);
+    CHECK(e.holder_pid == (uint32_t)getpid() && e.holder_host != NULL && e.holder_host[0] != '\0');
+    CHECK(e.holder_label != NULL && strcmp(e.holder_label, "c-test job") == 0);
   }
   CHECK(found[0] == 1 && found[1] == 1 && found[2] == 1);
   /* Past the end, a short struct: refused, nothing written. */

@@ -202,8 +202,10 @@ func TestHeldListsTheLocksUnderThePrefix(t *testing.T) {
 			h.Remaining <= 0 || h.Remaining > 5*time.Second {
 			t.Errorf("entry %+v; want token %s, fence >= %d, remaining within 5s", h, l.Token(), l.Fence())
 		}
-		// TODO(holder): require it once the stores record holders.
-		if h.Holder != nil && (h.Holder.Pid != uint32(os.Getpid()) || h.Holder.Host == "" || h.Holder.Label != "go-test") {
+		if h.Holder == nil {
+			t.Fatalf("entry %+v has no holder", h)
+		}
+		if h.Holder.Pid != uint32(os.Getpid()) || h.Holder.Host == "" || h.Holder.Label != "go-test" {
 			t.Errorf("holder %+v; want this process, label go-test", *h.Holder)
 		}
 	}
@@ -211,7 +213,7 @@ func TestHeldListsTheLocksUnderThePrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Holder != nil && (info.Holder.Pid != uint32(os.Getpid()) || info.Holder.Label != "go-test") {
+	if info.Holder == nil || info.Holder.Pid != uint32(os.Getpid()) || info.Holder.Label != "go-test" {
 		t.Errorf("Inspect's holder %+v; want this process, label go-test", *info.Holder)
 	}
 

@@ -283,15 +283,10 @@ mod tests {
             // SAFETY: a writable, sized struct.
             assert_eq!(unsafe { distlock_held_get(held, i, &mut e) }, OK);
             assert!(e.has_remaining && e.has_fence && e.remaining_ms > 0);
-            if e.has_holder {
-                // TODO(holder): always true once the stores record the
-                // holder (the lead's commit); then assert it outright.
-                assert_eq!(e.holder_pid, std::process::id());
-                assert!(!text(e.holder_host).is_empty());
-                assert!(e.holder_label.is_null());
-            } else {
-                assert!(e.holder_host.is_null() && e.holder_pid == 0);
-            }
+            assert!(e.has_holder);
+            assert_eq!(e.holder_pid, std::process::id());
+            assert!(!text(e.holder_host).is_empty());
+            assert!(e.holder_label.is_null());
             found.insert(text(e.name), (text(e.token), e.fence, e.remaining_ms));
         }
         // Past the end: refused, nothing written.

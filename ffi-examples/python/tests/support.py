@@ -364,6 +364,15 @@ class MemcachedServer:
         self.stop()
 
 
+def lock_token(conn: "RespConnection", key: str) -> Optional[bytes]:
+    """The token in the lock ``key`` (None if absent): distlock writes the
+    token, a newline and the holder's description."""
+    value = conn.command("GET", key)
+    if isinstance(value, bytes):
+        return value.split(b"\n", 1)[0]
+    return value
+
+
 def redis_key(name: str, prefix: str = "distlock") -> str:
     """The Redis key that holds the token of the lock called ``name``."""
     return f"{prefix}:{name}"

@@ -16,7 +16,7 @@ import pytest
 
 import distlock
 from distlock import aio
-from support import RedisServer, RespConnection, redis_key
+from support import RedisServer, RespConnection, lock_token, redis_key
 
 T = TypeVar("T")
 
@@ -45,7 +45,7 @@ def test_acquire_release_and_async_with(redis_server: RedisServer, resp: RespCon
             assert not lock.owned() and lock.fence is None
             assert await lock.acquire() is True
             assert lock.owned()
-            assert resp.command("GET", redis_key(key)) == lock.token.encode()
+            assert lock_token(resp, redis_key(key)) == lock.token.encode()
             first = lock.fence
             await lock.release()
             assert not lock.owned()
@@ -57,7 +57,7 @@ def test_acquire_release_and_async_with(redis_server: RedisServer, resp: RespCon
                 assert again.owned() and again.fence > first
                 assert 0 < again.remaining <= 30
                 await again.extend()
-                assert resp.command("GET", redis_key(key)) == again.token.encode()
+                assert lock_token(resp, redis_key(key)) == again.token.encode()
             assert not again.owned()
             assert resp.command("EXISTS", redis_key(key)) == 0
         assert client.closed
@@ -140,7 +140,7 @@ def test_cancelling_a_waiting_task_ends_the_wait_at_once(
             assert not waiter.owned()
             # The holder still holds, untouched.
             assert holder.owned()
-            assert resp.command("GET", redis_key(key)) == holder.token.encode()
+            assert lock_token(resp, redis_key(key)) == holder.token.encode()
             # The cancelled wait is really over: once the holder lets go,
             # the key stays free, and the same Lock object can acquire.
             holder.release()
@@ -250,7 +250,7 @@ def test_a_win_the_cancelled_task_never_saw_is_released(
             # the holder lets go and the waiter thread wins.
             holder.release()
             assert submitted[0].result(timeout=10) is True
-            assert resp.command("GET", redis_key(key)) == waiter.token.encode()
+            assert lock_token(resp, redis_key(key)) == waiter.token.encode()
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import distlock
-from support import redis_key
+from support import lock_token, redis_key
 
 
 def _helper_threads():
@@ -44,7 +44,7 @@ def test_cancel_from_another_thread(client, other_client, resp, key):
     assert outcome["error"].status == 4
     assert outcome["elapsed"] < 5
     assert not waiter.held
-    assert resp.command("GET", redis_key(key)) == holder.token.encode()
+    assert lock_token(resp, redis_key(key)) == holder.token.encode()
     holder.release()
     assert resp.command("EXISTS", redis_key(key)) == 0
 
@@ -148,7 +148,7 @@ def test_ctrl_c_stops_a_blocked_acquire_and_leaves_no_lock(client, other_client,
     assert time.monotonic() - start < 3.0
     assert not waiter.held
     assert _helper_threads() == []  # the helper was joined, not left behind
-    assert resp.command("GET", redis_key(key)) == holder.token.encode()
+    assert lock_token(resp, redis_key(key)) == holder.token.encode()
     holder.release()
     # Nothing took the lock after the interrupted wait was abandoned.
     assert resp.command("EXISTS", redis_key(key)) == 0

@@ -9,7 +9,7 @@ from typing import Iterator, List, Tuple, Union
 import pytest
 
 import distlock
-from support import RedisServer, RespConnection, free_port
+from support import RedisServer, RespConnection, free_port, lock_token
 
 from support import redis_key
 
@@ -207,7 +207,7 @@ def test_new_settings_reach_a_working_client(redis_server: RedisServer, resp: Re
     ) as client:
         lock = client.lock(key)
         assert lock.acquire(blocking=False)
-        assert resp.command("GET", redis_key(key, "pycfg")).decode() == lock.token
+        assert lock_token(resp, redis_key(key, "pycfg")).decode() == lock.token
         assert 0 < lock.remaining <= 3
         lock.release()
         assert resp.command("EXISTS", redis_key(key, "pycfg")) == 0
@@ -248,7 +248,7 @@ def holders(servers: List[RedisServer], rkey: str, token: str) -> int:
         if s.process is None:
             continue
         with s.connect() as conn:
-            value = conn.command("GET", rkey)
+            value = lock_token(conn, rkey)
         count += value is not None and value.decode() == token
     return count
 

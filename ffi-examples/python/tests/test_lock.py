@@ -12,14 +12,14 @@ import time
 import pytest
 
 import distlock
-from support import redis_key
+from support import lock_token, redis_key
 
 
 def test_context_manager_holds_the_key_during_and_removes_it_after(client, resp, key):
     with client.lock(key, ttl=5) as lock:
         assert lock.held and lock.owned()
         assert len(lock.token) == 36
-        assert resp.command("GET", redis_key(key)) == lock.token.encode()
+        assert lock_token(resp, redis_key(key)) == lock.token.encode()
         pttl = resp.command("PTTL", redis_key(key))
         assert 0 < pttl <= 5000
         assert 0 < lock.remaining <= 5.0
@@ -40,7 +40,7 @@ def test_acquire_and_release_like_threading_lock(client, resp, key):
     lock = client.lock(key)
     assert not lock.held and lock.fence is None and lock.token is None
     assert lock.acquire() is True
-    assert resp.command("GET", redis_key(key)) == lock.token.encode()
+    assert lock_token(resp, redis_key(key)) == lock.token.encode()
     lock.release()
     assert resp.command("EXISTS", redis_key(key)) == 0
     # The same Lock object can be acquired again afterwards.
@@ -51,7 +51,7 @@ def test_acquire_and_release_like_threading_lock(client, resp, key):
 def test_prefix_option_changes_the_key(redis_server, resp, key):
     with distlock.Client(redis_server.url, prefix="pyapp") as c:
         with c.lock(key) as lock:
-            assert resp.command("GET", redis_key(key, "pyapp")) == lock.token.encode()
+            assert lock_token(resp, redis_key(key, "pyapp")) == lock.token.encode()
             assert resp.command("EXISTS", redis_key(key)) == 0
 
 
@@ -68,7 +68,7 @@ def test_try_lock_conflict_returns_false(client, other_client, resp, key):
             pass
     assert err.value.status == 1  # DISTLOCK_NOT_ACQUIRED
     assert not contender.held
-    assert resp.command("GET", redis_key(key)) == holder.token.encode()
+    assert lock_token(resp, redis_key(key)) == holder.token.encode()
     holder.release()
     assert contender.acquire(blocking=False) is True
     contender.release()
@@ -88,7 +88,7 @@ def test_timeout_gives_up_after_about_the_timeout(client, other_client, resp, ke
             pytest.fail("acquired a lock that is held elsewhere")
     assert err.value.status == 2  # DISTLOCK_TIMEOUT
     assert 0.2 <= time.monotonic() - start < 3.0
-    assert resp.command("GET", redis_key(key)) == holder.token.encode()
+    assert lock_token(resp, redis_key(key)) == holder.token.encode()
     holder.release()
 
 
@@ -149,7 +149,7 @@ def test_lease_is_renewed_past_its_ttl(client, resp, key):
         # Outlive the TTL three times over; the renewal thread keeps it.
         assert lock.wait_lost(1.8) is False
         assert lock.held
-        assert resp.command("GET", redis_key(key)) == lock.token.encode()
+        assert lock_token(resp, redis_key(key)) == lock.token.encode()
 
 
 def test_extend_and_remaining(client, key):

@@ -136,12 +136,11 @@ def test_held_lists_the_locks_under_the_prefix(redis_server: RedisServer) -> Non
             assert h.token == locks[h.name].token
             assert h.fence is not None and h.fence >= locks[h.name].fence
             assert h.remaining is not None and 0 < h.remaining <= 5
-            # TODO(holder): require it once the stores record holders.
-            if h.holder is not None:
-                assert h.holder.pid == os.getpid() and h.holder.host and h.holder.label == "py-test"
+            assert h.holder is not None
+            assert h.holder.pid == os.getpid() and h.holder.host and h.holder.label == "py-test"
         info = client.inspect("jobs:a")
-        if info.holder is not None:
-            assert info.holder == distlock.Holder(host=info.holder.host, pid=os.getpid(), label="py-test")
+        assert info.holder is not None
+        assert info.holder == distlock.Holder(host=info.holder.host, pid=os.getpid(), label="py-test")
 
         jobs = client.held("jobs:*")
         assert sorted(h.name for h in jobs) == ["jobs:a", "jobs:b"] and not jobs.more

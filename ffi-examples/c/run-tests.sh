@@ -216,6 +216,16 @@ step "counter on memcache://, one shared client" "${run[@]}" "$here/build/counte
 step "counter built with pkg-config flags" "$here/build/counter-pkgconfig" -t 8 -n 100
 step "counter linked statically" "$here/build/counter-static" -t 8 -n 100
 step "bench (short)" "$here/build/bench" -n 200
+# The Prometheus example: four acquisitions, one of them waited for.
+prometheus_check() {
+  local out
+  out=$("${run[@]}" "$here/build/prometheus") || return 1
+  grep -qx 'distlock_acquired_total 4' <<<"$out" &&
+    grep -qx 'distlock_contended_total 1' <<<"$out" &&
+    grep -q '^distlock_acquire_wait_seconds{quantile="0.99"} ' <<<"$out" ||
+    { echo "unexpected metrics:" >&2; echo "$out" >&2; return 1; }
+}
+step "prometheus example (stats in the text format)" prometheus_check
 
 # --- Installing like any library -------------------------------------------
 

@@ -912,6 +912,16 @@ int32_t distlock_config_set_max_retry_interval_ms(struct distlock_config *cfg,
                                                   uint64_t interval_ms);
 
 /**
+ * How often the release feed of a server without notifications
+ * (memcached) looks at the locks someone waits for, in milliseconds
+ * (default 20), 1 ms to 1 hour; Redis servers notify and ignore it.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config or a value out of range.
+ */
+int32_t distlock_config_set_poll_interval_ms(struct distlock_config *cfg, uint64_t interval_ms);
+
+/**
  * Whether threads of one client that want the same lock queue locally and
  * pass the lease among themselves (default true). Off, every thread asks
  * the server on its own.

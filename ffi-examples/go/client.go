@@ -231,6 +231,20 @@ func WithReplicas(n int, timeout time.Duration) Option {
 	}
 }
 
+// WithPollInterval sets how often the release feed of a server without
+// notifications (memcached) looks at the locks someone waits for (default
+// 20ms, at least 1ms); Redis servers notify and ignore it.
+func WithPollInterval(d time.Duration) Option {
+	return func(c *clientConfig) {
+		if d <= 0 {
+			c.fail("poll interval must be positive")
+		}
+		ms := ceilMillis(d)
+		c.servers.pollMS = &ms
+		c.extended = true
+	}
+}
+
 // WithMaxRetryInterval sets the longest a waiting Lock goes without looking
 // at the lock again (default 500ms, at least 1ms). Waiters are woken by
 // release notifications; this bounds what a lost notification costs.

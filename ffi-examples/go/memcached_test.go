@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,5 +85,52 @@ func TestLockCycleOnMemcached(t *testing.T) {
 	defer l.Unlock()
 	if l.Fence() <= first {
 		t.Fatalf("fence %d after %d: fences must go up", l.Fence(), first)
+	}
+}
+
+func TestPollIntervalOnMemcached(t *testing.T) {
+	url := startMemcached(t)
+	for _, d := range []time.Duration{-time.Millisecond, 2 * time.Hour} {
+		err := CheckConfig(WithURL(url), WithPollInterval(d))
+		if !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("WithPollInterval(%v): %v; want ErrInvalidArgument", d, err)
+		}
+	}
+	if err := CheckConfig(WithURL(url), WithPollInterval(2*time.Hour)); err == nil ||
+		!strings.Contains(err.Error(), "poll_interval must be between 1 ms and 1 hour") {
+		t.Errorf("2h: %v; want the library's bound", err)
+	}
+	// A waiter whose own retries are an hour apart is woken by the feed,
+	// polling every 5 ms, when the holder lets go.
+	c, err := OpenConfig(WithURL(url), WithPollInterval(5*time.Millisecond), WithMaxRetryInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	holder, err := Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	held, err := holder.Lock(context.Background(), "jobs:poll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		l, err := c.Lock(ctx, "jobs:poll")
+		if err == nil {
+			err = l.Unlock()
+		}
+		got <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let the waiter start waiting (not synchronisation: either order passes)
+	if err := held.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("the waiter: %v", err)
 	}
 }

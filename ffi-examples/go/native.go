@@ -57,6 +57,8 @@ typedef struct dlgo_config {
 	uint64_t replicas_timeout_ms;
 	bool set_max_retry_interval;
 	uint64_t max_retry_interval_ms;
+	bool set_poll_interval;
+	uint64_t poll_interval_ms;
 	bool set_fast_path;
 	bool fast_path;
 	bool set_handoff_limit;
@@ -126,6 +128,9 @@ static int32_t dlgo_build_config(const dlgo_config *in, distlock_config **cfg_ou
 	}
 	if (st == DISTLOCK_OK && in->set_max_retry_interval) {
 		st = distlock_config_set_max_retry_interval_ms(cfg, in->max_retry_interval_ms);
+	}
+	if (st == DISTLOCK_OK && in->set_poll_interval) {
+		st = distlock_config_set_poll_interval_ms(cfg, in->poll_interval_ms);
 	}
 	if (st == DISTLOCK_OK && in->set_fast_path) st = distlock_config_set_fast_path(cfg, in->fast_path);
 	if (st == DISTLOCK_OK && in->set_handoff_limit) {
@@ -458,6 +463,7 @@ type nativeServers struct {
 	steps           []serverStep
 	replicas        *[2]uint64 // count, timeout in ms
 	maxRetryMS      *uint64
+	pollMS          *uint64
 	fastPath        *bool
 	handoffLimit    *uint32
 	handoffBudgetMS *uint64
@@ -535,6 +541,9 @@ func withNativeConfig(o nativeOptions, srv nativeServers, call func(in *C.dlgo_c
 	}
 	if v := srv.maxRetryMS; v != nil {
 		in.set_max_retry_interval, in.max_retry_interval_ms = true, C.uint64_t(*v)
+	}
+	if v := srv.pollMS; v != nil {
+		in.set_poll_interval, in.poll_interval_ms = true, C.uint64_t(*v)
 	}
 	if v := srv.fastPath; v != nil {
 		in.set_fast_path, in.fast_path = true, C.bool(*v)

@@ -452,6 +452,22 @@ pub extern "C" fn distlock_config_set_max_retry_interval_ms(
     })
 }
 
+/// How often the release feed of a server without notifications
+/// (memcached) looks at the locks someone waits for, in milliseconds
+/// (default 20), 1 ms to 1 hour; Redis servers notify and ignore it.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config or a value out of range.
+#[no_mangle]
+pub extern "C" fn distlock_config_set_poll_interval_ms(
+    cfg: *mut distlock_config,
+    interval_ms: u64,
+) -> i32 {
+    status_call("distlock_config_set_poll_interval_ms", || {
+        set(cfg, |b| b.poll_interval(Duration::from_millis(interval_ms)))
+    })
+}
+
 /// Whether threads of one client that want the same lock queue locally and
 /// pass the lease among themselves (default true). Off, every thread asks
 /// the server on its own.
@@ -760,6 +776,8 @@ mod tests {
                 INVALID
             );
             assert_eq!(distlock_config_set_max_retry_interval_ms(cfg, 0), INVALID);
+            assert_eq!(distlock_config_set_poll_interval_ms(cfg, 0), INVALID);
+            assert!(last().contains("poll_interval must be between 1 ms and 1 hour"));
             assert_eq!(distlock_config_set_handoff_limit(cfg, 64), INVALID);
             assert!(last().contains("handoff_limit"));
             assert_eq!(distlock_config_set_replicas(cfg, 1, 0), INVALID);
@@ -772,6 +790,7 @@ mod tests {
                 distlock_config_set_max_hold_ms(cfg, 0),
                 distlock_config_set_max_hold_ms(cfg, 60_000),
                 distlock_config_set_max_retry_interval_ms(cfg, 50),
+                distlock_config_set_poll_interval_ms(cfg, 5),
                 distlock_config_set_fast_path(cfg, false),
                 distlock_config_set_handoff_limit(cfg, 0),
                 distlock_config_set_handoff_budget_ms(cfg, 5),

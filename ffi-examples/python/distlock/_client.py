@@ -154,7 +154,9 @@ class Client:
     this client queue locally and pass the lease among themselves),
     ``handoff_limit`` (16, at most 63) and ``handoff_budget`` (0.02 s)
     bound such local hand-offs; ``max_retry_interval`` (0.5 s) bounds how
-    long a waiter goes without looking at the lock; ``max_hold`` caps how
+    long a waiter goes without looking at the lock; ``poll_interval`` (0.02
+    s) how often a memcached client's release feed looks for releases;
+    ``max_hold`` caps how
     long a lock stays renewed (default: no cap). A choice of servers the
     library refuses (fewer than 3 nodes, a sentinel without a master name,
     a scheme such as ``etcd://`` reserved for a backend still to come)
@@ -204,6 +206,7 @@ class Client:
         handoff_limit: Optional[int] = None,
         handoff_budget: Optional[float] = None,
         max_retry_interval: Optional[float] = None,
+        poll_interval: Optional[float] = None,
         max_hold: Optional[float] = None,
         tls_ca: Optional[PemSource] = None,
         tls_client_cert: Optional[Tuple[PemSource, PemSource]] = None,
@@ -230,6 +233,7 @@ class Client:
             handoff_limit=handoff_limit,
             handoff_budget=handoff_budget,
             max_retry_interval=max_retry_interval,
+            poll_interval=poll_interval,
             max_hold=max_hold,
             tls_ca=tls_ca,
             tls_client_cert=tls_client_cert,

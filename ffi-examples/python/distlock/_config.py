@@ -215,6 +215,7 @@ def _config_calls(
     handoff_limit: Optional[int] = None,
     handoff_budget: Optional[float] = None,
     max_retry_interval: Optional[float] = None,
+    poll_interval: Optional[float] = None,
     max_hold: Optional[float] = None,
     tls_ca: Optional[PemSource] = None,
     tls_client_cert: Optional[Tuple[PemSource, PemSource]] = None,
@@ -235,6 +236,7 @@ def _config_calls(
         (connect_timeout, lib.distlock_config_set_connect_timeout_ms, "connect_timeout"),
         (command_timeout, lib.distlock_config_set_command_timeout_ms, "command_timeout"),
         (max_retry_interval, lib.distlock_config_set_max_retry_interval_ms, "max_retry_interval"),
+        (poll_interval, lib.distlock_config_set_poll_interval_ms, "poll_interval"),
         (max_hold, lib.distlock_config_set_max_hold_ms, "max_hold"),
     ):
         if value is not None:

@@ -194,6 +194,7 @@ for _name in (
     "distlock_config_set_command_timeout_ms",
     "distlock_config_set_max_hold_ms",
     "distlock_config_set_max_retry_interval_ms",
+    "distlock_config_set_poll_interval_ms",
     "distlock_config_set_handoff_budget_ms",
 ):
     _declare(_name, _i32, [_p, ctypes.c_uint64])

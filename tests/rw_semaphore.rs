@@ -10,7 +10,7 @@ use redis::Commands;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{MemcachedServer, RedisServer};
+use support::{MemcachedServer, Mode, RedisServer, TcpProxy};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -523,4 +523,53 @@ fn stores_without_shares_refuse_them() {
     let c = Client::builder().nodes(&urls).build().unwrap();
     let e = c.rw_lock("x").write().try_acquire().unwrap_err();
     assert!(e.to_string().contains("not supported with"), "{e}");
+}
+
+#[test]
+fn listing_and_inspecting_leave_shares_out_clearly() {
+    let server = RedisServer::start();
+    let c = client(&server);
+    let _plain = c.lock("list:plain").acquire().unwrap();
+    let _reader = c.rw_lock("list:rw").read().acquire().unwrap();
+    let _permit = c.semaphore("list:sem", 2).acquire().unwrap();
+    let held = c.held("list:*", 10).unwrap();
+    let names: Vec<&str> = held.locks.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["list:plain"]);
+    let e = c.inspect("list:rw").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("is a read-write lock or a semaphore"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_lost_acquire_reply_is_retried_and_holds_one_share() {
+    let server = RedisServer::start();
+    let proxy = TcpProxy::start(server.port);
+    let c = Client::builder()
+        .url(&proxy.url())
+        .command_timeout(ms(500))
+        .build()
+        .unwrap();
+    for (name, permits) in [("lost-reader", None), ("lost-permit", Some(1))] {
+        proxy.set_mode(Mode::DropReplyTo {
+            needle: format!("distlock:{name}").into_bytes(),
+            hook: Box::new(|| {}),
+        });
+        let g = match permits {
+            None => c.rw_lock(name).read().try_acquire(),
+            Some(n) => c.semaphore(name, n).try_acquire(),
+        }
+        .unwrap()
+        .expect("the retry finds its own share");
+        assert!(proxy.is_passing(), "the reply was really dropped");
+        let role = if permits.is_some() { "p" } else { "r" };
+        assert_eq!(
+            holders(&mut server.conn(), name),
+            vec![format!("{role}:{}", g.token())],
+            "one share, ours"
+        );
+        g.release().unwrap();
+    }
 }

@@ -250,8 +250,9 @@ impl<B: Backend> Store for ScriptStore<B> {
     fn inspect(&self, name: &str) -> Result<LockInfo> {
         let key = self.lock_key(name);
         // All three keys share a slot: in a cluster one node answers.
-        let (token, pttl, fence): (Option<String>, i64, Option<u64>) =
-            self.pool.with_conn(|c| {
+        let (token, pttl, fence): (Option<String>, i64, Option<u64>) = self
+            .pool
+            .with_conn(|c| {
                 c.query_pipeline(
                     redis::pipe()
                         .cmd("GET")
@@ -261,6 +262,13 @@ impl<B: Backend> Store for ScriptStore<B> {
                         .cmd("GET")
                         .arg(fence_key(&key)),
                 )
+            })
+            .map_err(|e| match e {
+                Error::Redis(m) if m.contains("WRONGTYPE") => Error::invalid(format!(
+                    "the lock name {name:?} is a read-write lock or a semaphore, which \
+                     inspect does not describe"
+                )),
+                e => e,
             })?;
         Ok(lock_info(key, token, pttl, fence))
     }
@@ -274,6 +282,23 @@ impl<B: Backend> Store for ScriptStore<B> {
                 self.pool.place()
             )));
         };
+        // Only plain locks: the holder sets of read-write locks and
+        // semaphores (sorted sets) have no single holder to report.
+        let mut types = redis::pipe();
+        for key in &keys {
+            types.cmd("TYPE").arg(key);
+        }
+        let kinds: Vec<String> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.pool.with_conn(|c| c.query_pipeline(&types))?
+        };
+        let keys: Vec<String> = keys
+            .into_iter()
+            .zip(kinds)
+            .filter(|(_, t)| t == "string")
+            .map(|(key, _)| key)
+            .collect();
         if keys.is_empty() {
             return Ok((Vec::new(), truncated));
         }

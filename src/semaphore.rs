@@ -72,6 +72,13 @@ impl Semaphore {
         self.permits
     }
 
+    /// The [`Lock`] handle the permits are taken through: its acquisitions
+    /// are permits of this semaphore (for code that takes any kind of
+    /// lock through one type).
+    pub fn as_lock(&self) -> &Lock {
+        &self.lock
+    }
+
     /// Blocks until a permit is held, as [`Lock::acquire`] does.
     #[must_use = "the guard is the permit: dropping it at once returns it"]
     pub fn acquire(&self) -> Result<Guard> {

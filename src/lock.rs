@@ -154,6 +154,8 @@ pub struct Lock {
     auto_renew: bool,
     /// What an acquisition holds: the whole lock, or a share.
     kind: Kind,
+    /// Whether acquisitions queue in arrival order ([`Lock::fair`]).
+    fair: bool,
 }
 
 impl Lock {
@@ -170,6 +172,38 @@ impl Lock {
             ttl,
             auto_renew: true,
             kind,
+            fair: false,
+        }
+    }
+
+    /// Makes acquisitions FIFO-fair (default off): waiters of every client
+    /// that use `fair()` on this name get the lock in the order they first
+    /// asked, instead of whoever asks first after a release.
+    ///
+    /// Each waiter keeps a place in a line on the server by asking again
+    /// before the place runs out (the wait ahead plus two leases); a dead
+    /// waiter's place runs out and the line moves on. The costs: every
+    /// release wakes every waiter of the name, and each asks once (one
+    /// round trip each); threads of one client queue on the server rather
+    /// than on the client's local fast path (no local hand-offs); a plain
+    /// acquirer of the same name does not queue and may barge in.
+    ///
+    /// For plain locks only: acquiring a read-write lock's side or a
+    /// semaphore's permit made fair fails with
+    /// [`Error::InvalidArgument`]. Redis only.
+    pub fn fair(mut self) -> Lock {
+        self.fair = true;
+        self
+    }
+
+    /// What an acquisition asks the server for.
+    fn asking(&self) -> Result<Kind> {
+        match (self.fair, self.kind) {
+            (false, kind) => Ok(kind),
+            (true, Kind::Plain) => Ok(Kind::Fair),
+            (true, _) => Err(Error::invalid(
+                "fair() applies to plain locks only, not to read-write locks or semaphores",
+            )),
         }
     }
 
@@ -276,6 +310,7 @@ impl Lock {
         if let Kind::Permit(n) = self.kind {
             check_permits(n)?;
         }
+        let kind = self.asking()?;
         let inner = self.client.inner();
         let want = Want {
             name: &self.name,
@@ -296,7 +331,7 @@ impl Lock {
                 fence,
                 auto_renew: self.auto_renew,
                 max_hold: inner.settings().max_hold,
-                kind: self.kind,
+                kind,
                 sent,
                 counters: inner.counters().clone(),
             });
@@ -305,7 +340,7 @@ impl Lock {
         };
         // Shares of read-write locks and semaphores do not queue locally:
         // several threads may hold them at once.
-        let acquired = match self.kind {
+        let acquired = match kind {
             Kind::Plain => inner.local().acquire(inner, &want, queueing, ask),
             _ => ask().map(|lease| (lease, false)),
         };
@@ -350,7 +385,13 @@ impl Lock {
             let waited = match self.ask_once(&token, sent) {
                 Ok(Acquired::Yes { fence }) => return Ok((token, fence, sent)),
                 Ok(Acquired::No { remaining }) => {
-                    attempt.busy()?;
+                    if let Err(e) = attempt.busy() {
+                        // A try that took a place in a line gives it back.
+                        if self.queues() {
+                            self.release_token(&token);
+                        }
+                        return Err(e);
+                    }
                     self.wait_for_release(&mut watch, remaining, attempt)
                 }
                 Err(e @ Error::Connection(_)) => match attempt.failed(e) {
@@ -366,7 +407,7 @@ impl Lock {
                 Err(e) => {
                     // A writer also gives its place among the waiting
                     // writers back, so readers need not wait for it.
-                    if attempt.failing() || (self.kind == Kind::Write && attempt.contended) {
+                    if attempt.failing() || (self.queues() && attempt.contended) {
                         self.release_token(&token);
                     }
                     return Err(e);
@@ -378,10 +419,16 @@ impl Lock {
         Err(attempt.give_up())
     }
 
+    /// Whether a contended attempt takes a place in a line on the server
+    /// (a writer's, or a fair lock's), which giving up must give back.
+    fn queues(&self) -> bool {
+        matches!(self.asking(), Ok(Kind::Write | Kind::Fair))
+    }
+
     /// Gives back whatever `token` may hold of this lock (after giving up).
     fn release_token(&self, token: &str) {
         let store = self.client.inner().store();
-        let _ = match self.kind {
+        let _ = match self.asking().unwrap_or(self.kind) {
             Kind::Plain => store.release(&self.name, token),
             kind => store.release_share(&self.name, kind, token),
         };
@@ -390,7 +437,7 @@ impl Lock {
     /// One request for the lock with `token`, sent at `sent`.
     fn ask_once(&self, token: &str, sent: BootInstant) -> Result<Acquired> {
         let store = self.client.inner().store();
-        let asked = match self.kind {
+        let asked = match self.asking()? {
             Kind::Plain => store.acquire(&self.name, token, self.ttl),
             kind => store.acquire_share(&self.name, kind, token, self.ttl),
         };
@@ -442,6 +489,7 @@ impl fmt::Debug for Lock {
         f.debug_struct("Lock")
             .field("name", &self.name)
             .field("kind", &self.kind)
+            .field("fair", &self.fair)
             .field("ttl", &self.ttl)
             .field("auto_renew", &self.auto_renew)
             .finish()

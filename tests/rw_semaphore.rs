@@ -573,3 +573,17 @@ fn a_lost_acquire_reply_is_retried_and_holds_one_share() {
         g.release().unwrap();
     }
 }
+
+#[test]
+fn a_writers_try_leaves_no_place_behind() {
+    let server = RedisServer::start();
+    let c = client(&server);
+    let rw = c.rw_lock("trywrite");
+    let _reader = rw.read().acquire().unwrap();
+    assert!(rw.write().try_acquire().unwrap().is_none());
+    let mut raw = server.conn();
+    assert!(!raw
+        .exists::<_, bool>("{distlock:trywrite}:writers")
+        .unwrap());
+    let _second = rw.read().try_acquire().unwrap().expect("no writer waits");
+}

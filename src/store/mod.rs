@@ -136,6 +136,9 @@ pub(crate) enum Kind {
     Write,
     /// One permit of a semaphore that has this many.
     Permit(u32),
+    /// A plain lock taken in FIFO order among fair acquirers: the same key
+    /// as [`Kind::Plain`], plus a line of waiters beside it.
+    Fair,
 }
 
 /// One lease to extend in a batch.

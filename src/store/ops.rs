@@ -99,7 +99,7 @@ impl<B: Backend> ScriptStore<B> {
         let mut pipe = redis::pipe();
         for (e, key) in batch.iter().zip(&keys) {
             pipe.add_command(match e.kind {
-                Kind::Plain => self.scripts.extend_cmd(key, e.token, e.ttl),
+                Kind::Plain | Kind::Fair => self.scripts.extend_cmd(key, e.token, e.ttl),
                 kind => self.shares.extend_cmd(key, kind, e.token, e.ttl),
             });
         }
@@ -118,7 +118,7 @@ impl<B: Backend> ScriptStore<B> {
                 .iter()
                 .zip(&keys)
                 .map(|(e, key)| match e.kind {
-                    Kind::Plain => self.scripts.run_extend(c, key, e.token, e.ttl),
+                    Kind::Plain | Kind::Fair => self.scripts.run_extend(c, key, e.token, e.ttl),
                     kind => self.shares.run_extend(c, key, kind, e.token, e.ttl),
                 })
                 .collect(),
@@ -190,13 +190,20 @@ impl<B: Backend> Store for ScriptStore<B> {
         ttl: Duration,
     ) -> Result<Acquired> {
         let key = self.script_key(name)?;
+        let value = lock_value(token, &self.holder);
         let replied = self.pool.with_conn(|c| {
-            let reply = self.shares.run_acquire(c, &key, kind, token, ttl)?;
+            let reply = match kind {
+                Kind::Fair => self.shares.run_fair_acquire(c, &key, token, &value, ttl)?,
+                _ => self.shares.run_acquire(c, &key, kind, token, ttl)?,
+            };
             let acked = self.acks.wait_if(reply_code_is(&reply, 1), c, Some(&key))?;
             Ok((reply, acked))
         });
         let (reply, acked) = replied.map_err(|e| shares::wrong_type(e, name, kind))?;
-        let got = shares::parse_acquire(reply, name, kind)?;
+        let got = match kind {
+            Kind::Fair => parse_acquire(reply)?,
+            _ => shares::parse_acquire(reply, name, kind)?,
+        };
         if let Err(e) = self.acks.check(acked, "share (it was given back)") {
             let _ = self.release_share(name, kind, token);
             return Err(e);
@@ -207,7 +214,10 @@ impl<B: Backend> Store for ScriptStore<B> {
     fn release_share(&self, name: &str, kind: Kind, token: &str) -> Result<bool> {
         let key = self.script_key(name)?;
         self.pool
-            .with_conn(|c| self.shares.run_release(c, &key, kind, token))
+            .with_conn(|c| match kind {
+                Kind::Fair => self.shares.run_fair_release(c, &key, token),
+                _ => self.shares.run_release(c, &key, kind, token),
+            })
             .map_err(|e| shares::wrong_type(e, name, kind))
     }
 

@@ -48,7 +48,7 @@
 //! The holder description that plain locks write after their token is not
 //! kept for shares (members carry only the token).
 
-use super::keys::{fence_key, writers_key};
+use super::keys::{fence_key, line_key, places_key, writers_key};
 use super::{millis, Acquired, Kind, FENCE_BLOCK};
 use crate::error::{Error, Result};
 use redis::{ConnectionLike, RedisError, Value};
@@ -58,6 +58,7 @@ use std::time::Duration;
 pub(crate) fn unsupported(kind: Kind, place: &str) -> Error {
     let what = match kind {
         Kind::Permit(_) => "semaphores are",
+        Kind::Fair => "fair locks are",
         _ => "read-write locks are",
     };
     Error::invalid(format!("{what} not supported with {place}"))
@@ -68,8 +69,8 @@ fn role(kind: Kind) -> &'static str {
     match kind {
         Kind::Read => "r",
         Kind::Write => "w",
-        // Never sent: plain locks use the plain scripts.
-        Kind::Plain | Kind::Permit(_) => "p",
+        // Never sent for plain and fair locks: they have scripts of their own.
+        Kind::Plain | Kind::Fair | Kind::Permit(_) => "p",
     }
 }
 
@@ -77,6 +78,7 @@ fn role(kind: Kind) -> &'static str {
 fn family(kind: Kind) -> &'static str {
     match kind {
         Kind::Plain => "a plain lock",
+        Kind::Fair => "a fair lock",
         Kind::Read | Kind::Write => "a read-write lock",
         Kind::Permit(_) => "a semaphore",
     }
@@ -89,7 +91,7 @@ pub(crate) fn wrong_type(e: Error, name: &str, kind: Kind) -> Error {
     match &e {
         Error::Redis(m) if m.contains("WRONGTYPE") => {
             let other = match kind {
-                Kind::Plain => "a read-write lock or a semaphore",
+                Kind::Plain | Kind::Fair => "a read-write lock or a semaphore",
                 _ => "a plain lock",
             };
             Error::invalid(format!(
@@ -109,6 +111,10 @@ pub(crate) struct ShareScripts {
     release: redis::Script,
     /// `share_extend.lua`.
     extend: redis::Script,
+    /// `fair_acquire.lua`.
+    fair_acquire: redis::Script,
+    /// `fair_release.lua`.
+    fair_release: redis::Script,
 }
 
 impl ShareScripts {
@@ -118,7 +124,55 @@ impl ShareScripts {
             acquire: redis::Script::new(include_str!("../lua/share_acquire.lua")),
             release: redis::Script::new(include_str!("../lua/share_release.lua")),
             extend: redis::Script::new(include_str!("../lua/share_extend.lua")),
+            fair_acquire: redis::Script::new(concat!(
+                include_str!("../lua/owns.lua"),
+                include_str!("../lua/fair_acquire.lua")
+            )),
+            fair_release: redis::Script::new(concat!(
+                include_str!("../lua/owns.lua"),
+                include_str!("../lua/fair_release.lua")
+            )),
         }
+    }
+
+    /// Runs the fair lock's acquire script for the lock key `key`; `value`
+    /// is what it writes (token and holder description).
+    pub(crate) fn run_fair_acquire(
+        &self,
+        c: &mut dyn ConnectionLike,
+        key: &str,
+        token: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> std::result::Result<Value, RedisError> {
+        self.fair_acquire
+            .key(key)
+            .key(fence_key(key))
+            .key(line_key(key))
+            .key(places_key(key))
+            .arg(token)
+            .arg(millis(ttl))
+            .arg(FENCE_BLOCK)
+            .arg(value)
+            .invoke(c)
+    }
+
+    /// Runs the fair lock's release script (which also gives up a place in
+    /// the line); true if the lock was held with `token`.
+    pub(crate) fn run_fair_release(
+        &self,
+        c: &mut dyn ConnectionLike,
+        key: &str,
+        token: &str,
+    ) -> std::result::Result<bool, RedisError> {
+        let n: i64 = self
+            .fair_release
+            .key(key)
+            .key(line_key(key))
+            .key(places_key(key))
+            .arg(token)
+            .invoke(c)?;
+        Ok(n == 1)
     }
 
     /// Runs the acquire script for the holder set `key`.

@@ -95,7 +95,8 @@ pub fn check(mut holds: Vec<Hold>) -> Report {
             }
         }
     }
-    r.fence_regressions = fence_regressions(&holds);
+    let exclusive: Vec<(Hold, bool)> = holds.iter().map(|h| (*h, true)).collect();
+    r.fence_regressions = fence_regressions(&exclusive);
     r
 }
 
@@ -124,8 +125,8 @@ pub fn check_rw(mut holds: Vec<(Hold, bool)>) -> Report {
             }
         }
     }
-    let plain: Vec<Hold> = holds.into_iter().map(|(h, _)| h).collect();
-    r.fence_regressions = fence_regressions(&plain);
+    let plain: Vec<Hold> = holds.iter().map(|(h, _)| *h).collect();
+    r.fence_regressions = fence_regressions(&holds) + shared_fences(&plain);
     r
 }
 
@@ -156,29 +157,52 @@ pub fn check_semaphore(mut holds: Vec<Hold>, permits: usize) -> Report {
             }
         }
     }
-    r.fence_regressions = fence_regressions(&holds);
+    let shared: Vec<(Hold, bool)> = holds.iter().map(|h| (*h, false)).collect();
+    r.fence_regressions = fence_regressions(&shared) + shared_fences(&holds);
     r
 }
 
-/// Holds (sorted by start) nobody told of a loss whose fence is not above
-/// the fence of every hold that ended before they started.
-fn fence_regressions(holds: &[Hold]) -> usize {
+/// Holds (sorted by start, each with whether it excluded every other) that
+/// nobody told of a loss and whose fence is not above the fence of every
+/// hold that ended before they started, where one of the two was
+/// exclusive. Two shared holds (readers, permits) are not ordered by their
+/// times: a permit granted first may start its work after a later one
+/// ended, its reply being slower.
+fn fence_regressions(holds: &[(Hold, bool)]) -> usize {
     let mut regressions = 0;
     // Walk the holds by start, taking in every hold that ended strictly
-    // before, with the largest fence among them.
-    let mut ends: Vec<(u128, u64)> = holds.iter().map(|h| (h.end, h.fence)).collect();
+    // before: the largest fence among them all, and among the exclusive.
+    let mut ends: Vec<(u128, u64, bool)> =
+        holds.iter().map(|(h, x)| (h.end, h.fence, *x)).collect();
     ends.sort_unstable();
-    let (mut taken, mut highest) = (0, None);
-    for h in holds {
+    let (mut taken, mut highest, mut highest_exclusive) = (0, None, None);
+    for (h, exclusive) in holds {
         while taken < ends.len() && ends[taken].0 < h.start {
-            highest = highest.max(Some(ends[taken].1));
+            let (_, fence, x) = ends[taken];
+            highest = highest.max(Some(fence));
+            if x {
+                highest_exclusive = highest_exclusive.max(Some(fence));
+            }
             taken += 1;
         }
-        if !h.lost && highest.is_some_and(|f| f >= h.fence) {
+        let above = if *exclusive {
+            highest
+        } else {
+            highest_exclusive
+        };
+        if !h.lost && above.is_some_and(|f| f >= h.fence) {
             regressions += 1;
         }
     }
     regressions
+}
+
+/// Pairs of holds that got the same fence (each acquisition must have its
+/// own).
+fn shared_fences(holds: &[Hold]) -> usize {
+    let mut fences: Vec<u64> = holds.iter().map(|h| h.fence).collect();
+    fences.sort_unstable();
+    fences.windows(2).filter(|w| w[0] == w[1]).count()
 }
 
 /// Wall-clock nanoseconds (all processes of one machine share this clock).
@@ -256,11 +280,22 @@ mod tests {
         assert_eq!((r.overlaps_detected, r.overlaps_undetected), (0, 2));
         let told = vec![(hold(1, 0, 10, true), false), (hold(2, 5, 15, false), true)];
         assert_eq!(check_rw(told).overlaps_detected, 1);
-        let back = vec![
+        // Readers are not ordered by their times; a writer is.
+        let readers = vec![
             (hold(5, 0, 10, false), false),
             (hold(4, 20, 30, false), false),
         ];
-        assert_eq!(check_rw(back).fence_regressions, 1);
+        assert_eq!(check_rw(readers).fence_regressions, 0);
+        let after_writer = vec![
+            (hold(5, 0, 10, false), true),
+            (hold(4, 20, 30, false), false),
+        ];
+        assert_eq!(check_rw(after_writer).fence_regressions, 1);
+        let writer_after = vec![
+            (hold(5, 0, 10, false), false),
+            (hold(4, 20, 30, false), true),
+        ];
+        assert_eq!(check_rw(writer_after).fence_regressions, 1);
     }
 
     #[test]
@@ -280,6 +315,11 @@ mod tests {
         // Ended before the next started: no overlap.
         let apart = vec![hold(1, 0, 5, false), hold(2, 5, 9, false)];
         assert_eq!(check_semaphore(apart, 1).overlaps_undetected, 0);
+        // Permits are not ordered by their times, but never share a fence.
+        let slow_reply = vec![hold(2, 0, 5, false), hold(1, 6, 9, false)];
+        assert_eq!(check_semaphore(slow_reply, 2).fence_regressions, 0);
+        let twice = vec![hold(2, 0, 5, false), hold(2, 6, 9, false)];
+        assert_eq!(check_semaphore(twice, 2).fence_regressions, 1);
     }
 
     #[test]

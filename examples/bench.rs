@@ -1,7 +1,7 @@
 //! Lock benchmarks that report ratios to floors measured in the same run.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--url URL] [--quick] [--memcached-only]
+//! cargo run --release --example bench -- [--url URL] [--quick] [--memcached-only | --kinds-only]
 //! ```
 //!
 //! Starts its own redis-server unless `--url` is given. Every figure is a
@@ -34,6 +34,12 @@
 //! - `logging_*`: the uncontended cycle before any logger is installed,
 //!   with a logger that drops everything at debug level, and with that
 //!   logger turned off, each against the cycle before.
+//! - `uncontended_{read,write}_lock_cycle`, `_semaphore_cycle`,
+//!   `_fair_lock_cycle`: the other kinds of lock, against the plain cycle
+//!   measured alternately with them; `readers8_writer1_*`: 8 reader
+//!   processes and one writer (200 µs holds) on a read-write lock, cycles
+//!   per second against the same 9 processes on one plain lock, and the
+//!   writer's waits.
 
 use distlock::Client;
 use std::process::{Command, Stdio};
@@ -459,6 +465,144 @@ fn handoff(url: &str, rtt_us: f64, cycles: u32) {
     figure("handoff_4_processes_p99", p99, "us", rtt_us, "rtt");
 }
 
+/// Microseconds of each of `n` uncontended cycles of `lock`.
+fn lock_cycle(lock: &distlock::Lock, n: u32) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            lock.acquire().expect("acquire").release().expect("release");
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect()
+}
+
+/// A worker of the readers-and-a-writer run: `cycles` cycles of `role`
+/// (`read`, `write` or `plain`) on one name; prints the microseconds each
+/// acquisition waited, one per line.
+fn kinds_worker(url: &str, role: &str, cycles: u32) {
+    let client = Client::open(url).expect("client");
+    let rw = client.rw_lock("bench:rw");
+    let lock = match role {
+        "read" => rw.read(),
+        "write" => rw.write(),
+        _ => client.lock("bench:rw-plain"),
+    };
+    let mut out = String::new();
+    for _ in 0..cycles {
+        let start = Instant::now();
+        let g = lock.acquire().expect("acquire");
+        let waited = start.elapsed().as_secs_f64() * 1e6;
+        // A little work under the lock, so that holds can overlap.
+        std::thread::sleep(Duration::from_micros(200));
+        g.release().expect("release");
+        out.push_str(&format!("{waited:.1}\n"));
+    }
+    print!("{out}");
+}
+
+/// 8 reader processes and one writer, on the read-write lock and then
+/// with every process on one plain lock: cycles per second of the whole
+/// run, and the writer's waits. Returns the cycles per second.
+fn readers_and_a_writer(url: &str, shared: bool, cycles: u32) -> (f64, Vec<f64>) {
+    let exe = std::env::current_exe().expect("own path");
+    let start = Instant::now();
+    let roles = (0..9).map(|i| match (shared, i) {
+        (false, _) => "plain",
+        (true, 0) => "write",
+        (true, _) => "read",
+    });
+    let children: Vec<_> = roles
+        .map(|role| {
+            let child = Command::new(&exe)
+                .args(["--kinds-worker", url, role, &cycles.to_string()])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn worker");
+            (role, child)
+        })
+        .collect();
+    let mut writer = Vec::new();
+    for (i, (_, child)) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().expect("worker output");
+        assert!(out.status.success(), "a worker failed");
+        if i == 0 {
+            writer = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.parse().ok())
+                .collect();
+        }
+    }
+    let rate = f64::from(9 * cycles) / start.elapsed().as_secs_f64();
+    writer.sort_by(f64::total_cmp);
+    (rate, writer)
+}
+
+/// Read-write locks, semaphores and fair locks beside the plain lock, in
+/// the same run: uncontended cycles, then 8 readers with one writer.
+fn kinds(url: &str, cycles: u32) {
+    let client = Client::open(url).expect("client");
+    let plain = client.lock("bench:kinds-plain");
+    let read = client.rw_lock("bench:kinds-rw").read();
+    let write = client.rw_lock("bench:kinds-rw").write();
+    let permit = client.semaphore("bench:kinds-sem", 4).as_lock().clone();
+    let fair = client.lock("bench:kinds-fair").fair();
+    let all = [&plain, &read, &write, &permit, &fair];
+    for l in all {
+        lock_cycle(l, 100);
+    }
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); all.len()];
+    for _ in 0..5 {
+        for (l, run) in all.iter().zip(&mut runs) {
+            run.extend(lock_cycle(l, cycles / 5));
+        }
+    }
+    let medians: Vec<f64> = runs.into_iter().map(median).collect();
+    let base = medians[0];
+    for (name, m) in [
+        "uncontended_plain_cycle",
+        "uncontended_read_lock_cycle",
+        "uncontended_write_lock_cycle",
+        "uncontended_semaphore_cycle",
+        "uncontended_fair_lock_cycle",
+    ]
+    .iter()
+    .zip(&medians)
+    {
+        figure(name, *m, "us", base, "plain_cycle");
+    }
+    let per = (cycles / 4).max(25);
+    let (plain_rate, _) = readers_and_a_writer(url, false, per);
+    let (rw_rate, writer) = readers_and_a_writer(url, true, per);
+    figure(
+        "readers8_writer1_plain_rate",
+        plain_rate,
+        "cycles/s",
+        plain_rate,
+        "plain_rate",
+    );
+    figure(
+        "readers8_writer1_rw_rate",
+        rw_rate,
+        "cycles/s",
+        plain_rate,
+        "plain_rate",
+    );
+    figure(
+        "readers8_writer1_writer_wait_p50",
+        percentile(&writer, 0.5),
+        "us",
+        base,
+        "plain_cycle",
+    );
+    figure(
+        "readers8_writer1_writer_wait_p99",
+        percentile(&writer, 0.99),
+        "us",
+        base,
+        "plain_cycle",
+    );
+}
+
 /// Lock cycles per second of `threads` threads doing `per` cycles each of
 /// `cycle` (which takes the lock, bumps the counter, releases).
 fn rate(threads: u32, per: u32, cycle: &(dyn Fn() + Sync)) -> f64 {
@@ -637,6 +781,12 @@ fn many_held(url: &str, hold: Duration) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, url, role, cycles] = args.as_slice() {
+        if flag == "--kinds-worker" {
+            kinds_worker(url, role, cycles.parse().unwrap_or(100));
+            return;
+        }
+    }
     if let [flag, url, cycles] = args.as_slice() {
         if flag == "--handoff-worker" {
             handoff_worker(url, cycles.parse().unwrap_or(100));
@@ -644,6 +794,11 @@ fn main() {
         }
     }
     let quick = args.iter().any(|a| a == "--quick");
+    if args.iter().any(|a| a == "--kinds-only") {
+        let server = distlock_testkit::server::RedisServer::start();
+        kinds(&server.url(), if quick { 500 } else { 2000 });
+        return;
+    }
     if args.iter().any(|a| a == "--memcached-only") {
         memcached(if quick { 500 } else { 2000 });
         return;
@@ -668,6 +823,7 @@ fn main() {
     in_process(&url, 2000 / scale);
     seeds_scenario(&url, &mut raw, rtt_us);
     many_held(&url, Duration::from_secs(if quick { 3 } else { 10 }));
+    kinds(&url, 2000 / scale);
     memcached(2000 / scale);
     logging(&url, 2000 / scale);
 }

@@ -16,7 +16,10 @@
 //! itself at its next hold, alternately before its first step and in the
 //! middle of its work, and the suite resumes it after twice the TTL); and
 //! Redlock rounds over five nodes: two killed and restarted empty, a third
-//! restarted empty, one paused beyond the TTL, a holder paused. Pass
+//! restarted empty, one paused beyond the TTL, a holder paused. The
+//! single-node faults are then run again with the workers on a read-write
+//! lock (one hold in four a write; readers may overlap each other, never a
+//! writer) and on a semaphore of [`PERMITS`] (never more holders at once). Pass
 //! criteria, printed at the end: no undetected overlap, fences never going
 //! backwards, every fault survived, every paused holder told of its loss on
 //! resume with a fence that another holder had already passed, no leaked
@@ -25,7 +28,7 @@
 
 use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error};
-use distlock_testkit::checker::{check, now_ns, told_late, Hold};
+use distlock_testkit::checker::{check, check_rw, check_semaphore, now_ns, told_late, Hold};
 use distlock_testkit::proxy::{Mode, TcpProxy};
 use distlock_testkit::server::RedisServer;
 use std::io::{BufRead, BufReader};
@@ -35,6 +38,30 @@ use std::time::{Duration, Instant};
 
 const TTL: Duration = Duration::from_millis(600);
 const PAUSED_HOLDER: &str = "a holder paused beyond the ttl";
+/// The permits of the semaphore round.
+const PERMITS: u32 = 3;
+/// The environment variable that tells a worker which kind of lock to
+/// take: unset for the plain lock, `rw` or `semaphore`.
+const KIND_VAR: &str = "DISTLOCK_SAFETY_KIND";
+
+/// Which kind of lock a round's workers contend on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    ReadWrite,
+    Semaphore,
+}
+
+impl Kind {
+    /// The value of [`KIND_VAR`] for this kind.
+    fn var(self) -> &'static str {
+        match self {
+            Kind::Plain => "",
+            Kind::ReadWrite => "rw",
+            Kind::Semaphore => "semaphore",
+        }
+    }
+}
 
 fn count(dir: &str) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
@@ -84,10 +111,7 @@ fn worker(urls: &[String], stop_at: u128, threads: usize) -> Result<(), String> 
     // the lease on between them.
     let outs: Vec<Result<String, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let lock = client.lock("safety").ttl(TTL);
-                scope.spawn(move || holds(&lock, stop_at))
-            })
+            .map(|_| scope.spawn(|| holds(&client, stop_at)))
             .collect();
         handles
             .into_iter()
@@ -117,8 +141,13 @@ fn worker(urls: &[String], stop_at: u128, threads: usize) -> Result<(), String> 
     Ok(())
 }
 
-/// One worker thread's holds until `stop_at`, a line each.
-fn holds(lock: &distlock::Lock, stop_at: u128) -> Result<String, String> {
+/// One worker thread's holds until `stop_at`, a line each, on the kind of
+/// lock [`KIND_VAR`] names.
+fn holds(client: &Client, stop_at: u128) -> Result<String, String> {
+    let lock = client.lock("safety").ttl(TTL);
+    let kind = std::env::var(KIND_VAR).unwrap_or_default();
+    let rw = client.rw_lock("safety-rw");
+    let permits = client.semaphore("safety-semaphore", PERMITS).ttl(TTL);
     let mut out = String::new();
     let (mut n, mut paused) = (0u64, 0u64);
     while now_ns() < stop_at {
@@ -133,9 +162,18 @@ fn holds(lock: &distlock::Lock, stop_at: u128) -> Result<String, String> {
         } else {
             Duration::from_micros(200)
         };
-        // Longer than a paused holder's pause: the other thread of a
+        // On the read-write lock, one hold in four is a write. Waits are
+        // longer than a paused holder's pause: the other thread of a
         // paused process is still waiting for the lease when it resumes.
-        let g = match lock.acquire_timeout(TTL * 4) {
+        let writes = kind == "rw" && n.is_multiple_of(4);
+        let patience = TTL * 4;
+        let acquired = match kind.as_str() {
+            "rw" if writes => rw.write().ttl(TTL).acquire_timeout(patience),
+            "rw" => rw.read().ttl(TTL).acquire_timeout(patience),
+            "semaphore" => permits.acquire_timeout(patience),
+            _ => lock.acquire_timeout(patience),
+        };
+        let g = match acquired {
             Ok(g) => g,
             Err(Error::Timeout | Error::Connection(_)) => continue,
             Err(e) => return Err(e.to_string()),
@@ -178,6 +216,9 @@ fn holds(lock: &distlock::Lock, stop_at: u128) -> Result<String, String> {
             lost,
             lost_at: if lost { end } else { 0 },
         };
+        if kind == "rw" {
+            out.push_str(if writes { "W " } else { "R " });
+        }
         out.push_str(&hold.line());
         out.push('\n');
     }
@@ -199,8 +240,8 @@ const WORKER_THREADS: usize = 2;
 /// The mutant the workers run with (`--mutant`), if any.
 static MUTANT: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
 
-/// Starts `n` workers against `urls` for `secs` seconds.
-fn spawn_workers(urls: &[String], n: usize, secs: u64) -> Result<Vec<Child>, String> {
+/// Starts `n` workers on `kind` against `urls` for `secs` seconds.
+fn spawn_workers(urls: &[String], n: usize, secs: u64, kind: Kind) -> Result<Vec<Child>, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let stop_at = now_ns() + u128::from(secs) * 1_000_000_000;
     (0..n)
@@ -213,6 +254,7 @@ fn spawn_workers(urls: &[String], n: usize, secs: u64) -> Result<Vec<Child>, Str
                 .arg(stop_at.to_string())
                 .arg(WORKER_THREADS.to_string())
                 .args(urls)
+                .env(KIND_VAR, kind.var())
                 .stdout(Stdio::piped())
                 .spawn()
                 .map_err(|e| e.to_string())
@@ -235,8 +277,9 @@ fn stopped(pid: u32) -> bool {
 }
 
 /// Waits for the workers: what they recorded, under `faults`.
-fn collect(children: Vec<Child>, faults: Schedule) -> Result<Tally, String> {
+fn collect(children: Vec<Child>, faults: Schedule, kind: Kind) -> Result<Tally, String> {
     let (mut holds, mut victims, mut threads, mut fds) = (Vec::new(), Vec::new(), 0, 0);
+    let mut writes = Vec::new();
     for child in children {
         let out = child.wait_with_output().map_err(|e| e.to_string())?;
         if !out.status.success() {
@@ -259,13 +302,23 @@ fn collect(children: Vec<Child>, faults: Schedule) -> Result<Tally, String> {
                         told,
                     });
                 }
+            } else if let Some((role, rest)) =
+                line.split_once(' ').filter(|(r, _)| *r == "W" || *r == "R")
+            {
+                if let Some(h) = Hold::parse(rest) {
+                    holds.push(h);
+                    writes.push(role == "W");
+                }
             } else if let Some(h) = Hold::parse(&line) {
                 holds.push(h);
+                writes.push(true);
             }
         }
     }
     Ok(Tally {
         holds,
+        writes,
+        kind,
         victims,
         faults,
         thread_leaks: threads,
@@ -311,19 +364,22 @@ impl Schedule {
 
 struct Tally {
     holds: Vec<Hold>,
+    /// Per hold: whether it excluded every other (all but read holds).
+    writes: Vec<bool>,
+    kind: Kind,
     victims: Vec<Victim>,
     faults: Schedule,
     thread_leaks: i64,
     fd_leaks: i64,
 }
 
-/// The single-node round: workers through a proxy, faults in turn.
-fn single_node_round(workers: usize, rounds: u32) -> Result<Tally, String> {
+/// The single-node round: workers on `kind` through a proxy, faults in turn.
+fn single_node_round(workers: usize, rounds: u32, kind: Kind) -> Result<Tally, String> {
     let mut server = RedisServer::start();
     let proxy = TcpProxy::start(server.port);
     // About 11 s of faults per round, then time to recover.
     let secs = 6 + u64::from(rounds) * 13;
-    let children = spawn_workers(&[proxy.url()], workers, secs)?;
+    let children = spawn_workers(&[proxy.url()], workers, secs, kind)?;
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
     let mut faults = Schedule::default();
     let pause = |d: Duration| std::thread::sleep(d);
@@ -359,7 +415,7 @@ fn single_node_round(workers: usize, rounds: u32) -> Result<Tally, String> {
         pause_a_holder(&mut faults, pids[round as usize % pids.len()]);
         pause(Duration::from_millis(1500));
     }
-    collect(children, faults)
+    collect(children, faults, kind)
 }
 
 /// The Redlock round: five nodes, two killed and later restarted empty.
@@ -381,7 +437,7 @@ fn pause_a_holder(faults: &mut Schedule, victim: u32) {
 fn redlock_round(workers: usize, rounds: u32) -> Result<Tally, String> {
     let mut nodes: Vec<RedisServer> = (0..5).map(|_| RedisServer::start()).collect();
     let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
-    let children = spawn_workers(&urls, workers, 4 + u64::from(rounds) * 10)?;
+    let children = spawn_workers(&urls, workers, 4 + u64::from(rounds) * 10, Kind::Plain)?;
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
     let mut faults = Schedule::default();
     let pause = |d: Duration| std::thread::sleep(d);
@@ -411,7 +467,7 @@ fn redlock_round(workers: usize, rounds: u32) -> Result<Tally, String> {
         pause_a_holder(&mut faults, pids[round % pids.len()]);
         pause(Duration::from_millis(1500));
     }
-    collect(children, faults)
+    collect(children, faults, Kind::Plain)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -438,7 +494,17 @@ fn ms(ns: u128) -> f64 {
 
 /// Prints the figures of one round; what failed (nothing if it passed).
 fn report(name: &str, t: &Tally) -> Vec<&'static str> {
-    let r = check(t.holds.clone());
+    let r = match t.kind {
+        Kind::Plain => check(t.holds.clone()),
+        Kind::ReadWrite => check_rw(
+            t.holds
+                .iter()
+                .copied()
+                .zip(t.writes.iter().copied())
+                .collect(),
+        ),
+        Kind::Semaphore => check_semaphore(t.holds.clone(), PERMITS as usize),
+    };
     let faults = &t.faults.0;
     // A fault is survived if holds were completed after it.
     let last_start = t.holds.iter().map(|h| h.start).max().unwrap_or(0);
@@ -474,7 +540,13 @@ fn report(name: &str, t: &Tally) -> Vec<&'static str> {
                     && f.lifted + TTL.as_nanos() >= stale.start
             })
     };
-    let (late, late_examples) = told_late(&t.holds, &excused);
+    // Shared holds (readers, permits) may overlap: the late-warning rule is
+    // the plain lock's.
+    let (late, late_examples) = if t.kind == Kind::Plain {
+        told_late(&t.holds, &excused)
+    } else {
+        (0, Vec::new())
+    };
     println!("told_late_overlaps {late} (must be 0)");
     for (stale, newer) in &late_examples {
         println!(
@@ -561,25 +633,23 @@ fn run(long: bool) -> Result<bool, String> {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(if long { 30 } else { 1 });
-    let single = single_node_round(workers, rounds)?;
+    let single = single_node_round(workers, rounds, Kind::Plain)?;
     let ok_single = report("single node", &single).is_empty();
     let redlock = redlock_round(workers, rounds.div_ceil(3))?;
     let ok_redlock = report("redlock, 5 nodes", &redlock).is_empty();
-    let total = single.holds.len() + redlock.holds.len();
+    let rw = single_node_round(workers, rounds.div_ceil(3), Kind::ReadWrite)?;
+    let ok_rw = report("read-write lock, single node (1 hold in 4 a write)", &rw).is_empty();
+    let sem = single_node_round(workers, rounds.div_ceil(3), Kind::Semaphore)?;
+    let ok_sem = report(&format!("semaphore of {PERMITS}, single node"), &sem).is_empty();
+    let total = single.holds.len() + redlock.holds.len() + rw.holds.len() + sem.holds.len();
     println!("== total acquisitions {total}");
     if long && total < 100_000 {
         println!("the long profile wants at least 100,000 acquisitions");
         return Ok(false);
     }
-    println!(
-        "safety suite: {}",
-        if ok_single && ok_redlock {
-            "PASS"
-        } else {
-            "FAIL"
-        }
-    );
-    Ok(ok_single && ok_redlock)
+    let ok = ok_single && ok_redlock && ok_rw && ok_sem;
+    println!("safety suite: {}", if ok { "PASS" } else { "FAIL" });
+    Ok(ok)
 }
 
 /// The mutants of `src/mutant.rs`, by the names `DISTLOCK_MUTANT` takes.
@@ -657,7 +727,7 @@ fn mutant_round(name: &str) -> Result<bool, String> {
         .find(|m| *m == name)
         .ok_or_else(|| format!("no mutant {name:?}"))?;
     MUTANT.set(name).map_err(|_| "one mutant per process")?;
-    let tally = single_node_round(8, 1)?;
+    let tally = single_node_round(8, 1, Kind::Plain)?;
     let failed = report(&format!("mutant {name}"), &tally);
     println!("caught by: {}", failed.join(", "));
     Ok(true)

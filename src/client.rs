@@ -9,6 +9,8 @@ use crate::local::{Fairness, Host, LocalLocks};
 use crate::lock::Lock;
 use crate::notify::{Notifier, Watch};
 use crate::renew::{Msg, Renewer};
+use crate::rwlock::RwLock;
+use crate::semaphore::Semaphore;
 use crate::stats::{add, Counters, Stats};
 use crate::store::{LockInfo, Store};
 use std::fmt;
@@ -182,6 +184,22 @@ impl Client {
     /// checked then (see [`MAX_KEY_LEN`](crate::MAX_KEY_LEN)).
     pub fn lock(&self, name: impl Into<String>) -> Lock {
         Lock::new(self.clone(), name.into())
+    }
+
+    /// A named read-write lock: many readers or one writer (see
+    /// [`RwLock`]). Nothing is sent until you acquire a side; the name is
+    /// checked then. Redis only: other stores refuse at acquire time.
+    pub fn rw_lock(&self, name: impl Into<String>) -> RwLock {
+        RwLock::new(self.clone(), name.into())
+    }
+
+    /// A named counting semaphore of `permits` permits whose holders'
+    /// permits expire with their leases (see [`Semaphore`]). Nothing is
+    /// sent until you acquire; the name and count (1 to
+    /// [`MAX_PERMITS`](crate::MAX_PERMITS)) are checked then. Redis only:
+    /// other stores refuse at acquire time.
+    pub fn semaphore(&self, name: impl Into<String>, permits: u32) -> Semaphore {
+        Semaphore::new(self.clone(), name.into(), permits)
     }
 
     /// The key prefix locks of this client live under.

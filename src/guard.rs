@@ -92,6 +92,7 @@ impl Guard {
             name: &self.lease.name,
             token: &self.lease.token,
             ttl: self.lease.ttl,
+            kind: self.lease.kind,
         }])?;
         if answers.first() == Some(&true) {
             self.lease.renewed(sent);

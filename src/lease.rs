@@ -2,6 +2,7 @@
 
 use crate::clock::{drift, BootInstant};
 use crate::stats::{add, Counters};
+use crate::store::Kind;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
@@ -54,6 +55,9 @@ pub(crate) struct Lease {
     pub ttl: Duration,
     pub fence: u64,
     pub auto_renew: bool,
+    /// What it holds: a plain lock, or a share of a read-write lock or
+    /// semaphore.
+    pub kind: Kind,
     /// The process that acquired it; a forked child must not touch it.
     pub owner_pid: u32,
     /// With auto-renewal, the moment the hold-time cap runs out.
@@ -75,6 +79,8 @@ pub(crate) struct NewLease {
     pub fence: u64,
     pub auto_renew: bool,
     pub max_hold: Option<Duration>,
+    /// What it holds.
+    pub kind: Kind,
     /// When the winning request was sent.
     pub sent: BootInstant,
     /// The client's counters.
@@ -106,6 +112,7 @@ impl Lease {
             ttl: n.ttl,
             fence: n.fence,
             auto_renew: n.auto_renew,
+            kind: n.kind,
             owner_pid: std::process::id(),
             counters: n.counters,
         });
@@ -136,6 +143,7 @@ impl Lease {
             ttl: old.ttl,
             fence,
             auto_renew: old.auto_renew,
+            kind: old.kind,
             owner_pid: old.owner_pid,
             hold_until: max_hold.filter(|_| old.auto_renew).map(|cap| now.add(cap)),
             state: Mutex::new(State {
@@ -245,6 +253,7 @@ mod tests {
             fence: 1,
             auto_renew: true,
             max_hold: Some(Duration::from_secs(5)),
+            kind: Kind::Plain,
             sent: BootInstant::now(),
             counters: Arc::new(Counters::new()),
         })

@@ -12,6 +12,9 @@ pub const MAX_KEY_LEN: usize = 1024;
 pub const MIN_TTL: Duration = Duration::from_millis(10);
 /// Longest accepted lease.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Most permits a semaphore may have: each holder is one member of a sorted
+/// set that every acquisition of the semaphore looks at.
+pub const MAX_PERMITS: u32 = 10_000;
 /// Longest accepted key prefix, in bytes.
 pub const MAX_PREFIX_LEN: usize = 256;
 /// Longest accepted timeout or interval setting: connect and command
@@ -45,6 +48,16 @@ pub(crate) fn check_ttl(ttl: Duration) -> Result<()> {
             MIN_TTL.as_millis(),
             MAX_TTL.as_secs() / 3600,
             ttl.as_millis()
+        )));
+    }
+    Ok(())
+}
+
+/// A semaphore's permit count: 1 to [`MAX_PERMITS`].
+pub(crate) fn check_permits(permits: u32) -> Result<()> {
+    if permits == 0 || permits > MAX_PERMITS {
+        return Err(Error::invalid(format!(
+            "a semaphore must have 1 to {MAX_PERMITS} permits, got {permits}"
         )));
     }
     Ok(())
@@ -98,6 +111,12 @@ mod tests {
             .contains("1025 bytes"));
         assert!(check_ttl(MIN_TTL).is_ok() && check_ttl(MAX_TTL).is_ok());
         assert!(check_ttl(MIN_TTL - Duration::from_nanos(1)).is_err());
+        assert!(check_permits(1).is_ok() && check_permits(MAX_PERMITS).is_ok());
+        assert!(check_permits(0)
+            .unwrap_err()
+            .to_string()
+            .contains("1 to 10000 permits, got 0"));
+        assert!(check_permits(MAX_PERMITS + 1).is_err());
         assert!(check_prefix(&"p".repeat(MAX_PREFIX_LEN)).is_ok());
         assert!(check_prefix("a}b")
             .unwrap_err()

@@ -25,7 +25,7 @@
 use crate::clock::{drift, BootInstant};
 use crate::error::{Error, Result};
 use crate::lease::Lease;
-use crate::store::{PassOn, Store, FENCE_BLOCK};
+use crate::store::{Kind, PassOn, Store, FENCE_BLOCK};
 use crate::wait;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
@@ -194,12 +194,16 @@ pub(crate) struct Fairness {
 
 /// Releases `lease` on the server: `Ok` if it was still ours and is gone.
 fn release_on_server(store: &dyn Store, lease: &Lease) -> Result<()> {
-    let deleted = match store.release(&lease.name, &lease.token) {
+    let release = || match lease.kind {
+        Kind::Plain => store.release(&lease.name, &lease.token),
+        kind => store.release_share(&lease.name, kind, &lease.token),
+    };
+    let deleted = match release() {
         // A dead pooled connection (say, after a server restart): ask again
         // on a fresh one. If the first attempt did delete the key and only
         // its reply was lost, this reports a loss that was not one; never
         // the other way round.
-        Err(Error::Connection(_)) => store.release(&lease.name, &lease.token),
+        Err(Error::Connection(_)) => release(),
         other => other,
     }?;
     if deleted {
@@ -429,7 +433,20 @@ impl LocalLocks {
     ///
     /// [`Error::Lost`] if the lease was no longer held (it then deleted
     /// nothing that belongs to someone else), or the server's error.
+    ///
+    /// A share of a read-write lock or semaphore never queues here: it is
+    /// released on the server at once.
     pub(crate) fn release(&self, host: &dyn Host, lease: &Lease) -> Result<()> {
+        if lease.kind != Kind::Plain {
+            let was_held = lease.mark_released();
+            host.forget(lease);
+            let outcome = release_on_server(host.store(), lease);
+            return if was_held {
+                outcome
+            } else {
+                outcome.and(Err(Error::Lost))
+            };
+        }
         let make = |fence: u64| host.continue_lease(lease, fence);
         let (next, courtesy) = match self.pass_locally(lease, &make) {
             Local::HandedOff => (Next::HandedOff, None),
@@ -609,6 +626,7 @@ mod tests {
             fence: 100,
             auto_renew: true,
             max_hold: None,
+            kind: crate::store::Kind::Plain,
             sent: crate::clock::BootInstant::now(),
             counters: Arc::new(crate::stats::Counters::new()),
         });

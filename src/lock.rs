@@ -5,12 +5,12 @@ use crate::clock::BootInstant;
 use crate::error::{Error, Result};
 use crate::guard::Guard;
 use crate::lease::{self, Lease, NewLease};
-use crate::limits::{check_name, check_ttl};
+use crate::limits::{check_name, check_permits, check_ttl};
 use crate::local::{QueueWait, Want};
 use crate::notify::Watch;
 use crate::renew::Msg;
 use crate::stats::add;
-use crate::store::Acquired;
+use crate::store::{Acquired, Kind};
 use crate::wait;
 use crossbeam_channel::Receiver;
 use std::fmt;
@@ -142,22 +142,68 @@ impl<'a> Attempt<'a> {
 /// A named lock. Cheap to clone; holds no server state until acquired.
 ///
 /// Each acquisition gets a fresh random token and its own [`Guard`].
+///
+/// The same handle stands for the read and write sides of a
+/// [`RwLock`](crate::RwLock) and for a [`Semaphore`](crate::Semaphore)'s
+/// permits: the ladder, the guard, renewal and loss work alike.
 #[derive(Clone)]
 pub struct Lock {
     client: Client,
     name: String,
     ttl: Duration,
     auto_renew: bool,
+    /// What an acquisition holds: the whole lock, or a share.
+    kind: Kind,
+    /// Whether acquisitions queue in arrival order ([`Lock::fair`]).
+    fair: bool,
 }
 
 impl Lock {
     pub(crate) fn new(client: Client, name: String) -> Lock {
+        Lock::of_kind(client, name, Kind::Plain)
+    }
+
+    /// A handle whose acquisitions hold `kind` of `name`.
+    pub(crate) fn of_kind(client: Client, name: String, kind: Kind) -> Lock {
         let ttl = client.inner().settings().ttl;
         Lock {
             client,
             name,
             ttl,
             auto_renew: true,
+            kind,
+            fair: false,
+        }
+    }
+
+    /// Makes acquisitions FIFO-fair (default off): waiters of every client
+    /// that use `fair()` on this name get the lock in the order they first
+    /// asked, instead of whoever asks first after a release.
+    ///
+    /// Each waiter keeps a place in a line on the server by asking again
+    /// before the place runs out (the wait ahead plus two leases); a dead
+    /// waiter's place runs out and the line moves on. The costs: every
+    /// release wakes every waiter of the name, and each asks once (one
+    /// round trip each); threads of one client queue on the server rather
+    /// than on the client's local fast path (no local hand-offs); a plain
+    /// acquirer of the same name does not queue and may barge in.
+    ///
+    /// For plain locks only: acquiring a read-write lock's side or a
+    /// semaphore's permit made fair fails with
+    /// [`Error::InvalidArgument`]. Redis only.
+    pub fn fair(mut self) -> Lock {
+        self.fair = true;
+        self
+    }
+
+    /// What an acquisition asks the server for.
+    fn asking(&self) -> Result<Kind> {
+        match (self.fair, self.kind) {
+            (false, kind) => Ok(kind),
+            (true, Kind::Plain) => Ok(Kind::Fair),
+            (true, _) => Err(Error::invalid(
+                "fair() applies to plain locks only, not to read-write locks or semaphores",
+            )),
         }
     }
 
@@ -261,6 +307,10 @@ impl Lock {
     fn acquire_with(&self, patience: Patience, cancel: Option<&Receiver<()>>) -> Result<Guard> {
         check_name(&self.name)?;
         check_ttl(self.ttl)?;
+        if let Kind::Permit(n) = self.kind {
+            check_permits(n)?;
+        }
+        let kind = self.asking()?;
         let inner = self.client.inner();
         let want = Want {
             name: &self.name,
@@ -271,7 +321,7 @@ impl Lock {
         let started = Instant::now();
         let mut attempt = Attempt::new(patience, cancel);
         let queueing = attempt.queueing();
-        let acquired = inner.local().acquire(inner, &want, queueing, || {
+        let mut ask = || {
             let (token, fence, sent) = self.ask_server(&mut attempt)?;
             let lease = Lease::new(NewLease {
                 id: want.id,
@@ -281,12 +331,19 @@ impl Lock {
                 fence,
                 auto_renew: self.auto_renew,
                 max_hold: inner.settings().max_hold,
+                kind,
                 sent,
                 counters: inner.counters().clone(),
             });
             inner.renewal(Msg::Register(lease.grant.clone()));
             Ok(lease)
-        });
+        };
+        // Shares of read-write locks and semaphores do not queue locally:
+        // several threads may hold them at once.
+        let acquired = match kind {
+            Kind::Plain => inner.local().acquire(inner, &want, queueing, ask),
+            _ => ask().map(|lease| (lease, false)),
+        };
         let counters = inner.counters();
         match acquired {
             Ok((lease, queued)) => {
@@ -316,7 +373,6 @@ impl Lock {
     /// Asks the server until the lock is ours, within `attempt`: returns the
     /// token, the fence and when the winning request was sent.
     fn ask_server(&self, attempt: &mut Attempt<'_>) -> Result<(String, u64, BootInstant)> {
-        let store = self.client.inner().store();
         // One token for the whole call: a retry after a lost reply must be
         // recognised as the same owner.
         let token = uuid::Uuid::new_v4().to_string();
@@ -329,7 +385,13 @@ impl Lock {
             let waited = match self.ask_once(&token, sent) {
                 Ok(Acquired::Yes { fence }) => return Ok((token, fence, sent)),
                 Ok(Acquired::No { remaining }) => {
-                    attempt.busy()?;
+                    if let Err(e) = attempt.busy() {
+                        // A try that took a place in a line gives it back.
+                        if self.queues() {
+                            self.release_token(&token);
+                        }
+                        return Err(e);
+                    }
                     self.wait_for_release(&mut watch, remaining, attempt)
                 }
                 Err(e @ Error::Connection(_)) => match attempt.failed(e) {
@@ -343,26 +405,43 @@ impl Lock {
                 // Out of time while the server was unreachable: say so.
                 Err(Error::Timeout) if attempt.failing() => break,
                 Err(e) => {
-                    if attempt.failing() {
-                        let _ = store.release(&self.name, &token);
+                    // A writer also gives its place among the waiting
+                    // writers back, so readers need not wait for it.
+                    if attempt.failing() || (self.queues() && attempt.contended) {
+                        self.release_token(&token);
                     }
                     return Err(e);
                 }
             }
         }
         // Leave nothing behind if the lock did go to us.
-        let _ = store.release(&self.name, &token);
+        self.release_token(&token);
         Err(attempt.give_up())
+    }
+
+    /// Whether a contended attempt takes a place in a line on the server
+    /// (a writer's, or a fair lock's), which giving up must give back.
+    fn queues(&self) -> bool {
+        matches!(self.asking(), Ok(Kind::Write | Kind::Fair))
+    }
+
+    /// Gives back whatever `token` may hold of this lock (after giving up).
+    fn release_token(&self, token: &str) {
+        let store = self.client.inner().store();
+        let _ = match self.asking().unwrap_or(self.kind) {
+            Kind::Plain => store.release(&self.name, token),
+            kind => store.release_share(&self.name, kind, token),
+        };
     }
 
     /// One request for the lock with `token`, sent at `sent`.
     fn ask_once(&self, token: &str, sent: BootInstant) -> Result<Acquired> {
-        match self
-            .client
-            .inner()
-            .store()
-            .acquire(&self.name, token, self.ttl)
-        {
+        let store = self.client.inner().store();
+        let asked = match self.asking()? {
+            Kind::Plain => store.acquire(&self.name, token, self.ttl),
+            kind => store.acquire_share(&self.name, kind, token, self.ttl),
+        };
+        match asked {
             // The grant came back after the lease it starts had run out (a
             // reply slower than the TTL, or this process paused): it is worth
             // nothing. Ask again with the same token, as after a lost reply;
@@ -418,6 +497,8 @@ impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")
             .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("fair", &self.fair)
             .field("ttl", &self.ttl)
             .field("auto_renew", &self.auto_renew)
             .finish()

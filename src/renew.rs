@@ -209,6 +209,7 @@ fn tick(store: &dyn Store, entries: &mut HashMap<u64, Renewal>, counters: &Count
                 name: &l.name,
                 token: &l.token,
                 ttl: l.ttl,
+                kind: l.kind,
             }
         })
         .collect();

@@ -478,3 +478,46 @@ fn names_whose_fence_counter_would_cross_slots_are_refused_clearly() {
         g.release().unwrap();
     }
 }
+
+#[test]
+fn read_write_locks_and_semaphores_work_across_masters() {
+    let cluster = Cluster::start();
+    let urls = cluster.urls();
+    let (a, b) = (client(&urls), client(&urls));
+    // The holder set, its fence counter and its waiting writers share a
+    // slot (the scripts touch all three), on a node the feed does not use.
+    let name = cluster.name_off_first_node("rw:");
+    let r1 = a.rw_lock(name.as_str()).read().acquire().unwrap();
+    let r2 = b.rw_lock(name.as_str()).read().acquire().unwrap();
+    assert!(b
+        .rw_lock(name.as_str())
+        .write()
+        .try_acquire()
+        .unwrap()
+        .is_none());
+    let writing = b.rw_lock(name.as_str()).write().acquire_chan();
+    r1.release().unwrap();
+    r2.release().unwrap();
+    let w = writing
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the writer woke")
+        .unwrap();
+    assert!(w.fence() > 0);
+    w.release().unwrap();
+
+    let sem_name = cluster.name_off_first_node("sem:");
+    let sem = a.semaphore(sem_name.as_str(), 2);
+    let held = [sem.acquire().unwrap(), sem.acquire().unwrap()];
+    assert!(b
+        .semaphore(sem_name.as_str(), 2)
+        .try_acquire()
+        .unwrap()
+        .is_none());
+    let waiting = b.semaphore(sem_name.as_str(), 2).acquire_chan();
+    drop(held);
+    let p = waiting
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a returned permit woke the waiter")
+        .unwrap();
+    p.release().unwrap();
+}

@@ -17,7 +17,9 @@
 //! `DISTLOCK_FENCE` and `DISTLOCK_TOKEN`. SIGINT, SIGTERM and SIGHUP are
 //! forwarded to it; before it starts they abandon the wait for the lock.
 //! The options that concern the lock and the command follow flock(1)'s
-//! (`-w`, `-n`, `-E`, `-c`); the server options are in [`servers`].
+//! (`-w`, `-n`, `-E`, `-c`, and `-s`/`-x` for the read and write sides of
+//! a read-write lock); `--permits N` takes one permit of a semaphore of N
+//! instead. The server options are in [`servers`].
 //!
 //! # Exit status
 //!
@@ -86,6 +88,13 @@ Examples:
   A master found through Sentinel; a TLS server with a private CA:
     distlock --sentinel 10.0.0.1:26379,10.0.0.2:26379 --master mymaster job -- ./job
     distlock --url rediss://redis.internal:6380 --tls-ca ca.pem job -- ./job
+
+  Readers share, a writer runs alone (flock's -s and -x, across machines):
+    distlock -s catalog -- ./read-catalog.sh
+    distlock -x catalog -- ./rebuild-catalog.sh
+
+  At most 4 encoders at once, fleet-wide:
+    distlock --permits 4 encoders -- ./encode.sh
 
   Hand the fencing token to the protected storage:
     distlock deploy -c 'deploy --fence \"$DISTLOCK_FENCE\"'
@@ -184,6 +193,22 @@ pub struct RunArgs {
     /// Fail at once, with the conflict code, if the lock is held elsewhere
     #[arg(short = 'n', long = "nonblock", visible_alias = "nb")]
     pub nonblock: bool,
+    /// Take a shared (read) lock of the read-write lock KEY, as flock -s
+    /// does: `-s` runs share it with each other, never with an `-x` run
+    #[arg(short = 's', long, conflicts_with_all = ["exclusive", "permits"])]
+    pub shared: bool,
+    /// Take the exclusive (write) lock of the read-write lock KEY, as
+    /// flock -x does: alone, and ahead of `-s` runs that come after it.
+    /// Without -s, -x or --permits KEY is a plain lock, which a
+    /// read-write lock of the same name refuses
+    #[arg(short = 'x', long, conflicts_with = "permits")]
+    pub exclusive: bool,
+    /// Take one permit of the semaphore KEY of N permits (1 to 10000): at
+    /// most N runs at once hold one; a crashed run's permit comes back
+    /// after --ttl
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(distlock::MAX_PERMITS)))]
+    pub permits: Option<u32>,
     /// The old spelling of --nonblock, refused with a pointer to it.
     #[arg(long = "no-wait", hide = true)]
     pub old_no_wait: bool,
@@ -347,9 +372,12 @@ pub fn connect(
 }
 
 /// Options of the run form, by argument id and flag.
-const RUN_OPTIONS: [(&str, &str); 11] = [
+const RUN_OPTIONS: [(&str, &str); 14] = [
     ("wait", "--wait"),
     ("nonblock", "--nonblock"),
+    ("shared", "--shared"),
+    ("exclusive", "--exclusive"),
+    ("permits", "--permits"),
     ("ttl", "--ttl"),
     ("conflict_exit_code", "--conflict-exit-code"),
     ("on_lost", "--on-lost"),

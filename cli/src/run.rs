@@ -36,7 +36,16 @@ pub fn run(server: &ServerArgs, args: RunArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let lock = client.lock(key.as_str()).ttl(args.ttl);
+    let lock = if args.shared {
+        client.rw_lock(key.as_str()).read()
+    } else if args.exclusive {
+        client.rw_lock(key.as_str()).write()
+    } else if let Some(permits) = args.permits {
+        client.semaphore(key.as_str(), permits).as_lock().clone()
+    } else {
+        client.lock(key.as_str())
+    }
+    .ttl(args.ttl);
     if args.verbose {
         say!("waiting for {key}");
     }

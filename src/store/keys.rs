@@ -5,7 +5,12 @@
 //! - a fencing counter that shares the lock key's cluster slot:
 //!   `{<prefix>:<name>}:fence`, or `{<tag>}:fence:<prefix>:<name>` when the
 //!   lock key already carries a `{tag}`;
-//! - a loader's cached value, named like the fence with `value` instead.
+//! - a loader's cached value, named like the fence with `value` instead;
+//! - a read-write lock's waiting writers, named like the fence with
+//!   `writers` instead (the lock key itself is then a sorted set of
+//!   holders: see [`shares`](super::shares));
+//! - a fair lock's line of waiters and their places' deadlines, named like
+//!   the fence with `line` and `places` instead.
 //!
 //! Lock keys start with the prefix (which may not contain braces) and side
 //! keys start with `{`, so the families never collide.
@@ -66,6 +71,22 @@ pub(crate) fn fence_key(lock_key: &str) -> String {
     side_key(lock_key, "fence")
 }
 
+/// The waiting writers of the read-write lock `lock_key` (see
+/// [`shares`](super::shares)).
+pub(crate) fn writers_key(lock_key: &str) -> String {
+    side_key(lock_key, "writers")
+}
+
+/// The line of waiters of the fair lock `lock_key` (arrival order).
+pub(crate) fn line_key(lock_key: &str) -> String {
+    side_key(lock_key, "line")
+}
+
+/// Until when each waiter of the fair lock `lock_key` keeps its place.
+pub(crate) fn places_key(lock_key: &str) -> String {
+    side_key(lock_key, "places")
+}
+
 /// The cached value a loader keeps beside its lock `lock_key`.
 pub(crate) fn value_key(lock_key: &str) -> String {
     side_key(lock_key, "value")
@@ -117,9 +138,15 @@ mod tests {
         ];
         for name in names {
             let key = lock_key("distlock", name);
-            let same = [fence_key(&key), value_key(&key)]
-                .iter()
-                .all(|side| Slot::for_key(side) == Slot::for_key(&key));
+            let same = [
+                fence_key(&key),
+                value_key(&key),
+                writers_key(&key),
+                line_key(&key),
+                places_key(&key),
+            ]
+            .iter()
+            .all(|side| Slot::for_key(side) == Slot::for_key(&key));
             assert_eq!(check_one_slot(&key).is_ok(), same, "{name:?}");
         }
     }

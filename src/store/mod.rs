@@ -19,7 +19,9 @@
 //!   Sentinel) and a cluster, with only what sets them apart;
 //! - [`redlock`]: one lock over several independent nodes;
 //! - [`holder`]: the holder description written after the token, and the
-//!   ownership compare every store uses.
+//!   ownership compare every store uses;
+//! - [`shares`]: read-write locks and semaphores (the holder set and its
+//!   scripts' replies).
 //!
 //! And beside them, [`memcached`]: one memcached server (1.6 or later)
 //! through the meta protocol, with a client of its own.
@@ -38,6 +40,7 @@ mod replicas;
 mod route;
 mod scripts;
 pub(crate) mod sentinel;
+pub(crate) mod shares;
 
 use crate::error::Result;
 use std::time::Duration;
@@ -121,6 +124,23 @@ pub(crate) enum PassOn {
     },
 }
 
+/// What one acquisition holds of its name: the whole of a plain lock, or a
+/// share of a read-write lock or semaphore (see [`shares`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A plain lock: one holder ([`Store::acquire`]).
+    Plain,
+    /// A read hold of a read-write lock: shared with other readers.
+    Read,
+    /// The write hold of a read-write lock: excludes readers and writers.
+    Write,
+    /// One permit of a semaphore that has this many.
+    Permit(u32),
+    /// A plain lock taken in FIFO order among fair acquirers: the same key
+    /// as [`Kind::Plain`], plus a line of waiters beside it.
+    Fair,
+}
+
 /// One lease to extend in a batch.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Extend<'a> {
@@ -130,6 +150,9 @@ pub(crate) struct Extend<'a> {
     pub token: &'a str,
     /// The new lease.
     pub ttl: Duration,
+    /// What the lease holds; stores without shares only see
+    /// [`Kind::Plain`] (they refuse to grant anything else).
+    pub kind: Kind,
 }
 
 /// A lock store: atomic acquire / release / extend keyed by lock name.
@@ -168,6 +191,28 @@ pub(crate) trait Store: Send + Sync + 'static {
 
     /// Caches `value` beside the lock `name` for `ttl`.
     fn cache_put(&self, name: &str, value: &[u8], ttl: Duration) -> Result<()>;
+
+    /// Take a share of `name` (a [`Kind`] other than `Plain`) for `token`
+    /// for `ttl`, or report how long until a share may free up. Like
+    /// [`acquire`](Store::acquire), idempotent for a token: a retry after a
+    /// lost reply finds the share and restarts its lease (with a new fence:
+    /// the lost one was never seen). Stores without shares refuse.
+    fn acquire_share(
+        &self,
+        _name: &str,
+        kind: Kind,
+        _token: &str,
+        _ttl: Duration,
+    ) -> Result<Acquired> {
+        Err(shares::unsupported(kind, self.describe()))
+    }
+
+    /// Gives back the share `token` holds of `name` (and, for a writer,
+    /// withdraws its place in the writers' queue). `Ok(false)` if `token`
+    /// held no such share. Stores without shares refuse.
+    fn release_share(&self, _name: &str, kind: Kind, _token: &str) -> Result<bool> {
+        Err(shares::unsupported(kind, self.describe()))
+    }
 
     /// What the server holds for `name` right now.
     fn inspect(&self, name: &str) -> Result<LockInfo>;

@@ -12,8 +12,9 @@ use super::route::Route;
 use super::scripts::{
     lock_info, parse_acquire, parse_extend, parse_pass_on, reply_code_is, Scripts,
 };
+use super::shares::{self, ShareScripts};
 use super::LockInfo;
-use super::{millis, Acquired, Extend, FeedHandler, PassOn, Store};
+use super::{millis, Acquired, Extend, FeedHandler, Kind, PassOn, Store};
 use crate::error::{Error, Result};
 use redis::{ErrorKind, RedisResult, ServerErrorKind};
 use std::time::Duration;
@@ -37,6 +38,8 @@ pub(crate) struct ScriptStore<B: Backend> {
     prefix: String,
     /// The lock scripts.
     scripts: Scripts,
+    /// The scripts of read-write locks and semaphores.
+    shares: ShareScripts,
     /// Replica acknowledgement of lease writes.
     acks: Acks,
     /// This client's holder description, written after the token.
@@ -57,6 +60,7 @@ impl<B: Backend> ScriptStore<B> {
             pool: Pool::new(backend, secret, place, cfg.pool_size, cfg.connect_timeout),
             prefix: cfg.prefix.clone(),
             scripts: Scripts::new(),
+            shares: ShareScripts::new(),
             acks: Acks::new(cfg.replicas, cfg.command_timeout),
             holder: cfg.holder.clone(),
         }
@@ -94,13 +98,17 @@ impl<B: Backend> ScriptStore<B> {
         let keys: Vec<String> = batch.iter().map(|e| self.lock_key(e.name)).collect();
         let mut pipe = redis::pipe();
         for (e, key) in batch.iter().zip(&keys) {
-            pipe.add_command(self.scripts.extend_cmd(key, e.token, e.ttl));
+            pipe.add_command(match e.kind {
+                Kind::Plain | Kind::Fair => self.scripts.extend_cmd(key, e.token, e.ttl),
+                kind => self.shares.extend_cmd(key, kind, e.token, e.ttl),
+            });
         }
         let replies = match c.query_pipeline(&pipe) {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                 // Extending is idempotent: load the script (on a cluster, on
                 // every node) and send them all again.
                 self.scripts.load_extend(c)?;
+                self.shares.load_extend(c)?;
                 c.query_pipeline(&pipe)
             }
             other => other,
@@ -109,7 +117,10 @@ impl<B: Backend> ScriptStore<B> {
             Err(e) if B::Conn::retry_one_by_one(&e) => batch
                 .iter()
                 .zip(&keys)
-                .map(|(e, key)| self.scripts.run_extend(c, key, e.token, e.ttl))
+                .map(|(e, key)| match e.kind {
+                    Kind::Plain | Kind::Fair => self.scripts.run_extend(c, key, e.token, e.ttl),
+                    kind => self.shares.run_extend(c, key, kind, e.token, e.ttl),
+                })
                 .collect(),
             other => other,
         }
@@ -120,11 +131,12 @@ impl<B: Backend> Store for ScriptStore<B> {
     fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
         let key = self.script_key(name)?;
         let value = lock_value(token, &self.holder);
-        let (reply, acked) = self.pool.with_conn(|c| {
+        let replied = self.pool.with_conn(|c| {
             let reply = self.scripts.run_acquire(c, &key, token, &value, ttl)?;
             let acked = self.acks.wait_if(reply_code_is(&reply, 1), c, Some(&key))?;
             Ok((reply, acked))
-        })?;
+        });
+        let (reply, acked) = replied.map_err(|e| shares::wrong_type(e, name, Kind::Plain))?;
         let got = parse_acquire(reply)?;
         if let Err(e) = self.acks.check(acked, "lock (it was given back)") {
             // Not durable enough: give it back rather than hold a lock a
@@ -170,6 +182,45 @@ impl<B: Backend> Store for ScriptStore<B> {
         parse_extend(replies, batch.len())
     }
 
+    fn acquire_share(
+        &self,
+        name: &str,
+        kind: Kind,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<Acquired> {
+        let key = self.script_key(name)?;
+        let value = lock_value(token, &self.holder);
+        let replied = self.pool.with_conn(|c| {
+            let reply = match kind {
+                Kind::Fair => self.shares.run_fair_acquire(c, &key, token, &value, ttl)?,
+                _ => self.shares.run_acquire(c, &key, kind, token, ttl)?,
+            };
+            let acked = self.acks.wait_if(reply_code_is(&reply, 1), c, Some(&key))?;
+            Ok((reply, acked))
+        });
+        let (reply, acked) = replied.map_err(|e| shares::wrong_type(e, name, kind))?;
+        let got = match kind {
+            Kind::Fair => parse_acquire(reply)?,
+            _ => shares::parse_acquire(reply, name, kind)?,
+        };
+        if let Err(e) = self.acks.check(acked, "share (it was given back)") {
+            let _ = self.release_share(name, kind, token);
+            return Err(e);
+        }
+        Ok(got)
+    }
+
+    fn release_share(&self, name: &str, kind: Kind, token: &str) -> Result<bool> {
+        let key = self.script_key(name)?;
+        self.pool
+            .with_conn(|c| match kind {
+                Kind::Fair => self.shares.run_fair_release(c, &key, token),
+                _ => self.shares.run_release(c, &key, kind, token),
+            })
+            .map_err(|e| shares::wrong_type(e, name, kind))
+    }
+
     fn run_feed(&self, control: &str, handler: &mut dyn FeedHandler) -> Result<()> {
         let (backend, secret) = (self.pool.opener(), self.pool.secret());
         let outcome = backend
@@ -209,8 +260,9 @@ impl<B: Backend> Store for ScriptStore<B> {
     fn inspect(&self, name: &str) -> Result<LockInfo> {
         let key = self.lock_key(name);
         // All three keys share a slot: in a cluster one node answers.
-        let (token, pttl, fence): (Option<String>, i64, Option<u64>) =
-            self.pool.with_conn(|c| {
+        let (token, pttl, fence): (Option<String>, i64, Option<u64>) = self
+            .pool
+            .with_conn(|c| {
                 c.query_pipeline(
                     redis::pipe()
                         .cmd("GET")
@@ -220,6 +272,13 @@ impl<B: Backend> Store for ScriptStore<B> {
                         .cmd("GET")
                         .arg(fence_key(&key)),
                 )
+            })
+            .map_err(|e| match e {
+                Error::Redis(m) if m.contains("WRONGTYPE") => Error::invalid(format!(
+                    "the lock name {name:?} is a read-write lock or a semaphore, which \
+                     inspect does not describe"
+                )),
+                e => e,
             })?;
         Ok(lock_info(key, token, pttl, fence))
     }
@@ -233,6 +292,23 @@ impl<B: Backend> Store for ScriptStore<B> {
                 self.pool.place()
             )));
         };
+        // Only plain locks: the holder sets of read-write locks and
+        // semaphores (sorted sets) have no single holder to report.
+        let mut types = redis::pipe();
+        for key in &keys {
+            types.cmd("TYPE").arg(key);
+        }
+        let kinds: Vec<String> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.pool.with_conn(|c| c.query_pipeline(&types))?
+        };
+        let keys: Vec<String> = keys
+            .into_iter()
+            .zip(kinds)
+            .filter(|(_, t)| t == "string")
+            .map(|(key, _)| key)
+            .collect();
         if keys.is_empty() {
             return Ok((Vec::new(), truncated));
         }

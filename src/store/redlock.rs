@@ -19,7 +19,7 @@
 
 use super::redis::{RedisConfig, RedisStore};
 use super::LockInfo;
-use super::{Acquired, Extend, FeedHandler, PassOn, Store};
+use super::{Acquired, Extend, FeedHandler, Kind, PassOn, Store};
 use crate::clock::drift;
 use crate::error::{Error, Result};
 use crossbeam_channel::Sender;
@@ -284,19 +284,20 @@ impl Store for RedlockStore {
     }
 
     fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>> {
-        let owned: Vec<(String, String, Duration)> = batch
+        let owned: Vec<(String, String, Duration, Kind)> = batch
             .iter()
-            .map(|e| (e.name.to_string(), e.token.to_string(), e.ttl))
+            .map(|e| (e.name.to_string(), e.token.to_string(), e.ttl, e.kind))
             .collect();
         let answers = self.fan_out(
             &self.all(),
             move |s| {
                 let b: Vec<Extend<'_>> = owned
                     .iter()
-                    .map(|(name, token, ttl)| Extend {
+                    .map(|(name, token, ttl, kind)| Extend {
                         name,
                         token,
                         ttl: *ttl,
+                        kind: *kind,
                     })
                     .collect();
                 s.extend(&b)

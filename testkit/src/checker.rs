@@ -1,6 +1,9 @@
 //! The mutual-exclusion checker: given every hold of one lock (fence, start,
 //! end, and whether the holder learned it had lost the lock), finds holds
 //! that overlapped in time and tells whether each overlap was detected.
+//! [`check_rw`] and [`check_semaphore`] do the same for read-write locks
+//! (readers may overlap each other, never a writer) and semaphores (never
+//! more holders at once than permits).
 
 /// One critical section, as its holder recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,20 +95,38 @@ pub fn check(mut holds: Vec<Hold>) -> Report {
             }
         }
     }
-    // Walk the holds by start, taking in every hold that ended strictly
-    // before, with the largest fence among them.
-    let mut ends: Vec<(u128, u64)> = holds.iter().map(|h| (h.end, h.fence)).collect();
-    ends.sort_unstable();
-    let (mut taken, mut highest) = (0, None);
-    for h in &holds {
-        while taken < ends.len() && ends[taken].0 < h.start {
-            highest = highest.max(Some(ends[taken].1));
-            taken += 1;
-        }
-        if !h.lost && highest.is_some_and(|f| f >= h.fence) {
-            r.fence_regressions += 1;
+    let exclusive: Vec<(Hold, bool)> = holds.iter().map(|h| (*h, true)).collect();
+    r.fence_regressions = fence_regressions(&exclusive);
+    r
+}
+
+/// Checks the holds of a read-write lock, each with whether it was a write
+/// hold: as [`check`], except that two read holds may overlap.
+pub fn check_rw(mut holds: Vec<(Hold, bool)>) -> Report {
+    holds.sort_by_key(|(h, _)| h.start);
+    let mut r = Report {
+        holds: holds.len(),
+        signalled_losses: holds.iter().filter(|(h, _)| h.lost).count(),
+        ..Report::default()
+    };
+    for (i, (a, a_writes)) in holds.iter().enumerate() {
+        for (b, b_writes) in holds[i + 1..].iter().take_while(|(b, _)| b.start < a.end) {
+            if !a_writes && !b_writes {
+                continue;
+            }
+            let stale = if a.fence < b.fence { a } else { b };
+            if a.fence != b.fence && stale.lost {
+                r.overlaps_detected += 1;
+            } else {
+                r.overlaps_undetected += 1;
+                if r.examples.len() < 5 {
+                    r.examples.push((*a, *b));
+                }
+            }
         }
     }
+    let plain: Vec<Hold> = holds.iter().map(|(h, _)| *h).collect();
+    r.fence_regressions = fence_regressions(&holds) + shared_fences(&plain);
     r
 }
 
@@ -138,6 +159,81 @@ pub fn told_late(
         }
     }
     (n, examples)
+}
+
+/// Checks the holds of a semaphore of `permits`: each moment a hold starts
+/// while `permits` others are still held is an overlap, detected when at
+/// least as many of the holds then held were told of their loss as there
+/// are holds too many (the fenced resource refuses those).
+pub fn check_semaphore(mut holds: Vec<Hold>, permits: usize) -> Report {
+    holds.sort_by_key(|h| h.start);
+    let mut r = Report {
+        holds: holds.len(),
+        signalled_losses: holds.iter().filter(|h| h.lost).count(),
+        ..Report::default()
+    };
+    let mut held: Vec<Hold> = Vec::new();
+    for h in &holds {
+        held.retain(|a| a.end > h.start);
+        held.push(*h);
+        if held.len() > permits {
+            let too_many = held.len() - permits;
+            if held.iter().filter(|a| a.lost).count() >= too_many {
+                r.overlaps_detected += 1;
+            } else {
+                r.overlaps_undetected += 1;
+                if r.examples.len() < 5 {
+                    r.examples.push((held[0], *h));
+                }
+            }
+        }
+    }
+    let shared: Vec<(Hold, bool)> = holds.iter().map(|h| (*h, false)).collect();
+    r.fence_regressions = fence_regressions(&shared) + shared_fences(&holds);
+    r
+}
+
+/// Holds (sorted by start, each with whether it excluded every other) that
+/// nobody told of a loss and whose fence is not above the fence of every
+/// hold that ended before they started, where one of the two was
+/// exclusive. Two shared holds (readers, permits) are not ordered by their
+/// times: a permit granted first may start its work after a later one
+/// ended, its reply being slower.
+fn fence_regressions(holds: &[(Hold, bool)]) -> usize {
+    let mut regressions = 0;
+    // Walk the holds by start, taking in every hold that ended strictly
+    // before: the largest fence among them all, and among the exclusive.
+    let mut ends: Vec<(u128, u64, bool)> =
+        holds.iter().map(|(h, x)| (h.end, h.fence, *x)).collect();
+    ends.sort_unstable();
+    let (mut taken, mut highest, mut highest_exclusive) = (0, None, None);
+    for (h, exclusive) in holds {
+        while taken < ends.len() && ends[taken].0 < h.start {
+            let (_, fence, x) = ends[taken];
+            highest = highest.max(Some(fence));
+            if x {
+                highest_exclusive = highest_exclusive.max(Some(fence));
+            }
+            taken += 1;
+        }
+        let above = if *exclusive {
+            highest
+        } else {
+            highest_exclusive
+        };
+        if !h.lost && above.is_some_and(|f| f >= h.fence) {
+            regressions += 1;
+        }
+    }
+    regressions
+}
+
+/// Pairs of holds that got the same fence (each acquisition must have its
+/// own).
+fn shared_fences(holds: &[Hold]) -> usize {
+    let mut fences: Vec<u64> = holds.iter().map(|h| h.fence).collect();
+    fences.sort_unstable();
+    fences.windows(2).filter(|w| w[0] == w[1]).count()
 }
 
 /// Wall-clock nanoseconds (all processes of one machine share this clock).
@@ -212,6 +308,64 @@ mod tests {
         // Never told: undetected, not late.
         let holds = [hold(1, 0, 10, false), hold(2, 5, 15, false)];
         assert_eq!(told_late(&holds, &|_, _| false).0, 0);
+    }
+
+    #[test]
+    fn readers_may_overlap_each_other_never_a_writer() {
+        let readers = vec![
+            (hold(1, 0, 10, false), false),
+            (hold(2, 5, 15, false), false),
+        ];
+        assert_eq!(check_rw(readers).overlaps_undetected, 0);
+        let writer_among = vec![
+            (hold(1, 0, 10, false), false),
+            (hold(2, 5, 15, false), true),
+            (hold(3, 6, 7, false), false),
+        ];
+        let r = check_rw(writer_among);
+        assert_eq!((r.overlaps_detected, r.overlaps_undetected), (0, 2));
+        let told = vec![(hold(1, 0, 10, true), false), (hold(2, 5, 15, false), true)];
+        assert_eq!(check_rw(told).overlaps_detected, 1);
+        // Readers are not ordered by their times; a writer is.
+        let readers = vec![
+            (hold(5, 0, 10, false), false),
+            (hold(4, 20, 30, false), false),
+        ];
+        assert_eq!(check_rw(readers).fence_regressions, 0);
+        let after_writer = vec![
+            (hold(5, 0, 10, false), true),
+            (hold(4, 20, 30, false), false),
+        ];
+        assert_eq!(check_rw(after_writer).fence_regressions, 1);
+        let writer_after = vec![
+            (hold(5, 0, 10, false), false),
+            (hold(4, 20, 30, false), true),
+        ];
+        assert_eq!(check_rw(writer_after).fence_regressions, 1);
+    }
+
+    #[test]
+    fn more_holders_than_permits_is_an_overlap_unless_enough_were_told() {
+        let three = vec![
+            hold(1, 0, 10, false),
+            hold(2, 1, 10, false),
+            hold(3, 2, 10, false),
+        ];
+        assert_eq!(check_semaphore(three.clone(), 3).overlaps_undetected, 0);
+        let r = check_semaphore(three.clone(), 2);
+        assert_eq!((r.overlaps_detected, r.overlaps_undetected), (0, 1));
+        let mut told = three;
+        told[0].lost = true;
+        let r = check_semaphore(told, 2);
+        assert_eq!((r.overlaps_detected, r.overlaps_undetected), (1, 0));
+        // Ended before the next started: no overlap.
+        let apart = vec![hold(1, 0, 5, false), hold(2, 5, 9, false)];
+        assert_eq!(check_semaphore(apart, 1).overlaps_undetected, 0);
+        // Permits are not ordered by their times, but never share a fence.
+        let slow_reply = vec![hold(2, 0, 5, false), hold(1, 6, 9, false)];
+        assert_eq!(check_semaphore(slow_reply, 2).fence_regressions, 0);
+        let twice = vec![hold(2, 0, 5, false), hold(2, 6, 9, false)];
+        assert_eq!(check_semaphore(twice, 2).fence_regressions, 1);
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! Real parts for distlock's tests, examples and benchmarks: throwaway
-//! redis-server and memcached processes on free loopback ports, a loopback TCP proxy that
+//! redis-server, memcached and etcd processes on free loopback ports, a loopback TCP proxy that
 //! can delay, cut or lose replies, and the overlap checker of the safety
 //! suite. Dev-only: never published, never a dependency of the library.
 
 pub mod backend;
 pub mod checker;
+pub mod etcd;
 pub mod memcached;
 pub mod proxy;
 pub mod sentinel;
 pub mod server;
 
 pub use backend::AnyServer;
+pub use etcd::{EtcdCluster, EtcdServer};
 pub use memcached::MemcachedServer;
 pub use proxy::{Mode, TcpProxy};
 pub use sentinel::SentinelServer;

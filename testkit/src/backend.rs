@@ -129,18 +129,7 @@ impl AnyServer {
         let s = match self {
             AnyServer::Redis(s) => return crate::wait_until_subscribed(s, name),
             AnyServer::Memcached(s) => s,
-            AnyServer::Etcd(s) => {
-                let start = std::time::Instant::now();
-                let prefix = format!("{{distlock:{name}}}:waiter:");
-                while !s.keys().iter().any(|k| k.starts_with(&prefix)) {
-                    assert!(
-                        start.elapsed() < std::time::Duration::from_secs(5),
-                        "nobody waits for {name:?}"
-                    );
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                }
-                return;
-            }
+            AnyServer::Etcd(s) => return s.wait_until_waiting_keys(name),
         };
         let start = std::time::Instant::now();
         while s.raw(&format!("mg distlock:{name}#wait v\r\n"), "\r\n") == "EN\r\n" {

@@ -24,7 +24,12 @@ pub struct EtcdServer {
     child: Option<Child>,
     /// Whether the data dir is ours to remove.
     owns_dir: bool,
+    /// `--heartbeat-interval` and `--election-timeout`, in ms.
+    timing: (u32, u32),
 }
+
+/// Fast elections for tests: leases of 1 s at least.
+const FAST: (u32, u32) = (10, 50);
 
 /// A free loopback port (bound a moment ago).
 fn free_port() -> u16 {
@@ -56,6 +61,13 @@ impl EtcdServer {
     /// Starts one etcd on free loopback ports, waiting (at most 10 s) until
     /// it serves. Panics with a hint when etcd is missing.
     pub fn start() -> Self {
+        Self::start_with_timing(FAST.0, FAST.1)
+    }
+
+    /// Starts one etcd with this heartbeat interval and election timeout
+    /// (ms); etcd's own defaults are 100 and 1000 (then its shortest
+    /// lease is 2 s).
+    pub fn start_with_timing(heartbeat: u32, election: u32) -> Self {
         for _ in 0..5 {
             let (port, peer_port) = (free_port(), free_port());
             let name = "m0".to_string();
@@ -68,6 +80,7 @@ impl EtcdServer {
                 dir: scratch("m0"),
                 child: None,
                 owns_dir: true,
+                timing: (heartbeat, election),
             };
             if s.spawn("new").is_ok() && s.wait_ready(Duration::from_secs(10)) {
                 return s;
@@ -92,7 +105,8 @@ impl EtcdServer {
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &self.cluster])
             .args(["--initial-cluster-state", state])
-            .args(["--heartbeat-interval", "10", "--election-timeout", "50"])
+            .args(["--heartbeat-interval", &self.timing.0.to_string()])
+            .args(["--election-timeout", &self.timing.1.to_string()])
             .args(["--log-level", "error"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -178,6 +192,20 @@ impl EtcdServer {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Waits, at most five seconds, until some client's release feed
+    /// keeps a waiter key for the lock `name` (default prefix).
+    pub fn wait_until_waiting_keys(&self, name: &str) {
+        let start = Instant::now();
+        let prefix = format!("{{distlock:{name}}}:waiter:");
+        while !self.keys().iter().any(|k| k.starts_with(&prefix)) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "nobody waits for {name:?}"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Deletes `key` behind the library's back.
@@ -284,6 +312,7 @@ impl EtcdCluster {
                     dir: scratch(&format!("m{i}")),
                     child: None,
                     owns_dir: true,
+                    timing: FAST,
                 };
                 s.spawn("new").expect("start an etcd member");
                 s

@@ -105,6 +105,8 @@ pub(crate) struct Gateway {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// Bounds connecting.
     connect_timeout: Duration,
+    /// Bounds each unary call, connecting included.
+    command_timeout: Duration,
     /// Requests in flight: the pool's busy connections.
     pub(crate) busy: AtomicU32,
     /// `etcd[s]://host:port,…`, for messages.
@@ -198,6 +200,7 @@ impl Gateway {
             token: Mutex::new(None),
             tls: cfg.tls,
             connect_timeout: cfg.connect_timeout,
+            command_timeout: cfg.command_timeout,
             busy: AtomicU32::new(0),
             place: cfg.place,
         }
@@ -230,9 +233,14 @@ impl Gateway {
         path: &str,
         body: &[u8],
         token: Option<&str>,
+        limit: Duration,
     ) -> std::result::Result<ureq::Response, Failure> {
+        // A deadline for the whole request: ureq applies its read timeout
+        // to a reused connection only once the headers are in, so a member
+        // that stopped answering would block the headers' read forever.
         let mut req = agent
             .post(&format!("{member}{path}"))
+            .timeout(limit)
             .set("Content-Type", "application/json");
         if let Some(token) = token {
             req = req.set("Authorization", token);
@@ -257,7 +265,7 @@ impl Gateway {
                     || code == code::RESOURCE_EXHAUSTED
                     || (code == 0 && status >= 500)
                 {
-                    Err(Failure::Unreachable(msg))
+                    Err(Failure::Unreachable(format!("{member}: {msg}")))
                 } else {
                     Err(Failure::Refused(code, msg))
                 }
@@ -291,6 +299,7 @@ impl Gateway {
             "/v3/auth/authenticate",
             body.as_bytes(),
             None,
+            self.command_timeout,
         )?;
         let reply = read_json(resp)?;
         let token = reply["token"].as_str().map(str::to_owned);
@@ -306,10 +315,11 @@ impl Gateway {
         agent: &ureq::Agent,
         path: &str,
         body: &[u8],
+        limit: Duration,
     ) -> std::result::Result<ureq::Response, Failure> {
         let start = self.current.load(Ordering::Relaxed);
         let n = self.members.len();
-        let mut last = None;
+        let mut failures: Vec<String> = Vec::new();
         for i in 0..n {
             let at = (start + i) % n;
             let member = &self.members[at];
@@ -318,19 +328,19 @@ impl Gateway {
                 if token.is_none() {
                     token = self.authenticate(agent, member)?;
                 }
-                match self.send_to(agent, member, path, body, token.as_deref()) {
+                match self.send_to(agent, member, path, body, token.as_deref(), limit) {
                     Err(Failure::Refused(code::UNAUTHENTICATED, _))
                         if self.credentials.is_some() =>
                     {
                         let token = self.authenticate(agent, member)?;
-                        self.send_to(agent, member, path, body, token.as_deref())
+                        self.send_to(agent, member, path, body, token.as_deref(), limit)
                     }
                     other => other,
                 }
             })();
             match outcome {
                 Err(Failure::Unreachable(m)) => {
-                    last = Some(m);
+                    failures.push(m);
                     // Later calls start with the next member.
                     let _ = self.current.compare_exchange(
                         at,
@@ -342,16 +352,23 @@ impl Gateway {
                 other => return other,
             }
         }
-        Err(Failure::Unreachable(
-            last.unwrap_or_else(|| "no member to ask".into()),
-        ))
+        Err(Failure::Unreachable(if failures.is_empty() {
+            "no member to ask".into()
+        } else {
+            failures.join("; ")
+        }))
     }
 
     /// One unary call: `body` to `path`, the JSON reply.
     pub(crate) fn call(&self, path: &str, body: &Value) -> std::result::Result<Value, Failure> {
         self.busy.fetch_add(1, Ordering::Relaxed);
         let out = self
-            .send(&self.agent, path, body.to_string().as_bytes())
+            .send(
+                &self.agent,
+                path,
+                body.to_string().as_bytes(),
+                self.command_timeout,
+            )
             .and_then(read_json);
         self.busy.fetch_sub(1, Ordering::Relaxed);
         out
@@ -370,28 +387,30 @@ impl Gateway {
             body.extend_from_slice(b.to_string().as_bytes());
         }
         self.busy.fetch_add(1, Ordering::Relaxed);
-        let out = self.send(&self.agent, path, &body).and_then(|resp| {
-            let mut stream = Stream {
-                lines: BufReader::new(resp.into_reader()),
-                buf: String::new(),
-            };
-            let mut out = Vec::new();
-            while let Some(v) = stream
-                .next()
-                .map_err(|e| Failure::Unreachable(e.to_string()))?
-            {
-                if let Some(err) = v.get("error") {
-                    return Err(refusal(err));
+        let out = self
+            .send(&self.agent, path, &body, self.command_timeout)
+            .and_then(|resp| {
+                let mut stream = Stream {
+                    lines: BufReader::new(resp.into_reader()),
+                    buf: String::new(),
+                };
+                let mut out = Vec::new();
+                while let Some(v) = stream
+                    .next()
+                    .map_err(|e| Failure::Unreachable(e.to_string()))?
+                {
+                    if let Some(err) = v.get("error") {
+                        return Err(refusal(err));
+                    }
+                    out.push(v["result"].clone());
                 }
-                out.push(v["result"].clone());
-            }
-            Ok(out)
-        });
+                Ok(out)
+            });
         self.busy.fetch_sub(1, Ordering::Relaxed);
         out.map_err(|f| self.error(f))
     }
 
-    /// Opens a stream (a watch) whose reads give up after `idle`.
+    /// Opens a stream (a watch) that ends after `idle` (its deadline).
     pub(crate) fn open_stream(
         &self,
         path: &str,
@@ -409,7 +428,7 @@ impl Gateway {
                 }
             }
         };
-        let resp = self.send(&agent, path, body)?;
+        let resp = self.send(&agent, path, body, idle)?;
         Ok(Stream {
             lines: BufReader::new(resp.into_reader()),
             buf: String::new(),

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +109,8 @@ pub(crate) struct Gateway {
     command_timeout: Duration,
     /// Requests in flight: the pool's busy connections.
     pub(crate) busy: AtomicU32,
+    /// Set when the store is dropped.
+    closing: AtomicBool,
     /// `etcd[s]://host:port,…`, for messages.
     place: String,
 }
@@ -202,8 +204,19 @@ impl Gateway {
             connect_timeout: cfg.connect_timeout,
             command_timeout: cfg.command_timeout,
             busy: AtomicU32::new(0),
+            closing: AtomicBool::new(false),
             place: cfg.place,
         }
+    }
+
+    /// Marks the gateway's store as gone (see [`closing`](Self::closing)).
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the store is gone: background work may give up.
+    pub(crate) fn closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
     }
 
     /// `etcd[s]://host:port,…`.

@@ -279,8 +279,21 @@ pub(crate) struct EtcdStore {
     feed_control: Mutex<Option<String>>,
     /// The revision the feed resumes its watch from (0: now).
     resume: Mutex<i64>,
-    /// Leases to revoke in the background.
-    revoker: Sender<i64>,
+    /// Leases to revoke in the background, and the thread revoking them
+    /// (joined on drop).
+    revoker: Mutex<Option<(Sender<i64>, std::thread::JoinHandle<()>)>>,
+}
+
+impl Drop for EtcdStore {
+    /// Waits for the revokes already queued; once one fails (the cluster
+    /// is gone) the rest are dropped: those leases expire on their own.
+    fn drop(&mut self) {
+        if let Some((tx, thread)) = self.revoker.lock().take() {
+            self.gw.close();
+            drop(tx);
+            let _ = thread.join();
+        }
+    }
 }
 
 impl EtcdStore {
@@ -325,12 +338,16 @@ impl EtcdStore {
         );
         let (revoker, revokes) = crossbeam_channel::unbounded::<i64>();
         let bg = gw.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("distlock-etcd-revoke".into())
             .spawn(move || {
-                // Ends once the store is gone and the queue is empty.
-                for id in revokes {
-                    let _ = bg.call("/v3/lease/revoke", &json!({"ID": id.to_string()}));
+                // Ends once the store is gone and the queue is empty, or
+                // at the first failure after the store is gone.
+                while let Ok(id) = revokes.recv() {
+                    let revoked = bg.call("/v3/lease/revoke", &json!({"ID": id.to_string()}));
+                    if matches!(revoked, Err(Failure::Unreachable(_))) && bg.closing() {
+                        return;
+                    }
                 }
             })
             .map_err(|e| Error::Connection(format!("cannot start the lease revoker: {e}")))?;
@@ -341,7 +358,7 @@ impl EtcdStore {
             min_ttl: Mutex::new(min_ttl),
             feed_control: Mutex::new(None),
             resume: Mutex::new(0),
-            revoker,
+            revoker: Mutex::new(Some((revoker, thread))),
         })
     }
 
@@ -395,7 +412,9 @@ impl EtcdStore {
     /// Revokes `lease` in the background (with every key on it).
     fn revoke_later(&self, lease: i64) {
         if lease != 0 {
-            let _ = self.revoker.send(lease);
+            if let Some((tx, _)) = &*self.revoker.lock() {
+                let _ = tx.send(lease);
+            }
         }
     }
 

@@ -516,3 +516,65 @@ fn a_three_member_cluster_loses_its_leader_without_a_double_holder() {
     assert_eq!(report.overlaps_undetected, 0, "{:?}", report.examples);
     assert_eq!(report.fence_regressions, 0);
 }
+
+#[test]
+fn etcds_speaks_tls_with_the_ca_given_and_refuses_an_unknown_one() {
+    let (_server, tls_port, ca) = EtcdServer::start_tls();
+    let url = format!("etcds://127.0.0.1:{tls_port}");
+    let c = Client::builder()
+        .url(&url)
+        .tls_root_ca(ca.clone())
+        .build()
+        .unwrap();
+    let g = c.lock("secret").acquire().unwrap();
+    assert_eq!(
+        c.inspect("secret").unwrap().token.as_deref(),
+        Some(g.token())
+    );
+    g.release().unwrap();
+    // The system's trust store does not know the throwaway CA.
+    let err = Client::open(&url).unwrap_err();
+    assert!(
+        matches!(&err, Error::Connection(m) if m.to_lowercase().contains("certificate")),
+        "{err:?}"
+    );
+    // Certificates for a plain URL are a mistake worth naming.
+    let plain = format!("etcd://127.0.0.1:{tls_port}");
+    let err = Client::builder()
+        .url(&plain)
+        .tls_root_ca(ca)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("use etcds://"), "{err}");
+}
+
+#[test]
+fn credentials_authenticate_and_never_show() {
+    let server = EtcdServer::start();
+    for (path, body) in [
+        (
+            "/v3/auth/user/add",
+            json!({"name": "root", "password": "s3cret"}),
+        ),
+        (
+            "/v3/auth/user/grant",
+            json!({"user": "root", "role": "root"}),
+        ),
+        ("/v3/auth/enable", json!({})),
+    ] {
+        server.call(path, &body);
+    }
+    let url = format!("etcd://root:s3cret@127.0.0.1:{}", server.port);
+    let c = Client::open(&url).unwrap();
+    let g = c.lock("authed").acquire().unwrap();
+    g.release().unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("s3cret") && !dbg.contains("root"), "{dbg}");
+    let wrong = format!("etcd://root:wrong-s3cret@127.0.0.1:{}", server.port);
+    let err = Client::open(&wrong).unwrap_err();
+    assert!(matches!(err, Error::Auth(_)), "{err:?}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+    // Without credentials the server refuses too.
+    let anonymous = Client::open(&server.url()).unwrap_err();
+    assert!(matches!(anonymous, Error::Auth(_)), "{anonymous:?}");
+}

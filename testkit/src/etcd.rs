@@ -26,6 +26,9 @@ pub struct EtcdServer {
     owns_dir: bool,
     /// `--heartbeat-interval` and `--election-timeout`, in ms.
     timing: (u32, u32),
+    /// A TLS client port beside the plain one, and its certificate files
+    /// (`--cert-file`, `--key-file`).
+    tls: Option<(u16, String, String)>,
 }
 
 /// Fast elections for tests: leases of 1 s at least.
@@ -81,6 +84,7 @@ impl EtcdServer {
                 child: None,
                 owns_dir: true,
                 timing: (heartbeat, election),
+                tls: None,
             };
             if s.spawn("new").is_ok() && s.wait_ready(Duration::from_secs(10)) {
                 return s;
@@ -90,12 +94,32 @@ impl EtcdServer {
         panic!("etcd did not start after 5 attempts");
     }
 
+    /// Starts one etcd that also serves TLS (a certificate for 127.0.0.1
+    /// signed by a throwaway CA): the server, its TLS port and the CA
+    /// certificate (PEM) to trust.
+    pub fn start_tls() -> (Self, u16, Vec<u8>) {
+        let mut s = Self::start();
+        s.stop();
+        let (ca, cert, key) = crate::test_pki(&s.dir.join("pki"));
+        let tls_port = free_port();
+        s.tls = Some((tls_port, cert, key));
+        s.spawn("existing").expect("restart etcd with TLS");
+        assert!(s.wait_ready(Duration::from_secs(10)), "etcd with TLS");
+        let ca = std::fs::read(ca).expect("read the CA certificate");
+        (s, tls_port, ca)
+    }
+
     /// Starts the process; `state` is `new` or `existing`.
     fn spawn(&mut self, state: &str) -> std::io::Result<()> {
         let bin = std::env::var("ETCD").unwrap_or_else(|_| "etcd".into());
-        let client = format!("http://127.0.0.1:{}", self.port);
+        let mut client = format!("http://127.0.0.1:{}", self.port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new(&bin)
+        let mut cmd = Command::new(&bin);
+        if let Some((port, cert, key)) = &self.tls {
+            client.push_str(&format!(",https://127.0.0.1:{port}"));
+            cmd.args(["--cert-file", cert, "--key-file", key]);
+        }
+        let child = cmd
             .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(&self.dir)
@@ -313,6 +337,7 @@ impl EtcdCluster {
                     child: None,
                     owns_dir: true,
                     timing: FAST,
+                    tls: None,
                 };
                 s.spawn("new").expect("start an etcd member");
                 s

@@ -115,7 +115,7 @@ impl TlsServer {
 
 /// A test CA, and a server certificate for 127.0.0.1 it signed, made with
 /// openssl: `(ca.pem, server.pem, server.key)`.
-fn test_pki(dir: &std::path::Path) -> (String, String, String) {
+pub(crate) fn test_pki(dir: &std::path::Path) -> (String, String, String) {
     std::fs::create_dir_all(dir).unwrap();
     let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
     std::fs::write(p("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();

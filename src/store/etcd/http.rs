@@ -234,6 +234,12 @@ impl Gateway {
             Failure::Refused(code::INVALID_ARGUMENT, m) if m.contains("authentication failed") => {
                 Error::Auth(format!("{}: {m}", self.place))
             }
+            Failure::Refused(code::INVALID_ARGUMENT, m) if m.contains("user name is empty") => {
+                Error::Auth(format!(
+                    "{}: {m} (authentication is on: give etcd://user:password@host:port)",
+                    self.place
+                ))
+            }
             Failure::Refused(_, m) => Error::Redis(format!("{}: {m}", self.place)),
         }
     }
@@ -266,8 +272,15 @@ impl Gateway {
         match req.send_bytes(body) {
             Ok(resp) => Ok(resp),
             Err(ureq::Error::Status(status, resp)) => {
-                let text = resp.into_string().unwrap_or_default();
-                let reply: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                // The gateway sends an error body with a trailer: read what
+                // comes, and take the first JSON value of it.
+                let mut text = Vec::new();
+                let _ = resp.into_reader().take(64 * 1024).read_to_end(&mut text);
+                let reply: Value = serde_json::Deserializer::from_slice(&text)
+                    .into_iter::<Value>()
+                    .next()
+                    .and_then(|v| v.ok())
+                    .unwrap_or(Value::Null);
                 let code = num(&reply["code"]);
                 let msg = reply["message"]
                     .as_str()
@@ -286,7 +299,12 @@ impl Gateway {
             Err(ureq::Error::Transport(t)) => {
                 // The URL holds no secret (credentials travel in a header),
                 // but keep the message to the kind and detail.
-                let detail = t.message().map(str::to_owned).unwrap_or_default();
+                let mut detail = t.message().map(str::to_owned).unwrap_or_default();
+                let mut source = std::error::Error::source(&t);
+                while let Some(e) = source {
+                    detail.push_str(&format!(": {e}"));
+                    source = e.source();
+                }
                 Err(Failure::Unreachable(
                     format!("{member}: {} {detail}", t.kind())
                         .trim_end()

@@ -336,6 +336,13 @@ impl EtcdStore {
             "/v3/lease/revoke",
             &json!({"ID": num(&probe["ID"]).to_string()}),
         );
+        // Leases need no permission: a read under the prefix checks the
+        // credentials (and that the user may read the locks).
+        let locks = format!("{}:", cfg.prefix).into_bytes();
+        gw.ask(
+            "/v3/kv/range",
+            &json!({"key": b64(&locks), "range_end": b64(prefix_end(&locks)), "count_only": true}),
+        )?;
         let (revoker, revokes) = crossbeam_channel::unbounded::<i64>();
         let bg = gw.clone();
         let thread = std::thread::Builder::new()

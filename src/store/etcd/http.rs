@@ -160,6 +160,65 @@ pub(crate) struct GatewayConfig<'a> {
     pub place: String,
 }
 
+/// rustls under ureq: ureq's own rustls feature would also build a
+/// process-wide default configuration (with bundled roots) that is never
+/// freed; this one uses only the configuration given.
+struct Rustls(Arc<rustls::ClientConfig>);
+
+/// A TLS connection for ureq.
+struct TlsStream(rustls::StreamOwned<rustls::ClientConnection, Box<dyn ureq::ReadWrite>>);
+
+impl std::fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsStream")
+    }
+}
+
+impl Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl std::io::Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl ureq::ReadWrite for TlsStream {
+    fn socket(&self) -> Option<&std::net::TcpStream> {
+        self.0.get_ref().socket()
+    }
+}
+
+impl ureq::TlsConnector for Rustls {
+    fn connect(
+        &self,
+        dns_name: &str,
+        mut io: Box<dyn ureq::ReadWrite>,
+    ) -> std::result::Result<Box<dyn ureq::ReadWrite>, ureq::Error> {
+        let io_err = |kind, e: String| ureq::Error::from(std::io::Error::new(kind, e));
+        // rustls takes IPv6 addresses without their brackets.
+        let name = dns_name.trim_start_matches('[').trim_end_matches(']');
+        let sni = rustls::pki_types::ServerName::try_from(name.to_owned()).map_err(|e| {
+            io_err(
+                std::io::ErrorKind::InvalidInput,
+                format!("{name:?} as a TLS server name: {e}"),
+            )
+        })?;
+        let mut conn = rustls::ClientConnection::new(self.0.clone(), sni)
+            .map_err(|e| io_err(std::io::ErrorKind::Other, format!("TLS: {e}")))?;
+        conn.complete_io(&mut io)
+            .map_err(|e| io_err(e.kind(), format!("TLS handshake: {e}")))?;
+        Ok(Box::new(TlsStream(rustls::StreamOwned::new(conn, io))))
+    }
+}
+
 /// An agent with these timeouts and TLS settings.
 fn agent(
     tls: &Option<Arc<rustls::ClientConfig>>,
@@ -177,7 +236,7 @@ fn agent(
         .try_proxy_from_env(false)
         .user_agent(concat!("distlock/", env!("CARGO_PKG_VERSION")));
     if let Some(tls) = tls {
-        b = b.tls_config(tls.clone());
+        b = b.tls_connector(Arc::new(Rustls(tls.clone())));
     }
     b.build()
 }

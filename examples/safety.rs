@@ -16,7 +16,9 @@
 //! itself at its next hold, alternately before its first step and in the
 //! middle of its work, and the suite resumes it after twice the TTL); and
 //! Redlock rounds over five nodes: two killed and restarted empty, a third
-//! restarted empty, one paused beyond the TTL, a holder paused. Pass
+//! restarted empty, one paused beyond the TTL, a holder paused; and etcd
+//! rounds on a three-member cluster: the leader killed and restarted, a
+//! member paused beyond the TTL, a holder paused. Pass
 //! criteria, printed at the end: no undetected overlap, fences never going
 //! backwards, every fault survived, every paused holder told of its loss on
 //! resume with a fence that another holder had already passed, no leaked
@@ -377,6 +379,39 @@ fn redlock_round(workers: usize, rounds: u32) -> Result<Tally, String> {
     collect(children, faults)
 }
 
+/// The etcd rounds: a three-member cluster on loopback; in each round the
+/// leader is killed (and restarted with its data once a new one leads), a
+/// member is paused beyond the TTL, and a holder is paused.
+fn etcd_round(workers: usize, rounds: u32) -> Result<Tally, String> {
+    let mut cluster = distlock_testkit::EtcdCluster::start();
+    let children = spawn_workers(&[cluster.url()], workers, 4 + u64::from(rounds) * 9)?;
+    let pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let mut faults = Schedule::default();
+    let pause = |d: Duration| std::thread::sleep(d);
+    // The schedule of faults is the suite's input, not synchronisation.
+    pause(Duration::from_secs(2));
+    for round in 0..rounds as usize {
+        let leader = cluster.leader().unwrap_or(round % 3);
+        faults.begin("etcd: the leader killed");
+        cluster.members[leader].stop();
+        pause(Duration::from_secs(2));
+        faults.begin("etcd: the old leader restarted");
+        cluster.members[leader].restart();
+        faults.lift();
+        pause(Duration::from_secs(1));
+        let other = (leader + 1) % 3;
+        faults.begin("etcd: a member paused beyond the ttl");
+        cluster.members[other].pause();
+        pause(TTL * 2);
+        cluster.members[other].resume();
+        faults.lift();
+        pause(Duration::from_secs(1));
+        pause_a_holder(&mut faults, pids[round % pids.len()]);
+        pause(Duration::from_millis(1500));
+    }
+    collect(children, faults)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted
         .get(((sorted.len().max(1) - 1) as f64 * p) as usize)
@@ -500,7 +535,9 @@ fn run(long: bool) -> Result<bool, String> {
     let ok_single = report("single node", &single);
     let redlock = redlock_round(workers, rounds.div_ceil(3))?;
     let ok_redlock = report("redlock, 5 nodes", &redlock);
-    let total = single.holds.len() + redlock.holds.len();
+    let etcd = etcd_round(workers, rounds.div_ceil(3))?;
+    let ok_etcd = report("etcd, 3 members", &etcd);
+    let total = single.holds.len() + redlock.holds.len() + etcd.holds.len();
     println!("== total acquisitions {total}");
     if long && total < 100_000 {
         println!("the long profile wants at least 100,000 acquisitions");
@@ -508,13 +545,13 @@ fn run(long: bool) -> Result<bool, String> {
     }
     println!(
         "safety suite: {}",
-        if ok_single && ok_redlock {
+        if ok_single && ok_redlock && ok_etcd {
             "PASS"
         } else {
             "FAIL"
         }
     );
-    Ok(ok_single && ok_redlock)
+    Ok(ok_single && ok_redlock && ok_etcd)
 }
 
 fn main() -> ExitCode {

@@ -331,10 +331,15 @@ fn single_node_round(workers: usize, rounds: u32) -> Result<Tally, String> {
 /// Worker `victim` stops itself at its next hold (so that a holder is what
 /// gets paused); resumed after twice the TTL. Nothing if it exits first.
 fn pause_a_holder(faults: &mut Schedule, victim: u32) {
+    pause_a_holder_for(faults, victim, TTL * 2);
+}
+
+/// [`pause_a_holder`], resumed after `pause`.
+fn pause_a_holder_for(faults: &mut Schedule, victim: u32, pause: Duration) {
     signal(victim, libc::SIGUSR1);
     if stopped(victim) {
         faults.begin(PAUSED_HOLDER);
-        std::thread::sleep(TTL * 2);
+        std::thread::sleep(pause);
         signal(victim, libc::SIGCONT);
         faults.lift();
     }
@@ -381,7 +386,8 @@ fn redlock_round(workers: usize, rounds: u32) -> Result<Tally, String> {
 
 /// The etcd rounds: a three-member cluster on loopback; in each round the
 /// leader is killed (and restarted with its data once a new one leads), a
-/// member is paused beyond the TTL, and a holder is paused.
+/// member is paused beyond the TTL, and a holder is paused beyond the
+/// server's lease (whole seconds, expiries checked every 500 ms).
 fn etcd_round(workers: usize, rounds: u32) -> Result<Tally, String> {
     let mut cluster = distlock_testkit::EtcdCluster::start();
     let children = spawn_workers(&[cluster.url()], workers, 4 + u64::from(rounds) * 9)?;
@@ -406,7 +412,14 @@ fn etcd_round(workers: usize, rounds: u32) -> Result<Tally, String> {
         cluster.members[other].resume();
         faults.lift();
         pause(Duration::from_secs(1));
-        pause_a_holder(&mut faults, pids[round % pids.len()]);
+        // etcd keeps the lease whole seconds (600 ms: 1 s) and its leader
+        // looks for expired leases every 500 ms: pause the holder past
+        // that, so that another holder takes over before it resumes.
+        pause_a_holder_for(
+            &mut faults,
+            pids[round % pids.len()],
+            Duration::from_millis(2500),
+        );
         pause(Duration::from_millis(1500));
     }
     collect(children, faults)

@@ -75,7 +75,18 @@ fn the_lock_key_holds_token_and_holder_on_a_lease_and_its_revision_is_the_fence(
     assert!(c.held("jobs:*", 10).unwrap().locks.is_empty());
     g.release().unwrap();
     assert!(raw(&server, "distlock:orders:42").is_none());
-    // The lease goes too (revoked in the background).
+    let dbg = format!("{c:?}");
+    assert!(dbg.contains(&server.url()), "{dbg}");
+    // The next acquisition reuses the keyless lease (restarted by a
+    // keepalive); once the client is gone, the lease is revoked too.
+    let again = c
+        .lock("orders:42")
+        .ttl(Duration::from_millis(1500))
+        .acquire()
+        .unwrap();
+    assert_eq!(server.lease_of("distlock:orders:42"), lease);
+    again.release().unwrap();
+    drop(c);
     let start = Instant::now();
     loop {
         let ttl = server.call("/v3/lease/timetolive", &json!({"ID": lease.to_string()}));
@@ -88,8 +99,6 @@ fn the_lock_key_holds_token_and_holder_on_a_lease_and_its_revision_is_the_fence(
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let dbg = format!("{c:?}");
-    assert!(dbg.contains(&server.url()), "{dbg}");
 }
 
 #[test]

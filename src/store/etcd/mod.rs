@@ -18,7 +18,10 @@
 //!   client's `token\nholder`; an operator's `release_token` (another
 //!   holder description, or a bare token) reads the key, checks the token
 //!   with [`owns`], and deletes only if the key's `mod_revision` is still
-//!   the one read. The lease is then revoked in the background;
+//!   the one read. The lease of the client's own release is kept for its
+//!   next acquisition (at most a few, restarted by a keepalive, which
+//!   etcd's leader answers without a raft write); others are revoked in
+//!   the background;
 //! - extend: one transaction reads every key of the round, and one
 //!   keepalive request (every lease in one body of the streaming RPC)
 //!   restarts the leases whose keys still hold their tokens. A lease that
@@ -63,6 +66,8 @@ const FEED_LEASE_SECS: i64 = 10;
 const FEED_TICK: Duration = Duration::from_secs(2);
 /// Keys one `held` range reads at a time.
 const HELD_PAGE: usize = 500;
+/// Leases kept for reuse (keyless: released, or of an attempt that lost).
+const MAX_SPARES: usize = 4;
 
 /// Everything needed to reach one etcd cluster.
 #[derive(Clone)]
@@ -279,6 +284,10 @@ pub(crate) struct EtcdStore {
     feed_control: Mutex<Option<String>>,
     /// The revision the feed resumes its watch from (0: now).
     resume: Mutex<i64>,
+    /// Leases with no key on them, kept to be reused: a keepalive (which
+    /// etcd's leader answers without a raft write) instead of a grant and a
+    /// revoke (two writes) per cycle.
+    spares: Mutex<Vec<i64>>,
     /// Leases to revoke in the background, and the thread revoking them
     /// (joined on drop).
     revoker: Mutex<Option<(Sender<i64>, std::thread::JoinHandle<()>)>>,
@@ -288,6 +297,9 @@ impl Drop for EtcdStore {
     /// Waits for the revokes already queued; once one fails (the cluster
     /// is gone) the rest are dropped: those leases expire on their own.
     fn drop(&mut self) {
+        for lease in std::mem::take(&mut *self.spares.lock()) {
+            self.revoke_later(lease);
+        }
         if let Some((tx, thread)) = self.revoker.lock().take() {
             self.gw.close();
             drop(tx);
@@ -365,6 +377,7 @@ impl EtcdStore {
             min_ttl: Mutex::new(min_ttl),
             feed_control: Mutex::new(None),
             resume: Mutex::new(0),
+            spares: Mutex::new(Vec::new()),
             revoker: Mutex::new(Some((revoker, thread))),
         })
     }
@@ -414,6 +427,32 @@ impl EtcdStore {
             return Err(self.too_short(ttl, granted));
         }
         Ok(id)
+    }
+
+    /// A lease of `secs` seconds with no key on it, restarted now: a spare
+    /// one if it is still alive with that TTL, else a new one.
+    fn lease_for(&self, secs: i64, ttl: Duration) -> Result<i64> {
+        let spare = self.spares.lock().pop();
+        if let Some(id) = spare {
+            // The keepalive answers the lease's granted TTL (0: gone).
+            match self.keepalive(&[id])?.get(&id).copied().unwrap_or(0) {
+                granted if granted == secs => return Ok(id),
+                0 => {}
+                _ => self.revoke_later(id),
+            }
+        }
+        self.grant(secs, ttl)
+    }
+
+    /// Keeps `lease` (which no key is on) for reuse, or revokes it.
+    fn give_back(&self, lease: i64) {
+        let mut spares = self.spares.lock();
+        if spares.len() < MAX_SPARES && lease != 0 {
+            spares.push(lease);
+        } else {
+            drop(spares);
+            self.revoke_later(lease);
+        }
     }
 
     /// Revokes `lease` in the background (with every key on it).
@@ -519,7 +558,7 @@ impl Store for EtcdStore {
         let keys = self.keys(name);
         let key = keys.lock.as_bytes();
         let secs = self.lease_secs(ttl)?;
-        let lease = self.grant(secs, ttl)?;
+        let lease = self.lease_for(secs, ttl)?;
         let value = lock_value(token, &self.holder);
         let absent = json!({"target": "CREATE", "key": b64(key), "create_revision": "0"});
         let reply = match self.gw.call(
@@ -552,7 +591,8 @@ impl Store for EtcdStore {
                 fence: fence(num(&reply["header"]["revision"])),
             });
         }
-        self.revoke_later(lease);
+        // Nothing was written on it.
+        self.give_back(lease);
         let held = responses(&reply)
             .first()
             .map(|r| kvs(&r["response_range"]))
@@ -584,7 +624,8 @@ impl Store for EtcdStore {
             vec![range(key)],
         )?;
         if let Some(lease) = deleted_lease(&reply) {
-            self.revoke_later(lease);
+            // This client's own lease, keyless now.
+            self.give_back(lease);
             return Ok(true);
         }
         // Another description with the same token (an operator's
@@ -648,7 +689,7 @@ impl Store for EtcdStore {
         if waiting {
             return Ok(match self.delete_if(key, mine.as_bytes())? {
                 Some(lease) => {
-                    self.revoke_later(lease);
+                    self.give_back(lease);
                     PassOn::Released
                 }
                 None => PassOn::NotOwner,

@@ -1,7 +1,7 @@
 //! Lock benchmarks that report ratios to floors measured in the same run.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--url URL] [--quick] [--memcached-only | --kinds-only]
+//! cargo run --release --example bench -- [--url URL] [--quick] [--memcached-only | --kinds-only | --etcd-only]
 //! ```
 //!
 //! Starts its own redis-server unless `--url` is given. Every figure is a
@@ -40,6 +40,13 @@
 //!   processes and one writer (200 µs holds) on a read-write lock, cycles
 //!   per second against the same 9 processes on one plain lock, and the
 //!   writer's waits.
+//! - `etcd_*`: on a one-member etcd started here (data in a scratch dir):
+//!   the uncontended cycle against the same put-if-absent transaction and
+//!   delete sent by hand on one keep-alive HTTP connection; the 4-process
+//!   hand-off in etcd round trips (a range of a missing key on one
+//!   keep-alive connection, median); the seeds' 100-thread scenario; and,
+//!   when `go` and the Go module proxy serve `go.etcd.io/etcd/client/v3`,
+//!   the uncontended cycle of its `concurrency.Mutex` against distlock's.
 
 use distlock::Client;
 use std::process::{Command, Stdio};
@@ -435,6 +442,12 @@ fn handoff_worker(url: &str, cycles: u32) {
 }
 
 fn handoff(url: &str, rtt_us: f64, cycles: u32) {
+    handoff_on("", url, rtt_us, cycles, "rtt");
+}
+
+/// [`handoff`], with figure names starting with `label` and the round
+/// trip named `rtt_name`.
+fn handoff_on(label: &str, url: &str, rtt_us: f64, cycles: u32, rtt_name: &str) {
     let exe = std::env::current_exe().expect("own path");
     let children: Vec<_> = (0..4)
         .map(|_| {
@@ -461,8 +474,20 @@ fn handoff(url: &str, rtt_us: f64, cycles: u32) {
         .collect();
     gaps.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&gaps, 0.5), percentile(&gaps, 0.99));
-    figure("handoff_4_processes_p50", p50, "us", rtt_us, "rtt");
-    figure("handoff_4_processes_p99", p99, "us", rtt_us, "rtt");
+    figure(
+        &format!("{label}handoff_4_processes_p50"),
+        p50,
+        "us",
+        rtt_us,
+        rtt_name,
+    );
+    figure(
+        &format!("{label}handoff_4_processes_p99"),
+        p99,
+        "us",
+        rtt_us,
+        rtt_name,
+    );
 }
 
 /// Microseconds of each of `n` uncontended cycles of `lock`.
@@ -665,13 +690,14 @@ fn in_process(url: &str, per: u32) {
     );
 }
 
-fn seeds_scenario(url: &str, raw: &mut redis::Connection, rtt_us: f64) {
+fn seeds_scenario(url: &str, _raw: &mut redis::Connection, rtt_us: f64) {
+    seeds_on("", url, rtt_us, "rtt");
+}
+
+/// [`seeds_scenario`], with figure names starting with `label`.
+fn seeds_on(label: &str, url: &str, rtt_us: f64, rtt_name: &str) {
     let client = Client::open(url).expect("client");
     drop(client.lock("bench:seeds").acquire().expect("warm up"));
-    let _: () = redis::cmd("DEL")
-        .arg("bench:counter")
-        .query(raw)
-        .expect("DEL");
     let counter = Arc::new(AtomicU64::new(0));
     let start_line = Arc::new(Barrier::new(101));
     let threads: Vec<_> = (0..100)
@@ -696,9 +722,15 @@ fn seeds_scenario(url: &str, raw: &mut redis::Connection, rtt_us: f64) {
         t.join().expect("thread");
     }
     let wall = start.elapsed().as_secs_f64() * 1e6;
-    figure("seeds_100_threads_wall", wall, "us", rtt_us, "rtt");
+    figure(
+        &format!("{label}seeds_100_threads_wall"),
+        wall,
+        "us",
+        rtt_us,
+        rtt_name,
+    );
     println!(
-        "seeds_100_threads_counter {} count 1.00 expected_100",
+        "{label}seeds_100_threads_counter {} count 1.00 expected_100",
         counter.load(Ordering::Relaxed)
     );
 }
@@ -799,6 +831,10 @@ fn main() {
         kinds(&server.url(), if quick { 500 } else { 2000 });
         return;
     }
+    if args.iter().any(|a| a == "--etcd-only") {
+        etcd(if quick { 500 } else { 2000 });
+        return;
+    }
     if args.iter().any(|a| a == "--memcached-only") {
         memcached(if quick { 500 } else { 2000 });
         return;
@@ -825,5 +861,122 @@ fn main() {
     many_held(&url, Duration::from_secs(if quick { 3 } else { 10 }));
     kinds(&url, 2000 / scale);
     memcached(2000 / scale);
+    etcd(2000 / scale);
     logging(&url, 2000 / scale);
+}
+
+/// One etcd gateway call on `agent` (one keep-alive connection): the reply.
+fn etcd_call(agent: &ureq::Agent, base: &str, path: &str, body: &str) -> String {
+    agent
+        .post(&format!("{base}{path}"))
+        .send_string(body)
+        .expect("etcd gateway call")
+        .into_string()
+        .expect("etcd reply")
+}
+
+/// Median microseconds of a range of a missing key: one etcd round trip.
+fn etcd_rtt(agent: &ureq::Agent, base: &str) -> f64 {
+    let mut v: Vec<f64> = (0..500)
+        .map(|_| {
+            let start = Instant::now();
+            etcd_call(agent, base, "/v3/kv/range", r#"{"key":"bWlzc2luZw=="}"#);
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The floor: the same put-if-absent transaction distlock sends, and a
+/// delete, by hand on one keep-alive connection; microseconds per cycle.
+fn etcd_floor_cycle(agent: &ureq::Agent, base: &str, n: u32) -> Vec<f64> {
+    // key "bench:raw", value "token".
+    let txn = r#"{"compare":[{"target":"CREATE","key":"YmVuY2g6cmF3","create_revision":"0"}],"success":[{"request_put":{"key":"YmVuY2g6cmF3","value":"dG9rZW4="}}],"failure":[{"request_range":{"key":"YmVuY2g6cmF3"}}]}"#;
+    let del = r#"{"key":"YmVuY2g6cmF3"}"#;
+    (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            let r = etcd_call(agent, base, "/v3/kv/txn", txn);
+            assert!(r.contains(r#""succeeded":true"#), "{r}");
+            etcd_call(agent, base, "/v3/kv/deleterange", del);
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect()
+}
+
+/// The uncontended cycle of etcd's own Go client (`concurrency.Mutex` on
+/// one session), median microseconds, if `go` can build it here.
+fn etcd_go_mutex(url: &str, cycles: u32) -> Option<f64> {
+    let dir = std::env::temp_dir().join(format!("distlock-bench-go-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::write(dir.join("main.go"), include_str!("etcd_go_mutex.go")).ok()?;
+    let go = |args: &[&str]| {
+        Command::new("go")
+            .args(args)
+            .current_dir(&dir)
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    let endpoint = url.trim_start_matches("etcd://");
+    let out = go(&["mod", "init", "benchmutex"])
+        .and_then(|_| go(&["get", "go.etcd.io/etcd/client/v3@v3.5.17"]))
+        .and_then(|_| go(&["mod", "tidy"]))
+        .and_then(|_| go(&["run", ".", endpoint, &cycles.to_string()]));
+    let _ = std::fs::remove_dir_all(&dir);
+    String::from_utf8_lossy(&out?.stdout).trim().parse().ok()
+}
+
+/// distlock on etcd against hand-sent requests, all measured here on an
+/// etcd started here.
+fn etcd(cycles: u32) {
+    let server = distlock_testkit::EtcdServer::start();
+    let url = server.url();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let agent = ureq::AgentBuilder::new().max_idle_connections(1).build();
+    let client = Client::open(&url).expect("etcd client");
+    etcd_floor_cycle(&agent, &base, 100);
+    library_cycle(&client, 100);
+    let (mut floor, mut lib) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        floor.extend(etcd_floor_cycle(&agent, &base, cycles / 5));
+        lib.extend(library_cycle(&client, cycles / 5));
+    }
+    let (floor, lib) = (median(floor), median(lib));
+    let rtt = etcd_rtt(&agent, &base);
+    println!("etcd_rtt_range {rtt:.1} us 1.00 etcd_rtt");
+    figure("etcd_floor_cycle", floor, "us", rtt, "etcd_rtt");
+    figure(
+        "etcd_uncontended_cycle",
+        lib,
+        "us",
+        floor,
+        "etcd_txn_delete_by_hand",
+    );
+    handoff_on("etcd_", &url, rtt, cycles / 4, "etcd_rtt");
+    seeds_on("etcd_", &url, rtt, "etcd_rtt");
+    match etcd_go_mutex(&url, cycles / 2) {
+        Some(go) => {
+            figure(
+                "etcd_go_concurrency_mutex_cycle",
+                go,
+                "us",
+                floor,
+                "etcd_txn_delete_by_hand",
+            );
+            figure(
+                "etcd_distlock_vs_go_mutex",
+                lib,
+                "us",
+                go,
+                "go_concurrency_mutex",
+            );
+        }
+        None => println!(
+            "# etcd_go_concurrency_mutex_cycle: not measured (go or the module proxy unavailable)"
+        ),
+    }
 }

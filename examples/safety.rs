@@ -16,10 +16,12 @@
 //! itself at its next hold, alternately before its first step and in the
 //! middle of its work, and the suite resumes it after twice the TTL); and
 //! Redlock rounds over five nodes: two killed and restarted empty, a third
-//! restarted empty, one paused beyond the TTL, a holder paused. The
-//! single-node faults are then run again with the workers on a read-write
-//! lock (one hold in four a write; readers may overlap each other, never a
-//! writer) and on a semaphore of [`PERMITS`] (never more holders at once). Pass
+//! restarted empty, one paused beyond the TTL, a holder paused; and etcd
+//! rounds on a three-member cluster: the leader killed and restarted, a
+//! member paused beyond the TTL, a holder paused. The single-node faults
+//! are then run again with the workers on a read-write lock (one hold in
+//! four a write; readers may overlap each other, never a writer) and on a
+//! semaphore of [`PERMITS`] (never more holders at once). Pass
 //! criteria, printed at the end: no undetected overlap, fences never going
 //! backwards, every fault survived, every paused holder told of its loss on
 //! resume with a fence that another holder had already passed, no leaked
@@ -422,10 +424,15 @@ fn single_node_round(workers: usize, rounds: u32, kind: Kind) -> Result<Tally, S
 /// Worker `victim` stops itself at its next hold (so that a holder is what
 /// gets paused); resumed after twice the TTL. Nothing if it exits first.
 fn pause_a_holder(faults: &mut Schedule, victim: u32) {
+    pause_a_holder_for(faults, victim, TTL * 2);
+}
+
+/// [`pause_a_holder`], resumed after `pause`.
+fn pause_a_holder_for(faults: &mut Schedule, victim: u32, pause: Duration) {
     signal(victim, libc::SIGUSR1);
     if stopped(victim) {
         faults.begin(PAUSED_HOLDER);
-        std::thread::sleep(TTL * 2);
+        std::thread::sleep(pause);
         signal(victim, libc::SIGCONT);
         faults.lift();
     }
@@ -465,6 +472,52 @@ fn redlock_round(workers: usize, rounds: u32) -> Result<Tally, String> {
         faults.lift();
         pause(Duration::from_secs(1));
         pause_a_holder(&mut faults, pids[round % pids.len()]);
+        pause(Duration::from_millis(1500));
+    }
+    collect(children, faults, Kind::Plain)
+}
+
+/// The etcd rounds: a three-member cluster on loopback; in each round the
+/// leader is killed (and restarted with its data once a new one leads), a
+/// member is paused beyond the TTL, and a holder is paused beyond the
+/// server's lease (whole seconds, expiries checked every 500 ms).
+fn etcd_round(workers: usize, rounds: u32) -> Result<Tally, String> {
+    let mut cluster = distlock_testkit::EtcdCluster::start();
+    let children = spawn_workers(
+        &[cluster.url()],
+        workers,
+        4 + u64::from(rounds) * 9,
+        Kind::Plain,
+    )?;
+    let pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let mut faults = Schedule::default();
+    let pause = |d: Duration| std::thread::sleep(d);
+    // The schedule of faults is the suite's input, not synchronisation.
+    pause(Duration::from_secs(2));
+    for round in 0..rounds as usize {
+        let leader = cluster.leader().unwrap_or(round % 3);
+        faults.begin("etcd: the leader killed");
+        cluster.members[leader].stop();
+        pause(Duration::from_secs(2));
+        faults.begin("etcd: the old leader restarted");
+        cluster.members[leader].restart();
+        faults.lift();
+        pause(Duration::from_secs(1));
+        let other = (leader + 1) % 3;
+        faults.begin("etcd: a member paused beyond the ttl");
+        cluster.members[other].pause();
+        pause(TTL * 2);
+        cluster.members[other].resume();
+        faults.lift();
+        pause(Duration::from_secs(1));
+        // etcd keeps the lease whole seconds (600 ms: 1 s) and its leader
+        // looks for expired leases every 500 ms: pause the holder past
+        // that, so that another holder takes over before it resumes.
+        pause_a_holder_for(
+            &mut faults,
+            pids[round % pids.len()],
+            Duration::from_millis(2500),
+        );
         pause(Duration::from_millis(1500));
     }
     collect(children, faults, Kind::Plain)
@@ -637,17 +690,23 @@ fn run(long: bool) -> Result<bool, String> {
     let ok_single = report("single node", &single).is_empty();
     let redlock = redlock_round(workers, rounds.div_ceil(3))?;
     let ok_redlock = report("redlock, 5 nodes", &redlock).is_empty();
+    let etcd = etcd_round(workers, rounds.div_ceil(3))?;
+    let ok_etcd = report("etcd, 3 members", &etcd).is_empty();
     let rw = single_node_round(workers, rounds.div_ceil(3), Kind::ReadWrite)?;
     let ok_rw = report("read-write lock, single node (1 hold in 4 a write)", &rw).is_empty();
     let sem = single_node_round(workers, rounds.div_ceil(3), Kind::Semaphore)?;
     let ok_sem = report(&format!("semaphore of {PERMITS}, single node"), &sem).is_empty();
-    let total = single.holds.len() + redlock.holds.len() + rw.holds.len() + sem.holds.len();
+    let total = single.holds.len()
+        + redlock.holds.len()
+        + etcd.holds.len()
+        + rw.holds.len()
+        + sem.holds.len();
     println!("== total acquisitions {total}");
     if long && total < 100_000 {
         println!("the long profile wants at least 100,000 acquisitions");
         return Ok(false);
     }
-    let ok = ok_single && ok_redlock && ok_rw && ok_sem;
+    let ok = ok_single && ok_redlock && ok_etcd && ok_rw && ok_sem;
     println!("safety suite: {}", if ok { "PASS" } else { "FAIL" });
     Ok(ok)
 }

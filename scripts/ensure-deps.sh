@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what distlock's demo and tests need when it is missing:
-# redis-server and memcached from Debian's packages. Rust, Go, Python and gcc come with the
+# redis-server, memcached and etcd-server from Debian's packages. Rust, Go, Python and gcc come with the
 # machine; this only checks for them.
 set -euo pipefail
 
@@ -19,7 +19,12 @@ if ! command -v memcached >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq memcached >/dev/null
 fi
-# The packages may start system-wide servers on 6379 and 11211; our tests
+if ! command -v etcd >/dev/null 2>&1; then
+  echo "installing etcd-server from Debian's packages..." >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
+fi
+# The packages may start system-wide servers on 6379, 11211 and 2379; our tests
 # never use them.
 
 for tool in cargo "$@"; do

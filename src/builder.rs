@@ -100,9 +100,10 @@ impl Builder {
     /// One server (the default: [`DEFAULT_URL`](crate::DEFAULT_URL)): `redis://` or `rediss://`
     /// (TLS), with optional `user:password@` and `/db`, or
     /// `memcache://host[:port]` for one memcached 1.6+ server (see the
-    /// README's memcached section). The scheme picks the backend:
-    /// `etcd://`, `etcds://` and `zk://` are reserved for backends still to
-    /// come and refused by name.
+    /// README's memcached section), or `etcd://[user:password@]host:port[,host:port…]`
+    /// (`etcds://` for TLS) for an etcd cluster (see the README's etcd
+    /// section). The scheme picks the backend; `zk://` is reserved for the
+    /// ZooKeeper backend still to come and refused by name.
     ///
     /// Like [`nodes`](Builder::nodes), [`cluster`](Builder::cluster) and
     /// [`sentinel`](Builder::sentinel), this replaces the choice of servers

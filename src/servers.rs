@@ -10,12 +10,14 @@
 //! The URL scheme picks the backend. `redis://` and `rediss://` (and
 //! redis-rs's `unix://` / `redis+unix://` sockets) reach Redis;
 //! `memcache://host:port` reaches one memcached server (a single server
-//! only); the schemes of the backends still to come are reserved and
-//! refused by name.
+//! only); `etcd://host:port[,host:port…]` (`etcds://` for TLS) reaches an
+//! etcd cluster through any of the members listed; the scheme of the
+//! backend still to come (`zk://`) is reserved and refused by name.
 
 use crate::client::redact_url;
 use crate::error::{Error, Result};
 use crate::store::cluster::ClusterStore;
+use crate::store::etcd::{self, EtcdConfig, EtcdStore};
 use crate::store::memcached::{self, MemcachedConfig, MemcachedStore};
 use crate::store::redis::{RedisConfig, RedisStore};
 use crate::store::redlock::RedlockStore;
@@ -32,8 +34,7 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
 const MIN_REDLOCK_NODES: usize = 3;
 
 /// Schemes that will name other backends, refused until they exist.
-const RESERVED_SCHEMES: [(&str, &str); 3] =
-    [("etcd", "etcd"), ("etcds", "etcd"), ("zk", "ZooKeeper")];
+const RESERVED_SCHEMES: [(&str, &str); 1] = [("zk", "ZooKeeper")];
 
 /// Schemes that reach Redis.
 const REDIS_SCHEMES: [&str; 4] = ["redis", "rediss", "unix", "redis+unix"];
@@ -227,6 +228,31 @@ impl Servers {
                     holder: base.holder.clone(),
                 })?)
             }
+            Servers::Single(url) if etcd::is_etcd(url) => {
+                if base.replicas.is_some() {
+                    return Err(Error::invalid(
+                        "replica acknowledgement (WAIT) is a Redis feature: etcd commits every \
+                         write to a majority of its members already; turn it off for an etcd:// \
+                         server",
+                    ));
+                }
+                let parsed = etcd::parse_url(url)?;
+                if base.tls.is_some() && !parsed.tls {
+                    return Err(Error::invalid(
+                        "TLS certificates were given for an etcd:// URL: use etcds:// for TLS",
+                    ));
+                }
+                Arc::new(EtcdStore::connect(&EtcdConfig {
+                    members: parsed.members,
+                    tls: parsed.tls.then(|| base.tls.clone().unwrap_or_default()),
+                    credentials: parsed.credentials,
+                    prefix: base.prefix.clone(),
+                    pool_size: base.pool_size,
+                    connect_timeout: base.connect_timeout,
+                    command_timeout: base.command_timeout,
+                    holder: base.holder.clone(),
+                })?)
+            }
             Servers::Single(url) => Arc::new(RedisStore::connect(&with_url(url))?),
             Servers::Redlock(urls) => {
                 let cfgs: Vec<RedisConfig> = urls.iter().map(|u| with_url(u)).collect();
@@ -274,6 +300,13 @@ fn check_scheme(url: &str, what: &str) -> Result<()> {
              server URL); Redlock, Cluster and Sentinel need redis:// or rediss://"
         )));
     }
+    if scheme == etcd::SCHEME || scheme == etcd::TLS_SCHEME {
+        return Err(Error::invalid(format!(
+            "{what}: {scheme}:// names one etcd cluster (give it alone, as the server URL, \
+             listing its members: {scheme}://host:port,host:port); Redlock, Cluster and \
+             Sentinel need redis:// or rediss://"
+        )));
+    }
     if let Some((_, backend)) = RESERVED_SCHEMES.iter().find(|(s, _)| *s == scheme) {
         return Err(Error::invalid(format!(
             "{what}: the {scheme}:// scheme is reserved for the {backend} backend, which this \
@@ -292,6 +325,8 @@ fn check_scheme(url: &str, what: &str) -> Result<()> {
 pub(crate) fn check_server_url(url: &str) -> Result<()> {
     if is_memcached(url) {
         memcached::parse_url(url).map(drop)
+    } else if etcd::is_etcd(url) {
+        etcd::parse_url(url).map(drop)
     } else {
         check_url(url, "the server URL")
     }
@@ -383,14 +418,8 @@ mod tests {
             "invalid argument: Redlock needs at least 3 independent nodes (5 is usual); 1 given"
         );
         for (url, needle) in [
-            (
-                "etcd://127.0.0.1:2379",
-                "etcd:// scheme is reserved for the etcd backend",
-            ),
-            (
-                "etcds://h:1",
-                "etcds:// scheme is reserved for the etcd backend",
-            ),
+            ("etcd://h:1,:2", "member #2 has no host"),
+            ("etcds://u:secret@h:1/x", "no path or query"),
             ("zk://h:1,h:2/chroot", "reserved for the ZooKeeper backend"),
             ("http://u:secret@h:1", "unsupported scheme \"http\""),
         ] {
@@ -407,6 +436,12 @@ mod tests {
             msg.contains("no authentication") && !msg.contains("secret"),
             "{msg}"
         );
+        assert_eq!(
+            Servers::Single("etcd://h:1,h:2".into()).check(false, T),
+            Ok(())
+        );
+        let mixed = Servers::Redlock(vec!["etcd://h:1".into(); 3]);
+        assert!(refusal(&mixed).contains("Redlock node #1: etcd:// names one etcd cluster"));
         let mixed = Servers::Redlock(vec!["memcache://h:1".into(); 3]);
         assert!(refusal(&mixed).contains("Redlock node #1: memcache:// names a single"));
         let three = |u: &str| Servers::Redlock(vec![u.into(), u.into(), "zk://h".into()]);

@@ -53,7 +53,10 @@ backends!(one_load_per_key_across_processes, |server: &AnyServer| {
     let loads = std::env::temp_dir().join(format!(
         "distlock-loads-{}-{}",
         std::process::id(),
-        server.is_memcached()
+        // One file per backend: their tests run at the same time.
+        server
+            .url()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
     ));
     let _ = std::fs::remove_file(&loads);
     let arg = format!("{} {}", server.url(), loads.display());

@@ -38,6 +38,7 @@ command -v pkg-config >/dev/null || packages+=(pkgconf)
 command -v readelf >/dev/null || packages+=(binutils)
 command -v openssl >/dev/null || packages+=(openssl)
 command -v memcached >/dev/null || packages+=(memcached)
+command -v etcd >/dev/null || packages+=(etcd-server)
 if [ "${VALGRIND:-1}" != 0 ] && ! command -v valgrind >/dev/null; then packages+=(valgrind); fi
 if [ "${#packages[@]}" != 0 ]; then
   echo "== installing ${packages[*]} from Debian's packages" >&2
@@ -191,6 +192,30 @@ for _ in $(seq 200); do
   (exec 3<>"/dev/tcp/127.0.0.1/$memcached_port") 2>/dev/null && break
   sleep 0.05
 done
+# A one-member etcd (data in the scratch dir, fast elections) for the
+# counter on the etcd backend; stopped by pid with the others. Ready once
+# its gateway answers a read (which needs a leader).
+etcd_port=$("$here/build/free_port")
+etcd_peer=$("$here/build/free_port")
+etcd --name c-test --data-dir "$scratch/etcd" \
+  --listen-client-urls "http://127.0.0.1:$etcd_port" \
+  --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls "http://127.0.0.1:$etcd_peer" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
+  --initial-cluster "c-test=http://127.0.0.1:$etcd_peer" \
+  --heartbeat-interval 10 --election-timeout 50 --log-level error >"$scratch/etcd.log" 2>&1 &
+redis_pids+=($!)
+etcd_url="etcd://127.0.0.1:$etcd_port"
+etcd_ready() {
+  exec 3<>"/dev/tcp/127.0.0.1/$etcd_port" || return 1
+  printf 'POST /v3/kv/range HTTP/1.0\r\nContent-Length: 12\r\n\r\n{"key":"AA"}' >&3
+  head -c 12 <&3 | grep -q ' 200'
+}
+for _ in $(seq 200); do
+  etcd_ready 2>/dev/null && break
+  sleep 0.05
+done
+exec 3>&-
 echo "== redis-server pids ${redis_pids[*]} on 127.0.0.1:$port (Redlock nodes: $DISTLOCK_REDLOCK_PORTS;" \
   "TLS: $DISTLOCK_TLS_PORT, mutual TLS: $DISTLOCK_MTLS_PORT)"
 
@@ -213,6 +238,10 @@ step "counter on memcache://, one client per thread" "${run[@]}" "$here/build/co
   -u "$memcached_url"
 step "counter on memcache://, one shared client" "${run[@]}" "$here/build/counter" -t 4 -n 10 -s \
   -u "$memcached_url"
+step "counter on etcd://, one client per thread" "${run[@]}" "$here/build/counter" -t 4 -n 10 \
+  -u "$etcd_url"
+step "counter on etcd://, one shared client" "${run[@]}" "$here/build/counter" -t 4 -n 10 -s \
+  -u "$etcd_url"
 step "counter built with pkg-config flags" "$here/build/counter-pkgconfig" -t 8 -n 100
 step "counter linked statically" "$here/build/counter-static" -t 8 -n 100
 step "bench (short)" "$here/build/bench" -n 200

@@ -780,8 +780,6 @@ static void test_config_arguments(void) {
   static const struct {
     const char *url, *scheme, *backend;
   } reserved[] = {
-      {"etcd://127.0.0.1:2379", "etcd", "etcd"},
-      {"etcds://127.0.0.1:2379", "etcds", "etcd"},
       {"zk://127.0.0.1:2181,127.0.0.1:2182/chroot", "zk", "ZooKeeper"},
   };
   for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
@@ -815,6 +813,15 @@ static void test_config_arguments(void) {
   EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/0"), DISTLOCK_OK);
   EXPECT(distlock_config_add_node(cfg, "memcache://127.0.0.1:11211"), DISTLOCK_INVALID_ARGUMENT);
   CHECK(last_error_is("invalid argument: Redlock node #2: memcache:// names a single memcached server (give it alone, as the server URL); Redlock, Cluster and Sentinel need redis:// or rediss://"));
+  distlock_config_free(cfg);
+  /* So are etcd:// and etcds://: one cluster, its members listed in one
+   * URL, never a node or a seed. */
+  cfg = new_config();
+  EXPECT(distlock_config_set_url(cfg, "etcd://127.0.0.1:2379,127.0.0.1:2380"), DISTLOCK_OK);
+  EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
+  EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/0"), DISTLOCK_OK);
+  EXPECT(distlock_config_add_node(cfg, "etcds://127.0.0.1:2379"), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("Redlock node #2: etcds:// names one etcd cluster"));
   distlock_config_free(cfg);
   cfg = new_config();
   EXPECT(distlock_config_set_url(cfg, "http://u:s3cr3t-pw@127.0.0.1:1/"), DISTLOCK_INVALID_ARGUMENT);

@@ -678,10 +678,10 @@ mod tests {
                 distlock_config_free(cfg);
                 // Reserved schemes are refused by the setter, by name.
                 let cfg = distlock_config_new();
-                let etcd = c("etcd://127.0.0.1:2379");
-                assert_eq!(distlock_config_set_url(cfg, etcd.as_ptr()), INVALID);
+                let zk = c("zk://127.0.0.1:2181");
+                assert_eq!(distlock_config_set_url(cfg, zk.as_ptr()), INVALID);
                 assert!(
-                    last().contains("reserved for the etcd backend"),
+                    last().contains("reserved for the ZooKeeper backend"),
                     "{}",
                     last()
                 );

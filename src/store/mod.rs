@@ -24,10 +24,12 @@
 //!   scripts' replies).
 //!
 //! And beside them, [`memcached`]: one memcached server (1.6 or later)
-//! through the meta protocol, with a client of its own.
+//! through the meta protocol, with a client of its own; and [`etcd`]: an
+//! etcd cluster (3.4 or later) through its JSON gateway over blocking HTTP.
 
 pub(crate) mod cluster;
 mod errors;
+pub(crate) mod etcd;
 mod feed;
 pub(crate) mod holder;
 mod keys;

@@ -1,8 +1,8 @@
-//! One test body for every backend: [`AnyServer`] is a throwaway Redis or
-//! memcached server, and [`backends!`](crate::backends) turns one body into
+//! One test body for every backend: [`AnyServer`] is a throwaway Redis,
+//! memcached or etcd server, and [`backends!`](crate::backends) turns one body into
 //! a test per backend.
 
-use crate::{MemcachedServer, RedisServer};
+use crate::{EtcdServer, MemcachedServer, RedisServer};
 
 /// A throwaway lock server of either backend.
 pub enum AnyServer {
@@ -10,6 +10,8 @@ pub enum AnyServer {
     Redis(RedisServer),
     /// A memcached.
     Memcached(MemcachedServer),
+    /// A one-member etcd.
+    Etcd(EtcdServer),
 }
 
 impl AnyServer {
@@ -23,11 +25,28 @@ impl AnyServer {
         AnyServer::Memcached(MemcachedServer::start())
     }
 
+    /// A fresh one-member etcd.
+    pub fn etcd() -> AnyServer {
+        AnyServer::Etcd(EtcdServer::start())
+    }
+
+    /// Whether this is etcd.
+    pub fn is_etcd(&self) -> bool {
+        matches!(self, AnyServer::Etcd(_))
+    }
+
+    /// Whether the server keeps a fencing counter item per lock name
+    /// (Redis, memcached); etcd's fences are revisions, with no item.
+    pub fn keeps_fence_counters(&self) -> bool {
+        !self.is_etcd()
+    }
+
     /// The URL a client is opened with.
     pub fn url(&self) -> String {
         match self {
             AnyServer::Redis(s) => s.url(),
             AnyServer::Memcached(s) => s.url(),
+            AnyServer::Etcd(s) => s.url(),
         }
     }
 
@@ -38,11 +57,13 @@ impl AnyServer {
 
     /// How long after a lease's end the server may still hold it: nothing
     /// for Redis, up to two seconds for memcached (TTLs are sent as whole
-    /// seconds plus one).
+    /// seconds plus one), and for etcd a second (whole seconds, rounded up,
+    /// counted by the leader's ticks).
     pub fn expiry_slack(&self) -> std::time::Duration {
         match self {
             AnyServer::Redis(_) => std::time::Duration::ZERO,
             AnyServer::Memcached(_) => std::time::Duration::from_secs(2),
+            AnyServer::Etcd(_) => std::time::Duration::from_secs(2),
         }
     }
 
@@ -58,10 +79,13 @@ impl AnyServer {
             AnyServer::Memcached(s) => {
                 assert_eq!(s.raw("flush_all\r\n", "\r\n"), "OK\r\n");
             }
+            AnyServer::Etcd(s) => s.flush(),
         }
     }
 
-    /// Keys (Redis) or items (memcached) the server holds.
+    /// Keys (Redis, etcd) or items (memcached) the server holds; on etcd
+    /// without the release feeds' own keys (waiter and control keys, on
+    /// the feeds' leases).
     pub fn items(&self) -> usize {
         match self {
             AnyServer::Redis(s) => crate::dbsize(s),
@@ -73,6 +97,11 @@ impl AnyServer {
                     .and_then(|n| n.trim().parse().ok())
                     .expect("curr_items in stats")
             }
+            AnyServer::Etcd(s) => s
+                .keys()
+                .iter()
+                .filter(|k| !k.contains("}:waiter:") && !k.contains("}:feed:"))
+                .count(),
         }
     }
 
@@ -88,16 +117,19 @@ impl AnyServer {
             AnyServer::Memcached(s) => {
                 s.raw(&format!("md {key}\r\nmn\r\n"), "MN\r\n");
             }
+            AnyServer::Etcd(s) => s.delete(key),
         }
     }
 
     /// Waits, at most five seconds, until some client waits for releases
     /// of the lock `name` (default prefix): on Redis a subscription to its
-    /// channel, on memcached the waiter marker its release feed writes.
+    /// channel, on memcached and etcd the waiter marker its release feed
+    /// writes.
     pub fn wait_until_waiting(&self, name: &str) {
         let s = match self {
             AnyServer::Redis(s) => return crate::wait_until_subscribed(s, name),
             AnyServer::Memcached(s) => s,
+            AnyServer::Etcd(s) => return s.wait_until_waiting_keys(name),
         };
         let start = std::time::Instant::now();
         while s.raw(&format!("mg distlock:{name}#wait v\r\n"), "\r\n") == "EN\r\n" {
@@ -109,17 +141,20 @@ impl AnyServer {
         }
     }
 
-    /// Kills the server and starts it again, empty, on the same port.
+    /// Kills the server and starts it again on the same port: empty for
+    /// Redis and memcached, with its data for etcd (which is durable).
     pub fn restart(&mut self) {
         match self {
             AnyServer::Redis(s) => s.restart(),
             AnyServer::Memcached(s) => s.restart(),
+            AnyServer::Etcd(s) => s.restart(),
         }
     }
 }
 
 /// One test per backend from one body: `backends!(name, |server:
-/// &AnyServer| { .. });` makes `name::redis` and `name::memcached`, each
+/// &AnyServer| { .. });` makes `name::redis`, `name::memcached` and
+/// `name::etcd`, each
 /// running the body against a fresh server of its kind. A body that needs
 /// to restart the server takes `&mut AnyServer`, with `backends!(mut name,
 /// |server: &mut AnyServer| ..)`.
@@ -139,6 +174,11 @@ macro_rules! backends {
                 let mut server = $crate::AnyServer::memcached();
                 ($body)(&mut server)
             }
+            #[test]
+            fn etcd() {
+                let mut server = $crate::AnyServer::etcd();
+                ($body)(&mut server)
+            }
         }
     };
     ($name:ident, $body:expr) => {
@@ -152,6 +192,10 @@ macro_rules! backends {
             #[test]
             fn memcached() {
                 ($body)(&$crate::AnyServer::memcached())
+            }
+            #[test]
+            fn etcd() {
+                ($body)(&$crate::AnyServer::etcd())
             }
         }
     };

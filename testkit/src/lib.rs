@@ -1,16 +1,18 @@
 //! Real parts for distlock's tests, examples and benchmarks: throwaway
-//! redis-server and memcached processes on free loopback ports, a loopback TCP proxy that
+//! redis-server, memcached and etcd processes on free loopback ports, a loopback TCP proxy that
 //! can delay, cut or lose replies, and the overlap checker of the safety
 //! suite. Dev-only: never published, never a dependency of the library.
 
 pub mod backend;
 pub mod checker;
+pub mod etcd;
 pub mod memcached;
 pub mod proxy;
 pub mod sentinel;
 pub mod server;
 
 pub use backend::AnyServer;
+pub use etcd::{EtcdCluster, EtcdServer};
 pub use memcached::MemcachedServer;
 pub use proxy::{Mode, TcpProxy};
 pub use sentinel::SentinelServer;
@@ -113,7 +115,7 @@ impl TlsServer {
 
 /// A test CA, and a server certificate for 127.0.0.1 it signed, made with
 /// openssl: `(ca.pem, server.pem, server.key)`.
-fn test_pki(dir: &std::path::Path) -> (String, String, String) {
+pub(crate) fn test_pki(dir: &std::path::Path) -> (String, String, String) {
     std::fs::create_dir_all(dir).unwrap();
     let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
     std::fs::write(p("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();

@@ -391,3 +391,72 @@ def increment(url: str, port: int, lock_name: str, counter_key: str, cycles: int
                 conn.command("SET", counter_key, value)
                 seen.append((value, lock.fence))
     results.put(seen)
+
+
+class EtcdServer:
+    """A one-member ``etcd`` child process on free loopback ports, its data
+    in a scratch directory, with fast elections (so its shortest lease is
+    1 s); stopped by pid. Use it as a context manager."""
+
+    def __init__(self, executable: Optional[str] = None, startup_timeout: float = 15.0) -> None:
+        self.executable = executable or "etcd"
+        self.startup_timeout = startup_timeout
+        self.port = 0
+        self.process: Optional[subprocess.Popen] = None
+        self.data_dir: Optional[str] = None
+
+    @property
+    def url(self) -> str:
+        """``etcd://127.0.0.1:<port>``."""
+        return f"etcd://127.0.0.1:{self.port}"
+
+    def _ready(self) -> bool:
+        """Whether the gateway answers a read (so a leader is elected)."""
+        import urllib.request
+
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/v3/kv/range", data=b'{"key":"AA=="}', method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=0.5) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def start(self) -> "EtcdServer":
+        """Starts the member and waits (bounded) until it serves; raises
+        RuntimeError if it does not."""
+        if shutil.which(self.executable) is None:
+            raise RuntimeError(f"{self.executable} not found: install etcd (Debian: apt-get install etcd-server)")
+        self.port, peer = free_port(), free_port()
+        self.data_dir = tempfile.mkdtemp(prefix="distlock-py-etcd-")
+        client, peer_url = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{peer}"
+        args = [self.executable, "--name", "py", "--data-dir", self.data_dir,
+                "--listen-client-urls", client, "--advertise-client-urls", client,
+                "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+                "--initial-cluster", f"py={peer_url}",
+                "--heartbeat-interval", "10", "--election-timeout", "50", "--log-level", "error"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise RuntimeError(f"etcd exited at start: {err.strip()}")
+            if self._ready():
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"etcd did not serve on 127.0.0.1:{self.port} within {self.startup_timeout} s")
+
+    def stop(self) -> None:
+        """Kills the member by pid, reaps it and removes its data."""
+        if self.process is not None:
+            RedisServer._kill(self.process)
+            self.process = None
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+
+    def __enter__(self) -> "EtcdServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

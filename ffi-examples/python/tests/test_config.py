@@ -22,13 +22,13 @@ THREE_DEAD = ["redis://127.0.0.1:1/0", "redis://127.0.0.1:1/1", "redis://127.0.0
 # the letter.
 ONE_NODE = "invalid argument: Redlock needs at least 3 independent nodes (5 is usual); 1 given"
 TWO_NODES = "invalid argument: Redlock needs at least 3 independent nodes (5 is usual); 2 given"
-_ETCD = (
-    "the etcd:// scheme is reserved for the etcd backend, which this version of distlock does "
+_ZK = (
+    "the zk:// scheme is reserved for the ZooKeeper backend, which this version of distlock does "
     "not have yet; use redis:// or rediss://"
 )
 # distlock_config_set_url names the URL "url"; C API work under way names
 # it "the server URL", as the Rust builder's check does. Either, exactly.
-ETCD = (f"invalid argument: url: {_ETCD}", f"invalid argument: the server URL: {_ETCD}")
+ZK = (f"invalid argument: url: {_ZK}", f"invalid argument: the server URL: {_ZK}")
 NO_MASTER = "invalid argument: sentinel addresses were given without a master name"
 
 
@@ -56,7 +56,7 @@ def c_refusal(calls: List[Tuple[str, bytes]]) -> str:
         # One node used to mean one server: now it is a Redlock too small.
         ({"nodes": [DEAD]}, [("distlock_config_add_node", DEAD.encode())], ONE_NODE),
         ({"nodes": THREE_DEAD[:2]}, [("distlock_config_add_node", u.encode()) for u in THREE_DEAD[:2]], TWO_NODES),
-        ({"url": "etcd://127.0.0.1:2379"}, [("distlock_config_set_url", b"etcd://127.0.0.1:2379")], ETCD),
+        ({"url": "zk://127.0.0.1:2181"}, [("distlock_config_set_url", b"zk://127.0.0.1:2181")], ZK),
         ({"sentinel": (["127.0.0.1:1"], None)}, [("distlock_config_add_sentinel", b"127.0.0.1:1")], NO_MASTER),
         (
             {"url": DEAD, "sentinel": (["127.0.0.1:1", "127.0.0.1:2"], "")},

@@ -1,7 +1,8 @@
 //! What only the etcd backend does, against real etcd on loopback: its key
-//! layout and leases, fences across a restart, exclusion across processes,
-//! the losses (key deleted, lease revoked, etcd paused, holder paused)
-//! each signalled through `lost()` with its latency printed, and a
+//! layout and leases, fences across a restart, the losses (key deleted,
+//! lease revoked, etcd paused, holder paused) each signalled through
+//! `lost()` with its latency printed (exclusion across processes and a
+//! stopped holder process are in `tests/processes.rs`), and a
 //! three-member cluster that loses its leader while locks are held and
 //! waited for.
 
@@ -263,140 +264,6 @@ fn etcd_paused_past_the_lease_is_signalled_as_lost() {
     assert!(paused.elapsed() <= ttl + Duration::from_millis(500));
     assert!(!g.is_held());
     assert_eq!(g.release().unwrap_err(), Error::Lost);
-}
-
-const WORKER_ENV: &str = "DISTLOCK_TEST_ETCD_WORKER";
-
-/// `cycles` times: lock, read a counter file, write it back plus one, unlock.
-fn counter_cycles(c: &Client, file: &str, cycles: u64) {
-    let lock = c.lock("counter-lock");
-    for _ in 0..cycles {
-        let g = lock.acquire().unwrap();
-        let n: u64 = std::fs::read_to_string(file)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        std::fs::write(file, (n + 1).to_string()).unwrap();
-        g.release().unwrap();
-    }
-}
-
-/// The body of one worker process: `<url> <counter file>` in the variable.
-#[test]
-fn etcd_worker_entry() {
-    if let Ok(v) = std::env::var(WORKER_ENV) {
-        let (url, file) = v.split_once(' ').unwrap();
-        counter_cycles(&Client::open(url).unwrap(), file, 50);
-    }
-}
-
-#[test]
-fn mutual_exclusion_four_processes() {
-    let server = EtcdServer::start();
-    let file = std::env::temp_dir().join(format!("distlock-etcd-counter-{}", std::process::id()));
-    let _ = std::fs::remove_file(&file);
-    let arg = format!("{} {}", server.url(), file.display());
-    let children: Vec<_> = (0..4)
-        .map(|_| support::spawn_entry("etcd_worker_entry", WORKER_ENV, &arg))
-        .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
-    }
-    let n = std::fs::read_to_string(&file).unwrap();
-    let _ = std::fs::remove_file(&file);
-    assert_eq!(n, "200");
-}
-
-const PAUSED_ENV: &str = "DISTLOCK_TEST_ETCD_PAUSED";
-
-/// A holder process: takes `paused-process` with a 1 s auto-renewed lease,
-/// writes its token to the file it was given, then waits to be stopped and
-/// resumed. Exits 0 once its guard says lost.
-#[test]
-fn etcd_paused_holder_entry() {
-    let Ok(v) = std::env::var(PAUSED_ENV) else {
-        return;
-    };
-    let (url, ready) = v.split_once(' ').unwrap();
-    let c = Client::open(url).unwrap();
-    let g = c
-        .lock("paused-process")
-        .ttl(Duration::from_secs(1))
-        .acquire_timeout(Duration::from_secs(10))
-        .unwrap();
-    std::fs::write(ready, g.token()).unwrap();
-    let lost = g.lost().recv_timeout(Duration::from_secs(30));
-    assert!(
-        matches!(lost, Err(RecvTimeoutError::Disconnected)),
-        "{lost:?}"
-    );
-    assert!(!g.is_held());
-    assert_eq!(g.release().unwrap_err(), Error::Lost);
-}
-
-/// A child process, killed (by pid) if the test ends early.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[test]
-fn a_holder_process_stopped_past_its_lease_is_told_when_it_resumes() {
-    let server = EtcdServer::start();
-    let c = client(&server);
-    let ready = std::env::temp_dir().join(format!("distlock-etcd-paused-{}", std::process::id()));
-    let _ = std::fs::remove_file(&ready);
-    let arg = format!("{} {}", server.url(), ready.display());
-    let mut child = Killed(support::spawn_entry(
-        "etcd_paused_holder_entry",
-        PAUSED_ENV,
-        &arg,
-    ));
-    let start = Instant::now();
-    let token = loop {
-        if let Ok(t) = std::fs::read_to_string(&ready) {
-            if !t.is_empty() {
-                break t;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the child never took the lock"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let _ = std::fs::remove_file(&ready);
-    support::signal(child.0.id(), libc::SIGSTOP);
-    let stopped = Instant::now();
-    // The lease (1 s, granted as 1 s) runs out on the server; then it is ours.
-    let g = c
-        .lock("paused-process")
-        .acquire_timeout(Duration::from_secs(10))
-        .unwrap();
-    let taken = stopped.elapsed();
-    println!("etcd: stopped holder's lock taken over after {taken:?}");
-    assert!(taken >= Duration::from_millis(600), "{taken:?}");
-    assert_ne!(g.token(), token);
-    let resumed = Instant::now();
-    support::signal(child.0.id(), libc::SIGCONT);
-    let status = child.0.wait().unwrap();
-    println!(
-        "etcd: the resumed holder learnt of the loss and exited within {:?}",
-        resumed.elapsed()
-    );
-    assert!(
-        status.success(),
-        "the resumed holder was told it lost: {status:?}"
-    );
-    assert_eq!(
-        c.inspect("paused-process").unwrap().token.as_deref(),
-        Some(g.token())
-    );
-    assert!(g.is_held());
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! What only the memcached backend does, against a real memcached on
-//! loopback: its item layout, exclusion across processes, and losses
-//! (deleted item, empty restart, a holder paused beyond its lease), each
-//! signalled through `lost()`.
+//! loopback: its item layout and losses (deleted item, empty restart, a
+//! holder paused beyond its lease), each signalled through `lost()`.
+//! Exclusion across processes and a stopped holder process are in
+//! `tests/processes.rs`, for every backend.
 
 use distlock_testkit as support;
 
@@ -188,142 +189,6 @@ fn a_holder_paused_past_its_lease_learns_it_lost_and_spares_the_next_owner() {
         b.inspect("paused").unwrap().token.as_deref(),
         Some(second.token())
     );
-}
-
-const WORKER_ENV: &str = "DISTLOCK_TEST_MEMCACHED_WORKER";
-
-/// `cycles` times: lock, read a counter file, write it back plus one, unlock.
-fn counter_cycles(c: &Client, file: &str, cycles: u64) {
-    let lock = c.lock("counter-lock");
-    for _ in 0..cycles {
-        let g = lock.acquire().unwrap();
-        let n: u64 = std::fs::read_to_string(file)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        std::fs::write(file, (n + 1).to_string()).unwrap();
-        g.release().unwrap();
-    }
-}
-
-/// The body of one worker process: `<url> <counter file>` in the variable.
-#[test]
-fn memcached_worker_entry() {
-    if let Ok(v) = std::env::var(WORKER_ENV) {
-        let (url, file) = v.split_once(' ').unwrap();
-        counter_cycles(&Client::open(url).unwrap(), file, 100);
-    }
-}
-
-#[test]
-fn mutual_exclusion_four_processes() {
-    let server = MemcachedServer::start();
-    let file = std::env::temp_dir().join(format!("distlock-mc-counter-{}", std::process::id()));
-    let _ = std::fs::remove_file(&file);
-    let arg = format!("{} {}", server.url(), file.display());
-    let children: Vec<_> = (0..4)
-        .map(|_| support::spawn_entry("memcached_worker_entry", WORKER_ENV, &arg))
-        .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
-    }
-    let n = std::fs::read_to_string(&file).unwrap();
-    let _ = std::fs::remove_file(&file);
-    assert_eq!(n, "400");
-}
-
-const PAUSED_ENV: &str = "DISTLOCK_TEST_MEMCACHED_PAUSED";
-
-/// A holder process: takes `paused-process` with a 1 s auto-renewed lease,
-/// says so by creating the file it was given, then waits to be stopped and
-/// resumed. Exits 0 once its guard says lost (it was paused past its lease).
-#[test]
-fn memcached_paused_holder_entry() {
-    let Ok(v) = std::env::var(PAUSED_ENV) else {
-        return;
-    };
-    let (url, ready) = v.split_once(' ').unwrap();
-    let c = Client::open(url).unwrap();
-    let g = c
-        .lock("paused-process")
-        .ttl(Duration::from_secs(1))
-        .acquire_timeout(Duration::from_secs(10))
-        .unwrap();
-    std::fs::write(ready, g.token()).unwrap();
-    // Until the parent stops and resumes us well past the lease, the
-    // renewal thread keeps it; afterwards, lost() fires at once.
-    let lost = g.lost().recv_timeout(Duration::from_secs(30));
-    assert!(
-        matches!(lost, Err(RecvTimeoutError::Disconnected)),
-        "{lost:?}"
-    );
-    assert!(!g.is_held());
-    assert_eq!(g.release().unwrap_err(), Error::Lost);
-}
-
-/// A child process, killed (by pid) if the test ends early.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[test]
-fn a_holder_process_stopped_past_its_lease_is_told_when_it_resumes() {
-    let server = MemcachedServer::start();
-    let c = client(&server);
-    let ready = std::env::temp_dir().join(format!("distlock-mc-paused-{}", std::process::id()));
-    let _ = std::fs::remove_file(&ready);
-    let arg = format!("{} {}", server.url(), ready.display());
-    let mut child = Killed(support::spawn_entry(
-        "memcached_paused_holder_entry",
-        PAUSED_ENV,
-        &arg,
-    ));
-    let start = Instant::now();
-    // Nothing tells this process when the child holds the lock but the file.
-    let token = loop {
-        if let Ok(t) = std::fs::read_to_string(&ready) {
-            if !t.is_empty() {
-                break t;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the child never took the lock"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let _ = std::fs::remove_file(&ready);
-    support::signal(child.0.id(), libc::SIGSTOP);
-    let stopped = Instant::now();
-    // The item outlives the 1 s lease by up to 2 s; then it is ours.
-    let g = c
-        .lock("paused-process")
-        .acquire_timeout(Duration::from_secs(10))
-        .unwrap();
-    let taken = stopped.elapsed();
-    println!("stopped holder's lock taken over after {taken:?}");
-    assert!(
-        taken >= Duration::from_secs(1),
-        "not before the lease ended"
-    );
-    assert_ne!(g.token(), token);
-    support::signal(child.0.id(), libc::SIGCONT);
-    let status = child.0.wait().unwrap();
-    assert!(
-        status.success(),
-        "the resumed holder was told it lost: {status:?}"
-    );
-    // And it spared the new owner.
-    assert_eq!(
-        c.inspect("paused-process").unwrap().token.as_deref(),
-        Some(g.token())
-    );
-    assert!(g.is_held());
 }
 
 /// A client that reaches memcached through `proxy`, with short timeouts.

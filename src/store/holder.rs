@@ -78,7 +78,6 @@ pub(crate) fn lock_value(token: &str, holder: &str) -> String {
 /// Whether the stored `value` is held with `token`: the bare token, or the
 /// token followed by a newline and a holder description. The Lua scripts
 /// carry the same compare (`src/lua/owns.lua`).
-#[allow(dead_code)] // for stores that compare in Rust
 pub(crate) fn owns(value: &[u8], token: &str) -> bool {
     let token = token.as_bytes();
     value == token || (value.starts_with(token) && value.get(token.len()) == Some(&b'\n'))

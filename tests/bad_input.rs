@@ -22,7 +22,7 @@
 use distlock_testkit as support;
 
 use crossbeam_channel::RecvTimeoutError;
-use distlock::{Builder, Client, Error, Guard, LoadError, MAX_KEY_LEN, MAX_TTL, MIN_TTL};
+use distlock::{Builder, Client, Error, LoadError, MAX_KEY_LEN, MAX_TTL, MIN_TTL};
 use redis::Commands;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -83,14 +83,6 @@ fn auth<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
 
 fn dead_url() -> String {
     format!("redis://127.0.0.1:{}/0", dead_port())
-}
-
-/// Waits at most `limit` for the guard's loss signal; true if it fired.
-fn lost_within(g: &Guard, limit: Duration) -> bool {
-    matches!(
-        g.lost().recv_timeout(limit),
-        Err(RecvTimeoutError::Disconnected)
-    )
 }
 
 /// Connections the server has open, not counting the one asking.
@@ -318,7 +310,10 @@ backends!(
         assert_eq!(c.release_token("forced", &token), Ok(false), "second time");
         assert_eq!(c.inspect("forced").unwrap().token, None);
         // The next renewal (a third of the TTL) finds the key gone.
-        assert!(lost_within(&g, Duration::from_secs(2)), "loss noticed");
+        assert!(
+            support::lost_within(&g.lost(), Duration::from_secs(2)),
+            "loss noticed"
+        );
         assert!(!g.is_held());
         // A later owner is not freed by the old token, nor by the old guard.
         let next = c.lock("forced").try_acquire().unwrap().expect("free again");
@@ -372,7 +367,10 @@ fn a_guard_used_after_its_lease_expired_is_lost_and_revives_nothing() {
         .auto_renew(false)
         .acquire()
         .unwrap();
-    assert!(lost_within(&g, Duration::from_secs(2)), "the lease ran out");
+    assert!(
+        support::lost_within(&g.lost(), Duration::from_secs(2)),
+        "the lease ran out"
+    );
     assert!(!g.is_held());
     assert_eq!(g.remaining(), Duration::ZERO);
     assert_eq!(g.extend(), Err(Error::Lost));
@@ -380,7 +378,10 @@ fn a_guard_used_after_its_lease_expired_is_lost_and_revives_nothing() {
     // The key is gone or about to be: extend did not restart its lease.
     let pttl: i64 = server.conn().pttl("distlock:expired").unwrap();
     assert!(pttl == -2 || pttl < 100, "pttl {pttl} ms");
-    assert!(lost_within(&g, Duration::ZERO), "lost() stays ready");
+    assert!(
+        support::lost_within(&g.lost(), Duration::ZERO),
+        "lost() stays ready"
+    );
     assert_eq!(g.release(), Err(Error::Lost));
 }
 
@@ -400,7 +401,7 @@ fn a_guard_whose_key_was_taken_over_is_lost_and_spares_the_new_owner() {
     assert!(g.is_held());
     assert_eq!(g.extend(), Err(Error::Lost));
     assert!(!g.is_held());
-    assert!(lost_within(&g, Duration::ZERO));
+    assert!(support::lost_within(&g.lost(), Duration::ZERO));
     assert_eq!(g.release(), Err(Error::Lost));
     let stored: Option<String> = raw.get("distlock:taken").unwrap();
     let stored = distlock_testkit::token_part(stored);
@@ -419,7 +420,7 @@ fn a_guard_and_a_lock_outlive_every_clone_of_their_client() {
     drop(c);
     // Still renewed: held for four TTLs.
     assert!(
-        !lost_within(&g, ttl * 4),
+        !support::lost_within(&g.lost(), ttl * 4),
         "lost after its client was dropped"
     );
     assert!(g.is_held());

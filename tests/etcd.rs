@@ -8,8 +8,7 @@
 
 use distlock_testkit as support;
 
-use crossbeam_channel::RecvTimeoutError;
-use distlock::{Client, Error, Guard};
+use distlock::{Client, Error};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,16 +18,6 @@ use support::{EtcdCluster, EtcdServer};
 
 fn client(server: &EtcdServer) -> Client {
     Client::open(&server.url()).expect("client")
-}
-
-/// Waits at most `limit` for the guard's loss signal; how long it took.
-fn lost_after(g: &Guard, limit: Duration) -> Option<Duration> {
-    let start = Instant::now();
-    matches!(
-        g.lost().recv_timeout(limit),
-        Err(RecvTimeoutError::Disconnected)
-    )
-    .then(|| start.elapsed())
 }
 
 /// The lock key's value, lease and mod revision, read behind the library.
@@ -220,7 +209,7 @@ fn a_deleted_key_is_signalled_as_lost() {
         .unwrap();
     let deleted = Instant::now();
     server.delete("distlock:deleted");
-    let after = lost_after(&g, Duration::from_secs(2)).expect("loss noticed");
+    let after = support::lost_after(&g.lost(), Duration::from_secs(2)).expect("loss noticed");
     println!("etcd: deleted key noticed after {after:?} (renewal every ~333 ms)");
     assert!(deleted.elapsed() < Duration::from_millis(1500));
     assert_eq!(g.release().unwrap_err(), Error::Lost);
@@ -239,7 +228,7 @@ fn a_revoked_lease_is_signalled_as_lost() {
     assert_ne!(lease, 0);
     let revoked = Instant::now();
     server.revoke(lease);
-    let after = lost_after(&g, Duration::from_secs(2)).expect("loss noticed");
+    let after = support::lost_after(&g.lost(), Duration::from_secs(2)).expect("loss noticed");
     println!("etcd: revoked lease noticed after {after:?}");
     assert!(revoked.elapsed() < Duration::from_millis(1500));
     assert_eq!(g.release().unwrap_err(), Error::Lost);
@@ -257,7 +246,7 @@ fn etcd_paused_past_the_lease_is_signalled_as_lost() {
     let g = c.lock("frozen").ttl(ttl).acquire().unwrap();
     let paused = Instant::now();
     server.pause();
-    let after = lost_after(&g, Duration::from_secs(3));
+    let after = support::lost_after(&g.lost(), Duration::from_secs(3));
     server.resume();
     let after = after.expect("loss signalled while etcd was stopped");
     println!("etcd: SIGSTOPped server noticed as lost after {after:?} (lease {ttl:?})");

@@ -3,8 +3,7 @@
 
 use distlock_testkit as support;
 
-use crossbeam_channel::RecvTimeoutError;
-use distlock::{Client, Error, Guard};
+use distlock::{Client, Error};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,13 +21,6 @@ fn quick_client(url: &str) -> Client {
         .unwrap()
 }
 
-fn lost_within(g: &Guard, limit: Duration) -> bool {
-    matches!(
-        g.lost().recv_timeout(limit),
-        Err(RecvTimeoutError::Disconnected)
-    )
-}
-
 #[test]
 fn kill_and_empty_restart_is_noticed_within_a_renewal_period() {
     let mut server = RedisServer::start();
@@ -38,7 +30,7 @@ fn kill_and_empty_restart_is_noticed_within_a_renewal_period() {
     let g = c.lock("crash").ttl(ttl).acquire().unwrap();
     server.restart();
     let restarted = Instant::now();
-    assert!(lost_within(&g, ttl * 3), "loss noticed");
+    assert!(support::lost_within(&g.lost(), ttl * 3), "loss noticed");
     let noticed = restarted.elapsed();
     println!("loss noticed {noticed:?} after an empty restart (renewal period {period:?})");
     // A renewal round may first meet the dead connection and retry once.
@@ -70,7 +62,7 @@ fn redis_paused_beyond_the_ttl() {
     }
     // ...and lost() fires at the deadline, or when the renewal blocked on
     // the paused server gives up (one command timeout, 200 ms, later).
-    let lost = lost_within(&g, ttl * 3);
+    let lost = support::lost_within(&g.lost(), ttl * 3);
     let noticed = paused.elapsed();
     signal(server.pid(), libc::SIGCONT);
     println!(
@@ -119,7 +111,7 @@ fn lossy_network_never_yields_an_undetected_overlap() {
                     };
                     let start = now_ns();
                     // Two milliseconds of work, watching for the loss.
-                    let mut lost = lost_within(&g, Duration::from_millis(2));
+                    let mut lost = support::lost_within(&g.lost(), Duration::from_millis(2));
                     let end = now_ns();
                     lost |= !g.is_held();
                     let fence = g.fence();
@@ -329,7 +321,10 @@ fn after_an_empty_restart_no_dead_pooled_connection_hides_the_loss() {
         Err(Error::Lost),
         "release after an empty restart"
     );
-    assert!(lost_within(&renewed, ttl), "renewal noticed the loss");
+    assert!(
+        support::lost_within(&renewed.lost(), ttl),
+        "renewal noticed the loss"
+    );
     let noticed = restarted.elapsed();
     println!("after an empty restart with 6 dead pooled connections: loss noticed in {noticed:?}");
     assert!(

@@ -2,7 +2,6 @@
 
 use distlock_testkit as support;
 
-use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error, Guard, MAX_KEY_LEN};
 use redis::Commands;
 use std::time::{Duration, Instant};
@@ -15,14 +14,6 @@ fn client(server: &RedisServer) -> Client {
 /// A client of either backend.
 fn any_client(server: &AnyServer) -> Client {
     Client::open(&server.url()).expect("client")
-}
-
-/// Waits at most `limit` for the guard's loss signal; true if it fired.
-fn lost_within(g: &Guard, limit: Duration) -> bool {
-    matches!(
-        g.lost().recv_timeout(limit),
-        Err(RecvTimeoutError::Disconnected)
-    )
 }
 
 #[test]
@@ -108,7 +99,10 @@ backends!(
             .auto_renew(false)
             .acquire()
             .unwrap();
-        assert!(lost_within(&first, Duration::from_secs(2)), "lease ran out");
+        assert!(
+            support::lost_within(&first.lost(), Duration::from_secs(2)),
+            "lease ran out"
+        );
         assert!(!first.is_held());
         // The key itself expires on the server shortly after the local deadline
         // (on memcached, within its whole-second slack).
@@ -233,7 +227,10 @@ fn renewal_keeps_a_lock_ten_times_its_ttl() {
     let c = client(&server);
     let ttl = Duration::from_millis(200);
     let g = c.lock("long-hold").ttl(ttl).acquire().unwrap();
-    assert!(!lost_within(&g, ttl * 10), "lost while renewed");
+    assert!(
+        !support::lost_within(&g.lost(), ttl * 10),
+        "lost while renewed"
+    );
     assert!(g.is_held());
     let stored: Option<String> = server.conn().get("distlock:long-hold").unwrap();
     let stored = distlock_testkit::token_part(stored);
@@ -249,7 +246,7 @@ fn many_locks_are_renewed_together() {
     let guards: Vec<Guard> = (0..50)
         .map(|i| c.lock(format!("batch:{i}")).ttl(ttl).acquire().unwrap())
         .collect();
-    assert!(!lost_within(&guards[0], ttl * 5));
+    assert!(!support::lost_within(&guards[0].lost(), ttl * 5));
     assert!(guards.iter().all(Guard::is_held));
     let live: usize = redis::cmd("DBSIZE").query(&mut server.conn()).unwrap();
     assert_eq!(live, 100, "50 lock keys and 50 fence counters");
@@ -264,10 +261,10 @@ fn external_delete_is_noticed_within_one_renewal_period() {
     let mut raw = server.conn();
     let g = c.lock("deleted").ttl(ttl).acquire().unwrap();
     // Delete halfway between two renewals, as an operator's DEL would land.
-    assert!(!lost_within(&g, period / 2));
+    assert!(!support::lost_within(&g.lost(), period / 2));
     let _: () = raw.del("distlock:deleted").unwrap();
     let start = Instant::now();
-    assert!(lost_within(&g, ttl * 2), "loss noticed");
+    assert!(support::lost_within(&g.lost(), ttl * 2), "loss noticed");
     let noticed = start.elapsed();
     println!("loss noticed {noticed:?} after an external DEL (renewal period {period:?})");
     assert!(noticed < period, "{noticed:?}");
@@ -288,7 +285,10 @@ fn unreachable_server_runs_the_lease_out() {
     let start = Instant::now();
     let g = c.lock("orphaned").ttl(ttl).acquire().unwrap();
     drop(server.take());
-    assert!(lost_within(&g, Duration::from_secs(3)), "loss noticed");
+    assert!(
+        support::lost_within(&g.lost(), Duration::from_secs(3)),
+        "loss noticed"
+    );
     assert!(
         start.elapsed() <= ttl + Duration::from_millis(150),
         "{:?}",
@@ -337,7 +337,7 @@ fn hold_cap_ends_an_auto_renewed_lock() {
         .ttl(Duration::from_millis(100))
         .acquire()
         .unwrap();
-    assert!(lost_within(&g, Duration::from_secs(3)));
+    assert!(support::lost_within(&g.lost(), Duration::from_secs(3)));
     let at = start.elapsed();
     assert!(
         at >= Duration::from_millis(290) && at < Duration::from_millis(700),

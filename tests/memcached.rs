@@ -6,23 +6,12 @@
 
 use distlock_testkit as support;
 
-use crossbeam_channel::RecvTimeoutError;
-use distlock::{Client, Error, Guard};
+use distlock::{Client, Error};
 use std::time::{Duration, Instant};
 use support::MemcachedServer;
 
 fn client(server: &MemcachedServer) -> Client {
     Client::open(&server.url()).expect("client")
-}
-
-/// Waits at most `limit` for the guard's loss signal; how long it took.
-fn lost_after(g: &Guard, limit: Duration) -> Option<Duration> {
-    let start = Instant::now();
-    matches!(
-        g.lost().recv_timeout(limit),
-        Err(RecvTimeoutError::Disconnected)
-    )
-    .then(|| start.elapsed())
 }
 
 #[test]
@@ -125,7 +114,7 @@ fn a_deleted_item_is_signalled_as_lost() {
         .unwrap();
     let deleted = Instant::now();
     server.raw("md distlock:deleted\r\nmn\r\n", "MN\r\n");
-    let after = lost_after(&g, Duration::from_secs(2)).expect("loss noticed");
+    let after = support::lost_after(&g.lost(), Duration::from_secs(2)).expect("loss noticed");
     println!("deleted item noticed after {after:?} (renewal every ~333 ms)");
     assert!(deleted.elapsed() < Duration::from_millis(1500));
     assert_eq!(g.release().unwrap_err(), Error::Lost);
@@ -147,7 +136,7 @@ fn an_empty_restart_is_signalled_as_lost_and_fences_never_go_back() {
     assert!(g.fence() > last);
     last = g.fence();
     server.restart();
-    let after = lost_after(&g, Duration::from_secs(3)).expect("loss noticed");
+    let after = support::lost_after(&g.lost(), Duration::from_secs(3)).expect("loss noticed");
     println!("empty restart noticed after {after:?}");
     let g = c
         .lock("restarted")
@@ -171,7 +160,7 @@ fn a_holder_paused_past_its_lease_learns_it_lost_and_spares_the_next_owner() {
         .auto_renew(false)
         .acquire()
         .unwrap();
-    let after = lost_after(&first, Duration::from_secs(2)).expect("lease ran out");
+    let after = support::lost_after(&first.lost(), Duration::from_secs(2)).expect("lease ran out");
     println!("paused holder told after {after:?} (lease {ttl:?})");
     assert!(after <= ttl + Duration::from_millis(100), "{after:?}");
     // The item outlives the lease (whole seconds, plus one): the next owner

@@ -4,7 +4,6 @@
 
 use distlock_testkit as support;
 
-use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error, Guard, MAX_PERMITS};
 use redis::Commands;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,14 +27,6 @@ fn patient_client(server: &RedisServer) -> Client {
         .max_retry_interval(Duration::from_secs(3600))
         .build()
         .expect("client")
-}
-
-/// Waits at most `limit` for the guard's loss signal; true if it fired.
-fn lost_within(g: &Guard, limit: Duration) -> bool {
-    matches!(
-        g.lost().recv_timeout(limit),
-        Err(RecvTimeoutError::Disconnected)
-    )
 }
 
 /// Waits (at most five seconds) until `check` holds on the server.
@@ -292,7 +283,7 @@ fn shares_are_renewed_while_held() {
     let r = c.rw_lock("renewed").read().ttl(ttl).acquire().unwrap();
     let p = c.semaphore("renewedsem", 2).ttl(ttl).acquire().unwrap();
     // Long enough for several renewals; the leases alone would have ended.
-    assert!(!lost_within(&r, ttl * 5));
+    assert!(!support::lost_within(&r.lost(), ttl * 5));
     assert!(r.is_held() && p.is_held());
     let mut raw = server.conn();
     let score: Option<f64> = raw
@@ -409,8 +400,11 @@ fn a_share_removed_behind_the_guard_is_reported_lost() {
     let _: i64 = raw
         .zrem("distlock:stolensem", format!("p:{}", p.token()))
         .unwrap();
-    assert!(lost_within(&r, Duration::from_secs(2)), "renewal noticed");
-    assert!(lost_within(&p, Duration::from_secs(2)));
+    assert!(
+        support::lost_within(&r.lost(), Duration::from_secs(2)),
+        "renewal noticed"
+    );
+    assert!(support::lost_within(&p.lost(), Duration::from_secs(2)));
     assert!(!r.is_held());
     assert_eq!(r.extend(), Err(Error::Lost));
     assert_eq!(r.release(), Err(Error::Lost));

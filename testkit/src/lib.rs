@@ -210,3 +210,22 @@ pub fn token_part(value: Option<String>) -> Option<String> {
         None => v,
     })
 }
+
+/// Waits at most `limit` for a guard's loss signal (`guard.lost()`, which
+/// disconnects when the lock is lost); how long it took, or `None`.
+pub fn lost_after(
+    lost: &crossbeam_channel::Receiver<()>,
+    limit: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    matches!(
+        lost.recv_timeout(limit),
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+    )
+    .then(|| start.elapsed())
+}
+
+/// Whether a guard's loss signal (`guard.lost()`) fires within `limit`.
+pub fn lost_within(lost: &crossbeam_channel::Receiver<()>, limit: std::time::Duration) -> bool {
+    lost_after(lost, limit).is_some()
+}

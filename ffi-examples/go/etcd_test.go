@@ -2,8 +2,6 @@ package distlock
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -60,39 +58,5 @@ func startEtcd(t *testing.T) string {
 }
 
 func TestLockCycleOnEtcd(t *testing.T) {
-	url := startEtcd(t)
-	c, err := Open(url)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", url, err)
-	}
-	defer c.Close()
-	other, err := Open(url)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", url, err)
-	}
-	defer other.Close()
-
-	l, err := c.Lock(context.Background(), "jobs:etcd", WithTTL(5*time.Second))
-	if err != nil {
-		t.Fatalf("Lock: %v", err)
-	}
-	first := l.Fence()
-	if _, err := other.TryLock("jobs:etcd"); !errors.Is(err, ErrNotAcquired) {
-		t.Fatalf("TryLock while held: %v; want ErrNotAcquired", err)
-	}
-	info, err := c.Inspect("jobs:etcd")
-	if err != nil || !info.Held || info.Token != l.Token() {
-		t.Fatalf("Inspect while held: %+v, %v", info, err)
-	}
-	if err := l.Unlock(); err != nil {
-		t.Fatalf("Unlock: %v", err)
-	}
-	l, err = other.Lock(context.Background(), "jobs:etcd")
-	if err != nil {
-		t.Fatalf("Lock after the release: %v", err)
-	}
-	defer l.Unlock()
-	if l.Fence() <= first {
-		t.Fatalf("fence %d after %d: fences must go up", l.Fence(), first)
-	}
+	lockCycle(t, startEtcd(t), "jobs:etcd")
 }

@@ -51,41 +51,7 @@ func startMemcached(t *testing.T) string {
 }
 
 func TestLockCycleOnMemcached(t *testing.T) {
-	url := startMemcached(t)
-	c, err := Open(url)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", url, err)
-	}
-	defer c.Close()
-	other, err := Open(url)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", url, err)
-	}
-	defer other.Close()
-
-	l, err := c.Lock(context.Background(), "jobs:mc", WithTTL(5*time.Second))
-	if err != nil {
-		t.Fatalf("Lock: %v", err)
-	}
-	first := l.Fence()
-	if _, err := other.TryLock("jobs:mc"); !errors.Is(err, ErrNotAcquired) {
-		t.Fatalf("TryLock while held: %v; want ErrNotAcquired", err)
-	}
-	info, err := c.Inspect("jobs:mc")
-	if err != nil || !info.Held || info.Token != l.Token() {
-		t.Fatalf("Inspect while held: %+v, %v", info, err)
-	}
-	if err := l.Unlock(); err != nil {
-		t.Fatalf("Unlock: %v", err)
-	}
-	l, err = other.Lock(context.Background(), "jobs:mc")
-	if err != nil {
-		t.Fatalf("Lock after the release: %v", err)
-	}
-	defer l.Unlock()
-	if l.Fence() <= first {
-		t.Fatalf("fence %d after %d: fences must go up", l.Fence(), first)
-	}
+	lockCycle(t, startMemcached(t), "jobs:mc")
 }
 
 func TestPollIntervalOnMemcached(t *testing.T) {

@@ -364,6 +364,27 @@ class MemcachedServer:
         self.stop()
 
 
+def lock_cycle(url: str, key: str) -> None:
+    """One lock cycle on the server at ``url`` with two clients: the lock
+    excludes the other client, ``inspect`` shows the holder's token, and
+    the next holder's fence is larger."""
+    with distlock.Client(url, ttl=5) as client, distlock.Client(url) as other:
+        with client.lock(key, timeout=2) as lock:
+            first = lock.fence
+            assert first > 0 and lock.owned()
+            info = client.inspect(key)
+            assert info.held and info.token == lock.token
+            # Held: another client's single try fails with the typed error.
+            try:
+                with other.lock(key, blocking=False):
+                    raise AssertionError("another client took a held lock")
+            except distlock.LockTimeout:
+                pass
+        assert not client.inspect(key).held
+        with other.lock(key, timeout=2) as lock:
+            assert lock.fence > first, "fences only go up"
+
+
 def lock_token(conn: "RespConnection", key: str) -> Optional[bytes]:
     """The token in the lock ``key`` (None if absent): distlock writes the
     token, a newline and the holder's description."""

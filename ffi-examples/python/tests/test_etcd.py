@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 
 import distlock
-from support import EtcdServer
+from support import EtcdServer, lock_cycle
 
 
 @pytest.fixture(scope="module")
@@ -18,19 +18,7 @@ def etcd() -> Iterator[EtcdServer]:
 
 
 def test_a_lock_cycle_on_etcd(etcd: EtcdServer) -> None:
-    with distlock.Client(etcd.url, ttl=5) as client, distlock.Client(etcd.url) as other:
-        with client.lock("jobs:etcd", timeout=2) as lock:
-            first = lock.fence
-            assert first > 0 and lock.owned()
-            info = client.inspect("jobs:etcd")
-            assert info.held and info.token == lock.token
-            # Held: another client's single try fails with the typed error.
-            with pytest.raises(distlock.LockTimeout):
-                with other.lock("jobs:etcd", blocking=False):
-                    pass
-        assert not client.inspect("jobs:etcd").held
-        with other.lock("jobs:etcd", timeout=2) as lock:
-            assert lock.fence > first, "fences only go up"
+    lock_cycle(etcd.url, "jobs:etcd")
 
 
 def test_etcd_urls_name_one_cluster(etcd: EtcdServer) -> None:

@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 
 import distlock
-from support import MemcachedServer
+from support import MemcachedServer, lock_cycle
 
 
 @pytest.fixture(scope="module")
@@ -19,19 +19,7 @@ def memcached() -> Iterator[MemcachedServer]:
 
 
 def test_a_lock_cycle_on_memcached(memcached: MemcachedServer) -> None:
-    with distlock.Client(memcached.url, ttl=5) as client, distlock.Client(memcached.url) as other:
-        with client.lock("jobs:mc", timeout=2) as lock:
-            first = lock.fence
-            assert first > 0 and lock.owned()
-            info = client.inspect("jobs:mc")
-            assert info.held and info.token == lock.token
-            # Held: another client's single try fails with the typed error.
-            with pytest.raises(distlock.LockTimeout):
-                with other.lock("jobs:mc", blocking=False):
-                    pass
-        assert not client.inspect("jobs:mc").held
-        with other.lock("jobs:mc", timeout=2) as lock:
-            assert lock.fence > first, "fences only go up"
+    lock_cycle(memcached.url, "jobs:mc")
 
 
 def test_memcached_urls_are_single_servers(memcached: MemcachedServer) -> None:

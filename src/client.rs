@@ -91,9 +91,10 @@ impl Inner {
         &self.counters
     }
 
-    /// Starts listening for releases of `name` (see [`Notifier::watch`]).
-    pub(crate) fn watch(&self, name: &str) -> Watch {
-        self.notifier.watch(name)
+    /// Starts listening for releases of `name` by a waiter asking with
+    /// `token` (see [`Notifier::watch`]).
+    pub(crate) fn watch(&self, name: &str, token: Option<&str>) -> Watch {
+        self.notifier.watch(name, token)
     }
 }
 

@@ -226,7 +226,7 @@ impl Loader {
             let w = match watch.take() {
                 Some(w) => w,
                 None => {
-                    let w = inner.watch(name);
+                    let w = inner.watch(name, None);
                     if !w.wake_pending {
                         // Already subscribed: look again before waiting.
                         watch = Some(w);

@@ -392,7 +392,7 @@ impl Lock {
                         }
                         return Err(e);
                     }
-                    self.wait_for_release(&mut watch, remaining, attempt)
+                    self.wait_for_release(&mut watch, &token, remaining, attempt)
                 }
                 Err(e @ Error::Connection(_)) => match attempt.failed(e) {
                     Some(pause) => attempt.back_off(pause),
@@ -472,6 +472,7 @@ impl Lock {
     fn wait_for_release(
         &self,
         watch: &mut Option<Watch>,
+        token: &str,
         remaining: Option<Duration>,
         attempt: &Attempt<'_>,
     ) -> Result<()> {
@@ -479,7 +480,7 @@ impl Lock {
         let w = match watch {
             Some(w) => w,
             None => {
-                let w = watch.insert(inner.watch(&self.name));
+                let w = watch.insert(inner.watch(&self.name, Some(token)));
                 if !w.wake_pending {
                     return Ok(());
                 }

@@ -6,7 +6,9 @@
 //! the thread with a message on the client's own control channel), and is
 //! woken once the subscription is in place so that it can retry: a release
 //! that happened before cannot be missed. Later releases wake every
-//! watcher of the name. When the feed connection fails, every watcher is
+//! watcher of the name, except a release addressed to one waiter's token
+//! (a waiting writer's, or the head of a fair lock's line), which wakes
+//! that waiter alone. When the feed connection fails, every watcher is
 //! woken (they fall back to their lease-based timeouts) and the thread
 //! reconnects and subscribes again, with a bounded backoff.
 
@@ -29,16 +31,33 @@ enum Sub {
     Unwanted,
 }
 
+/// A local waiter: its id, its channel and the token it asks with, if a
+/// release may be addressed to it alone.
+struct Watcher {
+    id: u64,
+    tx: Sender<()>,
+    token: Option<String>,
+}
+
 struct Name {
-    watchers: Vec<(u64, Sender<()>)>,
+    watchers: Vec<Watcher>,
     sub: Sub,
 }
 
 impl Name {
     fn wake(&self) {
-        for (_, tx) in &self.watchers {
+        for w in &self.watchers {
             // A full slot already means "look again".
-            let _ = tx.try_send(());
+            let _ = w.tx.try_send(());
+        }
+    }
+
+    /// Wakes only the waiter asking with `token` (if it is ours).
+    fn wake_token(&self, token: &str) {
+        for w in &self.watchers {
+            if w.token.as_deref() == Some(token) {
+                let _ = w.tx.try_send(());
+            }
         }
     }
 }
@@ -83,7 +102,7 @@ impl Drop for Watch {
         let mut s = self.notifier.state.lock();
         let s = &mut *s;
         if let Some(n) = s.names.get_mut(&self.name) {
-            n.watchers.retain(|(id, _)| *id != self.id);
+            n.watchers.retain(|w| w.id != self.id);
             if n.watchers.is_empty() && n.sub == Sub::Active {
                 n.sub = Sub::Unwanted;
                 s.to_unsubscribe.push(self.name.clone());
@@ -107,8 +126,9 @@ impl Notifier {
         })
     }
 
-    /// Registers interest in releases of `name`.
-    pub(crate) fn watch(self: &Arc<Self>, name: &str) -> Watch {
+    /// Registers interest in releases of `name`, by a waiter that asks with
+    /// `token` (`None`: wake it on every release).
+    pub(crate) fn watch(self: &Arc<Self>, name: &str, token: Option<&str>) -> Watch {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (id, wake_pending, poke) = {
             let mut s = self.state.lock();
@@ -123,7 +143,11 @@ impl Notifier {
                     sub: Sub::Pending,
                 }
             });
-            n.watchers.push((id, tx));
+            n.watchers.push(Watcher {
+                id,
+                tx,
+                token: token.map(str::to_string),
+            });
             if poke {
                 s.to_subscribe.push(name.to_string());
             }
@@ -260,5 +284,47 @@ impl FeedHandler for Handler<'_> {
         if let Some(n) = self.n.state.lock().names.get(name) {
             n.wake();
         }
+    }
+
+    fn released_to(&mut self, name: &str, token: &str) {
+        if let Some(n) = self.n.state.lock().names.get(name) {
+            n.wake_token(token);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_addressed_to_a_token_wakes_that_waiter_alone() {
+        let (mut txs, mut rxs) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            txs.push(tx);
+            rxs.push(rx);
+        }
+        let tokens = [Some("a"), Some("b"), None];
+        let name = Name {
+            watchers: txs
+                .into_iter()
+                .zip(tokens)
+                .enumerate()
+                .map(|(id, (tx, token))| Watcher {
+                    id: id as u64,
+                    tx,
+                    token: token.map(str::to_string),
+                })
+                .collect(),
+            sub: Sub::Active,
+        };
+        name.wake_token("b");
+        let woken: Vec<bool> = rxs.iter().map(|rx| rx.try_recv().is_ok()).collect();
+        assert_eq!(woken, [false, true, false]);
+        name.wake_token("nobody here");
+        assert!(rxs.iter().all(|rx| rx.try_recv().is_err()));
+        name.wake();
+        assert!(rxs.iter().all(|rx| rx.try_recv().is_ok()), "every waiter");
     }
 }

@@ -193,3 +193,48 @@ fn fairness_costs_little_uncontended_and_serves_everyone_contended() {
         "uncontended fair cycle {fair:?} vs {plain:?}"
     );
 }
+
+#[test]
+fn a_release_wakes_the_head_of_the_line_alone() {
+    let server = RedisServer::start();
+    let holder = client(&server);
+    let first = holder.lock("head").fair().acquire().unwrap();
+    let (won_tx, won_rx) = crossbeam_channel::unbounded::<(usize, String)>();
+    let mut go = Vec::new();
+    let mut threads = Vec::new();
+    for i in 0..3 {
+        // Waiters that would look again only after an hour: only a release
+        // message can wake them soon.
+        let c = Client::builder()
+            .url(&server.url())
+            .max_retry_interval(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let (won_tx, (go_tx, go_rx)) = (won_tx.clone(), crossbeam_channel::bounded::<()>(1));
+        go.push(go_tx);
+        threads.push(std::thread::spawn(move || {
+            let g = c.lock("head").fair().acquire().unwrap();
+            won_tx.send((i, g.token().to_string())).unwrap();
+            let _ = go_rx.recv();
+            g.release().unwrap();
+        }));
+        until_line(&server, "head", i + 1);
+    }
+    let mut raw = server.conn();
+    let mut feed = raw.as_pubsub();
+    feed.subscribe("distlock:head").unwrap();
+    feed.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    first.release().unwrap();
+    for turn in 0..3 {
+        let told: String = feed.get_message().unwrap().get_payload().unwrap();
+        let (i, token) = won_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(i, turn, "arrival order");
+        assert_eq!(told, format!("to:{token}"), "only the head was told");
+        go[i].send(()).unwrap();
+    }
+    let told: String = feed.get_message().unwrap().get_payload().unwrap();
+    assert_eq!(told, "released", "an empty line wakes everybody");
+    for t in threads {
+        t.join().unwrap();
+    }
+}

@@ -581,3 +581,91 @@ fn a_writers_try_leaves_no_place_behind() {
         .unwrap());
     let _second = rw.read().try_acquire().unwrap().expect("no writer waits");
 }
+
+/// Waits (at most five seconds) until `n` connections listen on the release
+/// channel of `name`.
+fn until_listeners(server: &RedisServer, name: &str, n: u64) {
+    until(server, &format!("{n} listeners of {name}"), |raw| {
+        let (_, listening): (Vec<u8>, u64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(format!("distlock:{name}"))
+            .query(raw)
+            .unwrap();
+        listening >= n
+    });
+}
+
+/// The next release message published for `name`, as the waiters hear it.
+fn next_message(feed: &mut redis::PubSub<'_>) -> String {
+    feed.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let msg = feed.get_message().expect("a release message within 5 s");
+    msg.get_payload().unwrap()
+}
+
+#[test]
+fn a_release_wakes_one_waiting_writer_and_the_last_writer_wakes_readers() {
+    let server = RedisServer::start();
+    let holder = client(&server);
+    let first = holder.rw_lock("one").read().acquire().unwrap();
+    // Three writers and a reader wait, each on a client of its own that
+    // would look again only after an hour.
+    let (won_tx, won_rx) = crossbeam_channel::unbounded::<(usize, char, String)>();
+    let mut go = Vec::new();
+    let mut threads = Vec::new();
+    for (i, role) in ['w', 'w', 'w', 'r'].into_iter().enumerate() {
+        let c = patient_client(&server);
+        let (won_tx, (go_tx, go_rx)) = (won_tx.clone(), crossbeam_channel::bounded::<()>(1));
+        go.push(go_tx);
+        threads.push(std::thread::spawn(move || {
+            let rw = c.rw_lock("one");
+            let lock = if role == 'w' { rw.write() } else { rw.read() };
+            let g = lock.acquire().unwrap();
+            won_tx.send((i, role, g.token().to_string())).unwrap();
+            let _ = go_rx.recv();
+            g.release().unwrap();
+        }));
+        if role == 'w' {
+            let want = threads.len();
+            until(&server, "the writer's place", |raw| {
+                raw.zcard::<_, usize>("{distlock:one}:writers").unwrap() == want
+            });
+        }
+    }
+    until_listeners(&server, "one", 4);
+    let mut raw = server.conn();
+    let mut feed = raw.as_pubsub();
+    feed.subscribe("distlock:one").unwrap();
+
+    first.release().unwrap();
+    let mut writers = Vec::new();
+    for turn in 0..3 {
+        let told = next_message(&mut feed);
+        let (i, role, token) = won_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(role, 'w', "turn {turn}: writers go before the reader");
+        assert_eq!(
+            told,
+            format!("to:{token}"),
+            "turn {turn}: only the winner was told"
+        );
+        assert!(
+            won_rx.try_recv().is_err(),
+            "turn {turn}: nobody else got in"
+        );
+        writers.push(token);
+        go[i].send(()).unwrap();
+    }
+    writers.sort();
+    writers.dedup();
+    assert_eq!(writers.len(), 3, "each writer once");
+    assert_eq!(
+        next_message(&mut feed),
+        "released",
+        "the last writer's release wakes every reader"
+    );
+    let (i, role, _) = won_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(role, 'r');
+    go[i].send(()).unwrap();
+    for t in threads {
+        t.join().unwrap();
+    }
+}

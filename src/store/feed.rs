@@ -8,6 +8,10 @@ use crate::error::Result;
 use redis::{ConnectionLike, RedisError};
 use std::time::Duration;
 
+/// The start of a release message meant for one waiter (`to:<token>`);
+/// every other message wakes every waiter of the name.
+const TO: &str = "to:";
+
 /// How long the release feed reads before checking its connection.
 const FEED_IDLE: Duration = Duration::from_secs(5);
 
@@ -43,7 +47,11 @@ pub(crate) fn feed_on(
             Ok(msg) => {
                 let channel = msg.get_channel_name();
                 if let Some(name) = lock_name(prefix, channel) {
-                    handler.released(name);
+                    let payload: Option<String> = msg.get_payload().ok();
+                    match payload.as_deref().and_then(|p| p.strip_prefix(TO)) {
+                        Some(token) => handler.released_to(name, token),
+                        None => handler.released(name),
+                    }
                 }
             }
             Err(e) if e.is_timeout() => {

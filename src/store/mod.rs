@@ -98,6 +98,13 @@ pub(crate) trait FeedHandler {
     fn subscribed(&mut self, name: &str);
     /// `name` was released.
     fn released(&mut self, name: &str);
+    /// `name` was released to one waiter: the acquisition with `token`
+    /// (a waiting writer, or the head of a fair lock's line). The others
+    /// could not go in, so nobody else needs waking.
+    fn released_to(&mut self, name: &str, token: &str) {
+        let _ = token;
+        self.released(name);
+    }
 }
 
 /// What a [`FeedHandler`] wants changed.

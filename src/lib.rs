@@ -94,7 +94,7 @@ pub use semaphore::Semaphore;
 pub use servers::DEFAULT_URL;
 pub use stats::Stats;
 pub use store::holder::{Holder, MAX_HOST_LEN, MAX_LABEL_LEN};
-pub use store::LockInfo;
+pub use store::{LockInfo, Share, ShareKind};
 
 /// Re-exported so callers can `select!` on acquisition and loss channels
 /// with the same crossbeam version.

@@ -520,20 +520,26 @@ fn stores_without_shares_refuse_them() {
 }
 
 #[test]
-fn listing_and_inspecting_leave_shares_out_clearly() {
+fn listing_shows_every_kind_beside_plain_locks() {
     let server = RedisServer::start();
     let c = client(&server);
     let _plain = c.lock("list:plain").acquire().unwrap();
     let _reader = c.rw_lock("list:rw").read().acquire().unwrap();
     let _permit = c.semaphore("list:sem", 2).acquire().unwrap();
     let held = c.held("list:*", 10).unwrap();
-    let names: Vec<&str> = held.locks.iter().map(|l| l.name.as_str()).collect();
-    assert_eq!(names, ["list:plain"]);
-    let e = c.inspect("list:rw").unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("is a read-write lock or a semaphore"),
-        "{e}"
+    let mut listed: Vec<(&str, bool, usize)> = held
+        .locks
+        .iter()
+        .map(|l| (l.name.as_str(), l.info.token.is_some(), l.info.shares.len()))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            ("list:plain", true, 0),
+            ("list:rw", false, 1),
+            ("list:sem", false, 1)
+        ]
     );
 }
 
@@ -668,4 +674,75 @@ fn a_release_wakes_one_waiting_writer_and_the_last_writer_wakes_readers() {
     for t in threads {
         t.join().unwrap();
     }
+}
+
+#[test]
+fn inspect_and_held_describe_every_share() {
+    let server = RedisServer::start();
+    let (a, b) = (client(&server), client(&server));
+    let r1 = a.rw_lock("seen").read().acquire().unwrap();
+    let r2 = b.rw_lock("seen").read().ttl(ms(60_000)).acquire().unwrap();
+    // A writer waits behind them, holding new readers back.
+    assert!(matches!(
+        b.rw_lock("seen").write().acquire_timeout(ms(1)),
+        Err(Error::Timeout)
+    ));
+    let writing = b.rw_lock("seen").write().acquire_chan();
+    until(&server, "a waiting writer", |raw| {
+        raw.exists::<_, bool>("{distlock:seen}:writers").unwrap()
+    });
+    let info = a.inspect("seen").unwrap();
+    assert_eq!(info.token, None);
+    assert_eq!(info.writers_waiting, 1);
+    let mut seen: Vec<(distlock::ShareKind, String)> = info
+        .shares
+        .iter()
+        .map(|s| (s.kind, s.token.clone()))
+        .collect();
+    seen.sort_by(|x, y| x.1.cmp(&y.1));
+    let mut want = vec![
+        (distlock::ShareKind::Read, r1.token().to_string()),
+        (distlock::ShareKind::Read, r2.token().to_string()),
+    ];
+    want.sort_by(|x, y| x.1.cmp(&y.1));
+    assert_eq!(seen, want);
+    let longest = info.remaining.expect("the longest share's lease");
+    assert!(
+        longest > Duration::from_secs(30),
+        "{longest:?}: r2's 60 s lease"
+    );
+    assert!(info.fence.is_some_and(|f| f >= r2.fence()));
+
+    let permit = a.semaphore("slots", 3).acquire().unwrap();
+    let listed = a.held("*", 100).unwrap();
+    let mut names: Vec<&str> = listed.locks.iter().map(|l| l.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["seen", "slots"], "plain keys only, no side keys");
+    let slots = &listed
+        .locks
+        .iter()
+        .find(|l| l.name == "slots")
+        .unwrap()
+        .info;
+    assert_eq!(slots.shares.len(), 1);
+    assert_eq!(slots.shares[0].kind, distlock::ShareKind::Permit);
+    assert_eq!(slots.shares[0].token, permit.token());
+
+    r1.release().unwrap();
+    r2.release().unwrap();
+    let w = writing
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .unwrap();
+    let info = a.inspect("seen").unwrap();
+    assert_eq!(info.writers_waiting, 0);
+    assert_eq!(info.shares.len(), 1);
+    assert_eq!(info.shares[0].kind, distlock::ShareKind::Write);
+    w.release().unwrap();
+    permit.release().unwrap();
+    let info = a.inspect("seen").unwrap();
+    assert!(
+        info.shares.is_empty() && info.token.is_none(),
+        "free: {info:?}"
+    );
 }

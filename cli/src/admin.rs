@@ -22,7 +22,7 @@ pub fn status(server: &ServerArgs, key: &str, json: bool) -> u8 {
             return exit_for(&e);
         }
     };
-    let held = info.token.is_some();
+    let held = info.token.is_some() || !info.shares.is_empty();
     if json {
         println!("{}", status_json(key, &info));
     } else {
@@ -50,9 +50,32 @@ fn status_text(info: &distlock::LockInfo) -> String {
                 let _ = writeln!(out, "remaining: {:.3}s", r.as_secs_f64());
             }
         }
+        (None, _) if !info.shares.is_empty() => {
+            let kind = info.shares[0].kind;
+            let what = match (kind, info.shares.len()) {
+                (distlock::ShareKind::Read, 1) => "1 reader".to_string(),
+                (distlock::ShareKind::Read, n) => format!("{n} readers"),
+                (distlock::ShareKind::Write, _) => "a writer".to_string(),
+                (distlock::ShareKind::Permit, 1) => "1 permit".to_string(),
+                (distlock::ShareKind::Permit, n) => format!("{n} permits"),
+            };
+            let _ = writeln!(out, "held:      yes, by {what}");
+            for share in &info.shares {
+                let _ = writeln!(
+                    out,
+                    "share:     {} {} remaining {:.3}s",
+                    share.kind.as_str(),
+                    share.token,
+                    share.remaining.as_secs_f64()
+                );
+            }
+        }
         (None, _) => {
             let _ = writeln!(out, "held:      no");
         }
+    }
+    if info.writers_waiting > 0 {
+        let _ = writeln!(out, "waiting:   {} writer(s)", info.writers_waiting);
     }
     match info.fence {
         Some(f) => {
@@ -66,9 +89,10 @@ fn status_text(info: &distlock::LockInfo) -> String {
 }
 
 /// `info` as one JSON object:
-/// `{"name","key","held","token","remaining_ms","fence","holder"}`, with
-/// `null` for what the server does not have; `holder` is
-/// `{"host","pid","label"}`.
+/// `{"name","key","held","token","remaining_ms","fence","holder","shares","writers_waiting"}`,
+/// with `null` for what the server does not have; `holder` is
+/// `{"host","pid","label"}`, `shares` a list of `{"kind","token","remaining_ms"}`
+/// (empty for a plain lock).
 fn status_json(name: &str, info: &distlock::LockInfo) -> String {
     let opt_str = |s: Option<&str>| s.map_or_else(|| "null".to_string(), json_string);
     let opt_num = |n: Option<u128>| n.map_or_else(|| "null".to_string(), |n| n.to_string());
@@ -83,14 +107,28 @@ fn status_json(name: &str, info: &distlock::LockInfo) -> String {
             )
         },
     );
+    let shares: Vec<String> = info
+        .shares
+        .iter()
+        .map(|s| {
+            format!(
+                "{{\"kind\":\"{}\",\"token\":{},\"remaining_ms\":{}}}",
+                s.kind.as_str(),
+                json_string(&s.token),
+                s.remaining.as_millis()
+            )
+        })
+        .collect();
     format!(
-        "{{\"name\":{},\"key\":{},\"held\":{},\"token\":{},\"remaining_ms\":{},\"fence\":{},\"holder\":{holder}}}",
+        "{{\"name\":{},\"key\":{},\"held\":{},\"token\":{},\"remaining_ms\":{},\"fence\":{},\"holder\":{holder},\"shares\":[{}],\"writers_waiting\":{}}}",
         json_string(name),
         json_string(&info.key),
-        info.token.is_some(),
+        info.token.is_some() || !info.shares.is_empty(),
         opt_str(info.token.as_deref()),
         opt_num(info.remaining.map(|r| r.as_millis())),
         opt_num(info.fence.map(u128::from)),
+        shares.join(","),
+        info.writers_waiting,
     )
 }
 
@@ -200,10 +238,12 @@ mod tests {
             remaining: None,
             fence: None,
             holder: None,
+            shares: Vec::new(),
+            writers_waiting: 0,
         };
         assert_eq!(
             status_json("k", &free),
-            "{\"name\":\"k\",\"key\":\"p:k\",\"held\":false,\"token\":null,\"remaining_ms\":null,\"fence\":null,\"holder\":null}"
+            "{\"name\":\"k\",\"key\":\"p:k\",\"held\":false,\"token\":null,\"remaining_ms\":null,\"fence\":null,\"holder\":null,\"shares\":[],\"writers_waiting\":0}"
         );
         let held = distlock::LockInfo {
             token: Some("t".into()),
@@ -214,11 +254,12 @@ mod tests {
                 pid: 42,
                 label: Some("nightly \"backup\"".into()),
             }),
-            ..free
+            ..free.clone()
         };
         assert!(status_json("k", &held).ends_with(
             "\"held\":true,\"token\":\"t\",\"remaining_ms\":1500,\"fence\":7,\
-             \"holder\":{\"host\":\"web-1\",\"pid\":42,\"label\":\"nightly \\\"backup\\\"\"}}"
+             \"holder\":{\"host\":\"web-1\",\"pid\":42,\"label\":\"nightly \\\"backup\\\"\"},\
+             \"shares\":[],\"writers_waiting\":0}"
         ));
         let text = status_text(&held);
         assert!(text.contains("remaining: 1.500s"), "{text}");
@@ -226,5 +267,28 @@ mod tests {
             text.contains("held by:   web-1 pid 42 (nightly \"backup\")"),
             "{text}"
         );
+        let read = |token: &str, ms| distlock::Share {
+            kind: distlock::ShareKind::Read,
+            token: token.into(),
+            remaining: Duration::from_millis(ms),
+        };
+        let readers = distlock::LockInfo {
+            shares: vec![read("r1", 900), read("r2", 2500)],
+            remaining: Some(Duration::from_millis(2500)),
+            writers_waiting: 1,
+            ..free
+        };
+        let text = status_text(&readers);
+        assert!(text.contains("held:      yes, by 2 readers"), "{text}");
+        assert!(
+            text.contains("share:     read r2 remaining 2.500s"),
+            "{text}"
+        );
+        assert!(text.contains("waiting:   1 writer(s)"), "{text}");
+        assert!(status_json("k", &readers).ends_with(
+            "\"held\":true,\"token\":null,\"remaining_ms\":2500,\"fence\":null,\"holder\":null,\
+             \"shares\":[{\"kind\":\"read\",\"token\":\"r1\",\"remaining_ms\":900},\
+             {\"kind\":\"read\",\"token\":\"r2\",\"remaining_ms\":2500}],\"writers_waiting\":1}"
+        ));
     }
 }

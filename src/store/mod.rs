@@ -61,6 +61,47 @@ pub struct LockInfo {
     /// Who took the lock (host, pid, label), when held by a client that
     /// records it.
     pub holder: Option<holder::Holder>,
+    /// The holders of a read-write lock or a semaphore of this name, each
+    /// share with its token and lease (then `token` and `holder` are
+    /// `None`, and `remaining` is the longest share's); empty for a plain
+    /// lock.
+    pub shares: Vec<Share>,
+    /// Writers waiting for a read-write lock of this name: while any
+    /// waits, new readers wait too.
+    pub writers_waiting: usize,
+}
+
+/// One holder of a read-write lock or a semaphore, in a [`LockInfo`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    /// What the share is.
+    pub kind: ShareKind,
+    /// The holder's token (what `distlock release-token` takes).
+    pub token: String,
+    /// The share's remaining lease.
+    pub remaining: Duration,
+}
+
+/// The kind of a [`Share`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareKind {
+    /// A reader of a read-write lock.
+    Read,
+    /// The writer of a read-write lock.
+    Write,
+    /// A permit of a semaphore.
+    Permit,
+}
+
+impl ShareKind {
+    /// `"read"`, `"write"` or `"permit"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareKind::Read => "read",
+            ShareKind::Write => "write",
+            ShareKind::Permit => "permit",
+        }
+    }
 }
 
 /// `d` in whole milliseconds, as Redis commands take it (saturating).

@@ -259,28 +259,26 @@ impl<B: Backend> Store for ScriptStore<B> {
 
     fn inspect(&self, name: &str) -> Result<LockInfo> {
         let key = self.lock_key(name);
-        // All three keys share a slot: in a cluster one node answers.
-        let (token, pttl, fence): (Option<String>, i64, Option<u64>) = self
-            .pool
-            .with_conn(|c| {
-                c.query_pipeline(
-                    redis::pipe()
-                        .cmd("GET")
-                        .arg(&key)
-                        .cmd("PTTL")
-                        .arg(&key)
-                        .cmd("GET")
-                        .arg(fence_key(&key)),
-                )
-            })
-            .map_err(|e| match e {
-                Error::Redis(m) if m.contains("WRONGTYPE") => Error::invalid(format!(
-                    "the lock name {name:?} is a read-write lock or a semaphore, which \
-                     inspect does not describe"
-                )),
-                e => e,
-            })?;
-        Ok(lock_info(key, token, pttl, fence))
+        // All these keys share a slot: in a cluster one node answers.
+        let plain = self.pool.with_conn(|c| {
+            c.query_pipeline(
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(&key)
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .cmd("GET")
+                    .arg(fence_key(&key)),
+            )
+        });
+        match plain {
+            Ok((value, pttl, fence)) => Ok(lock_info(key, value, pttl, fence)),
+            // A read-write lock's or a semaphore's holder set.
+            Err(Error::Redis(m)) if m.contains("WRONGTYPE") => {
+                self.pool.with_conn(|c| shares::inspect(c, &key))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn held(&self, pattern: &str, limit: usize) -> Result<(Vec<LockInfo>, bool)> {
@@ -292,8 +290,8 @@ impl<B: Backend> Store for ScriptStore<B> {
                 self.pool.place()
             )));
         };
-        // Only plain locks: the holder sets of read-write locks and
-        // semaphores (sorted sets) have no single holder to report.
+        // Plain locks are strings; the holder sets of read-write locks and
+        // semaphores are sorted sets, described share by share.
         let mut types = redis::pipe();
         for key in &keys {
             types.cmd("TYPE").arg(key);
@@ -303,34 +301,40 @@ impl<B: Backend> Store for ScriptStore<B> {
         } else {
             self.pool.with_conn(|c| c.query_pipeline(&types))?
         };
-        let keys: Vec<String> = keys
-            .into_iter()
-            .zip(kinds)
-            .filter(|(_, t)| t == "string")
-            .map(|(key, _)| key)
-            .collect();
-        if keys.is_empty() {
-            return Ok((Vec::new(), truncated));
+        let (mut plain, mut sets) = (Vec::new(), Vec::new());
+        for (key, kind) in keys.into_iter().zip(kinds) {
+            match kind.as_str() {
+                "string" => plain.push(key),
+                "zset" => sets.push(key),
+                _ => {}
+            }
         }
-        // One pipeline for every key's holder, lease and fence.
-        let mut pipe = redis::pipe();
-        for key in &keys {
-            pipe.cmd("GET")
-                .arg(key)
-                .cmd("PTTL")
-                .arg(key)
-                .cmd("GET")
-                .arg(fence_key(key));
+        let mut held = Vec::new();
+        if !plain.is_empty() {
+            // One pipeline for every key's holder, lease and fence.
+            let mut pipe = redis::pipe();
+            for key in &plain {
+                pipe.cmd("GET")
+                    .arg(key)
+                    .cmd("PTTL")
+                    .arg(key)
+                    .cmd("GET")
+                    .arg(fence_key(key));
+            }
+            let answers: Vec<(Option<String>, i64, Option<u64>)> =
+                self.pool.with_conn(|c| c.query_pipeline(&pipe))?;
+            held.extend(
+                plain
+                    .into_iter()
+                    .zip(answers)
+                    .map(|(key, (token, pttl, fence))| lock_info(key, token, pttl, fence)),
+            );
         }
-        let answers: Vec<(Option<String>, i64, Option<u64>)> =
-            self.pool.with_conn(|c| c.query_pipeline(&pipe))?;
-        let held = keys
-            .into_iter()
-            .zip(answers)
-            .map(|(key, (token, pttl, fence))| lock_info(key, token, pttl, fence))
-            // Released or expired since the scan.
-            .filter(|info| info.token.is_some())
-            .collect();
+        for key in sets {
+            held.push(self.pool.with_conn(|c| shares::inspect(c, &key))?);
+        }
+        // Released or expired since the scan.
+        held.retain(|info| info.token.is_some() || !info.shares.is_empty());
         Ok((held, truncated))
     }
 

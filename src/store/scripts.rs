@@ -245,6 +245,8 @@ pub(crate) fn lock_info(
         token,
         fence,
         holder,
+        shares: Vec::new(),
+        writers_waiting: 0,
     }
 }
 

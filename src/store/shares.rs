@@ -49,10 +49,57 @@
 //! kept for shares (members carry only the token).
 
 use super::keys::{fence_key, line_key, places_key, writers_key};
-use super::{millis, Acquired, Kind, FENCE_BLOCK};
+use super::{millis, Acquired, Kind, LockInfo, Share, ShareKind, FENCE_BLOCK};
 use crate::error::{Error, Result};
 use redis::{ConnectionLike, RedisError, Value};
 use std::time::Duration;
+
+/// Describes the holder set at `key` (a read-write lock's or a
+/// semaphore's), in one round trip: every live share with its remaining
+/// lease in server time, the writers waiting and the fence counter.
+pub(crate) fn inspect(c: &mut dyn ConnectionLike, key: &str) -> redis::RedisResult<LockInfo> {
+    type Reply = ((u64, u64), Vec<(String, f64)>, usize, Option<u64>);
+    let ((secs, micros), members, writers, fence): Reply = redis::pipe()
+        .cmd("TIME")
+        .cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .cmd("ZCARD")
+        .arg(writers_key(key))
+        .cmd("GET")
+        .arg(fence_key(key))
+        .query(c)?;
+    let now = secs * 1000 + micros / 1000;
+    let shares: Vec<Share> = members
+        .into_iter()
+        .filter_map(|(member, deadline)| {
+            let (role, token) = member.split_once(':')?;
+            let kind = match role {
+                "r" => ShareKind::Read,
+                "w" => ShareKind::Write,
+                _ => ShareKind::Permit,
+            };
+            // Scores are whole server milliseconds.
+            let left = (deadline as u64).checked_sub(now).filter(|ms| *ms > 0)?;
+            Some(Share {
+                kind,
+                token: token.to_string(),
+                remaining: Duration::from_millis(left),
+            })
+        })
+        .collect();
+    Ok(LockInfo {
+        key: key.to_string(),
+        token: None,
+        remaining: shares.iter().map(|s| s.remaining).max(),
+        fence,
+        holder: None,
+        shares,
+        writers_waiting: writers,
+    })
+}
 
 /// The refusal of a store without shares.
 pub(crate) fn unsupported(kind: Kind, place: &str) -> Error {

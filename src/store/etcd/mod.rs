@@ -523,6 +523,8 @@ impl EtcdStore {
                 remaining: None,
                 fence: None,
                 holder: None,
+                shares: Vec::new(),
+                writers_waiting: 0,
             });
         };
         let (token, holder) = split_value(&String::from_utf8_lossy(&kv.value));
@@ -532,6 +534,8 @@ impl EtcdStore {
             remaining: self.time_to_live(kv.lease)?,
             fence: Some(fence(kv.mod_revision)),
             holder,
+            shares: Vec::new(),
+            writers_waiting: 0,
         })
     }
 }

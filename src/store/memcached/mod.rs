@@ -788,6 +788,8 @@ impl Store for MemcachedStore {
             remaining,
             fence,
             holder: by,
+            shares: Vec::new(),
+            writers_waiting: 0,
         })
     }
 

@@ -232,6 +232,8 @@ step() {
 }
 
 step "test_distlock" "${run[@]}" "$here/build/test_distlock"
+step "test_kinds (read-write locks, semaphores, fair locks)" \
+  env DISTLOCK_MEMCACHED_URL="$memcached_url" "${run[@]}" "$here/build/test_kinds"
 step "counter, one client per thread" "${run[@]}" "$here/build/counter" -t 8 -n "$increments"
 step "counter, one shared client" "${run[@]}" "$here/build/counter" -t 8 -n "$increments" -s
 step "counter on memcache://, one client per thread" "${run[@]}" "$here/build/counter" -t 4 -n 10 \

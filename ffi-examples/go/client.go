@@ -497,6 +497,7 @@ type lockConfig struct {
 	ttlMS   uint64
 	wait    time.Duration
 	waitSet bool
+	fair    bool
 	err     error
 }
 
@@ -523,6 +524,27 @@ func WithWaitTimeout(d time.Duration) LockOption {
 	}
 }
 
+// WithFair makes Client.Lock and Client.TryLock FIFO-fair: waiters of
+// every client that use WithFair on a key get the lock in the order they
+// first asked, instead of whoever asks first after a release. A dead
+// waiter's place runs out after the wait ahead of it plus two leases. A
+// plain Lock of the same key does not queue and may barge in. For plain
+// locks only: an RWLock's or a Semaphore's methods refuse it with an error
+// wrapping ErrInvalidArgument. Redis only; memcached and etcd refuse it
+// when the lock is acquired.
+func WithFair() LockOption {
+	return func(c *lockConfig) { c.fair = true }
+}
+
+// plain is what Client.Lock and Client.TryLock ask for: a plain or, with
+// WithFair, a fair lock.
+func (c lockConfig) plain() lockKind {
+	if c.fair {
+		return lockKind{kind: kindFair}
+	}
+	return lockKind{kind: kindPlain}
+}
+
 func lockConfigFrom(opts []LockOption) lockConfig {
 	var cfg lockConfig
 	for _, o := range opts {
@@ -545,15 +567,32 @@ func describe(op, key string) string {
 // the wait in the native library at once; the error then wraps both
 // ctx.Err() and ErrCancelled (context.Canceled) or ErrTimeout
 // (context.DeadlineExceeded). If the lock is acquired at the very moment
-// ctx is cancelled, the Lock is returned with a nil error.
+// ctx is cancelled, the Lock is returned with a nil error. With WithFair,
+// waiters are served in arrival order.
 //
 // The returned Lock must be released with Unlock.
 func (c *Client) Lock(ctx context.Context, key string, opts ...LockOption) (*Lock, error) {
-	op := describe("lock", key)
+	cfg := lockConfigFrom(opts)
+	return c.wait(ctx, describe("lock", key), key, cfg.plain(), cfg)
+}
+
+// TryLock acquires the lock named key if it is free, and otherwise returns
+// at once with an error wrapping ErrNotAcquired. It still makes a round
+// trip to the server. It takes no context because nothing can end it
+// early: it is bounded by the client's command timeout
+// (WithCommandTimeout, 2 s by default) per attempt, with at most three
+// attempts when replies are lost, and by the connect timeout when a new
+// connection is needed.
+func (c *Client) TryLock(key string, opts ...LockOption) (*Lock, error) {
+	cfg := lockConfigFrom(opts)
+	return c.try(describe("trylock", key), key, cfg.plain(), cfg)
+}
+
+// wait acquires key as k, as Lock describes.
+func (c *Client) wait(ctx context.Context, op, key string, k lockKind, cfg lockConfig) (*Lock, error) {
 	if ctx == nil {
 		return nil, newError(op, statusInvalidArgument, "nil context")
 	}
-	cfg := lockConfigFrom(opts)
 	if cfg.err != nil {
 		return nil, withOp(cfg.err, op)
 	}
@@ -574,23 +613,15 @@ func (c *Client) Lock(ctx context.Context, key string, opts ...LockOption) (*Loc
 	if err := ctx.Err(); err != nil {
 		return nil, contextFailure(op, ctx)
 	}
-	return c.acquire(ctx, op, key, cfg.ttlMS, timeoutMS, deadlineBound)
+	return c.acquire(ctx, op, key, k, cfg.ttlMS, timeoutMS, deadlineBound)
 }
 
-// TryLock acquires the lock named key if it is free, and otherwise returns
-// at once with an error wrapping ErrNotAcquired. It still makes a round
-// trip to the server. It takes no context because nothing can end it
-// early: it is bounded by the client's command timeout
-// (WithCommandTimeout, 2 s by default) per attempt, with at most three
-// attempts when replies are lost, and by the connect timeout when a new
-// connection is needed.
-func (c *Client) TryLock(key string, opts ...LockOption) (*Lock, error) {
-	op := describe("trylock", key)
-	cfg := lockConfigFrom(opts)
+// try acquires key as k without waiting, as TryLock describes.
+func (c *Client) try(op, key string, k lockKind, cfg lockConfig) (*Lock, error) {
 	if cfg.err != nil {
 		return nil, withOp(cfg.err, op)
 	}
-	return c.acquire(context.Background(), op, key, cfg.ttlMS, 0, false)
+	return c.acquire(context.Background(), op, key, k, cfg.ttlMS, 0, false)
 }
 
 // contextFailure is the error for a wait ended by ctx.
@@ -607,7 +638,7 @@ func contextFailure(op string, ctx context.Context) error {
 // acquire call.
 var testHookAcquiring func(key string)
 
-func (c *Client) acquire(ctx context.Context, op, key string, ttlMS uint64, timeoutMS int64, deadlineBound bool) (*Lock, error) {
+func (c *Client) acquire(ctx context.Context, op, key string, k lockKind, ttlMS uint64, timeoutMS int64, deadlineBound bool) (*Lock, error) {
 	ckey, err := cString("key", key)
 	if err != nil {
 		return nil, withOp(err, op)
@@ -623,7 +654,7 @@ func (c *Client) acquire(ctx context.Context, op, key string, ttlMS uint64, time
 		if err != nil {
 			return nil, err
 		}
-		a, st, msg := nativeAcquire(h, ckey, ttlMS, 0, nil)
+		a, st, msg := nativeAcquire(h, ckey, k, ttlMS, 0, nil)
 		c.end(nil)
 		switch {
 		case st == statusOK:
@@ -639,7 +670,7 @@ func (c *Client) acquire(ctx context.Context, op, key string, ttlMS uint64, time
 				if deadlineBound {
 					return nil, contextError(op, context.DeadlineExceeded, context.Cause(ctx), ErrTimeout)
 				}
-				return nil, newError(op, statusTimeout, "the lock is held by someone else")
+				return nil, newError(op, statusTimeout, msg)
 			}
 		}
 	}
@@ -671,7 +702,7 @@ func (c *Client) acquire(ctx context.Context, op, key string, ttlMS uint64, time
 	if testHookAcquiring != nil {
 		testHookAcquiring(key)
 	}
-	a, st, msg := nativeAcquire(h, ckey, ttlMS, timeoutMS, cancel)
+	a, st, msg := nativeAcquire(h, ckey, k, ttlMS, timeoutMS, cancel)
 	if stopWatch != nil && !stopWatch() {
 		// The trigger has started: let it finish before the handle goes.
 		<-watchDone

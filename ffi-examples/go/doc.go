@@ -40,6 +40,12 @@
 // start-up or offline. Its refusals are the native library's, word for
 // word those of the Rust builder for the same choice.
 //
+// Client.RWLock gives a read-write lock (RLock/TryRLock for readers,
+// Lock/TryLock for the writer, writers preferred), Client.Semaphore a
+// counting semaphore (Acquire/TryAcquire, at most its count of holders),
+// and the WithFair option a Client.Lock whose waiters are served in
+// arrival order; each acquisition is an ordinary *Lock. Redis only.
+//
 // Client.Inspect reads what the server holds for a lock (holder's token
 // and description, remaining lease, last fence); Client.Held lists the
 // locks held under the prefix; Client.ReleaseToken frees a lock held with

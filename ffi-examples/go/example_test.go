@@ -298,3 +298,71 @@ func ExampleClient_Stats() {
 	// distlock_lost_total 0
 	// wait quantiles in order: true
 }
+
+// A read-write lock: readers share it, a writer waits for them and then
+// holds it alone.
+func ExampleRWLock() {
+	client, err := distlock.Open(redisURL())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	ctx := context.Background()
+	catalog := client.RWLock("example:catalog")
+
+	r1, err := catalog.RLock(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	r2, err := catalog.RLock(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("two readers hold it")
+	_, err = catalog.TryLock()
+	fmt.Println("a writer beside them:", errors.Is(err, distlock.ErrNotAcquired))
+
+	r1.Unlock()
+	r2.Unlock()
+	w, err := catalog.Lock(ctx, distlock.WithWaitTimeout(5*time.Second))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err = catalog.TryRLock()
+	fmt.Println("a reader beside the writer:", errors.Is(err, distlock.ErrNotAcquired))
+	fmt.Println("writer fence after the readers':", w.Fence() > r2.Fence())
+	w.Unlock()
+	// Output:
+	// two readers hold it
+	// a writer beside them: true
+	// a reader beside the writer: true
+	// writer fence after the readers': true
+}
+
+// A semaphore of 2 permits: a third holder is refused until one returns.
+func ExampleSemaphore() {
+	client, err := distlock.Open(redisURL())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	encoders := client.Semaphore("example:encoders", 2)
+
+	a, _ := encoders.TryAcquire()
+	b, _ := encoders.TryAcquire()
+	_, err = encoders.TryAcquire()
+	fmt.Println("third:", errors.Is(err, distlock.ErrNotAcquired))
+	a.Unlock()
+	c, err := encoders.Acquire(context.Background())
+	fmt.Println("after a release:", err == nil)
+	b.Unlock()
+	c.Unlock()
+	// Output:
+	// third: true
+	// after a release: true
+}

@@ -213,10 +213,11 @@ typedef struct dlgo_acquired {
 } dlgo_acquired;
 
 static int32_t dlgo_acquire(distlock_client *client, const char *key,
-		uint64_t ttl_ms, int64_t timeout_ms, distlock_cancel *cancel,
-		dlgo_acquired *out, char **msg) {
+		uint32_t kind, uint32_t permits, uint64_t ttl_ms, int64_t timeout_ms,
+		distlock_cancel *cancel, dlgo_acquired *out, char **msg) {
 	out->guard = NULL;
-	int32_t st = distlock_acquire(client, key, ttl_ms, timeout_ms, cancel, &out->guard);
+	int32_t st = distlock_acquire_kind(client, key, kind, permits, ttl_ms, timeout_ms, cancel,
+		&out->guard);
 	if (st == DISTLOCK_OK) {
 		st = distlock_guard_fence(out->guard, &out->fence);
 	}
@@ -347,6 +348,19 @@ const (
 	statusRedis           = int32(C.DISTLOCK_REDIS)
 	statusInternal        = int32(C.DISTLOCK_INTERNAL)
 )
+
+// The kinds of lock distlock_acquire_kind takes.
+const (
+	kindPlain  = uint32(C.DISTLOCK_KIND_PLAIN)
+	kindRead   = uint32(C.DISTLOCK_KIND_READ)
+	kindWrite  = uint32(C.DISTLOCK_KIND_WRITE)
+	kindPermit = uint32(C.DISTLOCK_KIND_PERMIT)
+	kindFair   = uint32(C.DISTLOCK_KIND_FAIR)
+)
+
+// MaxPermits is the most permits a Semaphore may have (the native
+// library's DISTLOCK_MAX_PERMITS).
+const MaxPermits = int(C.DISTLOCK_MAX_PERMITS)
 
 type (
 	clientPtr = *C.distlock_client
@@ -636,12 +650,13 @@ type acquired struct {
 	token string
 }
 
-// nativeAcquire calls distlock_acquire; on success it also reads the
-// guard's fence and token, which never change.
-func nativeAcquire(c clientPtr, key *C.char, ttlMS uint64, timeoutMS int64, cancel cancelPtr) (acquired, int32, string) {
+// nativeAcquire calls distlock_acquire_kind for k; on success it also
+// reads the guard's fence and token, which never change.
+func nativeAcquire(c clientPtr, key *C.char, k lockKind, ttlMS uint64, timeoutMS int64, cancel cancelPtr) (acquired, int32, string) {
 	var out C.dlgo_acquired
 	var msg *C.char
-	st := int32(C.dlgo_acquire(c, key, C.uint64_t(ttlMS), C.int64_t(timeoutMS), cancel, &out, &msg))
+	st := int32(C.dlgo_acquire(c, key, C.uint32_t(k.kind), C.uint32_t(k.permits), C.uint64_t(ttlMS),
+		C.int64_t(timeoutMS), cancel, &out, &msg))
 	text := takeMessage(msg)
 	if st != statusOK {
 		return acquired{}, st, text

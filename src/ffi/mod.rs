@@ -28,6 +28,7 @@ mod config;
 mod handles;
 mod held;
 mod inspect;
+mod kinds;
 mod log;
 mod outcome;
 mod stats;
@@ -55,6 +56,10 @@ pub use inspect::{
     distlock_client_inspect, distlock_client_release_token, distlock_lock_info,
     DISTLOCK_MAX_HOLDER_HOST_LEN, DISTLOCK_MAX_HOLDER_LABEL_LEN, DISTLOCK_MAX_TOKEN_LEN,
 };
+pub use kinds::{
+    distlock_acquire_kind, DISTLOCK_KIND_FAIR, DISTLOCK_KIND_PERMIT, DISTLOCK_KIND_PLAIN,
+    DISTLOCK_KIND_READ, DISTLOCK_KIND_WRITE, DISTLOCK_MAX_PERMITS,
+};
 pub use log::{
     distlock_log_fn, distlock_set_log_callback, DISTLOCK_LOG_DEBUG, DISTLOCK_LOG_ERROR,
     DISTLOCK_LOG_INFO, DISTLOCK_LOG_OFF, DISTLOCK_LOG_TRACE, DISTLOCK_LOG_WARN,
@@ -67,7 +72,7 @@ pub use tls::{
 };
 pub use version::{DISTLOCK_VERSION_MAJOR, DISTLOCK_VERSION_MINOR, DISTLOCK_VERSION_PATCH};
 
-use crate::{Client, Guard, MAX_KEY_LEN, MAX_PREFIX_LEN};
+use crate::{Client, Guard, Lock, MAX_KEY_LEN, MAX_PREFIX_LEN};
 use args::{check_out, deadline, millis, read_str, wait_limit};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use handles::Registry;
@@ -155,7 +160,8 @@ pub struct distlock_client {
     client: Client,
 }
 
-/// Proof of holding one lock (opaque). Made by `distlock_acquire`, freed by
+/// Proof of holding one lock, or a share of one (opaque). Made by
+/// `distlock_acquire` or `distlock_acquire_kind`, freed by
 /// `distlock_guard_free`.
 pub struct distlock_guard {
     /// `None` once released.
@@ -347,7 +353,9 @@ pub extern "C" fn distlock_client_close(client: *mut distlock_client) {
     })
 }
 
-/// Acquires the lock `key` (stored at Redis key `<prefix>:<key>`).
+/// Acquires the lock `key` (stored at Redis key `<prefix>:<key>`). For a
+/// read-write lock's side, a semaphore's permit or a fair lock, see
+/// `distlock_acquire_kind`.
 ///
 /// - `ttl_ms`: the lease in milliseconds, 0 for the client's default;
 ///   between 10 ms and 24 hours. The lease is renewed automatically while
@@ -381,48 +389,69 @@ pub unsafe extern "C" fn distlock_acquire(
     out: *mut *mut distlock_guard,
 ) -> i32 {
     status_call("distlock_acquire", || {
-        check_out(out, "out")?;
-        // SAFETY: `out` is non-NULL and the caller guarantees it is writable.
-        unsafe { put(out, std::ptr::null_mut()) };
-        let client = client_of(client)?;
-        // SAFETY: the caller guarantees `key` is NULL or NUL-terminated.
-        let key = unsafe { read_str(key, "key", MAX_KEY_LEN) }?;
-        let cancel = if cancel.is_null() {
-            None
-        } else {
-            Some(cancel_of(cancel)?)
+        let make = |c: &Client| {
+            // SAFETY: the caller guarantees `key` is NULL or NUL-terminated.
+            let key = unsafe { read_str(key, "key", MAX_KEY_LEN) }?;
+            Ok((c.lock(key), "the lock is held by someone else"))
         };
-        let mut lock = client.client.lock(key);
-        if ttl_ms > 0 {
-            lock = lock.ttl(Duration::from_millis(ttl_ms));
-        }
-        let guard = match (wait_limit(timeout_ms), &cancel) {
-            (_, Some(c)) if c.is_triggered() => {
-                // Given up because the cancel fired, as the Rust wait
-                // would have given up (and counted it) at its first look.
-                crate::stats::add(&client.client.inner().counters().cancelled, 1);
-                return Err(crate::Error::Cancelled.into());
-            }
-            (None, _) => lock.try_acquire()?.ok_or_else(|| {
-                Failure::new(
-                    distlock_status::DISTLOCK_NOT_ACQUIRED,
-                    "the lock is held by someone else",
-                )
-            })?,
-            (Some(limit), Some(c)) => lock.acquire_cancellable(limit, &c.rx)?,
-            (Some(Some(limit)), None) => lock.acquire_timeout(limit)?,
-            (Some(None), None) => lock.acquire()?,
-        };
-        let handle = GUARDS.insert(distlock_guard {
-            fence: guard.fence(),
-            token: guard.token().to_owned(),
-            lost: guard.lost(),
-            guard: RwLock::new(Some(guard)),
-        });
-        // SAFETY: checked above.
-        unsafe { put(out, handle) };
-        Ok(())
+        // SAFETY: the caller guarantees `out` is NULL or writable.
+        unsafe { acquire_into(client, out, ttl_ms, timeout_ms, cancel, make) }
     })
+}
+
+/// The body of `distlock_acquire` and `distlock_acquire_kind`: clears
+/// `*out`, checks the handles, makes the lock with `make` (which reads the
+/// key and whatever else names the lock, and says what a try that finds no
+/// room reports), then tries or waits as `timeout_ms` says and hands the
+/// guard out.
+///
+/// # Safety
+///
+/// `out` is NULL or valid for writing a pointer.
+unsafe fn acquire_into(
+    client: *mut distlock_client,
+    out: *mut *mut distlock_guard,
+    ttl_ms: u64,
+    timeout_ms: i64,
+    cancel: *mut distlock_cancel,
+    make: impl FnOnce(&Client) -> Result<(Lock, &'static str), Failure>,
+) -> Outcome {
+    check_out(out, "out")?;
+    // SAFETY: `out` is non-NULL and the caller guarantees it is writable.
+    unsafe { put(out, std::ptr::null_mut()) };
+    let client = client_of(client)?;
+    let (mut lock, busy) = make(&client.client)?;
+    let cancel = if cancel.is_null() {
+        None
+    } else {
+        Some(cancel_of(cancel)?)
+    };
+    if ttl_ms > 0 {
+        lock = lock.ttl(Duration::from_millis(ttl_ms));
+    }
+    let guard = match (wait_limit(timeout_ms), &cancel) {
+        (_, Some(c)) if c.is_triggered() => {
+            // Given up because the cancel fired, as the Rust wait
+            // would have given up (and counted it) at its first look.
+            crate::stats::add(&client.client.inner().counters().cancelled, 1);
+            return Err(crate::Error::Cancelled.into());
+        }
+        (None, _) => lock
+            .try_acquire()?
+            .ok_or_else(|| Failure::new(distlock_status::DISTLOCK_NOT_ACQUIRED, busy))?,
+        (Some(limit), Some(c)) => lock.acquire_cancellable(limit, &c.rx)?,
+        (Some(Some(limit)), None) => lock.acquire_timeout(limit)?,
+        (Some(None), None) => lock.acquire()?,
+    };
+    let handle = GUARDS.insert(distlock_guard {
+        fence: guard.fence(),
+        token: guard.token().to_owned(),
+        lost: guard.lost(),
+        guard: RwLock::new(Some(guard)),
+    });
+    // SAFETY: checked above.
+    unsafe { put(out, handle) };
+    Ok(())
 }
 
 /// A new, untriggered cancel handle, owned by the caller: free it with

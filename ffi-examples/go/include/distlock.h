@@ -83,6 +83,42 @@
 #define DISTLOCK_MAX_HOLDER_LABEL_LEN 64
 
 /**
+ * A plain lock, as `distlock_acquire` takes: one holder at a time.
+ */
+#define DISTLOCK_KIND_PLAIN 0
+
+/**
+ * The read side of a read-write lock: shared with other readers, never
+ * with a writer. Once a writer waits, new readers wait behind it.
+ */
+#define DISTLOCK_KIND_READ 1
+
+/**
+ * The write side of a read-write lock: alone, without readers or another
+ * writer.
+ */
+#define DISTLOCK_KIND_WRITE 2
+
+/**
+ * One permit of a counting semaphore of `permits` permits: at most that
+ * many holders at once, each permit coming back after its lease if its
+ * holder dies.
+ */
+#define DISTLOCK_KIND_PERMIT 3
+
+/**
+ * A FIFO-fair plain lock: waiters that use this kind on a name are served
+ * in the order they first asked, across clients (a plain acquirer of the
+ * same name does not queue and may barge in).
+ */
+#define DISTLOCK_KIND_FAIR 4
+
+/**
+ * Most permits a semaphore may have (`DISTLOCK_KIND_PERMIT`).
+ */
+#define DISTLOCK_MAX_PERMITS 10000
+
+/**
  * No log lines (as a `level` for `distlock_set_log_callback`: removes the
  * callback).
  */
@@ -217,7 +253,8 @@ typedef struct distlock_client distlock_client;
 typedef struct distlock_config distlock_config;
 
 /**
- * Proof of holding one lock (opaque). Made by `distlock_acquire`, freed by
+ * Proof of holding one lock, or a share of one (opaque). Made by
+ * `distlock_acquire` or `distlock_acquire_kind`, freed by
  * `distlock_guard_free`.
  */
 typedef struct distlock_guard distlock_guard;
@@ -544,7 +581,9 @@ int32_t distlock_client_open(const char *url,
 void distlock_client_close(struct distlock_client *client);
 
 /**
- * Acquires the lock `key` (stored at Redis key `<prefix>:<key>`).
+ * Acquires the lock `key` (stored at Redis key `<prefix>:<key>`). For a
+ * read-write lock's side, a semaphore's permit or a fair lock, see
+ * `distlock_acquire_kind`.
  *
  * - `ttl_ms`: the lease in milliseconds, 0 for the client's default;
  *   between 10 ms and 24 hours. The lease is renewed automatically while
@@ -1106,6 +1145,56 @@ int32_t distlock_client_release_token(struct distlock_client *client,
                                       const char *key,
                                       const char *token,
                                       bool *released);
+
+/**
+ * Acquires `key` as the given `kind` of lock: one of the
+ * `DISTLOCK_KIND_*` constants. The result is an ordinary guard: with its
+ * own token, lease, renewal and fence, read and released with the
+ * `distlock_guard_*` functions like one from `distlock_acquire`.
+ *
+ * - `DISTLOCK_KIND_PLAIN`: exactly `distlock_acquire`.
+ * - `DISTLOCK_KIND_READ` / `DISTLOCK_KIND_WRITE`: the read or write side
+ *   of the read-write lock `key`: many readers or one writer. Writers are
+ *   preferred: once a writer waits, new readers wait too. Not re-entrant
+ *   and not upgradable: asking for the write side while holding the read
+ *   side waits on yourself.
+ * - `DISTLOCK_KIND_PERMIT`: one permit of the semaphore `key` of
+ *   `permits` permits (1 to `DISTLOCK_MAX_PERMITS`). The count travels
+ *   with each acquisition: a new count applies to new acquisitions at
+ *   once, and holders keep their permits.
+ * - `DISTLOCK_KIND_FAIR`: the plain lock `key`, with waiters served in
+ *   arrival order.
+ *
+ * `permits` must be 0 for every kind but `DISTLOCK_KIND_PERMIT`. `ttl_ms`,
+ * `timeout_ms`, `cancel` and `out` are as for `distlock_acquire`; a try
+ * (`timeout_ms == 0`) that finds no room returns `DISTLOCK_NOT_ACQUIRED`.
+ *
+ * On success `*out` receives a new guard handle, owned by the caller: free
+ * it with `distlock_guard_free` (which also releases it if still held).
+ * On failure `*out` is set to NULL.
+ *
+ * Returns `DISTLOCK_OK`, `DISTLOCK_NOT_ACQUIRED`, `DISTLOCK_TIMEOUT`,
+ * `DISTLOCK_CANCELLED`, `DISTLOCK_INVALID_ARGUMENT` (an unknown `kind`; a
+ * permit count out of range, or given with another kind; a name in use
+ * by another kind of lock; a kind the deployment does not support, as
+ * memcached, etcd and Redlock support only plain locks; and what
+ * `distlock_acquire` refuses), `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or
+ * `DISTLOCK_REDIS`. `distlock_last_error` says which.
+ *
+ * # Safety
+ *
+ * As for `distlock_acquire`: `key` is NULL or a NUL-terminated string (or
+ * at least 1025 readable bytes); `out` is NULL or valid for writing a
+ * pointer.
+ */
+int32_t distlock_acquire_kind(struct distlock_client *client,
+                              const char *key,
+                              uint32_t kind,
+                              uint32_t permits,
+                              uint64_t ttl_ms,
+                              int64_t timeout_ms,
+                              struct distlock_cancel *cancel,
+                              struct distlock_guard **out);
 
 /**
  * Sends the library's log lines at `level` and more severe to `callback`,

@@ -41,10 +41,13 @@ from ._cancel import CancelToken
 from ._client import Client
 from ._config import check
 from ._info import Holder, HeldLock, HeldLocks, LockInfo, Stats
-from ._lock import Lock
+from ._lock import Lock, RwLock
 from ._log import TRACE, refresh_logging
 
 __version__ = "0.1.0"
+
+#: Most permits a semaphore may have (:meth:`Client.semaphore`).
+MAX_PERMITS: int = _native.MAX_PERMITS
 
 #: The file the native library was loaded from.
 library_path: str = _native.LIBRARY_PATH
@@ -64,6 +67,8 @@ __all__ = [
     "Client",
     "check",
     "Lock",
+    "RwLock",
+    "MAX_PERMITS",
     "LockInfo",
     "Holder",
     "HeldLock",

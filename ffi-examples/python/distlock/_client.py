@@ -19,7 +19,7 @@ from ._convert import Key, _key_bytes
 from ._errors import Cancelled, InvalidArgument, error_for
 from ._handle import Handle, HandleClosed
 from ._info import Holder, HeldLock, HeldLocks, LockInfo, Stats
-from ._lock import Lock
+from ._lock import _PLAIN, Lock, RwLock, _Kind
 from ._log import _refresh_quietly
 
 _T = TypeVar("_T")
@@ -48,16 +48,30 @@ def _close_open_clients() -> None:
 _Result = Tuple[int, Optional[Handle], Optional[str]]
 
 
+def _call_acquire(
+    cptr: int, key: bytes, kind: _Kind, ttl_ms: int, timeout_ms: int, xptr: Optional[int], out: ctypes.c_void_p
+) -> int:
+    """distlock_acquire for a plain lock (which every library has), else
+    distlock_acquire_kind."""
+    if kind == _PLAIN:
+        return n.lib.distlock_acquire(cptr, key, ttl_ms, timeout_ms, xptr, ctypes.byref(out))
+    return n.lib.distlock_acquire_kind(
+        cptr, key, kind.kind, kind.permits, ttl_ms, timeout_ms, xptr, ctypes.byref(out)
+    )
+
+
 def _native_acquire(
     client: Handle,
     key: bytes,
+    kind: _Kind,
     ttl_ms: int,
     timeout_ms: int,
     cancel: Optional[_NativeCancel],
 ) -> _Result:
-    """Runs distlock_acquire on this thread. The guard handle is created
-    while the client is still pinned, so it can name it as its parent; the
-    failure message is read on this thread, as it is thread-local."""
+    """Runs distlock_acquire (or distlock_acquire_kind) on this thread. The
+    guard handle is created while the client is still pinned, so it can
+    name it as its parent; the failure message is read on this thread, as
+    it is thread-local."""
     out = ctypes.c_void_p()
     try:
         cptr = client.pin()
@@ -65,10 +79,10 @@ def _native_acquire(
         return st.CANCELLED, None, "the client was closed"
     try:
         if cancel is None:
-            status = n.lib.distlock_acquire(cptr, key, ttl_ms, timeout_ms, None, ctypes.byref(out))
+            status = _call_acquire(cptr, key, kind, ttl_ms, timeout_ms, None, out)
         else:
             with cancel.handle.use() as xptr:
-                status = n.lib.distlock_acquire(cptr, key, ttl_ms, timeout_ms, xptr, ctypes.byref(out))
+                status = _call_acquire(cptr, key, kind, ttl_ms, timeout_ms, xptr, out)
         if status == st.OK:
             return status, Handle(out.value, n.lib.distlock_guard_free, parent=client), None
         return status, None, n.last_error()
@@ -86,12 +100,14 @@ class _HelperAcquire:
     before the result arrived, the helper frees any guard it got itself.
     """
 
-    def __init__(self, client: Handle, key: bytes, ttl_ms: int, timeout_ms: int, cancel: _NativeCancel):
+    def __init__(
+        self, client: Handle, key: bytes, kind: _Kind, ttl_ms: int, timeout_ms: int, cancel: _NativeCancel
+    ):
         self.done = threading.Event()
         self._mutex = threading.Lock()
         self._abandoned = False
         self._result: Optional[_Result] = None
-        self._args = (client, key, ttl_ms, timeout_ms, cancel)
+        self._args = (client, key, kind, ttl_ms, timeout_ms, cancel)
         self.thread = threading.Thread(target=self._run, name="distlock-acquire", daemon=True)
 
     def _run(self) -> None:
@@ -253,6 +269,7 @@ class Client:
         blocking: bool = True,
         *,
         cancel: Optional[CancelToken] = None,
+        fair: bool = False,
     ) -> "Lock":
         """A :class:`Lock` on the name ``key`` (stored in Redis as
         ``<prefix>:<key>``). Nothing is sent until it is acquired.
@@ -261,12 +278,68 @@ class Client:
         ``timeout``, ``blocking`` and ``cancel`` are the defaults of
         :meth:`Lock.acquire` and so of ``with lock:``, which raises
         :class:`LockTimeout` when the lock is not acquired.
+
+        ``fair=True`` makes it FIFO-fair: waiters of every client that ask
+        for ``key`` with ``fair=True`` get it in the order they first
+        asked, instead of whoever asks first after a release. A dead
+        waiter's place runs out (after the wait ahead plus two leases); a
+        plain lock of the same name does not queue and may barge in. Redis
+        only: other servers refuse it when it is acquired
+        (:class:`InvalidArgument`).
         """
-        return Lock(self, key, ttl=ttl, timeout=timeout, blocking=blocking, cancel=cancel)
+        kind = _Kind(n.KIND_FAIR) if fair else _PLAIN
+        return Lock(self, key, ttl=ttl, timeout=timeout, blocking=blocking, cancel=cancel, _kind=kind)
+
+    def rw_lock(self, key: Key) -> "RwLock":
+        """The read-write lock named ``key``: many readers at once, or one
+        writer (see :class:`RwLock`). Nothing is sent until a side is
+        acquired."""
+        return RwLock(self, key)
+
+    def semaphore(
+        self,
+        key: Key,
+        permits: int,
+        ttl: Optional[float] = None,
+        timeout: Optional[float] = None,
+        blocking: bool = True,
+        *,
+        cancel: Optional[CancelToken] = None,
+    ) -> "Lock":
+        """A :class:`Lock` whose acquisitions are permits of the counting
+        semaphore ``key`` of ``permits`` permits: at most ``permits``
+        holders at once, across every client. Each permit has its own
+        lease, renewal and fence, so a crashed holder's permit comes back
+        after its lease. As with :meth:`lock`, one Lock object holds one
+        permit at a time: give each holder its own (this is cheap and sends
+        nothing).
+
+        The count travels with each acquisition: a semaphore made with
+        another count applies it to its own acquisitions at once, and
+        holders keep their permits. Counts from 1 to
+        :data:`MAX_PERMITS` (10000) are accepted; the library refuses
+        others when a permit is acquired (:class:`InvalidArgument`, with
+        its message). Redis only, as for :meth:`rw_lock`. ``ttl``,
+        ``timeout``, ``blocking`` and ``cancel`` are as for :meth:`lock`.
+        """
+        if isinstance(permits, bool) or not isinstance(permits, int):
+            raise TypeError(f"permits must be an int, not {type(permits).__name__}")
+        if not 0 <= permits <= 0xFFFF_FFFF:
+            raise InvalidArgument(f"permit count {permits} out of range")
+        return Lock(
+            self,
+            key,
+            ttl=ttl,
+            timeout=timeout,
+            blocking=blocking,
+            cancel=cancel,
+            _kind=_Kind(n.KIND_PERMIT, permits),
+        )
 
     def _acquire(
         self,
         key: bytes,
+        kind: _Kind,
         ttl_ms: int,
         timeout_ms: int,
         token: Optional[CancelToken],
@@ -276,6 +349,8 @@ class Client:
         errors and on cancellation."""
         if token is not None and token.cancelled:
             raise Cancelled("acquire: the CancelToken was cancelled")
+        if kind != _PLAIN and not n.HAS_KINDS:
+            raise self._missing("distlock_acquire_kind", "read-write locks, semaphores and fair locks")
         handle = self._handle
         if self._closed or handle is None:
             raise InvalidArgument("the client is closed")
@@ -284,7 +359,7 @@ class Client:
         if main or timeout_ms == 0:
             # One try without waiting: no helper thread and no cancel handle
             # when the lock is free, which is the common case.
-            status, guard, message = _native_acquire(handle, key, ttl_ms, 0, None)
+            status, guard, message = _native_acquire(handle, key, kind, ttl_ms, 0, None)
             if status == st.OK:
                 return guard
             if status != st.NOT_ACQUIRED:
@@ -306,11 +381,11 @@ class Client:
                 raise Cancelled("acquire: the CancelToken was cancelled")
             if main:
                 status, guard, message = self._wait_in_helper(
-                    handle, key, ttl_ms, timeout_ms, cancel, started
+                    handle, key, kind, ttl_ms, timeout_ms, cancel, started
                 )
             else:
                 started.set()
-                status, guard, message = _native_acquire(handle, key, ttl_ms, timeout_ms, cancel)
+                status, guard, message = _native_acquire(handle, key, kind, ttl_ms, timeout_ms, cancel)
         finally:
             with self._mutex:
                 self._pending.discard(cancel)
@@ -327,12 +402,13 @@ class Client:
     def _wait_in_helper(
         handle: Handle,
         key: bytes,
+        kind: _Kind,
         ttl_ms: int,
         timeout_ms: int,
         cancel: _NativeCancel,
         started: threading.Event,
     ) -> _Result:
-        helper = _HelperAcquire(handle, key, ttl_ms, timeout_ms, cancel)
+        helper = _HelperAcquire(handle, key, kind, ttl_ms, timeout_ms, cancel)
         try:
             helper.thread.start()
             started.set()

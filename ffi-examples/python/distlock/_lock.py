@@ -6,7 +6,7 @@ import ctypes
 import math
 import threading
 import time
-from typing import TYPE_CHECKING, Optional, Tuple, Type
+from typing import TYPE_CHECKING, NamedTuple, Optional, Tuple, Type
 from types import TracebackType
 
 from . import _native as n
@@ -19,7 +19,27 @@ from ._handle import Handle, HandleClosed
 if TYPE_CHECKING:
     from ._client import Client
 
-__all__ = ["Lock"]
+__all__ = ["Lock", "RwLock"]
+
+
+class _Kind(NamedTuple):
+    """What an acquisition asks for: a DISTLOCK_KIND_* and, for a permit,
+    the semaphore's count."""
+
+    kind: int = n.KIND_PLAIN
+    permits: int = 0
+
+
+_PLAIN = _Kind()
+
+#: How a kind shows in a Lock's repr and :attr:`Lock.kind`.
+_KIND_NAMES = {
+    n.KIND_PLAIN: "plain",
+    n.KIND_READ: "read",
+    n.KIND_WRITE: "write",
+    n.KIND_PERMIT: "permit",
+    n.KIND_FAIR: "fair",
+}
 
 
 class Lock:
@@ -47,10 +67,12 @@ class Lock:
         timeout: Optional[float] = None,
         blocking: bool = True,
         cancel: Optional[CancelToken] = None,
+        _kind: _Kind = _PLAIN,
     ) -> None:
         self._guard: Optional[Handle] = None
         self._client = client
         self._key = _key_bytes(key)
+        self._kind = _kind
         self._ttl_ms = 0 if ttl is None else _positive_ms(ttl, "ttl")
         if not blocking and timeout is not None:
             raise InvalidArgument("can't specify a timeout for a non-blocking lock")
@@ -77,6 +99,18 @@ class Lock:
     def name(self) -> str:
         """The lock's name (the key passed to :meth:`Client.lock`)."""
         return self._key.decode("utf-8", "replace")
+
+    @property
+    def kind(self) -> str:
+        """What an acquisition holds: ``"plain"``, ``"fair"`` (from
+        :meth:`Client.lock`), ``"read"`` or ``"write"`` (the sides of a
+        :class:`RwLock`), or ``"permit"`` (from :meth:`Client.semaphore`)."""
+        return _KIND_NAMES[self._kind.kind]
+
+    @property
+    def permits(self) -> Optional[int]:
+        """The semaphore's permit count for a ``"permit"`` Lock, else None."""
+        return self._kind.permits if self._kind.kind == n.KIND_PERMIT else None
 
     # -- acquiring and releasing ------------------------------------------
 
@@ -121,7 +155,9 @@ class Lock:
             if self._wait_started.is_set():
                 self._wait_started.clear()
         try:
-            guard = self._client._acquire(self._key, self._ttl_ms, timeout_ms, token, self._wait_started)
+            guard = self._client._acquire(
+                self._key, self._kind, self._ttl_ms, timeout_ms, token, self._wait_started
+            )
             if guard is None:
                 return False
             with self._mutex:
@@ -371,4 +407,81 @@ class Lock:
 
     def __repr__(self) -> str:
         state = "held" if self._guard is not None else "not held"
-        return f"<distlock.Lock {self.name!r} {state} fence={self.fence}>"
+        kind = "" if self._kind == _PLAIN else f" {self.kind}"
+        return f"<distlock.Lock{kind} {self.name!r} {state} fence={self.fence}>"
+
+
+class RwLock:
+    """A named read-write lock: many readers at once, or one writer, across
+    every client. Made by :meth:`Client.rw_lock`; it sends nothing itself.
+
+    :meth:`read` and :meth:`write` give :class:`Lock` objects, used like
+    any other (``acquire()`` / ``release()``, ``with``, ``fence``,
+    ``extend()``, ``wait_lost()``); each acquisition has its own token,
+    lease, renewal and fence.
+
+    - Readers share the lock with each other, never with a writer.
+    - Writers are preferred: once a writer waits, new readers wait behind
+      it; a writer that gives up lets them in.
+    - A reader that crashes frees only its own share, after its lease.
+    - Not re-entrant and not upgradable: asking for the write lock while
+      holding the read lock waits on yourself.
+
+    Redis only: memcached, etcd and Redlock clients refuse it when a side
+    is acquired (:class:`InvalidArgument`), as does a name in use by a
+    plain lock or a semaphore.
+    """
+
+    def __init__(self, client: Client, key: Key) -> None:
+        self._client = client
+        self._key = _key_bytes(key)
+
+    @property
+    def name(self) -> str:
+        """The lock's name (the key passed to :meth:`Client.rw_lock`)."""
+        return self._key.decode("utf-8", "replace")
+
+    def read(
+        self,
+        ttl: Optional[float] = None,
+        timeout: Optional[float] = None,
+        blocking: bool = True,
+        *,
+        cancel: Optional[CancelToken] = None,
+    ) -> Lock:
+        """A :class:`Lock` whose acquisitions are read shares: they wait
+        while a writer holds the lock or waits for it. The arguments are
+        those of :meth:`Client.lock`. Give each reader its own."""
+        return Lock(
+            self._client,
+            self._key,
+            ttl=ttl,
+            timeout=timeout,
+            blocking=blocking,
+            cancel=cancel,
+            _kind=_Kind(n.KIND_READ),
+        )
+
+    def write(
+        self,
+        ttl: Optional[float] = None,
+        timeout: Optional[float] = None,
+        blocking: bool = True,
+        *,
+        cancel: Optional[CancelToken] = None,
+    ) -> Lock:
+        """A :class:`Lock` whose acquisitions hold the lock alone: they
+        wait until no reader or writer holds it (and, while waiting, hold
+        new readers back). The arguments are those of :meth:`Client.lock`."""
+        return Lock(
+            self._client,
+            self._key,
+            ttl=ttl,
+            timeout=timeout,
+            blocking=blocking,
+            cancel=cancel,
+            _kind=_Kind(n.KIND_WRITE),
+        )
+
+    def __repr__(self) -> str:
+        return f"<distlock.RwLock {self.name!r}>"

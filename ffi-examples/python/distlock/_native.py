@@ -296,6 +296,24 @@ HAS_HELD: bool = all(
 #: so that NULL (None) removes it.
 HAS_LOG: bool = _declare_optional("distlock_set_log_callback", _i32, [_i32, _p, _p])
 
+#: Whether the library takes read-write locks, semaphores and fair locks
+#: (distlock_acquire_kind).
+HAS_KINDS: bool = _declare_optional(
+    "distlock_acquire_kind",
+    _i32,
+    [_p, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64, ctypes.c_int64, _p, _out_p],
+)
+
+#: The kinds of lock distlock_acquire_kind takes (DISTLOCK_KIND_*).
+KIND_PLAIN = 0
+KIND_READ = 1
+KIND_WRITE = 2
+KIND_PERMIT = 3
+KIND_FAIR = 4
+
+#: Most permits a semaphore may have (DISTLOCK_MAX_PERMITS).
+MAX_PERMITS = 10_000
+
 #: Whether the library records a holder label (distlock_config_set_holder_label).
 HAS_HOLDER_LABEL: bool = _declare_optional("distlock_config_set_holder_label", _i32, [_p, ctypes.c_char_p])
 

@@ -46,7 +46,7 @@ from ._convert import Key, _seconds
 from ._info import HeldLocks, LockInfo, Stats
 from ._errors import DistlockError, InvalidArgument, LockTimeout
 
-__all__ = ["Client", "Lock"]
+__all__ = ["Client", "Lock", "RwLock"]
 
 _T = TypeVar("_T")
 
@@ -195,11 +195,31 @@ class Client:
         ttl: Optional[float] = None,
         timeout: Optional[float] = None,
         blocking: bool = True,
+        *,
+        fair: bool = False,
     ) -> "Lock":
         """A :class:`Lock` on the name ``key``, as :meth:`distlock.Client.lock`
         (nothing is sent until it is acquired). ``timeout`` and ``blocking``
-        are the defaults of :meth:`Lock.acquire` and of ``async with``."""
-        return Lock(self, self.sync.lock(key, ttl=ttl, timeout=timeout, blocking=blocking))
+        are the defaults of :meth:`Lock.acquire` and of ``async with``;
+        ``fair=True`` serves waiters in arrival order."""
+        return Lock(self, self.sync.lock(key, ttl=ttl, timeout=timeout, blocking=blocking, fair=fair))
+
+    def rw_lock(self, key: Key) -> "RwLock":
+        """The read-write lock named ``key``, as :meth:`distlock.Client.rw_lock`,
+        with awaitable sides."""
+        return RwLock(self, self.sync.rw_lock(key))
+
+    def semaphore(
+        self,
+        key: Key,
+        permits: int,
+        ttl: Optional[float] = None,
+        timeout: Optional[float] = None,
+        blocking: bool = True,
+    ) -> "Lock":
+        """An awaitable :class:`Lock` whose acquisitions are permits of the
+        semaphore ``key``, as :meth:`distlock.Client.semaphore`."""
+        return Lock(self, self.sync.semaphore(key, permits, ttl=ttl, timeout=timeout, blocking=blocking))
 
     async def _call(self, fn: Callable[[], _T]) -> _T:
         """Runs a short blocking call on one of the call threads. If the
@@ -489,3 +509,32 @@ class Lock:
 
     def __repr__(self) -> str:
         return f"<distlock.aio.Lock {self.name!r} {'held' if self.sync._guard is not None else 'not held'}>"
+
+
+class RwLock:
+    """A read-write lock for asyncio, made by :meth:`Client.rw_lock`: the
+    awaitable counterpart of :class:`distlock.RwLock`, whose :meth:`read`
+    and :meth:`write` give awaitable :class:`Lock` objects."""
+
+    def __init__(self, client: Client, rw: _lock.RwLock) -> None:
+        self._client = client
+        #: The blocking RwLock behind this one.
+        self.sync: _lock.RwLock = rw
+
+    @property
+    def name(self) -> str:
+        """The lock's name (the key passed to :meth:`Client.rw_lock`)."""
+        return self.sync.name
+
+    def read(self, ttl: Optional[float] = None, timeout: Optional[float] = None, blocking: bool = True) -> Lock:
+        """An awaitable :class:`Lock` of read shares, as
+        :meth:`distlock.RwLock.read`."""
+        return Lock(self._client, self.sync.read(ttl=ttl, timeout=timeout, blocking=blocking))
+
+    def write(self, ttl: Optional[float] = None, timeout: Optional[float] = None, blocking: bool = True) -> Lock:
+        """An awaitable :class:`Lock` of the write side, as
+        :meth:`distlock.RwLock.write`."""
+        return Lock(self._client, self.sync.write(ttl=ttl, timeout=timeout, blocking=blocking))
+
+    def __repr__(self) -> str:
+        return f"<distlock.aio.RwLock {self.name!r}>"

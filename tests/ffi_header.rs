@@ -113,6 +113,15 @@ fn header_declares_the_agreed_c_api() {
         "int32_t distlock_acquire(struct distlock_client *client, const char *key, \
          uint64_t ttl_ms, int64_t timeout_ms, struct distlock_cancel *cancel, \
          struct distlock_guard **out);",
+        "#define DISTLOCK_KIND_PLAIN 0",
+        "#define DISTLOCK_KIND_READ 1",
+        "#define DISTLOCK_KIND_WRITE 2",
+        "#define DISTLOCK_KIND_PERMIT 3",
+        "#define DISTLOCK_KIND_FAIR 4",
+        "#define DISTLOCK_MAX_PERMITS 10000",
+        "int32_t distlock_acquire_kind(struct distlock_client *client, const char *key, \
+         uint32_t kind, uint32_t permits, uint64_t ttl_ms, int64_t timeout_ms, \
+         struct distlock_cancel *cancel, struct distlock_guard **out);",
         "struct distlock_cancel *distlock_cancel_new(void);",
         "int32_t distlock_cancel_trigger(struct distlock_cancel *cancel);",
         "void distlock_cancel_free(struct distlock_cancel *cancel);",
@@ -168,7 +177,7 @@ fn header_declares_the_agreed_c_api() {
         "typedef struct distlock_lock_info { size_t struct_size; bool held; bool has_remaining; \
          bool has_fence; size_t token_len; uint64_t remaining_ms; uint64_t fence; \
          bool has_holder; uint32_t holder_pid; char holder_host[65]; char holder_label[65]; \
-         } distlock_lock_info;",
+         uint32_t shares; uint32_t writers_waiting; } distlock_lock_info;",
         "#define DISTLOCK_MAX_HOLDER_HOST_LEN 64",
         "#define DISTLOCK_MAX_HOLDER_LABEL_LEN 64",
         "#define DISTLOCK_MAX_HOLDER_LABEL_INPUT_LEN 1024",

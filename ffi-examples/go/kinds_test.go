@@ -305,3 +305,26 @@ func TestKindsOnMemcachedAreRefused(t *testing.T) {
 	_, err = c.TryLock("k", WithFair())
 	wantInvalid(t, err, "fair locks are not supported with")
 }
+
+func TestInspectCountsTheSharesOfAReadWriteLock(t *testing.T) {
+	key := testKey(t)
+	a := openClient(t)
+	rw := a.RWLock(key)
+	r1, err := rw.TryRLock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r1.Unlock()
+	r2, err := rw.TryRLock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Unlock()
+	info, err := a.Inspect(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Held || info.Shares != 2 || info.Token != "" || !info.HasRemaining || info.WritersWaiting != 0 {
+		t.Fatalf("two readers: %+v", info)
+	}
+}

@@ -726,6 +726,14 @@ type LockInfo struct {
 	// lock is free, or was taken by an older distlock or by something
 	// else.
 	Holder *Holder
+	// Shares is how many shares of a read-write lock or semaphore of this
+	// name are held (readers, the writer, or permits); 0 for a plain lock.
+	// While shares are held, Held is true, Token is "" and Remaining is
+	// the longest share's.
+	Shares int
+	// WritersWaiting is how many writers wait for a read-write lock of
+	// this name (new readers wait behind them).
+	WritersWaiting int
 }
 
 // Holder describes who took a lock, as the holder recorded it with the
@@ -749,10 +757,12 @@ func nativeInspect(c clientPtr, key *C.char) (LockInfo, int32, string) {
 		return LockInfo{}, st, text
 	}
 	info := LockInfo{
-		Held:         bool(out.info.held),
-		HasRemaining: bool(out.info.has_remaining),
-		HasFence:     bool(out.info.has_fence),
-		Fence:        uint64(out.info.fence),
+		Held:           bool(out.info.held),
+		HasRemaining:   bool(out.info.has_remaining),
+		HasFence:       bool(out.info.has_fence),
+		Fence:          uint64(out.info.fence),
+		Shares:         int(out.info.shares),
+		WritersWaiting: int(out.info.writers_waiting),
 	}
 	if info.HasRemaining {
 		info.Remaining = time.Duration(out.info.remaining_ms) * time.Millisecond

@@ -31,7 +31,9 @@ const _: () = assert!(DISTLOCK_MAX_HOLDER_LABEL_LEN == MAX_LABEL_LEN);
 /// `struct_size`, so a program built against this header keeps working
 /// with a newer library. A program built against the first version of
 /// this struct (which ended at `fence`) still works too: it gets the
-/// fields up to `fence`, and none of the holder's.
+/// fields up to `fence`, and none of the holder's; one built against the
+/// second (which ended at `holder_label`) gets every field but `shares`
+/// and `writers_waiting`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct distlock_lock_info {
@@ -69,6 +71,15 @@ pub struct distlock_lock_info {
     /// NUL-terminated; empty when it set none. Cut to
     /// `DISTLOCK_MAX_HOLDER_LABEL_LEN` bytes.
     pub holder_label: [c_char; 65],
+    /// How many shares of a read-write lock or semaphore of this name are
+    /// held (readers, the writer, or permits); 0 for a plain lock. While
+    /// shares are held, `held` is true, the token is empty and
+    /// `remaining_ms` is the longest share's. (Added after
+    /// `holder_label`.)
+    pub shares: u32,
+    /// Writers waiting for a read-write lock of this name (new readers
+    /// wait behind them). (Added after `holder_label`.)
+    pub writers_waiting: u32,
 }
 
 const _: () = assert!(DISTLOCK_MAX_HOLDER_HOST_LEN + 1 == 65);
@@ -93,6 +104,8 @@ impl distlock_lock_info {
             holder_pid: 0,
             holder_host: [0; 65],
             holder_label: [0; 65],
+            shares: 0,
+            writers_waiting: 0,
         }
     }
 
@@ -125,8 +138,8 @@ fn fill_text(buf: &mut [c_char; 65], text: &str) {
 }
 
 /// Writes `info` to the caller's struct of `size` bytes (at least
-/// `FIRST_SIZE`): all of it if `size` covers it, else the fields of the
-/// first version alone.
+/// `FIRST_SIZE`): every field that ends within `size`, so a caller built
+/// against an earlier, shorter version of the struct gets its own fields.
 ///
 /// # Safety
 ///
@@ -137,20 +150,35 @@ unsafe fn write_info(out: *mut distlock_lock_info, size: usize, info: &distlock_
         unsafe { put(out, *info) };
         return;
     }
-    // SAFETY: every field written ends within FIRST_SIZE <= size bytes.
-    unsafe {
-        std::ptr::addr_of_mut!((*out).held).write(info.held);
-        std::ptr::addr_of_mut!((*out).has_remaining).write(info.has_remaining);
-        std::ptr::addr_of_mut!((*out).has_fence).write(info.has_fence);
-        std::ptr::addr_of_mut!((*out).token_len).write(info.token_len);
-        std::ptr::addr_of_mut!((*out).remaining_ms).write(info.remaining_ms);
-        std::ptr::addr_of_mut!((*out).fence).write(info.fence);
+    macro_rules! fields {
+        ($($field:ident),*) => {$(
+            let end = offset_of!(distlock_lock_info, $field) + size_of_val(&info.$field);
+            if end <= size {
+                // SAFETY: the field ends within the `size` writable bytes.
+                unsafe { std::ptr::addr_of_mut!((*out).$field).write(info.$field) };
+            }
+        )*};
     }
+    fields!(
+        held,
+        has_remaining,
+        has_fence,
+        token_len,
+        remaining_ms,
+        fence,
+        has_holder,
+        holder_pid,
+        holder_host,
+        holder_label,
+        shares,
+        writers_waiting
+    );
 }
 
 /// Reads what the server holds for the lock `key`: whether it is held, the
 /// holder's token, description (host, pid, label) and remaining lease, and
-/// the last fencing token handed out. One round trip; nothing is written. For operators and tools: only
+/// the last fencing token handed out; for a read-write lock or a
+/// semaphore, how many shares are held and how many writers wait. One round trip; nothing is written. For operators and tools: only
 /// a guard proves ownership, and the answer may be stale as soon as it
 /// arrives.
 ///
@@ -207,7 +235,9 @@ pub unsafe extern "C" fn distlock_client_inspect(
         // SAFETY: the caller guarantees `key` is NULL or NUL-terminated.
         let key = unsafe { read_str(key, "key", DISTLOCK_MAX_KEY_LEN) }?;
         let found = client.client.inspect(&key)?;
-        info.held = found.token.is_some();
+        info.held = found.token.is_some() || !found.shares.is_empty();
+        info.shares = u32::try_from(found.shares.len()).unwrap_or(u32::MAX);
+        info.writers_waiting = u32::try_from(found.writers_waiting).unwrap_or(u32::MAX);
         let token = found.token.unwrap_or_default();
         info.token_len = token.len();
         if let Some(left) = found.remaining {
@@ -332,5 +362,39 @@ mod tests {
         unsafe { write_info(out, size_of::<distlock_lock_info>(), &info) };
         // SAFETY: written just now.
         assert_eq!(unsafe { (*out).holder_pid }, 42);
+    }
+
+    #[test]
+    fn a_second_version_struct_gets_the_holder_but_not_the_shares() {
+        let mut info = distlock_lock_info::free(0);
+        info.held = true;
+        info.holder_pid = 42;
+        info.holder_label[0] = b'l' as c_char;
+        info.shares = 3;
+        info.writers_waiting = 1;
+        let second = offset_of!(distlock_lock_info, holder_label) + 65;
+        const WORDS: usize = size_of::<distlock_lock_info>() / 8 + 1;
+        let mut buf = [u64::MAX; WORDS];
+        let out = buf.as_mut_ptr().cast::<distlock_lock_info>();
+        // SAFETY: the buffer is aligned and longer than the struct.
+        unsafe { write_info(out, second, &info) };
+        let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        assert!(
+            bytes[second..].iter().all(|&b| b == 0xff),
+            "nothing past it"
+        );
+        // SAFETY: the second version's fields were written.
+        unsafe {
+            assert!((*out).held);
+            assert_eq!((*out).holder_pid, 42);
+            assert_eq!((*out).holder_label[0], b'l' as c_char);
+        }
+        // SAFETY: as above; the whole struct this time.
+        unsafe { write_info(out, size_of::<distlock_lock_info>(), &info) };
+        // SAFETY: written just now.
+        unsafe {
+            assert_eq!((*out).shares, 3);
+            assert_eq!((*out).writers_waiting, 1);
+        }
     }
 }

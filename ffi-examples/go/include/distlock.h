@@ -375,7 +375,9 @@ typedef struct distlock_held_lock {
  * `struct_size`, so a program built against this header keeps working
  * with a newer library. A program built against the first version of
  * this struct (which ended at `fence`) still works too: it gets the
- * fields up to `fence`, and none of the holder's.
+ * fields up to `fence`, and none of the holder's; one built against the
+ * second (which ended at `holder_label`) gets every field but `shares`
+ * and `writers_waiting`.
  */
 typedef struct distlock_lock_info {
   /**
@@ -434,6 +436,19 @@ typedef struct distlock_lock_info {
    * `DISTLOCK_MAX_HOLDER_LABEL_LEN` bytes.
    */
   char holder_label[65];
+  /**
+   * How many shares of a read-write lock or semaphore of this name are
+   * held (readers, the writer, or permits); 0 for a plain lock. While
+   * shares are held, `held` is true, the token is empty and
+   * `remaining_ms` is the longest share's. (Added after
+   * `holder_label`.)
+   */
+  uint32_t shares;
+  /**
+   * Writers waiting for a read-write lock of this name (new readers
+   * wait behind them). (Added after `holder_label`.)
+   */
+  uint32_t writers_waiting;
 } distlock_lock_info;
 
 /**
@@ -1087,7 +1102,8 @@ void distlock_held_free(struct distlock_held *held);
 /**
  * Reads what the server holds for the lock `key`: whether it is held, the
  * holder's token, description (host, pid, label) and remaining lease, and
- * the last fencing token handed out. One round trip; nothing is written. For operators and tools: only
+ * the last fencing token handed out; for a read-write lock or a
+ * semaphore, how many shares are held and how many writers wait. One round trip; nothing is written. For operators and tools: only
  * a guard proves ownership, and the answer may be stale as soon as it
  * arrives.
  *

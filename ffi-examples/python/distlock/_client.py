@@ -528,10 +528,12 @@ class Client:
         return LockInfo(
             key=raw.decode("utf-8", "replace"),
             held=held,
-            token=token.decode("utf-8", "replace") if held and token is not None else None,
+            token=token.decode("utf-8", "replace") if held and token and not info.shares else None,
             remaining=info.remaining_ms / 1000.0 if info.has_remaining else None,
             fence=int(info.fence) if info.has_fence else None,
             holder=holder,
+            shares=int(info.shares),
+            writers_waiting=int(info.writers_waiting),
         )
 
     def held(self, pattern: Key = "*", limit: int = 100) -> HeldLocks:

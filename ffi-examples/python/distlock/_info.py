@@ -48,6 +48,14 @@ class LockInfo:
     #: Who holds it (host, pid, label); None when the lock is free, or was
     #: taken by an older distlock or by something else.
     holder: Optional[Holder] = None
+    #: How many shares of a read-write lock or semaphore of this name are
+    #: held (readers, the writer, or permits); 0 for a plain lock. While
+    #: shares are held, ``held`` is True, ``token`` is None and
+    #: ``remaining`` is the longest share's.
+    shares: int = 0
+    #: Writers waiting for a read-write lock of this name (new readers wait
+    #: behind them).
+    writers_waiting: int = 0
 
 
 @dataclass(frozen=True)

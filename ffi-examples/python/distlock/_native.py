@@ -51,6 +51,8 @@ class LockInfo(ctypes.Structure):
         ("holder_pid", ctypes.c_uint32),
         ("holder_host", ctypes.c_char * 65),
         ("holder_label", ctypes.c_char * 65),
+        ("shares", ctypes.c_uint32),
+        ("writers_waiting", ctypes.c_uint32),
     ]
 
 

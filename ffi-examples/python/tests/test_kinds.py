@@ -194,3 +194,14 @@ def test_memcached_refuses_the_kinds(memcached: MemcachedServer) -> None:
                 lock.acquire(blocking=False)
         with c.lock("k", blocking=False):
             pass
+
+
+def test_inspect_counts_the_shares_and_locked_sees_them(client: distlock.Client, key: str) -> None:
+    sem = client.semaphore(key, 3)
+    with sem, client.semaphore(key, 3):
+        info = client.inspect(key)
+        assert info.held and info.shares == 2 and info.token is None
+        assert info.remaining is not None and info.remaining > 0
+        assert client.lock(key).locked(), "locked() sees the permits"
+    info = client.inspect(key)
+    assert not info.held and info.shares == 0

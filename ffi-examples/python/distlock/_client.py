@@ -13,7 +13,7 @@ from types import TracebackType
 
 from . import _native as n
 from . import _status as st
-from ._cancel import _MAIN_WAIT_SLICE, CancelToken, _in_main_thread, _NativeCancel
+from ._cancel import _MAIN_WAIT_SLICE, CancelToken, _in_main_thread, _NativeCancel, _signals
 from ._config import PemSource, open_client
 from ._convert import Key, _key_bytes
 from ._errors import Cancelled, InvalidArgument, error_for
@@ -371,27 +371,48 @@ class Client:
                 if timeout_ms <= 0:
                     return None
 
-        cancel = _NativeCancel()
-        try:
-            with self._mutex:
-                if self._closed:
-                    raise InvalidArgument("the client is closed")
-                self._pending.add(cancel)
-            if token is not None and not token._register(cancel):
-                raise Cancelled("acquire: the CancelToken was cancelled")
-            if main:
-                status, guard, message = self._wait_in_helper(
-                    handle, key, kind, ttl_ms, timeout_ms, cancel, started
-                )
-            else:
-                started.set()
-                status, guard, message = _native_acquire(handle, key, kind, ttl_ms, timeout_ms, cancel)
-        finally:
-            with self._mutex:
-                self._pending.discard(cancel)
-            if token is not None:
-                token._unregister(cancel)
-            cancel.close()
+        deadline = time.monotonic() + timeout_ms / 1000 if timeout_ms > 0 else None
+        while True:
+            cancel = _NativeCancel()
+            signalled = False
+            try:
+                with self._mutex:
+                    if self._closed:
+                        raise InvalidArgument("the client is closed")
+                    self._pending.add(cancel)
+                if token is not None and not token._register(cancel):
+                    raise Cancelled("acquire: the CancelToken was cancelled")
+                if main and _signals.arm(cancel):
+                    # The wait runs in this thread; a signal cancels it (see
+                    # _SignalWatch) and its handler runs below.
+                    try:
+                        started.set()
+                        status, guard, message = _native_acquire(handle, key, kind, ttl_ms, timeout_ms, cancel)
+                    finally:
+                        signalled = _signals.interrupted
+                        _signals.disarm()
+                elif main:
+                    status, guard, message = self._wait_in_helper(
+                        handle, key, kind, ttl_ms, timeout_ms, cancel, started
+                    )
+                else:
+                    started.set()
+                    status, guard, message = _native_acquire(handle, key, kind, ttl_ms, timeout_ms, cancel)
+            finally:
+                with self._mutex:
+                    self._pending.discard(cancel)
+                if token is not None:
+                    token._unregister(cancel)
+                cancel.close()
+            if status != st.CANCELLED or not signalled or self._closed or (token is not None and token.cancelled):
+                break
+            # A signal stopped the wait. Going round the loop runs its
+            # handler: KeyboardInterrupt leaves here, having taken nothing;
+            # a handler that raises nothing lets the wait go on.
+            if deadline is not None:
+                timeout_ms = int((deadline - time.monotonic()) * 1000)
+                if timeout_ms <= 0:
+                    return None
         if status == st.OK:
             return guard
         if status in (st.TIMEOUT, st.NOT_ACQUIRED):

@@ -182,3 +182,37 @@ def test_ctrl_c_stops_wait_lost_in_the_main_thread(client, key, monkeypatch):
     assert time.monotonic() - start < 3.0
     assert lock.held
     lock.release()
+
+
+def test_a_main_thread_wait_starts_no_thread_and_survives_a_quiet_signal(client, other_client, key):
+    """The main thread waits inside the library itself (no helper thread
+    per acquire); a signal whose handler raises nothing stops nothing."""
+    assert threading.current_thread() is threading.main_thread()
+    heard = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: heard.append(signum))
+    holder = other_client.lock(key)
+    assert holder.acquire()
+    waiter = client.lock(key)
+    seen_during_wait = {}
+
+    def poke_then_release():
+        if not waiter._wait_started.wait(10):
+            return
+        seen_during_wait["helpers"] = len(_helper_threads())
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while not heard and time.monotonic() < deadline:
+            time.sleep(0.005)
+        holder.release()
+
+    t = threading.Thread(target=poke_then_release)
+    t.start()
+    try:
+        assert waiter.acquire(timeout=10), "the wait went on after the signal"
+    finally:
+        t.join(10)
+        signal.signal(signal.SIGUSR1, previous)
+    assert heard == [signal.SIGUSR1], "the handler ran during the wait"
+    assert seen_during_wait["helpers"] == 0, "no helper thread for the wait"
+    assert len([x for x in threading.enumerate() if x.name == "distlock-signals"]) == 1
+    waiter.release()

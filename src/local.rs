@@ -14,6 +14,12 @@
 //! about two round trips, so that a remote waiter woken by the release
 //! notification wins the race. If nobody else waits, the lease is restarted
 //! with a new block of fences and local hand-offs go on.
+//!
+//! The same courtesy holds between clients: after a few releases in a row
+//! that another client heard (the release script says so), this client's
+//! next acquisition of that name pauses for about two round trips of the
+//! release before it asks, so a process that releases and takes the lock
+//! again in a loop cannot win every race against the waiters it woke.
 
 //!
 //! Each side of the protocol is one call: [`LocalLocks::acquire`] queues a
@@ -25,7 +31,7 @@
 use crate::clock::{drift, BootInstant};
 use crate::error::{Error, Result};
 use crate::lease::Lease;
-use crate::store::{Kind, PassOn, Store, FENCE_BLOCK};
+use crate::store::{Kind, PassOn, Released, Store, FENCE_BLOCK};
 use crate::wait;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
@@ -192,13 +198,19 @@ pub(crate) struct Fairness {
     pub budget: Duration,
 }
 
-/// Releases `lease` on the server: `Ok` if it was still ours and is gone.
-fn release_on_server(store: &dyn Store, lease: &Lease) -> Result<()> {
+/// Releases `lease` on the server: `Ok` if it was still ours and is gone,
+/// with whether another client heard the release (a plain lock's only).
+fn release_on_server(store: &dyn Store, lease: &Lease) -> Result<bool> {
     let release = || match lease.kind {
-        Kind::Plain => store.release(&lease.name, &lease.token),
-        kind => store.release_share(&lease.name, kind, &lease.token),
+        Kind::Plain => store.release_heard(&lease.name, &lease.token),
+        kind => store
+            .release_share(&lease.name, kind, &lease.token)
+            .map(|deleted| Released {
+                deleted,
+                heard: false,
+            }),
     };
-    let deleted = match release() {
+    let released = match release() {
         // A dead pooled connection (say, after a server restart): ask again
         // on a fresh one. If the first attempt did delete the key and only
         // its reply was lost, this reports a loss that was not one; never
@@ -206,17 +218,31 @@ fn release_on_server(store: &dyn Store, lease: &Lease) -> Result<()> {
         Err(Error::Connection(_)) => release(),
         other => other,
     }?;
-    if deleted {
-        Ok(())
+    if released.deleted {
+        Ok(released.heard)
     } else {
         Err(Error::Lost)
     }
 }
 
+/// The shortest and longest courtesy pause after a release another client
+/// heard: long enough for its woken waiter to ask, never a noticeable wait.
+const COURTESY_MIN: Duration = Duration::from_micros(100);
+const COURTESY_MAX: Duration = Duration::from_millis(5);
+/// Releases in a row that other clients heard before this client lets
+/// their waiters go first: a bound on how long it can keep winning.
+const COURTESY_AFTER: u32 = 1;
+/// Names with a courtesy pause pending above which the expired ones are
+/// dropped.
+const COURTESY_NAMES: usize = 1024;
+
 /// Per-client queues, one per lock name in use.
 pub(crate) struct LocalLocks {
     queues: Mutex<HashMap<String, Queue>>,
     fairness: Fairness,
+    /// Per name: releases in a row that other clients heard, and until
+    /// when this client's next acquisition lets their waiters go first.
+    courtesy: Mutex<HashMap<String, (u32, Option<Instant>)>>,
 }
 
 impl LocalLocks {
@@ -224,6 +250,7 @@ impl LocalLocks {
         LocalLocks {
             queues: Mutex::new(HashMap::new()),
             fairness,
+            courtesy: Mutex::new(HashMap::new()),
         }
     }
 
@@ -255,6 +282,12 @@ impl LocalLocks {
                 return Ok((lease, queued));
             }
         }
+        if !wait.once {
+            if let Err(e) = self.be_courteous(want.name, &wait) {
+                self.gave_up(want.name, want.id);
+                return Err(e);
+            }
+        }
         match ask() {
             Ok(lease) => {
                 self.won(want.id, &lease);
@@ -264,6 +297,41 @@ impl LocalLocks {
                 self.gave_up(want.name, want.id);
                 Err(e)
             }
+        }
+    }
+
+    /// Pauses until the courtesy after this client's last release of
+    /// `name` has passed, if other clients heard that release.
+    fn be_courteous(&self, name: &str, wait: &QueueWait<'_>) -> Result<()> {
+        let until = match self.courtesy.lock().get_mut(name) {
+            Some((_, until)) => until.take(),
+            None => None,
+        };
+        match until.and_then(|t| t.checked_duration_since(Instant::now())) {
+            Some(pause) => wait::sleep(pause, wait.deadline, wait.cancel),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a release of `name` that took `took`, and whether other
+    /// clients heard it. The `COURTESY_AFTER`th heard release in a row
+    /// makes the next acquisition pause; a release nobody heard ends the
+    /// run.
+    fn released(&self, name: &str, heard: bool, took: Duration) {
+        let mut pending = self.courtesy.lock();
+        if !heard {
+            pending.remove(name);
+            return;
+        }
+        let now = Instant::now();
+        if pending.len() >= COURTESY_NAMES {
+            pending.retain(|_, (_, t)| t.is_some_and(|t| t > now));
+        }
+        let (run, until) = pending.entry(name.to_string()).or_insert((0, None));
+        *run += 1;
+        if *run >= COURTESY_AFTER {
+            *run = 0;
+            *until = Some(now + (took * 2).clamp(COURTESY_MIN, COURTESY_MAX));
         }
     }
 
@@ -440,7 +508,7 @@ impl LocalLocks {
         if lease.kind != Kind::Plain {
             let was_held = lease.mark_released();
             host.forget(lease);
-            let outcome = release_on_server(host.store(), lease);
+            let outcome = release_on_server(host.store(), lease).map(|_| ());
             return if was_held {
                 outcome
             } else {
@@ -465,7 +533,12 @@ impl LocalLocks {
             }
             Next::Release => {
                 host.forget(lease);
-                release_on_server(host.store(), lease)
+                let asked = Instant::now();
+                let released = release_on_server(host.store(), lease);
+                if let Ok(heard) = released {
+                    self.released(&lease.name, heard, asked.elapsed());
+                }
+                released.map(|_| ())
             }
         };
         self.promote(&lease.name, courtesy);
@@ -589,6 +662,48 @@ impl LocalLocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_release_other_clients_heard_makes_the_next_ask_pause() {
+        let l = LocalLocks::new(Fairness {
+            enabled: true,
+            handoffs: 16,
+            budget: Duration::from_millis(20),
+        });
+        let wait = QueueWait {
+            once: false,
+            deadline: None,
+            cancel: None,
+        };
+        // Nobody heard it: no pause, and nothing kept.
+        l.released("quiet", false, Duration::from_millis(1));
+        assert!(l.courtesy.lock().is_empty());
+        // Heard: the next ask waits about two round trips (2 ms here).
+        l.released("busy", true, Duration::from_millis(1));
+        let start = Instant::now();
+        l.be_courteous("busy", &wait).unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(2));
+        // Once only.
+        let start = Instant::now();
+        l.be_courteous("busy", &wait).unwrap();
+        assert!(start.elapsed() < Duration::from_millis(2));
+        // A slow release is not an excuse for a long pause.
+        l.released("slow", true, Duration::from_secs(1));
+        let until = l.courtesy.lock()["slow"].1.unwrap();
+        assert!(until <= Instant::now() + COURTESY_MAX);
+        // A cancelled waiter does not sit the pause out.
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        tx.send(()).unwrap();
+        let cancelled = QueueWait {
+            once: false,
+            deadline: None,
+            cancel: Some(&rx),
+        };
+        assert!(matches!(
+            l.be_courteous("slow", &cancelled),
+            Err(Error::Cancelled)
+        ));
+    }
 
     #[test]
     fn queue_order_head_and_cleanup() {

@@ -159,6 +159,15 @@ pub(crate) struct FeedChanges {
     pub stop: bool,
 }
 
+/// What [`Store::release_heard`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Released {
+    /// The lock was held with the token, and is free now.
+    pub deleted: bool,
+    /// Another client listened for the release: someone waits.
+    pub heard: bool,
+}
+
 /// What [`Store::pass_on`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PassOn {
@@ -218,6 +227,16 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Give `name` back if `token` still holds it. `Ok(false)` means it did
     /// not (expired, deleted, or someone else's).
     fn release(&self, name: &str, token: &str) -> Result<bool>;
+
+    /// As [`release`](Store::release), also saying whether another client
+    /// heard the release (so waits for it). Stores that cannot tell say
+    /// nobody did.
+    fn release_heard(&self, name: &str, token: &str) -> Result<Released> {
+        Ok(Released {
+            deleted: self.release(name, token)?,
+            heard: false,
+        })
+    }
 
     /// At the end of a run of local hand-offs: release `name` if other
     /// clients wait for it, else keep it with a fresh lease and fence block.

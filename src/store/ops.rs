@@ -14,7 +14,7 @@ use super::scripts::{
 };
 use super::shares::{self, ShareScripts};
 use super::LockInfo;
-use super::{millis, Acquired, Extend, FeedHandler, Kind, PassOn, Store};
+use super::{millis, Acquired, Extend, FeedHandler, Kind, PassOn, Released, Store};
 use crate::error::{Error, Result};
 use redis::{ErrorKind, RedisResult, ServerErrorKind};
 use std::time::Duration;
@@ -148,6 +148,10 @@ impl<B: Backend> Store for ScriptStore<B> {
     }
 
     fn release(&self, name: &str, token: &str) -> Result<bool> {
+        Ok(self.release_heard(name, token)?.deleted)
+    }
+
+    fn release_heard(&self, name: &str, token: &str) -> Result<Released> {
         let key = self.lock_key(name);
         self.pool
             .with_conn(|c| self.scripts.run_release(c, &key, token))

@@ -5,6 +5,7 @@
 use super::holder::split_value;
 use super::keys::fence_key;
 use super::LockInfo;
+use super::Released;
 use super::{millis, Acquired, PassOn, FENCE_BLOCK};
 use crate::error::{Error, Result};
 use crate::mutant::{self, Mutant};
@@ -86,9 +87,12 @@ impl Scripts {
         c: &mut dyn ConnectionLike,
         key: &str,
         token: &str,
-    ) -> std::result::Result<bool, RedisError> {
+    ) -> std::result::Result<Released, RedisError> {
         let n: i64 = self.release.key(key).arg(token).invoke(c)?;
-        Ok(n == 1)
+        Ok(Released {
+            deleted: n >= 1,
+            heard: n == 2,
+        })
     }
 
     /// Runs the pass-on script; `waiting` overrides the script's own count

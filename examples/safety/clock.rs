@@ -16,7 +16,7 @@
 use crate::{collect, register_for, spawn_workers, Kind, Schedule, Tally, HOLDS_VAR, TTL};
 use distlock_testkit::server::RedisServer;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The fault of the first round, forward.
@@ -149,7 +149,7 @@ pub fn server_clock_round(workers: usize, shim: &Shim) -> Result<Tally, String> 
     let (register, mut env) = register_for(Kind::Plain);
     env.push((HOLDS_VAR.to_string(), "long".to_string()));
     let secs = 3 + SERVER_JUMPS as u64 * 12 / 10;
-    let children: Vec<Child> = spawn_workers(&[server.url()], workers, secs, Kind::Plain, &env)?;
+    let children = spawn_workers(&[server.url()], workers, secs, Kind::Plain, &env)?;
     let mut faults = Schedule::default();
     let redis_now = || -> Result<Duration, String> {
         let (s, us): (u64, u64) = redis::cmd("TIME")

@@ -110,12 +110,14 @@ impl Oracle {
     }
 
     /// Writes round `name`'s history and checks it. The history file is
-    /// removed unless the verdict differs from `expect_linearizable`.
+    /// kept (and, for a history expected linearizable, porcupine's
+    /// visualisation of the failing piece written beside it) only if the
+    /// verdict is not the `expected` one; never without an expectation.
     pub fn check(
         &self,
         name: &str,
         entries: &[Entry],
-        expect_linearizable: bool,
+        expected: Option<bool>,
     ) -> Result<Verdict, String> {
         let file: String = name
             .chars()
@@ -123,9 +125,12 @@ impl Oracle {
             .collect();
         let path = self.dir.join(format!("{file}.jsonl"));
         write_history(&path, entries).map_err(|e| format!("{}: {e}", path.display()))?;
-        let out = Command::new(&self.bin)
-            .args(["-timeout", TIMEOUT, "-html"])
-            .arg(&self.dir)
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["-timeout", TIMEOUT]);
+        if expected == Some(true) {
+            cmd.arg("-html").arg(&self.dir);
+        }
+        let out = cmd
             .arg(&path)
             .output()
             .map_err(|e| format!("cannot run the oracle {}: {e}", self.bin.display()))?;
@@ -142,10 +147,13 @@ impl Oracle {
                 ))
             }
         };
-        if verdict.passed() == expect_linearizable {
-            let _ = std::fs::remove_file(&path);
-        } else {
-            println!("  history kept in {}", path.display());
+        match expected {
+            Some(e) if verdict.passed() != e => {
+                println!("  history kept in {}", path.display());
+            }
+            _ => {
+                let _ = std::fs::remove_file(&path);
+            }
         }
         Ok(verdict)
     }

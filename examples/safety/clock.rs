@@ -13,7 +13,9 @@
 //! once): the overlaps that follow are the fault's, and the fenced
 //! register must refuse the stale holder.
 
-use crate::{collect, register_for, spawn_workers, Kind, Schedule, Tally, HOLDS_VAR, TTL};
+use crate::{
+    collect, register_for, spawn_workers, Kind, Schedule, Tally, HOLDS_VAR, RETRY_VAR, TTL,
+};
 use distlock_testkit::server::RedisServer;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,7 +30,7 @@ pub const HOLDER_BACK: &str = "holders' wall clocks jumped back 120 s";
 pub const SERVER_JUMP: &str = "redis wall clock jumped forward 60 s";
 
 /// Jumps of the server's clock in its round.
-const SERVER_JUMPS: i64 = 4;
+const SERVER_JUMPS: i64 = 6;
 
 /// The built shim, in a scratch directory removed on drop.
 pub struct Shim {
@@ -142,13 +144,19 @@ pub fn holder_clock_round(workers: usize, shim: &Shim) -> Result<Tally, String> 
 
 /// redis-server's wall clock jumps forward 60 s, [`SERVER_JUMPS`] times,
 /// while workers hold (many of their holds long, so that a jump lands in
-/// one): each jump expires the held lock at once.
+/// one): each jump expires the held lock at once. The stale holder must be
+/// told, its overlaps are put down to the jump, and the fenced register
+/// must refuse it (the oracle's verdict).
 pub fn server_clock_round(workers: usize, shim: &Shim) -> Result<Tally, String> {
     let (wall, shimmed) = shim.wall_clock("redis")?;
     let server = RedisServer::start_with_env(&[], &shimmed);
     let (register, mut env) = register_for(Kind::Plain);
     env.push((HOLDS_VAR.to_string(), "long".to_string()));
-    let secs = 3 + SERVER_JUMPS as u64 * 12 / 10;
+    // Waiters look every 10 ms, well within the holder's renewal period:
+    // one of them takes the lock the server let go before its holder
+    // hears, so that the jump makes the overlap it is known for.
+    env.push((RETRY_VAR.to_string(), "10".to_string()));
+    let secs = 3 + SERVER_JUMPS as u64 * 8 / 10;
     let children = spawn_workers(&[server.url()], workers, secs, Kind::Plain, &env)?;
     let mut faults = Schedule::default();
     let redis_now = || -> Result<Duration, String> {
@@ -163,7 +171,7 @@ pub fn server_clock_round(workers: usize, shim: &Shim) -> Result<Tally, String> 
     for jump in 1..=SERVER_JUMPS {
         faults.begin(SERVER_JUMP);
         wall.set(jump * 60_000)?;
-        std::thread::sleep(Duration::from_millis(1200));
+        std::thread::sleep(Duration::from_millis(800));
     }
     let jumped = redis_now()?.saturating_sub(before + started.elapsed());
     let mut t = collect(children, faults, Kind::Plain, register.as_ref())?;
@@ -175,6 +183,30 @@ pub fn server_clock_round(workers: usize, shim: &Shim) -> Result<Tally, String> 
     t.preconditions.push((
         "redis's wall clock did not jump",
         jumped >= Duration::from_secs(SERVER_JUMPS as u64 * 60 - 5),
+    ));
+    // Each jump takes the lock from whoever holds it, who must be told.
+    let first = t.faults.0.first().map_or(0, |f| f.at);
+    let taken = t
+        .holds
+        .iter()
+        .filter(|h| h.lost && h.lost_at >= first)
+        .count();
+    // And, waiters looking every 10 ms, a newer holder takes over before
+    // some stale holder hears: the register must have refused that one.
+    let refused = t
+        .holds
+        .iter()
+        .zip(&t.visits)
+        .filter(|(h, v)| h.lost && v.is_some_and(|v| v.read.is_none() || v.written == Some(false)))
+        .count();
+    println!(
+        "holders told of a loss after the jumps: {taken}; stale holders the fenced register refused: {refused}"
+    );
+    t.preconditions
+        .push(("the clock jumps took no lock away", taken > 0));
+    t.preconditions.push((
+        "the clock jumps made no stale holder for the fences to refuse",
+        refused > 0,
     ));
     Ok(t)
 }

@@ -1,15 +1,22 @@
 //! The safety suite: worker processes contend on one lock while faults are
-//! injected; a checker then verifies mutual exclusion from what every holder
-//! recorded.
+//! injected; two checkers then verify mutual exclusion from what every
+//! holder recorded: our overlap checker (`distlock_testkit::checker`) and
+//! porcupine, a linearizability checker we did not write ([`oracle`]).
 //!
 //! ```text
-//! cargo run --release --example safety              # CI profile, about 30 s
-//! cargo run --release --example safety -- --long    # >= 100,000 acquisitions, several minutes
+//! cargo run --release --example safety              # CI profile, under 2 minutes
+//! cargo run --release --example safety -- --long    # >= 100,000 acquisitions, about 10 minutes
+//! cargo run --release --example safety -- --soak    # >= 1,000,000 acquisitions, about 30 minutes
+//! cargo run --release --example safety -- --soak --scale 0.02   # the soak scaled down
+//! cargo run --release --example safety -- --clock   # the clock rounds alone
+//! cargo run --features mutants --example safety -- --mutants    # every mutant must fail both
 //! ```
 //!
-//! Each worker loops: acquire, work about 200 µs while watching
-//! `lost()`, release; it records (fence, start, end, whether and when it was
-//! told of a loss). Faults, in rounds: Redis killed with -9 and restarted
+//! Each worker loops: acquire, read the fenced register ([`register`]),
+//! work about 200 µs while watching `lost()`, write the register, release;
+//! it records (fence, start, end, whether and when it was told of a loss,
+//! what the register answered), printing each hold as it ends. Faults, in
+//! rounds: Redis killed with -9 and restarted
 //! empty; Redis paused (SIGSTOP) beyond the TTL; a proxy between the workers
 //! and Redis adding latency, cutting connections and black-holing traffic;
 //! a lock holder paused beyond the TTL (told by SIGUSR1, the worker stops
@@ -21,12 +28,19 @@
 //! member paused beyond the TTL, a holder paused. The single-node faults
 //! are then run again with the workers on a read-write lock (one hold in
 //! four a write; readers may overlap each other, never a writer) and on a
-//! semaphore of [`PERMITS`] (never more holders at once). Pass
-//! criteria, printed at the end: no undetected overlap, fences never going
-//! backwards, every fault survived, every paused holder told of its loss on
-//! resume with a fence that another holder had already passed, no leaked
-//! threads or descriptors in the workers. Loss-detection latencies are
+//! semaphore of [`PERMITS`] (never more holders at once). Last, the clock
+//! rounds ([`clock`]): the holders' wall clocks jump, then redis-server's.
+//! Pass criteria, printed at the end: no undetected overlap, fences never
+//! going backwards, no late warning that no unforeseeable fault excuses,
+//! every fault survived, every paused holder told of its loss on resume
+//! with a fence that another holder had already passed, no leaked threads
+//! or descriptors in the workers, and porcupine finding each plain-lock
+//! round's register history linearizable. Loss-detection latencies are
 //! printed for each kind of fault, from its start and from its end.
+//!
+//! A round's [`Pace`] says when it ends: after its schedule, as soon as
+//! both checkers fail it (mutation rounds), or at a number of acquisitions
+//! (the soak).
 
 use crossbeam_channel::RecvTimeoutError;
 use distlock::{Client, Error};
@@ -46,6 +60,9 @@ const PERMITS: u32 = 3;
 /// The environment variable that tells a worker which kind of lock to
 /// take: unset for the plain lock, `rw` or `semaphore`.
 const KIND_VAR: &str = "DISTLOCK_SAFETY_KIND";
+/// The environment variable that bounds, in ms, how long a worker waits
+/// between attempts on a held lock (`max_retry_interval`), if set.
+const RETRY_VAR: &str = "DISTLOCK_SAFETY_RETRY_MS";
 /// The environment variable that asks workers for many long holds
 /// (`long`) or few (`soak`).
 const HOLDS_VAR: &str = "DISTLOCK_SAFETY_HOLDS";
@@ -120,11 +137,13 @@ fn worker(urls: &[String], stop_at: u128, threads: usize) -> Result<(), String> 
         [one] => Client::builder().url(one),
         many => Client::builder().nodes(many),
     };
-    let client = builder
+    let mut builder = builder
         .command_timeout(Duration::from_millis(150))
-        .connect_timeout(Duration::from_millis(150))
-        .build()
-        .map_err(|e| e.to_string())?;
+        .connect_timeout(Duration::from_millis(150));
+    if let Some(ms) = std::env::var(RETRY_VAR).ok().and_then(|v| v.parse().ok()) {
+        builder = builder.max_retry_interval(Duration::from_millis(ms));
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
     // SAFETY: the handler only stores to an atomic, which is
     // async-signal-safe.
     #[allow(unsafe_code)]
@@ -1151,6 +1170,8 @@ enum Profile {
     Ci,
     Long,
     Soak(f64),
+    /// The clock rounds alone.
+    Clock,
 }
 
 /// The soak profile at scale 1, per backend: the acquisitions it stops at,
@@ -1177,6 +1198,11 @@ fn run(profile: Profile) -> Result<bool, String> {
         Ok(())
     };
     let full = Pace::full(&oracle);
+    // Built first, so that a missing shim fails the run at once.
+    let shim = match profile {
+        Profile::Soak(_) => None,
+        _ => Some(clock::Shim::build()?),
+    };
     if let Profile::Soak(scale) = profile {
         // Few long holds (see `holds`): the million is of acquisitions.
         let [single, redlock, etcd] = SOAK.map(|(n, _)| Pace {
@@ -1202,8 +1228,7 @@ fn run(profile: Profile) -> Result<bool, String> {
             "etcd, 3 members (soak)".into(),
             etcd_round(workers, cycles[2], etcd)?,
         )?;
-    } else {
-        let shim = clock::Shim::build()?;
+    } else if profile != Profile::Clock {
         record(
             "single node".into(),
             single_node_round(workers, rounds, Kind::Plain, full)?,
@@ -1224,13 +1249,15 @@ fn run(profile: Profile) -> Result<bool, String> {
             format!("semaphore of {PERMITS}, single node"),
             single_node_round(workers, rounds.div_ceil(3), Kind::Semaphore, full)?,
         )?;
+    }
+    if let Some(shim) = &shim {
         record(
             "clock: holders' wall clocks jump".into(),
-            clock::holder_clock_round(workers, &shim)?,
+            clock::holder_clock_round(workers, shim)?,
         )?;
         record(
             "clock: redis's wall clock jumps forward".into(),
-            clock::server_clock_round(workers, &shim)?,
+            clock::server_clock_round(workers, shim)?,
         )?;
     }
     let total: usize = results.iter().map(|(_, n, _)| n).sum();
@@ -1253,7 +1280,7 @@ fn run(profile: Profile) -> Result<bool, String> {
     }
     println!("== total acquisitions {total}");
     let wanted = match profile {
-        Profile::Ci => 0,
+        Profile::Ci | Profile::Clock => 0,
         Profile::Long => 100_000,
         Profile::Soak(scale) => (1_000_000.0 * scale) as usize,
     };
@@ -1401,9 +1428,10 @@ fn main() -> ExitCode {
             },
             Some(other) => Err(format!("unknown argument {other:?} after --soak")),
         },
+        Some("--clock") => run(Profile::Clock),
         None => run(Profile::Ci),
         Some(other) => Err(format!(
-            "unknown argument {other:?} (use --long, --soak [--scale S], --mutants [NAME...] or nothing)"
+            "unknown argument {other:?} (use --long, --soak [--scale S], --clock, --mutants [NAME...] or nothing)"
         )),
     };
     match outcome {

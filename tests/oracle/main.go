@@ -52,6 +52,12 @@
 // holder's read begins) is, to the register, a sequence of two correct
 // increments. The suite's own overlap checker, which compares the holds'
 // times, sees those; the two verdicts agree on a run, not on every pair.
+// The other way round, a holder that the machine itself (not the suite)
+// stalls for longer than the lease between acquiring and its first access
+// is told at its next look, after its read was refused: our checker sees
+// no overlap in the recorded times, while here its increment fails, since
+// only the faults the suite injects excuse a hold. The suite reports such
+// a disagreement; it has not been seen.
 //
 // # Partitions
 //

@@ -10,14 +10,14 @@
 pub struct Hold {
     /// The guard's fencing token.
     pub fence: u64,
-    /// Wall-clock nanoseconds when the guard was obtained.
+    /// When the guard was obtained ([`now_ns`]).
     pub start: u128,
-    /// Wall-clock nanoseconds when the holder stopped working under it.
+    /// When the holder stopped working under it ([`now_ns`]).
     pub end: u128,
     /// The holder was told it lost the lock (`lost()` fired, `is_held()`
     /// turned false, or release returned `Lost`).
     pub lost: bool,
-    /// Wall-clock nanoseconds when it was told (0 if never).
+    /// When it was told ([`now_ns`]; 0 if never).
     pub lost_at: u128,
 }
 
@@ -236,11 +236,21 @@ fn shared_fences(holds: &[Hold]) -> usize {
     fences.windows(2).filter(|w| w[0] == w[1]).count()
 }
 
-/// Wall-clock nanoseconds (all processes of one machine share this clock).
+/// Nanoseconds of CLOCK_MONOTONIC_RAW: one clock that every process of the
+/// machine shares, that no wall-clock step moves, and that the clock-fault
+/// shim of the safety suite never shifts (it may move a worker's
+/// CLOCK_REALTIME, or even its CLOCK_MONOTONIC and CLOCK_BOOTTIME).
 pub fn now_ns() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the
+    // call; CLOCK_MONOTONIC_RAW exists on every Linux since 2.6.28.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_RAW, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC_RAW)");
+    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
 }
 
 #[cfg(test)]

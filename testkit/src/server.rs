@@ -12,6 +12,7 @@ pub struct RedisServer {
     child: Child,
     dir: PathBuf,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
     password: Option<String>,
 }
 
@@ -22,9 +23,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts redis-server on `port` and waits until it says it is ready (it
-/// logs "Ready to accept connections"); `None` if it does not come up.
-fn spawn_on(port: u16, dir: &PathBuf, extra: &[String]) -> Option<Child> {
+/// Starts redis-server on `port` (with `env` added to its environment) and
+/// waits until it says it is ready (it logs "Ready to accept
+/// connections"); `None` if it does not come up.
+fn spawn_on(port: u16, dir: &PathBuf, extra: &[String], env: &[(String, String)]) -> Option<Child> {
     let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
     std::fs::create_dir_all(dir).expect("create a scratch dir");
     let mut child = Command::new(&bin)
@@ -34,6 +36,7 @@ fn spawn_on(port: u16, dir: &PathBuf, extra: &[String]) -> Option<Child> {
         .arg("--dir")
         .arg(dir)
         .args(extra)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -73,17 +76,26 @@ impl RedisServer {
 
     /// Starts redis-server with extra arguments. Retries on a port race.
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// Starts redis-server with extra arguments and `env` added to its
+    /// environment (kept for restarts), e.g. an LD_PRELOAD library that
+    /// moves its clock. Retries on a port race.
+    pub fn start_with_env(extra: &[&str], env: &[(String, String)]) -> Self {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let env = env.to_vec();
         for _ in 0..5 {
             let port = free_port();
             let dir =
                 std::env::temp_dir().join(format!("distlock-test-{}-{port}", std::process::id()));
-            if let Some(child) = spawn_on(port, &dir, &extra) {
+            if let Some(child) = spawn_on(port, &dir, &extra, &env) {
                 return RedisServer {
                     port,
                     child,
                     dir,
                     extra,
+                    env,
                     password: None,
                 };
             }
@@ -103,7 +115,7 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.stop();
         for _ in 0..50 {
-            if let Some(child) = spawn_on(self.port, &self.dir, &self.extra) {
+            if let Some(child) = spawn_on(self.port, &self.dir, &self.extra, &self.env) {
                 self.child = child;
                 return;
             }

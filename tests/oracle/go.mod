@@ -1,0 +1,5 @@
+module github.com/distlock/distlock/tests/oracle
+
+go 1.21
+
+require github.com/anishathalye/porcupine v1.3.1

@@ -25,7 +25,9 @@
 //!
 //! And beside them, [`memcached`]: one memcached server (1.6 or later)
 //! through the meta protocol, with a client of its own; and [`etcd`]: an
-//! etcd cluster (3.4 or later) through its JSON gateway over blocking HTTP.
+//! etcd cluster (3.4 or later) through its JSON gateway over blocking HTTP;
+//! and [`zookeeper`]: a ZooKeeper ensemble (3.6 or later) through a small
+//! jute client of its own, with ephemeral nodes on sessions as leases.
 
 pub(crate) mod cluster;
 mod errors;
@@ -43,6 +45,7 @@ mod route;
 mod scripts;
 pub(crate) mod sentinel;
 pub(crate) mod shares;
+pub(crate) mod zookeeper;
 
 use crate::error::Result;
 use std::time::Duration;

@@ -234,8 +234,23 @@ impl Session {
     /// the receiver. While the session reconnects, waits for it (at most
     /// the command timeout).
     pub(crate) fn send(&self, opcode: i32, body: impl FnOnce(&mut Writer)) -> Result<Pending> {
+        self.send_within(opcode, body, true)
+    }
+
+    /// [`send`](Self::send), but refused at once while the session
+    /// reconnects (for renewals: the lease, not a wait, decides).
+    pub(crate) fn send_now(&self, opcode: i32, body: impl FnOnce(&mut Writer)) -> Result<Pending> {
+        self.send_within(opcode, body, false)
+    }
+
+    fn send_within(
+        &self,
+        opcode: i32,
+        body: impl FnOnce(&mut Writer),
+        wait: bool,
+    ) -> Result<Pending> {
         let mut conn = self.inner.conn.lock();
-        if conn.stream.is_none() && !self.inner.closing.load(Ordering::SeqCst) {
+        if wait && conn.stream.is_none() && !self.inner.closing.load(Ordering::SeqCst) {
             let until = std::time::Instant::now() + self.inner.cfg.command_timeout;
             while conn.stream.is_none() && !self.inner.closing.load(Ordering::SeqCst) {
                 if self.inner.attached.wait_until(&mut conn, until).timed_out() {

@@ -819,7 +819,10 @@ impl Store for ZkStore {
                 continue;
             }
             let s = c.session(e.ttl)?;
-            let pending = send_get(&s, &c.paths.lock(e.name))?;
+            let path = c.paths.lock(e.name);
+            let pending = s.send_now(op::GET_DATA, |w| {
+                w.string(&path).bool(false);
+            })?;
             asks.push(Some((s, pending)));
         }
         let mut out = Vec::with_capacity(batch.len());

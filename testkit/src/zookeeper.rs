@@ -97,6 +97,9 @@ impl ZkProcess {
             "-XX:+UseSerialGC",
             "-XX:TieredStopAtLevel=1",
             "-Dzookeeper.admin.enableServer=false",
+            // Test servers: the page cache is durable enough (a killed
+            // process loses nothing), and writes answer without an fsync.
+            "-Dzookeeper.forceSync=no",
             "-cp",
             ZOOKEEPER_JAR,
             main,
@@ -524,6 +527,21 @@ impl Raw {
         }
         let len = int_at(&body, 0).max(0) as usize;
         Some(body[4..4 + len].to_vec())
+    }
+
+    /// Creates `path` holding `data` with `flags` (0 persistent, 1
+    /// ephemeral), open to anyone: the error code (0: created).
+    pub fn create(&mut self, path: &str, data: &[u8], flags: i32) -> i32 {
+        let mut r = Vec::new();
+        ustring(&mut r, path);
+        r.extend_from_slice(&(data.len() as i32).to_be_bytes());
+        r.extend_from_slice(data);
+        r.extend_from_slice(&1i32.to_be_bytes());
+        r.extend_from_slice(&31i32.to_be_bytes());
+        ustring(&mut r, "world");
+        ustring(&mut r, "anyone");
+        r.extend_from_slice(&flags.to_be_bytes());
+        self.call(1, &r).expect("create").0
     }
 
     /// Deletes `path` at any version: the error code (0: deleted).

@@ -232,7 +232,17 @@ fn a_restart_within_the_session_keeps_the_lock_and_a_longer_outage_loses_it() {
 #[test]
 fn a_three_server_ensemble_loses_its_leader_without_a_double_holder() {
     let mut ensemble = ZkEnsemble::start();
-    let url = ensemble.url();
+    // Every client starts on the leader, so that killing it moves every
+    // session to another server.
+    let start = Instant::now();
+    let leader = loop {
+        if let Some(l) = ensemble.leader() {
+            break l;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no leader");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let url = ensemble.url_from(leader);
     let build = || {
         Client::builder()
             .url(&url)
@@ -241,7 +251,8 @@ fn a_three_server_ensemble_loses_its_leader_without_a_double_holder() {
             .build()
             .unwrap()
     };
-    let ttl = Duration::from_secs(4);
+    // Sessions longer than an election, however slow the machine.
+    let ttl = Duration::from_secs(10);
     let holder = build();
     // A lock held across the election, renewed all along.
     let kept = holder.lock("kept").ttl(ttl).acquire().unwrap();
@@ -284,10 +295,13 @@ fn a_three_server_ensemble_loses_its_leader_without_a_double_holder() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(700));
-    let leader = ensemble.leader().expect("a leader");
+    assert_eq!(ensemble.leader(), Some(leader), "the same leader");
     let killed = Instant::now();
     ensemble.servers[leader].stop();
-    println!("zk ensemble: killed the leader (server {})", leader + 1);
+    println!(
+        "zk ensemble: killed the leader (server {}), which every session was on",
+        leader + 1
+    );
     let start = Instant::now();
     while ensemble.leader().is_none() {
         assert!(start.elapsed() < Duration::from_secs(20), "no new leader");

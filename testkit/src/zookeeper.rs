@@ -100,6 +100,8 @@ impl ZkProcess {
             // Test servers: the page cache is durable enough (a killed
             // process loses nothing), and writes answer without an fsync.
             "-Dzookeeper.forceSync=no",
+            // Elections give up on a dead peer quickly.
+            "-Dzookeeper.cnxTimeout=500",
             "-cp",
             ZOOKEEPER_JAR,
             main,
@@ -402,10 +404,15 @@ impl ZkEnsemble {
 
     /// `zk://` listing every server, with the chroot.
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .servers
-            .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port))
+        self.url_from(0)
+    }
+
+    /// `zk://` listing every server starting with server `first` (clients
+    /// connect to the first one listed that answers), with the chroot.
+    pub fn url_from(&self, first: usize) -> String {
+        let n = self.servers.len();
+        let hosts: Vec<String> = (0..n)
+            .map(|k| format!("127.0.0.1:{}", self.servers[(first + k) % n].port))
             .collect();
         format!("zk://{}{}", hosts.join(","), self.chroot)
     }

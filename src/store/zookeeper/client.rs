@@ -154,7 +154,8 @@ fn resolve(server: &str) -> io::Result<Vec<SocketAddr>> {
 
 impl Session {
     /// Opens a new session on the first server of `cfg` that answers
-    /// (trying each once).
+    /// (trying each once, in the order listed; after a failure the session
+    /// moves on to the next one).
     pub(crate) fn open(cfg: SessionConfig) -> Result<Session> {
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
         let inner = Arc::new(Inner {

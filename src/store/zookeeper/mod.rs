@@ -314,6 +314,9 @@ struct Core {
     feed_control: Mutex<Option<String>>,
     /// Wakes the feed running with a control name.
     pokes: Mutex<HashMap<String, Sender<()>>>,
+    /// The names the feed has a waiter node for (they outlive a feed that
+    /// failed, on the same session).
+    own_waiters: Mutex<HashSet<String>>,
 }
 
 /// A ZooKeeper ensemble holding locks.
@@ -352,6 +355,7 @@ impl ZkStore {
             wake,
             feed_control: Mutex::new(None),
             pokes: Mutex::new(HashMap::new()),
+            own_waiters: Mutex::new(HashSet::new()),
         });
         core.ensure_folders(&core.main)?;
         let weak = Arc::downgrade(&core);
@@ -593,12 +597,38 @@ impl Core {
         if r.err != err::OK {
             return Err(s.refused("adding the watch on the locks", r.err));
         }
-        let mut waiting: HashSet<String> = HashSet::new();
+        // Waiter nodes left by a feed that failed: those no longer wanted
+        // go now (the handler asks again for every name still waited for).
+        let mut waiting = std::mem::take(&mut *self.own_waiters.lock());
+        let outcome = self.feed_loop(control, events, pokes, handler, &mut waiting);
+        *self.own_waiters.lock() = waiting;
+        outcome
+    }
+
+    /// The body of [`feed`](Self::feed), keeping `waiting` up to date.
+    fn feed_loop(
+        &self,
+        control: &str,
+        events: &Receiver<Event>,
+        pokes: &Receiver<()>,
+        handler: &mut dyn FeedHandler,
+        waiting: &mut HashSet<String>,
+    ) -> Result<()> {
+        let s = &self.main;
+        let mut first = true;
         loop {
-            let changes = handler.changes();
+            let mut changes = handler.changes();
+            if std::mem::take(&mut first) {
+                let stale: Vec<String> = waiting
+                    .iter()
+                    .filter(|n| !changes.subscribe.contains(n))
+                    .cloned()
+                    .collect();
+                changes.unsubscribe.extend(stale);
+            }
             if changes.stop {
-                for name in &waiting {
-                    let node = format!("{}/{control}", self.paths.waiting(name));
+                for name in waiting.drain() {
+                    let node = format!("{}/{control}", self.paths.waiting(&name));
                     let _ = s.send(op::DELETE, |w| {
                         w.string(&node).int(-1);
                     });

@@ -103,8 +103,9 @@ impl Builder {
     /// README's memcached section), or `etcd://[user:password@]host:port[,host:port…]`
     /// (`etcds://` for TLS) for an etcd cluster (see the README's etcd
     /// section), or `zk://host:port[,host:port…][/chroot]` for a ZooKeeper
-    /// 3.6+ ensemble (locks live on sessions: see the `zookeeper` store's
-    /// notes in the README). The scheme picks the backend.
+    /// 3.6+ ensemble (a lock's lease is its client's session: one session
+    /// per lock TTL, whose timeout is the TTL). The scheme picks the
+    /// backend.
     ///
     /// Like [`nodes`](Builder::nodes), [`cluster`](Builder::cluster) and
     /// [`sentinel`](Builder::sentinel), this replaces the choice of servers

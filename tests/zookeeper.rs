@@ -346,3 +346,30 @@ fn a_three_server_ensemble_loses_its_leader_without_a_double_holder() {
     assert_eq!(report.overlaps_undetected, 0, "{:?}", report.examples);
     assert_eq!(report.fence_regressions, 0);
 }
+
+#[test]
+fn held_lists_the_locks_and_other_kinds_are_refused_by_name() {
+    let server = ZkServer::start();
+    let c = client(&server);
+    let _a = c.lock("jobs:1").acquire().unwrap();
+    let _b = c.lock("jobs:2").acquire().unwrap();
+    let _o = c.lock("orders:1").acquire().unwrap();
+    let held = c.held("jobs:*", 10).unwrap();
+    let names: Vec<&str> = held.locks.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["jobs:1", "jobs:2"]);
+    assert!(!held.truncated);
+    let one = c.held("*", 1).unwrap();
+    assert!(one.truncated && one.locks.len() == 1);
+    let place = format!("zk://127.0.0.1:{}{}", server.port, server.chroot);
+    for e in [
+        c.rw_lock("x").read().try_acquire().unwrap_err(),
+        c.semaphore("x", 2).try_acquire().unwrap_err(),
+        c.lock("x").fair().try_acquire().unwrap_err(),
+    ] {
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("not supported with {place}")),
+            "{msg}"
+        );
+    }
+}

@@ -20,6 +20,8 @@
 //! - [`redlock`]: one lock over several independent nodes;
 //! - [`holder`]: the holder description written after the token, and the
 //!   ownership compare every store uses;
+//! - [`glob`]: the pattern match of `held` for stores that filter keys
+//!   themselves;
 //! - [`shares`]: read-write locks and semaphores (the holder set and its
 //!   scripts' replies).
 //!
@@ -33,6 +35,7 @@ pub(crate) mod cluster;
 mod errors;
 pub(crate) mod etcd;
 mod feed;
+mod glob;
 pub(crate) mod holder;
 mod keys;
 pub(crate) mod memcached;

@@ -65,6 +65,7 @@ mod proto;
 
 use self::client::{Event, Pending, Session, SessionConfig};
 use self::proto::{err, event, mode, op, Reader, Stat};
+use super::glob::glob_match;
 use super::holder::{lock_value, owns, split_value};
 use super::{Acquired, Extend, FeedHandler, LockInfo, PassOn, Store, FENCE_BLOCK};
 use crate::clock::BootInstant;
@@ -957,6 +958,53 @@ impl Store for ZkStore {
             fence: Some(fence(stat.mzxid)),
             holder,
         })
+    }
+
+    fn held(&self, pattern: &str, limit: usize) -> Result<(Vec<LockInfo>, bool)> {
+        let c = &*self.core;
+        let s = &c.main;
+        let locks = &c.paths.locks;
+        let r = s.call(op::GET_CHILDREN, |w| {
+            w.string(locks).bool(false);
+        })?;
+        let mut children = match r.err {
+            err::OK => Reader::new(&r.body).strings().map_err(|m| s.malformed(m))?,
+            err::NO_NODE => Vec::new(),
+            code => return Err(s.refused("listing the locks", code)),
+        };
+        children.sort();
+        let mut names = Vec::new();
+        let mut truncated = false;
+        for child in children {
+            let Some(name) = decode(&child) else { continue };
+            let key = format!("{}:{name}", c.cfg.prefix);
+            if glob_match(pattern.as_bytes(), key.as_bytes()) {
+                if names.len() == limit {
+                    truncated = true;
+                    break;
+                }
+                names.push(name);
+            }
+        }
+        // One pipelined round of reads; a lock released meanwhile is left out.
+        let asks = names
+            .iter()
+            .map(|n| send_get(s, &c.paths.lock(n)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut infos = Vec::with_capacity(names.len());
+        for (name, pending) in names.iter().zip(asks) {
+            if let Some((data, stat)) = read_reply(s, name, &pending)? {
+                let (token, holder) = split_value(&String::from_utf8_lossy(&data));
+                infos.push(LockInfo {
+                    key: format!("{}:{name}", c.cfg.prefix),
+                    token: Some(token),
+                    remaining: None,
+                    fence: Some(fence(stat.mzxid)),
+                    holder,
+                });
+            }
+        }
+        Ok((infos, truncated))
     }
 
     fn pool_state(&self) -> (u32, u32) {

@@ -302,23 +302,35 @@ fn a_three_server_ensemble_loses_its_leader_without_a_double_holder() {
         "zk ensemble: killed the leader (server {}), which every session was on",
         leader + 1
     );
-    let start = Instant::now();
     while ensemble.leader().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(20), "no new leader");
+        assert!(killed.elapsed() < Duration::from_secs(60), "no new leader");
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!("zk ensemble: new leader after {:?}", killed.elapsed());
+    let election = killed.elapsed();
+    println!("zk ensemble: new leader after {election:?}");
     std::thread::sleep(Duration::from_millis(1500));
-    // The held lock survived: its session moved to a server left.
-    assert!(kept.is_held(), "the held lock was lost in the election");
-    kept.extend().unwrap();
-    assert_eq!(
-        holder.inspect("kept").unwrap().token.as_deref(),
-        Some(kept.token())
-    );
+    if election < ttl / 2 {
+        // The held lock survived: its session moved to a server left.
+        assert!(kept.is_held(), "the held lock was lost in the election");
+        kept.extend().unwrap();
+        assert_eq!(
+            holder.inspect("kept").unwrap().token.as_deref(),
+            Some(kept.token())
+        );
+    } else {
+        // An election that long (a starved machine) may outlast the
+        // session: then the loss must have been signalled.
+        println!("zk ensemble: the election outlasted half the session");
+        if !kept.is_held() {
+            assert!(support::lost_within(&kept.lost(), Duration::ZERO));
+        }
+    }
     // The waiter proceeds once the lock is given up.
     let first = waited_for.fence();
-    waited_for.release().unwrap();
+    let given_back = waited_for.release();
+    if election < ttl / 2 {
+        given_back.unwrap();
+    }
     let released = Instant::now();
     let (fence, done) = waiter
         .recv_timeout(Duration::from_secs(20))
@@ -334,7 +346,9 @@ fn a_three_server_ensemble_loses_its_leader_without_a_double_holder() {
     for w in workers {
         w.join().unwrap();
     }
-    kept.release().unwrap();
+    if kept.is_held() {
+        kept.release().unwrap();
+    }
     let holds = std::mem::take(&mut *holds.lock().unwrap());
     let report = check(holds);
     println!(

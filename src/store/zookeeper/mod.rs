@@ -73,6 +73,7 @@ use crate::error::{Error, Result};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -311,6 +312,9 @@ struct Core {
     held: Mutex<HashMap<(String, String), Held>>,
     /// Wakes the expiry thread.
     wake: Sender<()>,
+    /// When the expiry thread looks next, in boot-clock nanoseconds: a
+    /// later deadline needs no wake-up.
+    next_look: AtomicU64,
     /// The control name of the feed running now.
     feed_control: Mutex<Option<String>>,
     /// Wakes the feed running with a control name.
@@ -354,6 +358,7 @@ impl ZkStore {
             sessions: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
             wake,
+            next_look: AtomicU64::new(u64::MAX),
             feed_control: Mutex::new(None),
             pokes: Mutex::new(HashMap::new()),
             own_waiters: Mutex::new(HashSet::new()),
@@ -387,7 +392,15 @@ fn session_config(cfg: &ZkConfig, place: &str, timeout: Duration) -> SessionConf
 fn expire_loop(core: &Weak<Core>, wake: &Receiver<()>, stop: &Receiver<()>) {
     loop {
         let next = match core.upgrade() {
-            Some(c) => c.held.lock().values().map(|h| h.deadline).min(),
+            Some(c) => {
+                let held = c.held.lock();
+                let next = held.values().map(|h| h.deadline).min();
+                // Set under the lock that hold() inserts under: a deadline
+                // sooner than this wakes the thread.
+                c.next_look
+                    .store(next.map_or(u64::MAX, BootInstant::nanos), Ordering::SeqCst);
+                next
+            }
             None => return,
         };
         let pause = next.map_or(Duration::from_secs(3600), BootInstant::remaining);
@@ -410,13 +423,7 @@ fn expire_loop(core: &Weak<Core>, wake: &Receiver<()>, stop: &Receiver<()>) {
         };
         for ((name, token), h) in due {
             if c.delete_if_ours(&name, &token, h.ttl).is_err() {
-                c.held.lock().insert(
-                    (name, token),
-                    Held {
-                        ttl: h.ttl,
-                        deadline: BootInstant::now().add(RETRY_DELETE),
-                    },
-                );
+                c.hold_until(&name, &token, h.ttl, BootInstant::now().add(RETRY_DELETE));
             }
         }
     }
@@ -483,14 +490,21 @@ impl Core {
 
     /// Records (or restarts) a lock held for `ttl` from `sent`.
     fn hold(&self, name: &str, token: &str, ttl: Duration, sent: BootInstant) {
-        self.held.lock().insert(
+        self.hold_until(name, token, ttl, sent.add(ttl));
+    }
+
+    /// Records a lock of `ttl` to delete at `deadline` unless renewed.
+    fn hold_until(&self, name: &str, token: &str, ttl: Duration, deadline: BootInstant) {
+        let mut held = self.held.lock();
+        held.insert(
             (name.to_string(), token.to_string()),
-            Held {
-                ttl,
-                deadline: sent.add(ttl),
-            },
+            Held { ttl, deadline },
         );
-        let _ = self.wake.try_send(());
+        if deadline.nanos() < self.next_look.load(Ordering::SeqCst) {
+            self.next_look.store(deadline.nanos(), Ordering::SeqCst);
+            drop(held);
+            let _ = self.wake.try_send(());
+        }
     }
 
     fn forget(&self, name: &str, token: &str) -> Option<Held> {
@@ -772,14 +786,7 @@ impl Store for ZkStore {
         };
         if let (Err(_), Some(h)) = (&outcome, held) {
             // Not known to be gone: the expiry thread tries again.
-            c.held.lock().insert(
-                (name.to_string(), token.to_string()),
-                Held {
-                    ttl: h.ttl,
-                    deadline: BootInstant::now().add(RETRY_DELETE),
-                },
-            );
-            let _ = c.wake.try_send(());
+            c.hold_until(name, token, h.ttl, BootInstant::now().add(RETRY_DELETE));
         }
         outcome
     }

@@ -100,6 +100,8 @@ impl ZkProcess {
             // Test servers: the page cache is durable enough (a killed
             // process loses nothing), and writes answer without an fsync.
             "-Dzookeeper.forceSync=no",
+            // Small transaction logs (the default preallocates 64 MiB).
+            "-Dzookeeper.preAllocSize=1024",
             // Elections give up on a dead peer quickly.
             "-Dzookeeper.cnxTimeout=500",
             "-cp",
@@ -210,6 +212,15 @@ fn start_process(tied: bool) -> ZkProcess {
     panic!("ZooKeeper did not start after 5 attempts");
 }
 
+/// The shared server's scratch dir, removed when the test binary exits.
+static SHARED_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_shared_dir() {
+    if let Some(dir) = SHARED_DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// The server shared by the tests of this binary: started on first use by
 /// a thread that lives as long as the process, so that the server dies
 /// with the test binary (PR_SET_PDEATHSIG) even though statics never drop.
@@ -221,6 +232,12 @@ fn shared() -> u16 {
             .name("zk-shared-server".into())
             .spawn(move || {
                 let p = start_process(true);
+                let _ = SHARED_DIR.set(p.dir.clone());
+                // SAFETY: registers a plain function with no arguments.
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::atexit(remove_shared_dir);
+                }
                 let _ = tx.send(p.port);
                 // Keeps the server (and this thread, its parent) alive.
                 loop {

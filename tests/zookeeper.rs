@@ -387,3 +387,35 @@ fn held_lists_the_locks_and_other_kinds_are_refused_by_name() {
         );
     }
 }
+
+#[test]
+fn an_unreachable_ensemble_and_bad_urls_are_refused_clearly() {
+    let (a, b) = (support::dead_port(), support::dead_port());
+    let start = Instant::now();
+    let err = Client::builder()
+        .url(&format!("zk://127.0.0.1:{a},127.0.0.1:{b}/app"))
+        .connect_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Connection(m) if m.contains("no server answered")),
+        "{err:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(3));
+    for (url, why) in [
+        ("zk://h:1,:2", "server #2 has no host"),
+        ("zk://u:secret@h", "no ZooKeeper credentials"),
+        ("zk://h/a//b", "chroot"),
+    ] {
+        let msg = Client::open(url).unwrap_err().to_string();
+        assert!(msg.contains(why) && !msg.contains("secret"), "{url}: {msg}");
+    }
+    // Redis-only settings are refused by name.
+    let server = ZkServer::start();
+    let err = Client::builder()
+        .url(&server.url())
+        .replicas(1, Duration::from_millis(100))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("ZooKeeper commits"), "{err}");
+}

@@ -24,7 +24,11 @@
 //!   reads the node: our token on our session's node is a win with the
 //!   same fence;
 //! - release: the node is read, and deleted at the version read if it
-//!   holds our token;
+//!   holds our token. (ZooKeeper's delete compares a version, not a value:
+//!   a node deleted by someone else and created again by another client
+//!   between the read and the delete, within one round trip, would be
+//!   deleted. Only an operator's delete of a held lock can open that
+//!   window; the guard of the lock deleted reports it lost either way);
 //! - pass_on: the waiters' folder is listed; with other clients in it the
 //!   node is deleted, else its data is written again at its version: the
 //!   write's zxid × 64 is the next block of fences;
@@ -48,6 +52,8 @@
 //!   early; one that grants a shorter one (its `maxSessionTimeout`) is
 //!   refused, since it could free locks while their guards still claim
 //!   them;
+//! - the release feed's waiter nodes and the loader's cache live on one
+//!   more session, of 10 s, opened at connect;
 //! - a session only ends when the client is gone or cut off, so a lock
 //!   that is not renewed (`auto_renew(false)`, a passed hold cap) is
 //!   deleted by its own client when its TTL runs out;

@@ -419,3 +419,20 @@ fn an_unreachable_ensemble_and_bad_urls_are_refused_clearly() {
         .unwrap_err();
     assert!(err.to_string().contains("ZooKeeper commits"), "{err}");
 }
+
+#[test]
+fn a_release_after_someone_else_deleted_and_retook_the_node_spares_the_new_owner() {
+    let server = ZkServer::start();
+    let (a, b) = (client(&server), client(&server));
+    for round in 0..20 {
+        let g = a.lock("retaken").acquire().unwrap();
+        // The node goes behind the holder's back, and another client takes
+        // the name: the same path, at the same version (0) as the first.
+        server.delete("distlock:retaken");
+        let h = b.lock("retaken").try_acquire().unwrap().expect("free");
+        assert_eq!(g.release().unwrap_err(), Error::Lost, "round {round}");
+        let stored = a.inspect("retaken").unwrap().token;
+        assert_eq!(stored.as_deref(), Some(h.token()), "round {round}");
+        h.release().unwrap();
+    }
+}

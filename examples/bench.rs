@@ -1,7 +1,7 @@
 //! Lock benchmarks that report ratios to floors measured in the same run.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--url URL] [--quick] [--memcached-only | --kinds-only | --etcd-only]
+//! cargo run --release --example bench -- [--url URL] [--quick] [--memcached-only | --kinds-only | --etcd-only | --zk-only]
 //! ```
 //!
 //! Starts its own redis-server unless `--url` is given. Every figure is a
@@ -47,6 +47,13 @@
 //!   keep-alive connection, median); the seeds' 100-thread scenario; and,
 //!   when `go` and the Go module proxy serve `go.etcd.io/etcd/client/v3`,
 //!   the uncontended cycle of its `concurrency.Mutex` against distlock's.
+//! - `zk_*`: on a ZooKeeper started here (the test kit's, data in a
+//!   scratch dir): the uncontended cycle against a create of an ephemeral
+//!   node and its delete sent by hand on one session; the 4-process
+//!   hand-off in ZooKeeper round trips (an `exists` of `/` on one
+//!   session, median); the seeds' 100-thread scenario; and, when `python3
+//!   -m pip` can install `kazoo` from PyPI into a scratch virtualenv, the
+//!   uncontended cycle of kazoo's `Lock` against distlock's.
 
 use distlock::Client;
 use std::process::{Command, Stdio};
@@ -839,6 +846,10 @@ fn main() {
         memcached(if quick { 500 } else { 2000 });
         return;
     }
+    if args.iter().any(|a| a == "--zk-only") {
+        zk(if quick { 200 } else { 2000 });
+        return;
+    }
     let given = args
         .iter()
         .position(|a| a == "--url")
@@ -862,7 +873,110 @@ fn main() {
     kinds(&url, 2000 / scale);
     memcached(2000 / scale);
     etcd(2000 / scale);
+    zk(2000 / scale);
     logging(&url, 2000 / scale);
+}
+
+/// Median microseconds of an `exists` of `/` on one session: one
+/// ZooKeeper round trip.
+fn zk_rtt(raw: &mut distlock_testkit::zookeeper::Raw) -> f64 {
+    median(
+        (0..200)
+            .map(|_| {
+                let start = Instant::now();
+                raw.exists("/").expect("exists");
+                start.elapsed().as_secs_f64() * 1e6
+            })
+            .collect(),
+    )
+}
+
+/// Microseconds of each of `n` creates of an ephemeral node followed by
+/// its delete, by hand on one session: the floor of a ZooKeeper lock cycle.
+fn zk_floor_cycle(raw: &mut distlock_testkit::zookeeper::Raw, path: &str, n: u32) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            assert_eq!(raw.create(path, b"token", 1), 0, "create");
+            assert_eq!(raw.delete(path), 0, "delete");
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect()
+}
+
+/// The uncontended cycle of kazoo's `Lock` (from PyPI, in a scratch
+/// virtualenv) on `port`, in microseconds; `None` when it cannot be had.
+fn zk_kazoo_cycle(port: u16, cycles: u32) -> Option<f64> {
+    let dir = std::env::temp_dir().join(format!("distlock-bench-kazoo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
+    if !ok(Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&dir)
+        .stdout(Stdio::null()))
+    {
+        return None;
+    }
+    let py = dir.join("bin/python");
+    if !ok(Command::new(&py)
+        .args(["-m", "pip", "install", "-q", "kazoo"])
+        .stdout(Stdio::null()))
+    {
+        return None;
+    }
+    let script = format!(
+        "import time\nfrom kazoo.client import KazooClient\n\
+         zk = KazooClient(hosts='127.0.0.1:{port}')\nzk.start()\n\
+         lock = zk.Lock('/bench-kazoo/lock')\nts = []\n\
+         for _ in range({cycles}):\n    t = time.perf_counter()\n    lock.acquire()\n    lock.release()\n    ts.append((time.perf_counter() - t) * 1e6)\n\
+         zk.stop()\nts.sort()\nprint(ts[len(ts) // 2])\n"
+    );
+    let out = Command::new(&py).args(["-c", &script]).output().ok()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// distlock on ZooKeeper against hand-sent requests, all measured here on
+/// a ZooKeeper started here.
+fn zk(cycles: u32) {
+    let server = distlock_testkit::ZkServer::start_own();
+    let url = server.url();
+    let mut raw = server.raw();
+    let client = Client::open(&url).expect("zk client");
+    let floor_path = format!("/bench-floor-{}", std::process::id());
+    zk_floor_cycle(&mut raw, &floor_path, 100);
+    library_cycle(&client, 100);
+    let (mut floor, mut lib) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        floor.extend(zk_floor_cycle(&mut raw, &floor_path, cycles / 5));
+        lib.extend(library_cycle(&client, cycles / 5));
+    }
+    let (floor, lib) = (median(floor), median(lib));
+    let rtt = zk_rtt(&mut raw);
+    println!("zk_rtt_exists {rtt:.1} us 1.00 zk_rtt");
+    figure("zk_floor_cycle", floor, "us", rtt, "zk_rtt");
+    figure(
+        "zk_uncontended_cycle",
+        lib,
+        "us",
+        floor,
+        "zk_create_delete_by_hand",
+    );
+    handoff_on("zk_", &url, rtt, cycles / 4, "zk_rtt");
+    seeds_on("zk_", &url, rtt, "zk_rtt");
+    match zk_kazoo_cycle(server.port, cycles / 2) {
+        Some(kazoo) => {
+            figure(
+                "zk_kazoo_lock_cycle",
+                kazoo,
+                "us",
+                floor,
+                "zk_create_delete_by_hand",
+            );
+            figure("zk_distlock_vs_kazoo", lib, "us", kazoo, "kazoo_lock");
+        }
+        None => println!("# zk_kazoo_lock_cycle: not measured (kazoo could not be installed)"),
+    }
 }
 
 /// One etcd gateway call on `agent` (one keep-alive connection): the reply.

@@ -102,8 +102,10 @@ impl Builder {
     /// `memcache://host[:port]` for one memcached 1.6+ server (see the
     /// README's memcached section), or `etcd://[user:password@]host:port[,host:port…]`
     /// (`etcds://` for TLS) for an etcd cluster (see the README's etcd
-    /// section). The scheme picks the backend; `zk://` is reserved for the
-    /// ZooKeeper backend still to come and refused by name.
+    /// section), or `zk://host:port[,host:port…][/chroot]` for a ZooKeeper
+    /// 3.6+ ensemble (a lock's lease is its client's session: one session
+    /// per lock TTL, whose timeout is the TTL). The scheme picks the
+    /// backend.
     ///
     /// Like [`nodes`](Builder::nodes), [`cluster`](Builder::cluster) and
     /// [`sentinel`](Builder::sentinel), this replaces the choice of servers

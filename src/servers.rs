@@ -11,8 +11,9 @@
 //! redis-rs's `unix://` / `redis+unix://` sockets) reach Redis;
 //! `memcache://host:port` reaches one memcached server (a single server
 //! only); `etcd://host:port[,host:port…]` (`etcds://` for TLS) reaches an
-//! etcd cluster through any of the members listed; the scheme of the
-//! backend still to come (`zk://`) is reserved and refused by name.
+//! etcd cluster through any of the members listed;
+//! `zk://host:port[,host:port…][/chroot]` reaches a ZooKeeper ensemble
+//! through any of the servers listed.
 
 use crate::client::redact_url;
 use crate::error::{Error, Result};
@@ -22,6 +23,7 @@ use crate::store::memcached::{self, MemcachedConfig, MemcachedStore};
 use crate::store::redis::{RedisConfig, RedisStore};
 use crate::store::redlock::RedlockStore;
 use crate::store::sentinel::{SentinelConfig, Sentinels};
+use crate::store::zookeeper::{self, ZkConfig, ZkStore};
 use crate::store::Store;
 use std::fmt;
 use std::sync::Arc;
@@ -32,9 +34,6 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
 
 /// Fewest independent nodes Redlock accepts.
 const MIN_REDLOCK_NODES: usize = 3;
-
-/// Schemes that will name other backends, refused until they exist.
-const RESERVED_SCHEMES: [(&str, &str); 1] = [("zk", "ZooKeeper")];
 
 /// Schemes that reach Redis.
 const REDIS_SCHEMES: [&str; 4] = ["redis", "rediss", "unix", "redis+unix"];
@@ -253,6 +252,30 @@ impl Servers {
                     holder: base.holder.clone(),
                 })?)
             }
+            Servers::Single(url) if zookeeper::is_zk(url) => {
+                if base.replicas.is_some() {
+                    return Err(Error::invalid(
+                        "replica acknowledgement (WAIT) is a Redis feature: ZooKeeper commits \
+                         every write to a majority of its servers already; turn it off for a \
+                         zk:// server",
+                    ));
+                }
+                if base.tls.is_some() {
+                    return Err(Error::invalid(
+                        "TLS certificates were given for a zk:// URL: distlock speaks to \
+                         ZooKeeper without TLS",
+                    ));
+                }
+                let parsed = zookeeper::parse_url(url)?;
+                Arc::new(ZkStore::connect(&ZkConfig {
+                    servers: parsed.servers,
+                    chroot: parsed.chroot,
+                    prefix: base.prefix.clone(),
+                    connect_timeout: base.connect_timeout,
+                    command_timeout: base.command_timeout,
+                    holder: base.holder.clone(),
+                })?)
+            }
             Servers::Single(url) => Arc::new(RedisStore::connect(&with_url(url))?),
             Servers::Redlock(urls) => {
                 let cfgs: Vec<RedisConfig> = urls.iter().map(|u| with_url(u)).collect();
@@ -307,10 +330,11 @@ fn check_scheme(url: &str, what: &str) -> Result<()> {
              Sentinel need redis:// or rediss://"
         )));
     }
-    if let Some((_, backend)) = RESERVED_SCHEMES.iter().find(|(s, _)| *s == scheme) {
+    if scheme == zookeeper::SCHEME {
         return Err(Error::invalid(format!(
-            "{what}: the {scheme}:// scheme is reserved for the {backend} backend, which this \
-             version of distlock does not have yet; use redis:// or rediss://"
+            "{what}: zk:// names one ZooKeeper ensemble (give it alone, as the server URL, \
+             listing its servers: zk://host:port,host:port[/chroot]); Redlock, Cluster and \
+             Sentinel need redis:// or rediss://"
         )));
     }
     // Only the scheme is shown: it holds no secret, and a bad one might be
@@ -327,6 +351,8 @@ pub(crate) fn check_server_url(url: &str) -> Result<()> {
         memcached::parse_url(url).map(drop)
     } else if etcd::is_etcd(url) {
         etcd::parse_url(url).map(drop)
+    } else if zookeeper::is_zk(url) {
+        zookeeper::parse_url(url).map(drop)
     } else {
         check_url(url, "the server URL")
     }
@@ -420,7 +446,7 @@ mod tests {
         for (url, needle) in [
             ("etcd://h:1,:2", "member #2 has no host"),
             ("etcds://u:secret@h:1/x", "no path or query"),
-            ("zk://h:1,h:2/chroot", "reserved for the ZooKeeper backend"),
+            ("zk://h:1,:2/chroot", "server #2 has no host"),
             ("http://u:secret@h:1", "unsupported scheme \"http\""),
         ] {
             let msg = refusal(&Servers::Single(url.into()));
@@ -444,8 +470,12 @@ mod tests {
         assert!(refusal(&mixed).contains("Redlock node #1: etcd:// names one etcd cluster"));
         let mixed = Servers::Redlock(vec!["memcache://h:1".into(); 3]);
         assert!(refusal(&mixed).contains("Redlock node #1: memcache:// names a single"));
+        assert_eq!(
+            Servers::Single("zk://h:1,h:2/chroot".into()).check(false, T),
+            Ok(())
+        );
         let three = |u: &str| Servers::Redlock(vec![u.into(), u.into(), "zk://h".into()]);
-        assert!(refusal(&three("redis://h")).contains("Redlock node #3: the zk://"));
+        assert!(refusal(&three("redis://h")).contains("Redlock node #3: zk:// names one"));
         let headless = Servers::default().with_sentinel("127.0.0.1:1".into());
         assert!(refusal(&headless).contains("without a master name"));
         let tls = Servers::Cluster(vec!["redis://h".into()]).check(true, T);

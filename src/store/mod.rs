@@ -20,17 +20,22 @@
 //! - [`redlock`]: one lock over several independent nodes;
 //! - [`holder`]: the holder description written after the token, and the
 //!   ownership compare every store uses;
+//! - [`glob`]: the pattern match of `held` for stores that filter keys
+//!   themselves;
 //! - [`shares`]: read-write locks and semaphores (the holder set and its
 //!   scripts' replies).
 //!
 //! And beside them, [`memcached`]: one memcached server (1.6 or later)
 //! through the meta protocol, with a client of its own; and [`etcd`]: an
-//! etcd cluster (3.4 or later) through its JSON gateway over blocking HTTP.
+//! etcd cluster (3.4 or later) through its JSON gateway over blocking HTTP;
+//! and [`zookeeper`]: a ZooKeeper ensemble (3.6 or later) through a small
+//! jute client of its own, with ephemeral nodes on sessions as leases.
 
 pub(crate) mod cluster;
 mod errors;
 pub(crate) mod etcd;
 mod feed;
+mod glob;
 pub(crate) mod holder;
 mod keys;
 pub(crate) mod memcached;
@@ -43,6 +48,7 @@ mod route;
 mod scripts;
 pub(crate) mod sentinel;
 pub(crate) mod shares;
+pub(crate) mod zookeeper;
 
 use crate::error::Result;
 use std::time::Duration;

@@ -1,8 +1,8 @@
 //! One test body for every backend: [`AnyServer`] is a throwaway Redis,
-//! memcached or etcd server, and [`backends!`](crate::backends) turns one body into
+//! memcached, etcd or ZooKeeper server, and [`backends!`](crate::backends) turns one body into
 //! a test per backend.
 
-use crate::{EtcdServer, MemcachedServer, RedisServer};
+use crate::{EtcdServer, MemcachedServer, RedisServer, ZkServer};
 
 /// A throwaway lock server of either backend.
 pub enum AnyServer {
@@ -12,6 +12,9 @@ pub enum AnyServer {
     Memcached(MemcachedServer),
     /// A one-member etcd.
     Etcd(EtcdServer),
+    /// A chroot of its own on the ZooKeeper server shared by the test
+    /// binary.
+    Zk(ZkServer),
 }
 
 impl AnyServer {
@@ -30,15 +33,26 @@ impl AnyServer {
         AnyServer::Etcd(EtcdServer::start())
     }
 
+    /// A chroot of its own on the shared ZooKeeper.
+    pub fn zk() -> AnyServer {
+        AnyServer::Zk(ZkServer::start())
+    }
+
     /// Whether this is etcd.
     pub fn is_etcd(&self) -> bool {
         matches!(self, AnyServer::Etcd(_))
     }
 
+    /// Whether this is ZooKeeper.
+    pub fn is_zk(&self) -> bool {
+        matches!(self, AnyServer::Zk(_))
+    }
+
     /// Whether the server keeps a fencing counter item per lock name
-    /// (Redis, memcached); etcd's fences are revisions, with no item.
+    /// (Redis, memcached); etcd's fences are revisions and ZooKeeper's
+    /// zxids, with no item.
     pub fn keeps_fence_counters(&self) -> bool {
-        !self.is_etcd()
+        !self.is_etcd() && !self.is_zk()
     }
 
     /// The URL a client is opened with.
@@ -47,6 +61,7 @@ impl AnyServer {
             AnyServer::Redis(s) => s.url(),
             AnyServer::Memcached(s) => s.url(),
             AnyServer::Etcd(s) => s.url(),
+            AnyServer::Zk(s) => s.url(),
         }
     }
 
@@ -58,10 +73,11 @@ impl AnyServer {
     /// How long after a lease's end the server may still hold it: nothing
     /// for Redis, up to two seconds for memcached (TTLs are sent as whole
     /// seconds plus one), and for etcd a second (whole seconds, rounded up,
-    /// counted by the leader's ticks).
+    /// counted by the leader's ticks); for ZooKeeper nothing (the holder's
+    /// own client deletes a lock whose TTL ran out).
     pub fn expiry_slack(&self) -> std::time::Duration {
         match self {
-            AnyServer::Redis(_) => std::time::Duration::ZERO,
+            AnyServer::Redis(_) | AnyServer::Zk(_) => std::time::Duration::ZERO,
             AnyServer::Memcached(_) => std::time::Duration::from_secs(2),
             AnyServer::Etcd(_) => std::time::Duration::from_secs(2),
         }
@@ -80,6 +96,7 @@ impl AnyServer {
                 assert_eq!(s.raw("flush_all\r\n", "\r\n"), "OK\r\n");
             }
             AnyServer::Etcd(s) => s.flush(),
+            AnyServer::Zk(s) => s.flush(),
         }
     }
 
@@ -102,6 +119,7 @@ impl AnyServer {
                 .iter()
                 .filter(|k| !k.contains("}:waiter:") && !k.contains("}:feed:"))
                 .count(),
+            AnyServer::Zk(s) => s.items(),
         }
     }
 
@@ -118,6 +136,7 @@ impl AnyServer {
                 s.raw(&format!("md {key}\r\nmn\r\n"), "MN\r\n");
             }
             AnyServer::Etcd(s) => s.delete(key),
+            AnyServer::Zk(s) => s.delete(key),
         }
     }
 
@@ -130,6 +149,7 @@ impl AnyServer {
             AnyServer::Redis(s) => return crate::wait_until_subscribed(s, name),
             AnyServer::Memcached(s) => s,
             AnyServer::Etcd(s) => return s.wait_until_waiting_keys(name),
+            AnyServer::Zk(s) => return s.wait_until_waiting(name),
         };
         let start = std::time::Instant::now();
         while s.raw(&format!("mg distlock:{name}#wait v\r\n"), "\r\n") == "EN\r\n" {
@@ -142,19 +162,22 @@ impl AnyServer {
     }
 
     /// Kills the server and starts it again on the same port: empty for
-    /// Redis and memcached, with its data for etcd (which is durable).
+    /// Redis and memcached, with its data for etcd and ZooKeeper (which
+    /// are durable). The shared ZooKeeper cannot restart: a test that
+    /// restarts takes a server of its own (`ZkServer::start_own`).
     pub fn restart(&mut self) {
         match self {
             AnyServer::Redis(s) => s.restart(),
             AnyServer::Memcached(s) => s.restart(),
             AnyServer::Etcd(s) => s.restart(),
+            AnyServer::Zk(s) => s.restart(),
         }
     }
 }
 
 /// One test per backend from one body: `backends!(name, |server:
-/// &AnyServer| { .. });` makes `name::redis`, `name::memcached` and
-/// `name::etcd`, each
+/// &AnyServer| { .. });` makes `name::redis`, `name::memcached`,
+/// `name::etcd` and `name::zk`, each
 /// running the body against a fresh server of its kind. A body that needs
 /// to restart the server takes `&mut AnyServer`, with `backends!(mut name,
 /// |server: &mut AnyServer| ..)`.
@@ -179,6 +202,11 @@ macro_rules! backends {
                 let mut server = $crate::AnyServer::etcd();
                 ($body)(&mut server)
             }
+            #[test]
+            fn zk() {
+                let mut server = $crate::AnyServer::Zk($crate::ZkServer::start_own());
+                ($body)(&mut server)
+            }
         }
     };
     ($name:ident, $body:expr) => {
@@ -196,6 +224,10 @@ macro_rules! backends {
             #[test]
             fn etcd() {
                 ($body)(&$crate::AnyServer::etcd())
+            }
+            #[test]
+            fn zk() {
+                ($body)(&$crate::AnyServer::zk())
             }
         }
     };

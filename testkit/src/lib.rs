@@ -1,5 +1,5 @@
 //! Real parts for distlock's tests, examples and benchmarks: throwaway
-//! redis-server, memcached and etcd processes on free loopback ports, a loopback TCP proxy that
+//! redis-server, memcached, etcd and ZooKeeper processes on free loopback ports, a loopback TCP proxy that
 //! can delay, cut or lose replies, and the overlap checker of the safety
 //! suite. Dev-only: never published, never a dependency of the library.
 
@@ -10,6 +10,7 @@ pub mod memcached;
 pub mod proxy;
 pub mod sentinel;
 pub mod server;
+pub mod zookeeper;
 
 pub use backend::AnyServer;
 pub use etcd::{EtcdCluster, EtcdServer};
@@ -17,6 +18,7 @@ pub use memcached::MemcachedServer;
 pub use proxy::{Mode, TcpProxy};
 pub use sentinel::SentinelServer;
 pub use server::RedisServer;
+pub use zookeeper::{ZkEnsemble, ZkServer};
 
 /// Keys in the server's current database.
 pub fn dbsize(server: &RedisServer) -> usize {

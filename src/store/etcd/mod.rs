@@ -37,7 +37,8 @@ mod http;
 mod keys;
 
 use self::http::{b64, num, unb64, Failure, Gateway, GatewayConfig, Stream};
-use self::keys::{feed_key, glob_match, prefix_end, Keys};
+use self::keys::{feed_key, prefix_end, Keys};
+use super::glob::glob_match;
 use super::holder::{lock_value, owns, split_value};
 use super::redis::Tls;
 use super::{Acquired, Extend, FeedHandler, LockInfo, PassOn, Store, FENCE_BLOCK};

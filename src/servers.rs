@@ -305,8 +305,8 @@ fn is_memcached(url: &str) -> bool {
         .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case(memcached::SCHEME))
 }
 
-/// Refuses a URL whose scheme is not Redis's, naming a reserved one and
-/// saying where memcached URLs go.
+/// Refuses a URL whose scheme is not Redis's, saying where memcached,
+/// etcd and ZooKeeper URLs go.
 /// `what` says which URL, since the URL itself may hold a password.
 fn check_scheme(url: &str, what: &str) -> Result<()> {
     let Some((scheme, _)) = url.split_once("://") else {

@@ -104,9 +104,10 @@ func WithCommandTimeout(d time.Duration) Option {
 
 // WithURL chooses one server, replacing the servers chosen before:
 // "redis://[[user]:password@]host[:port][/db]", or "rediss://" for TLS,
-// or "memcache://host[:port]" for one memcached server. The etcd://,
-// etcds:// and zk:// schemes are reserved for backends still to come and
-// refused by name. Given just before
+// "memcache://host[:port]" for one memcached server,
+// "etcd://host:port[,host:port...]" (or etcds://) for an etcd cluster, or
+// "zk://host:port[,host:port...][/chroot]" for a ZooKeeper ensemble.
+// Given just before
 // WithSentinel, it gives the master's scheme, credentials and db instead
 // (its host and port are then not used).
 func WithURL(url string) Option {

@@ -22,10 +22,8 @@ func deadURL(db int) string {
 // What src/servers.rs (the Rust builder's check) says of bad choices of
 // servers: the binding must refuse the same choices with the same words.
 const (
-	refusedNodes       = "invalid argument: Redlock needs at least 3 independent nodes (5 is usual); %d given"
-	refusedNoSentinels = "invalid argument: sentinel mode needs at least one sentinel address"
-	refusedReserved    = "invalid argument: %s: the %s:// scheme is reserved for the %s backend, " +
-		"which this version of distlock does not have yet; use redis:// or rediss://"
+	refusedNodes         = "invalid argument: Redlock needs at least 3 independent nodes (5 is usual); %d given"
+	refusedNoSentinels   = "invalid argument: sentinel mode needs at least one sentinel address"
 	refusedTLSDeployment = "invalid argument: custom TLS certificates work with a single node or " +
 		"Redlock, not Cluster or Sentinel"
 )
@@ -44,9 +42,6 @@ func nativeMessage(t *testing.T, err error) string {
 // Open with exactly the Rust builder's words.
 func TestServerChoiceRefusalsAreRusts(t *testing.T) {
 	three := []string{deadURL(0), deadURL(1), deadURL(2)}
-	reserved := func(what, scheme, backend string) string {
-		return fmt.Sprintf(refusedReserved, what, scheme, backend)
-	}
 	cases := []struct {
 		name string
 		opts []Option
@@ -61,7 +56,7 @@ func TestServerChoiceRefusalsAreRusts(t *testing.T) {
 		{"nodes, then a master without sentinels", []Option{WithNodes(three...), WithSentinel("mymaster")}, refusedNoSentinels},
 		{"etcd node", []Option{WithNodes(deadURL(0), "etcd://127.0.0.1:2379", deadURL(2))}, "invalid argument: Redlock node #2: etcd:// names one etcd cluster (give it alone, as the server URL, listing its members: etcd://host:port,host:port); Redlock, Cluster and Sentinel need redis:// or rediss://"},
 		{"memcache node", []Option{WithNodes(deadURL(0), "memcache://127.0.0.1:11211", deadURL(2))}, "invalid argument: Redlock node #2: memcache:// names a single memcached server (give it alone, as the server URL); Redlock, Cluster and Sentinel need redis:// or rediss://"},
-		{"zk cluster seed", []Option{WithCluster("zk://127.0.0.1:2181/chroot")}, reserved("cluster seed URL #1", "zk", "ZooKeeper")},
+		{"zk cluster seed", []Option{WithCluster("zk://127.0.0.1:2181/chroot")}, "invalid argument: cluster seed URL #1: zk:// names one ZooKeeper ensemble (give it alone, as the server URL, listing its servers: zk://host:port,host:port[/chroot]); Redlock, Cluster and Sentinel need redis:// or rediss://"},
 		{"unsupported scheme", []Option{WithURL("http://u:s3cr3t@127.0.0.1:1/")}, `invalid argument: the server URL: unsupported scheme "http"; use redis:// or rediss://`},
 		{"TLS CA and a cluster", []Option{WithTLSCA(testPEM(t)), WithCluster("rediss://127.0.0.1:1")}, refusedTLSDeployment},
 		{"TLS CA and a sentinel", []Option{WithSentinel("mymaster", "127.0.0.1:1"), WithTLSCA(testPEM(t))}, refusedTLSDeployment},
@@ -85,10 +80,10 @@ func TestServerChoiceRefusalsAreRusts(t *testing.T) {
 			t.Errorf("%s: the password shows: %v", tc.name, checkErr)
 		}
 	}
-	// Open's url comes first, and a reserved scheme there is refused by
-	// the plain open as well.
-	_, err := Open("zk://127.0.0.1:2181")
-	if got := nativeMessage(t, err); got != reserved("the server URL", "zk", "ZooKeeper") {
+	// Open's url comes first, and a bad URL there is refused by the plain
+	// open as well.
+	_, err := Open("zk://127.0.0.1:2181,:2/chroot")
+	if got := nativeMessage(t, err); got != "invalid argument: cannot parse the ZooKeeper URL: server #2 has no host" {
 		t.Errorf("Open(zk://): %s", got)
 	}
 	_, err = Open(srv.URL, WithNodes(deadURL(0), deadURL(1)))

@@ -676,15 +676,11 @@ mod tests {
                 assert_eq!(distlock_config_set_sentinel(cfg, c("m").as_ptr()), OK);
                 assert_eq!(check_message(cfg), "");
                 distlock_config_free(cfg);
-                // Reserved schemes are refused by the setter, by name.
+                // A zk:// URL is checked by the setter like any other.
                 let cfg = distlock_config_new();
-                let zk = c("zk://127.0.0.1:2181");
+                let zk = c("zk://127.0.0.1:2181,:2/chroot");
                 assert_eq!(distlock_config_set_url(cfg, zk.as_ptr()), INVALID);
-                assert!(
-                    last().contains("reserved for the ZooKeeper backend"),
-                    "{}",
-                    last()
-                );
+                assert!(last().contains("server #2 has no host"), "{}", last());
                 distlock_config_free(cfg);
             }
         })
@@ -730,9 +726,10 @@ mod tests {
             // SAFETY: NUL-terminated strings.
             unsafe {
                 let cfg = distlock_config_new();
+                let bad_zk = c("zk://h:x");
+                assert_eq!(distlock_config_set_url(cfg, bad_zk.as_ptr()), INVALID);
+                assert_eq!(last(), rust(Builder::default().url("zk://h:x")));
                 let zk = c("zk://h:1");
-                assert_eq!(distlock_config_set_url(cfg, zk.as_ptr()), INVALID);
-                assert_eq!(last(), rust(Builder::default().url("zk://h:1")));
                 assert_eq!(distlock_config_add_node(cfg, dead(0).as_ptr()), OK);
                 assert_eq!(distlock_config_add_node(cfg, zk.as_ptr()), INVALID);
                 let nodes = ["redis://127.0.0.1:1/0", "zk://h:1", "redis://h/2"];

@@ -175,7 +175,7 @@ class Client:
     ``max_hold`` caps how
     long a lock stays renewed (default: no cap). A choice of servers the
     library refuses (fewer than 3 nodes, a sentinel without a master name,
-    a scheme such as ``etcd://`` reserved for a backend still to come)
+    an ``etcd://`` or ``zk://`` URL among Redlock nodes or cluster seeds)
     raises :class:`InvalidArgument` before anything connects; its
     ``detail`` is the library's message, the same in every language.
 

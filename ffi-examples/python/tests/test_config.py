@@ -22,10 +22,7 @@ THREE_DEAD = ["redis://127.0.0.1:1/0", "redis://127.0.0.1:1/1", "redis://127.0.0
 # the letter.
 ONE_NODE = "invalid argument: Redlock needs at least 3 independent nodes (5 is usual); 1 given"
 TWO_NODES = "invalid argument: Redlock needs at least 3 independent nodes (5 is usual); 2 given"
-_ZK = (
-    "the zk:// scheme is reserved for the ZooKeeper backend, which this version of distlock does "
-    "not have yet; use redis:// or rediss://"
-)
+_ZK = "cannot parse the ZooKeeper URL: server #2 has no host"
 # distlock_config_set_url names the URL "url"; C API work under way names
 # it "the server URL", as the Rust builder's check does. Either, exactly.
 ZK = (f"invalid argument: url: {_ZK}", f"invalid argument: the server URL: {_ZK}")
@@ -56,7 +53,11 @@ def c_refusal(calls: List[Tuple[str, bytes]]) -> str:
         # One node used to mean one server: now it is a Redlock too small.
         ({"nodes": [DEAD]}, [("distlock_config_add_node", DEAD.encode())], ONE_NODE),
         ({"nodes": THREE_DEAD[:2]}, [("distlock_config_add_node", u.encode()) for u in THREE_DEAD[:2]], TWO_NODES),
-        ({"url": "zk://127.0.0.1:2181"}, [("distlock_config_set_url", b"zk://127.0.0.1:2181")], ZK),
+        (
+            {"url": "zk://127.0.0.1:2181,:2/chroot"},
+            [("distlock_config_set_url", b"zk://127.0.0.1:2181,:2/chroot")],
+            ZK,
+        ),
         ({"sentinel": (["127.0.0.1:1"], None)}, [("distlock_config_add_sentinel", b"127.0.0.1:1")], NO_MASTER),
         (
             {"url": DEAD, "sentinel": (["127.0.0.1:1", "127.0.0.1:2"], "")},
@@ -113,7 +114,7 @@ def test_pythons_one_rule_about_server_keywords(kwargs: dict, message: str) -> N
         ({"sentinel": ([], "mymaster")}, "sentinel mode needs at least one sentinel address"),
         ({"sentinel": ([], "")}, "master_name is empty"),
         ({"nodes": [DEAD, "http://127.0.0.1:1/", DEAD]}, "node 2"),
-        ({"nodes": [DEAD, DEAD, "zk://127.0.0.1:2181"]}, "zk:// scheme is reserved for the ZooKeeper backend"),
+        ({"nodes": [DEAD, DEAD, "zk://127.0.0.1:2181"]}, "zk:// names one ZooKeeper ensemble"),
         ({"cluster": [DEAD, "memcache://127.0.0.1:1"]}, "memcache:// names a single memcached server"),
         ({"cluster": [DEAD, "redis://127.0.0.1:1/1"]}, "different database"),
         ({"nodes": [DEAD, "redis://127.0.0.1:1/\0", DEAD]}, "NUL"),

@@ -1031,6 +1031,8 @@ impl Store for ZkStore {
                 remaining: None,
                 fence: None,
                 holder: None,
+                shares: Vec::new(),
+                writers_waiting: 0,
             });
         };
         let (token, holder) = split_value(&String::from_utf8_lossy(&data));
@@ -1040,6 +1042,8 @@ impl Store for ZkStore {
             remaining: None,
             fence: Some(fence(stat.mzxid)),
             holder,
+            shares: Vec::new(),
+            writers_waiting: 0,
         })
     }
 
@@ -1084,6 +1088,8 @@ impl Store for ZkStore {
                     remaining: None,
                     fence: Some(fence(stat.mzxid)),
                     holder,
+                    shares: Vec::new(),
+                    writers_waiting: 0,
                 });
             }
         }

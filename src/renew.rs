@@ -172,6 +172,63 @@ fn run(store: &dyn Store, rx: &Receiver<Msg>, next_wake: &AtomicU64, counters: &
     }
 }
 
+/// Extends `batch` (and once more if that fails: often a pooled connection
+/// that died with a server restart, and the retry gets a fresh one), on a
+/// scoped thread, while this one fires the loss of every lease of
+/// `entries` whose deadline or hold cap passes meanwhile: a slow or
+/// unreachable server (an etcd member paused, say, with the call trying
+/// each member in turn) must not hold `lost()` back past the deadline.
+fn extend_watching(
+    store: &dyn Store,
+    batch: &[Extend<'_>],
+    entries: &HashMap<u64, Renewal>,
+) -> crate::error::Result<Vec<bool>> {
+    let call = || store.extend(batch).or_else(|_| store.extend(batch));
+    std::thread::scope(|s| {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let spawned = std::thread::Builder::new()
+            .name("distlock-renew-call".into())
+            .spawn_scoped(s, move || {
+                let _ = tx.send(call());
+            });
+        if spawned.is_err() {
+            // No thread to be had: wait for the call here.
+            return call();
+        }
+        loop {
+            let now = BootInstant::now();
+            let mut next: Option<BootInstant> = None;
+            for e in entries.values() {
+                if e.lease.hold_until.is_some_and(|cap| now >= cap) {
+                    e.lease
+                        .mark_lost("it reached max_hold, the cap on its hold time");
+                }
+                // is_held() marks a lease whose deadline passed lost, which
+                // fires its lost() signal.
+                if e.lease.is_held() {
+                    let at = e.lease.watch_until();
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
+            let got = match next {
+                Some(at) => rx.recv_timeout(at.remaining()),
+                None => rx
+                    .recv()
+                    .map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected),
+            };
+            match got {
+                Ok(outcome) => return outcome,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return Err(crate::error::Error::Connection(
+                        "the renewal call ended without an answer".into(),
+                    ))
+                }
+            }
+        }
+    })
+}
+
 /// Drops finished leases, fires the lost ones, renews those that are due.
 fn tick(store: &dyn Store, entries: &mut HashMap<u64, Renewal>, counters: &Counters) {
     let now = BootInstant::now();
@@ -219,7 +276,7 @@ fn tick(store: &dyn Store, entries: &mut HashMap<u64, Renewal>, counters: &Count
     let outcome = if crate::mutant::on(crate::mutant::Mutant::NoRenewal) {
         Ok(vec![true; batch.len()])
     } else {
-        store.extend(&batch).or_else(|_| store.extend(&batch))
+        extend_watching(store, &batch, entries)
     };
     drop(batch);
     match outcome {

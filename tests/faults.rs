@@ -332,3 +332,40 @@ fn after_an_empty_restart_no_dead_pooled_connection_hides_the_loss() {
         "{noticed:?}"
     );
 }
+
+#[test]
+fn lost_fires_at_the_deadline_while_a_renewal_call_hangs() {
+    let server = RedisServer::start();
+    let proxy = TcpProxy::start(server.port);
+    // Calls may take 3 s before they time out (and a renewal is tried
+    // twice): far longer than the 500 ms lease.
+    let c = Client::builder()
+        .url(&proxy.url())
+        .command_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let g = c
+        .lock("hang")
+        .ttl(Duration::from_millis(500))
+        .acquire()
+        .unwrap();
+    let lost = g.lost();
+    proxy.set_mode(Mode::Delay(Duration::from_secs(10)));
+    let slowed = Instant::now();
+    let fired = lost.recv_timeout(Duration::from_secs(5));
+    let took = slowed.elapsed();
+    assert!(
+        matches!(
+            fired,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+        ),
+        "lost() did not fire within 5 s: {fired:?}"
+    );
+    println!("a hanging renewal: lost() after {took:?}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "lost() waited for the renewal call ({took:?}), not for the 500 ms lease"
+    );
+    assert!(!g.is_held());
+    proxy.set_mode(Mode::Pass);
+}

@@ -8,12 +8,13 @@
 
 use distlock_testkit as support;
 
+#[path = "shared/contenders.rs"]
+mod contenders;
+
+use contenders::Contenders;
 use distlock::{Client, Error};
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::checker::{check, now_ns, Hold};
 use support::{EtcdCluster, EtcdServer};
 
 fn client(server: &EtcdServer) -> Client {
@@ -312,33 +313,7 @@ fn a_three_member_cluster_loses_its_leader_without_a_double_holder() {
             .map(|g| (g.fence(), g.release()))
     });
     // Contenders on one lock, each recording its holds for the checker.
-    let holds = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            let (c, holds, stop) = (build(), holds.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let lock = c.lock("contended").ttl(Duration::from_secs(2));
-                while !stop.load(Ordering::Relaxed) {
-                    // Errors while the cluster elects are retried.
-                    let Ok(g) = lock.acquire_timeout(Duration::from_secs(5)) else {
-                        continue;
-                    };
-                    let (fence, start) = (g.fence(), now_ns());
-                    std::thread::sleep(Duration::from_millis(5));
-                    let end = now_ns();
-                    let lost = g.release().is_err();
-                    holds.lock().unwrap().push(Hold {
-                        fence,
-                        start,
-                        end,
-                        lost,
-                        lost_at: if lost { end } else { 0 },
-                    });
-                }
-            })
-        })
-        .collect();
+    let contenders = Contenders::start(4, build, "contended", Duration::from_secs(2));
     std::thread::sleep(Duration::from_millis(700));
     let leader = cluster.leader().expect("a leader");
     let killed = Instant::now();
@@ -365,21 +340,8 @@ fn a_three_member_cluster_loses_its_leader_without_a_double_holder() {
         .expect("the waiter got the lock");
     assert!(fence > first);
     released.unwrap();
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
     kept.release().unwrap();
-    let holds = std::mem::take(&mut *holds.lock().unwrap());
-    let report = check(holds);
-    println!(
-        "etcd cluster: {} holds ({} signalled lost), {} undetected overlaps, {} fence \
-         regressions",
-        report.holds, report.signalled_losses, report.overlaps_undetected, report.fence_regressions
-    );
-    assert!(report.holds > 10, "{} holds", report.holds);
-    assert_eq!(report.overlaps_undetected, 0, "{:?}", report.examples);
-    assert_eq!(report.fence_regressions, 0);
+    contenders.stop_and_check("etcd cluster");
 }
 
 #[test]

@@ -9,11 +9,12 @@
 
 use distlock_testkit as support;
 
+#[path = "shared/contenders.rs"]
+mod contenders;
+
+use contenders::Contenders;
 use distlock::{Client, Error};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::checker::{check, now_ns, Hold};
 use support::{Mode, TcpProxy, ZkEnsemble, ZkServer};
 
 fn client(server: &ZkServer) -> Client {
@@ -268,33 +269,7 @@ fn a_three_server_ensemble_loses_its_leader_without_a_double_holder() {
             .map(|g| (g.fence(), g.release()))
     });
     // Contenders on one lock, each recording its holds for the checker.
-    let holds = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            let (c, holds, stop) = (build(), holds.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let lock = c.lock("contended").ttl(ttl);
-                while !stop.load(Ordering::Relaxed) {
-                    // Errors while the ensemble elects are retried.
-                    let Ok(g) = lock.acquire_timeout(Duration::from_secs(5)) else {
-                        continue;
-                    };
-                    let (fence, start) = (g.fence(), now_ns());
-                    std::thread::sleep(Duration::from_millis(5));
-                    let end = now_ns();
-                    let lost = g.release().is_err();
-                    holds.lock().unwrap().push(Hold {
-                        fence,
-                        start,
-                        end,
-                        lost,
-                        lost_at: if lost { end } else { 0 },
-                    });
-                }
-            })
-        })
-        .collect();
+    let contenders = Contenders::start(4, build, "contended", ttl);
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(ensemble.leader(), Some(leader), "the same leader");
     let killed = Instant::now();
@@ -343,23 +318,10 @@ fn a_three_server_ensemble_loses_its_leader_without_a_double_holder() {
     );
     assert!(fence > first);
     done.unwrap();
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
     if kept.is_held() {
         kept.release().unwrap();
     }
-    let holds = std::mem::take(&mut *holds.lock().unwrap());
-    let report = check(holds);
-    println!(
-        "zk ensemble: {} holds ({} signalled lost), {} undetected overlaps, {} fence \
-         regressions",
-        report.holds, report.signalled_losses, report.overlaps_undetected, report.fence_regressions
-    );
-    assert!(report.holds > 10, "{} holds", report.holds);
-    assert_eq!(report.overlaps_undetected, 0, "{:?}", report.examples);
-    assert_eq!(report.fence_regressions, 0);
+    contenders.stop_and_check("zk ensemble");
 }
 
 #[test]

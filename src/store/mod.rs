@@ -37,6 +37,7 @@ pub(crate) mod etcd;
 mod feed;
 mod glob;
 pub(crate) mod holder;
+mod hosts;
 mod keys;
 pub(crate) mod memcached;
 mod ops;

@@ -139,26 +139,7 @@ pub(crate) fn parse_url(url: &str) -> Result<EtcdUrl> {
             "an etcd URL has no path or query: etcd://host:port[,host:port…]",
         ));
     }
-    let mut members = Vec::new();
-    for (i, member) in hosts.split(',').enumerate() {
-        let (host, port) = match member.rsplit_once(':') {
-            Some((h, p)) if !p.contains(']') => (h, Some(p)),
-            _ => (member, None),
-        };
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(bad(&format!("member #{} has no host", i + 1)));
-        }
-        let port = match port {
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                bad(&format!(
-                    "the port of member #{} is not a number from 1 to 65535",
-                    i + 1
-                ))
-            })?,
-            None => DEFAULT_PORT,
-        };
-        members.push(format!("{host}:{port}"));
-    }
+    let members = super::hosts::parse_hosts(hosts, "member", DEFAULT_PORT, bad)?;
     Ok(EtcdUrl {
         tls,
         members,

@@ -164,26 +164,7 @@ pub(crate) fn parse_url(url: &str) -> Result<ZkUrl> {
             }
         }
     }
-    let mut servers = Vec::new();
-    for (i, server) in hosts.split(',').enumerate() {
-        let (host, port) = match server.rsplit_once(':') {
-            Some((h, p)) if !p.contains(']') => (h, Some(p)),
-            _ => (server, None),
-        };
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(bad(&format!("server #{} has no host", i + 1)));
-        }
-        let port = match port {
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                bad(&format!(
-                    "the port of server #{} is not a number from 1 to 65535",
-                    i + 1
-                ))
-            })?,
-            None => DEFAULT_PORT,
-        };
-        servers.push(format!("{host}:{port}"));
-    }
+    let servers = super::hosts::parse_hosts(hosts, "server", DEFAULT_PORT, bad)?;
     Ok(ZkUrl {
         servers,
         chroot: chroot.to_string(),

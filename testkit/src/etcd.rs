@@ -3,10 +3,8 @@
 
 use base64::Engine as _;
 use serde_json::{json, Value};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// One etcd member process; killed by pid on drop, its data dir removed.
@@ -34,25 +32,11 @@ pub struct EtcdServer {
 /// Fast elections for tests: leases of 1 s at least.
 const FAST: (u32, u32) = (10, 50);
 
-/// A free loopback port (bound a moment ago).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a loopback port")
-        .port()
-}
+use crate::server::free_port;
 
 /// A fresh scratch directory.
 fn scratch(name: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "distlock-etcd-{}-{}-{name}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create a scratch dir");
-    dir
+    crate::server::scratch_dir("etcd", name)
 }
 
 /// `base64(s)`.

@@ -16,11 +16,26 @@ pub struct RedisServer {
     password: Option<String>,
 }
 
-fn free_port() -> u16 {
+/// A free loopback port (bound a moment ago).
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind a loopback port")
         .port()
+}
+
+/// A fresh scratch directory for a `kind` of server (`etcd`, `zk`): under
+/// the temporary directory, named by this process, a counter and `name`.
+pub(crate) fn scratch_dir(kind: &str, name: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "distlock-{kind}-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch dir");
+    dir
 }
 
 /// Starts redis-server on `port` (with `env` added to its environment) and

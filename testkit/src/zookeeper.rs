@@ -6,7 +6,7 @@
 //! at and changes the tree behind the library's back.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -18,25 +18,11 @@ pub const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 /// ZooKeeper's tick for tests: sessions are checked this often.
 const TICK_MS: u32 = 50;
 
-/// A free loopback port (bound a moment ago).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a loopback port")
-        .port()
-}
+use crate::server::free_port;
 
 /// A fresh scratch directory.
 fn scratch(name: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "distlock-zk-{}-{}-{name}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create a scratch dir");
-    dir
+    crate::server::scratch_dir("zk", name)
 }
 
 /// One ZooKeeper server process, killed by pid on drop (or, for the

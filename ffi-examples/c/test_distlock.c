@@ -15,36 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "expect.h"
 #include "support.h"
 
-static int passed, failed;
 static int port;
 static char url[128];
-
-/* Records one check; on failure prints where, and the thread's last error. */
-#define CHECK(cond) check((cond), #cond, __FILE__, __LINE__)
-static void check(int ok, const char *what, const char *file, int line) {
-  if (ok) {
-    passed++;
-    return;
-  }
-  failed++;
-  const char *why = distlock_last_error();
-  printf("FAIL %s:%d: %s (last error: %s)\n", file, line, what, why ? why : "none");
-}
-
-/* A call's status, compared by name so failures read well. */
-#define EXPECT(call, status) expect_status((call), (status), #call, __LINE__)
-static void expect_status(int32_t got, int32_t want, const char *call, int line) {
-  if (got == want) {
-    passed++;
-    return;
-  }
-  failed++;
-  const char *why = distlock_last_error();
-  printf("FAIL %s:%d: %s returned %s, expected %s (last error: %s)\n", __FILE__, line, call,
-         distlock_status_name(got), distlock_status_name(want), why ? why : "none");
-}
 
 /* 1 if the thread's last error message contains needle. */
 static int last_error_has(const char *needle);
@@ -650,7 +625,7 @@ static distlock_client *open_config(const distlock_config *cfg, int32_t want, in
   char *check_msg = checked != DISTLOCK_OK && why ? strdup(why) : NULL;
   distlock_client *c = (distlock_client *)0x1;
   int32_t got = distlock_client_open_config(cfg, &c);
-  expect_status(got, want, "distlock_client_open_config", line);
+  expect_status(got, want, "distlock_client_open_config", __FILE__, line);
   if (checked != DISTLOCK_OK) {
     why = distlock_last_error();
     CHECK(got == checked && check_msg != NULL && why != NULL && strcmp(check_msg, why) == 0);

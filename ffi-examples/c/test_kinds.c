@@ -16,34 +16,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "expect.h"
 #include "support.h"
 
-static int passed, failed;
 static int port;
 static char url[128];
-
-#define CHECK(cond) check((cond), #cond, __LINE__)
-static void check(int ok, const char *what, int line) {
-  if (ok) {
-    passed++;
-    return;
-  }
-  failed++;
-  const char *why = distlock_last_error();
-  printf("FAIL %s:%d: %s (last error: %s)\n", __FILE__, line, what, why ? why : "none");
-}
-
-#define EXPECT(call, status) expect_status((call), (status), #call, __LINE__)
-static void expect_status(int32_t got, int32_t want, const char *call, int line) {
-  if (got == want) {
-    passed++;
-    return;
-  }
-  failed++;
-  const char *why = distlock_last_error();
-  printf("FAIL %s:%d: %s returned %s, expected %s (last error: %s)\n", __FILE__, line, call,
-         distlock_status_name(got), distlock_status_name(want), why ? why : "none");
-}
 
 /* The last error contains needle; prints it when not. */
 #define SAYS(needle) says((needle), __LINE__)

@@ -15,11 +15,12 @@
 //! notification wins the race. If nobody else waits, the lease is restarted
 //! with a new block of fences and local hand-offs go on.
 //!
-//! The same courtesy holds between clients: after a few releases in a row
-//! that another client heard (the release script says so), this client's
-//! next acquisition of that name pauses for about two round trips of the
-//! release before it asks, so a process that releases and takes the lock
-//! again in a loop cannot win every race against the waiters it woke.
+//! The same courtesy holds between clients: after a release that another
+//! client heard (the release script says so; `COURTESY_AFTER` such
+//! releases in a row, one today), this client's next acquisition of that
+//! name pauses for about two round trips of the release before it asks, so
+//! a process that releases and takes the lock again in a loop cannot win
+//! every race against the waiters it woke.
 
 //!
 //! Each side of the protocol is one call: [`LocalLocks::acquire`] queues a

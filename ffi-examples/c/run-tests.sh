@@ -240,7 +240,7 @@ redis_pids+=($!)
 etcd_url="etcd://127.0.0.1:$etcd_port"
 etcd_ready() {
   exec 3<>"/dev/tcp/127.0.0.1/$etcd_port" || return 1
-  printf 'POST /v3/kv/range HTTP/1.0\r\nContent-Length: 12\r\n\r\n{"key":"AA"}' >&3
+  printf 'POST /v3/kv/range HTTP/1.0\r\nContent-Length: 14\r\n\r\n{"key":"AA=="}' >&3
   head -c 12 <&3 | grep -q ' 200'
 }
 for _ in $(seq 200); do

@@ -39,6 +39,8 @@ command -v readelf >/dev/null || packages+=(binutils)
 command -v openssl >/dev/null || packages+=(openssl)
 command -v memcached >/dev/null || packages+=(memcached)
 command -v etcd >/dev/null || packages+=(etcd-server)
+command -v java >/dev/null || packages+=(default-jre-headless)
+[ -f /usr/share/java/zookeeper.jar ] || packages+=(libzookeeper-java)
 if [ "${VALGRIND:-1}" != 0 ] && ! command -v valgrind >/dev/null; then packages+=(valgrind); fi
 if [ "${#packages[@]}" != 0 ]; then
   echo "== installing ${packages[*]} from Debian's packages" >&2
@@ -192,6 +194,36 @@ for _ in $(seq 200); do
   (exec 3<>"/dev/tcp/127.0.0.1/$memcached_port") 2>/dev/null && break
   sleep 0.05
 done
+# A standalone ZooKeeper (Debian's libzookeeper-java; data in the scratch
+# dir, a 50 ms tick) for the counter on the ZooKeeper backend; stopped by
+# pid with the others. Ready once `srvr` reports a mode, which it does
+# only while the server serves (`ruok` says imok as soon as the port is
+# open, before the server has loaded its data). Started first: its JVM
+# warms up while etcd elects itself.
+zk_port=$("$here/build/free_port")
+mkdir -p "$scratch/zk/data"
+cat >"$scratch/zk/zoo.cfg" <<EOF
+tickTime=50
+dataDir=$scratch/zk/data
+clientPort=$zk_port
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+minSessionTimeout=100
+maxSessionTimeout=60000
+4lw.commands.whitelist=ruok,srvr
+EOF
+java -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dzookeeper.forceSync=no \
+  -Dzookeeper.preAllocSize=1024 -cp /usr/share/java/zookeeper.jar \
+  org.apache.zookeeper.server.ZooKeeperServerMain "$scratch/zk/zoo.cfg" \
+  </dev/null >"$scratch/zk.log" 2>&1 &
+redis_pids+=($!)
+zk_started=$SECONDS
+zk_url="zk://127.0.0.1:$zk_port/distlock-c-test"
+zk_ready() {
+  local out
+  out=$( (exec 3<>"/dev/tcp/127.0.0.1/$zk_port" && printf srvr >&3 && timeout 2 cat <&3) \
+    2>/dev/null) && [[ $out == *"Mode: "* ]]
+}
 # A one-member etcd (data in the scratch dir, fast elections) for the
 # counter on the etcd backend; stopped by pid with the others. Ready once
 # its gateway answers a read (which needs a leader).
@@ -208,7 +240,7 @@ redis_pids+=($!)
 etcd_url="etcd://127.0.0.1:$etcd_port"
 etcd_ready() {
   exec 3<>"/dev/tcp/127.0.0.1/$etcd_port" || return 1
-  printf 'POST /v3/kv/range HTTP/1.0\r\nContent-Length: 12\r\n\r\n{"key":"AA"}' >&3
+  printf 'POST /v3/kv/range HTTP/1.0\r\nContent-Length: 14\r\n\r\n{"key":"AA=="}' >&3
   head -c 12 <&3 | grep -q ' 200'
 }
 for _ in $(seq 200); do
@@ -216,6 +248,15 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 exec 3>&-
+until zk_ready; do
+  if [ $((SECONDS - zk_started)) -ge 30 ]; then
+    echo "ZooKeeper did not serve on 127.0.0.1:$zk_port within 30 s; its log:" >&2
+    cat "$scratch/zk.log" >&2
+    exit 1
+  fi
+  sleep 0.05
+done
+echo "== ZooKeeper on 127.0.0.1:$zk_port, ready $((SECONDS - zk_started)) s after its start"
 echo "== redis-server pids ${redis_pids[*]} on 127.0.0.1:$port (Redlock nodes: $DISTLOCK_REDLOCK_PORTS;" \
   "TLS: $DISTLOCK_TLS_PORT, mutual TLS: $DISTLOCK_MTLS_PORT)"
 
@@ -244,6 +285,10 @@ step "counter on etcd://, one client per thread" "${run[@]}" "$here/build/counte
   -u "$etcd_url"
 step "counter on etcd://, one shared client" "${run[@]}" "$here/build/counter" -t 4 -n 10 -s \
   -u "$etcd_url"
+step "counter on zk://, one client per thread" "${run[@]}" "$here/build/counter" -t 4 -n 10 \
+  -u "$zk_url"
+step "counter on zk://, one shared client" "${run[@]}" "$here/build/counter" -t 4 -n 10 -s \
+  -u "$zk_url"
 step "counter built with pkg-config flags" "$here/build/counter-pkgconfig" -t 8 -n 100
 step "counter linked statically" "$here/build/counter-static" -t 8 -n 100
 step "bench (short)" "$here/build/bench" -n 200

@@ -10,8 +10,9 @@
 # (its target/release/libdistlock.a is what the module's build step copies
 # in; CARGO_TARGET_DIR is honoured), go, gcc, readelf and redis-server on
 # PATH, and openssl (installed from Debian's packages when missing, as
-# root), with which the TLS tests make a throwaway CA. Every redis-server
-# is started on a free loopback port and stopped by pid. Uses only the Go
+# root), with which the TLS tests make a throwaway CA; etcd, and java with
+# Debian's libzookeeper-java, for the etcd:// and zk:// lock cycles. Every
+# server is started on a free loopback port and stopped by pid. Uses only the Go
 # standard library: no module downloads.
 #
 #   DISTLOCK_GO_RACE=1    also run the tests under the race detector

@@ -11,7 +11,8 @@
 #      wheel (its TLS tests make a throwaway CA with openssl), then the
 #      counter example and, when the library has distlock_client_stats,
 #      the Prometheus example.
-# Needs cargo, python3 with venv, redis-server on PATH, openssl (installed
+# Needs cargo, python3 with venv, redis-server on PATH (and etcd, java and
+# Debian's libzookeeper-java for the etcd:// and zk:// tests), openssl (installed
 # from Debian's packages when missing, as root), and PyPI (pip fetches
 # setuptools and setuptools-rust for the build, and pytest). Every
 # redis-server is started on a free loopback port and stopped by pid; the

@@ -481,3 +481,97 @@ class EtcdServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+ZOOKEEPER_JAR = "/usr/share/java/zookeeper.jar"
+
+
+class ZooKeeperServer:
+    """A standalone ZooKeeper child process (Debian's libzookeeper-java, run
+    by ``java``) on a free loopback port, its data in a scratch directory,
+    with a 50 ms tick; stopped by pid. :attr:`url` names ``chroot``, which
+    distlock creates when missing. Use it as a context manager."""
+
+    def __init__(self, chroot: str = "/distlock-py-test", java: Optional[str] = None, startup_timeout: float = 30.0) -> None:
+        self.chroot = chroot
+        self.java = java or "java"
+        self.startup_timeout = startup_timeout
+        self.port = 0
+        self.process: Optional[subprocess.Popen] = None
+        self.scratch: Optional[str] = None
+
+    @property
+    def url(self) -> str:
+        """``zk://127.0.0.1:<port><chroot>``."""
+        return f"zk://127.0.0.1:{self.port}{self.chroot}"
+
+    def _ready(self) -> bool:
+        """Whether ``srvr`` reports a mode, which it does only while the
+        server serves (``ruok`` says imok as soon as the port is open)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.settimeout(2)
+                s.sendall(b"srvr")
+                out = b""
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    out += chunk
+        except OSError:
+            return False
+        return b"Mode: " in out
+
+    def _log(self) -> str:
+        assert self.scratch is not None
+        with open(os.path.join(self.scratch, "zk.log"), errors="replace") as f:
+            return f.read().strip()
+
+    def start(self) -> "ZooKeeperServer":
+        """Starts the server and waits (bounded) until it serves; raises
+        RuntimeError, with its output, if it does not."""
+        if shutil.which(self.java) is None:
+            raise RuntimeError(f"{self.java} not found: install a JRE (Debian: apt-get install default-jre-headless)")
+        if not os.path.isfile(ZOOKEEPER_JAR):
+            raise RuntimeError(f"{ZOOKEEPER_JAR} not found: install ZooKeeper (Debian: apt-get install libzookeeper-java)")
+        self.port = free_port()
+        self.scratch = tempfile.mkdtemp(prefix="distlock-py-zk-")
+        cfg = os.path.join(self.scratch, "zoo.cfg")
+        with open(cfg, "w") as f:
+            f.write(
+                f"tickTime=50\ndataDir={os.path.join(self.scratch, 'data')}\nclientPort={self.port}\n"
+                "clientPortAddress=127.0.0.1\nadmin.enableServer=false\nminSessionTimeout=100\n"
+                "maxSessionTimeout=60000\n4lw.commands.whitelist=ruok,srvr\n"
+            )
+        args = [self.java, "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                "-Dzookeeper.forceSync=no", "-Dzookeeper.preAllocSize=1024",
+                "-cp", ZOOKEEPER_JAR, "org.apache.zookeeper.server.ZooKeeperServerMain", cfg]
+        with open(os.path.join(self.scratch, "zk.log"), "wb") as log:
+            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                out = self._log()
+                self.stop()
+                raise RuntimeError(f"ZooKeeper exited at start: {out}")
+            if self._ready():
+                return self
+            time.sleep(0.05)
+        out = self._log()
+        self.stop()
+        raise RuntimeError(f"ZooKeeper did not serve on 127.0.0.1:{self.port} within {self.startup_timeout} s; its output: {out}")
+
+    def stop(self) -> None:
+        """Kills the server by pid, reaps it and removes its data."""
+        if self.process is not None:
+            RedisServer._kill(self.process)
+            self.process = None
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
+
+    def __enter__(self) -> "ZooKeeperServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -95,6 +95,9 @@ def test_timeout_gives_up_after_about_the_timeout(client, other_client, resp, ke
 def test_a_waiter_gets_the_lock_once_it_is_released(client, other_client, key):
     holder = other_client.lock(key)
     assert holder.acquire()
+    # Read now: once released (in the other thread, racing the assertions
+    # below), a Lock has no fence.
+    first = holder.fence
     contender = client.lock(key)
     # Released from another thread once the main thread really waits.
     t = threading.Thread(target=lambda: (contender._wait_started.wait(10), holder.release()))
@@ -102,7 +105,7 @@ def test_a_waiter_gets_the_lock_once_it_is_released(client, other_client, key):
     try:
         assert contender.acquire(timeout=10) is True
         assert contender.held
-        assert contender.fence > holder.fence
+        assert contender.fence > first
     finally:
         t.join(10)
     contender.release()

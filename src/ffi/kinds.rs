@@ -124,7 +124,7 @@ impl Kind {
 /// `DISTLOCK_CANCELLED`, `DISTLOCK_INVALID_ARGUMENT` (an unknown `kind`; a
 /// permit count out of range, or given with another kind; a name in use
 /// by another kind of lock; a kind the deployment does not support, as
-/// memcached, etcd and Redlock support only plain locks; and what
+/// memcached, etcd, ZooKeeper and Redlock support only plain locks; and what
 /// `distlock_acquire` refuses), `DISTLOCK_CONNECTION`, `DISTLOCK_AUTH` or
 /// `DISTLOCK_REDIS`. `distlock_last_error` says which.
 ///

@@ -427,7 +427,7 @@ class RwLock:
     - Not re-entrant and not upgradable: asking for the write lock while
       holding the read lock waits on yourself.
 
-    Redis only: memcached, etcd and Redlock clients refuse it when a side
+    Redis only: memcached, etcd, ZooKeeper and Redlock clients refuse it when a side
     is acquired (:class:`InvalidArgument`), as does a name in use by a
     plain lock or a semaphore.
     """

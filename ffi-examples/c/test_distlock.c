@@ -1454,8 +1454,8 @@ static void test_inspect(distlock_client *c) {
   for (size_t i = 0; i < sizeof newer.tail; i++) untouched &= newer.tail[i] == 0xa5;
   CHECK(untouched);
   /* A program built against the first version gets its fields, and no
-   * byte past them; so does one whose struct_size falls inside the holder
-   * fields. */
+   * byte past them; one whose struct_size falls inside the last fields
+   * gets every field that fits, and no byte past its struct_size. */
   const size_t olds[] = {first, sizeof info - 1};
   for (size_t k = 0; k < 2; k++) {
     memset(&newer, 0xa5, sizeof newer);
@@ -1465,7 +1465,7 @@ static void test_inspect(distlock_client *c) {
     CHECK(newer.info.token_len == DISTLOCK_TOKEN_LEN && newer.info.struct_size == olds[k]);
     const unsigned char *raw = (const unsigned char *)&newer;
     untouched = 1;
-    for (size_t i = first; i < sizeof newer; i++) untouched &= raw[i] == 0xa5;
+    for (size_t i = olds[k]; i < sizeof newer; i++) untouched &= raw[i] == 0xa5;
     CHECK(untouched);
   }
   /* The holder fields of a lock this client took: this process's. */

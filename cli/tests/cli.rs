@@ -42,17 +42,17 @@ fn parse_flat_json(text: &str) -> BTreeMap<String, String> {
         i += 1;
         let value = if chars[i] == '"' {
             format!("\"{}\"", string(&mut i))
-        } else if chars[i] == '{' {
-            // A nested object, kept whole (parse it with this function);
-            // braces inside its strings are skipped.
+        } else if chars[i] == '{' || chars[i] == '[' {
+            // A nested object or list, kept whole (parse an object with
+            // this function); brackets inside its strings are skipped.
             let start = i;
             let (mut depth, mut in_str) = (0, false);
             loop {
                 match chars[i] {
                     '\\' if in_str => i += 1,
                     '"' => in_str = !in_str,
-                    '{' if !in_str => depth += 1,
-                    '}' if !in_str => depth -= 1,
+                    '{' | '[' if !in_str => depth += 1,
+                    '}' | ']' if !in_str => depth -= 1,
                     _ => {}
                 }
                 i += 1;
@@ -606,9 +606,13 @@ fn status_reports_the_holder_as_json_and_text() {
             "key",
             "name",
             "remaining_ms",
-            "token"
+            "shares",
+            "token",
+            "writers_waiting"
         ]
     );
+    assert_eq!(j["shares"], "[]", "a plain lock has no shares");
+    assert_eq!(j["writers_waiting"], "0");
     let holder = parse_flat_json(&j["holder"]);
     assert_eq!(holder["pid"], std::process::id().to_string());
     assert_eq!(holder["label"], "\"cron {nightly}\"");

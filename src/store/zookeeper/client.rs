@@ -285,16 +285,6 @@ impl Session {
         self.inner.versions.lock().remove(path);
     }
 
-    /// The version of `path` this session last wrote holding `token`, if
-    /// nothing has happened to the node since (its watch saw no event,
-    /// and the connection held).
-    pub(crate) fn version(&self, path: &str, token: &str) -> Option<i32> {
-        match self.inner.versions.lock().get(path) {
-            Some((t, v)) if t == token => Some(*v),
-            _ => None,
-        }
-    }
-
     /// [`send`](Self::send), but refused at once while the session
     /// reconnects (for renewals: the lease, not a wait, decides).
     pub(crate) fn send_now(&self, opcode: i32, body: impl FnOnce(&mut Writer)) -> Result<Pending> {

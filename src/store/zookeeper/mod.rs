@@ -514,20 +514,11 @@ impl Core {
     fn delete_if_ours(&self, name: &str, token: &str, ttl: Duration) -> Result<bool> {
         let s = self.session(ttl)?;
         let path = self.paths.lock(name);
-        if let Some(version) = s.version(&path, token) {
-            // Nothing happened to the node since this session wrote it:
-            // one round trip.
-            let deleted = s.send(op::DELETE, |w| {
-                w.string(&path).int(version);
-            })?;
-            unwatch(&s, &path);
-            let r = s.wait(&deleted)?;
-            match r.err {
-                err::OK => return Ok(true),
-                err::NO_NODE | err::BAD_VERSION => {}
-                code => return Err(s.refused("deleting a lock", code)),
-            }
-        }
+        // Always read before deleting: a delete at the version this
+        // session wrote would also delete a node another client created
+        // since (a recreated node starts at the same version). That
+        // happened to a holder stopped past its session: on resume its
+        // release deleted the new owner's lock (tests/processes.rs).
         let outcome = self.delete_read(&s, &path, token);
         unwatch(&s, &path);
         outcome

@@ -71,30 +71,8 @@ pub(crate) enum Event {
 /// A request waiting for its answer.
 pub(crate) type Pending = Receiver<std::result::Result<Reply, String>>;
 
-/// What a successful answer teaches about a lock node this session
-/// watches: its version, recorded by the I/O thread as it reads the
-/// answer (so no later event can come before it).
-#[derive(Debug, Clone)]
-pub(crate) enum Learn {
-    /// A create2 of `path` holding `token`: version 0.
-    Created {
-        /// The node.
-        path: String,
-        /// The token it holds.
-        token: String,
-    },
-    /// A setData of `path` holding `token`: the version its stat says.
-    Written {
-        /// The node.
-        path: String,
-        /// The token it holds.
-        token: String,
-    },
-}
-
 struct Waiter {
     tx: Sender<std::result::Result<Reply, String>>,
-    learn: Option<Learn>,
 }
 
 struct Conn {
@@ -125,10 +103,6 @@ struct Inner {
     id: Mutex<Identity>,
     /// Where watch events and disconnects go.
     listener: Mutex<Option<Sender<Event>>>,
-    /// The version of each watched node this session wrote last, with the
-    /// token it holds: dropped at any event for the node and at every
-    /// disconnect (the watches go with the connection).
-    versions: Mutex<HashMap<String, (String, i32)>>,
     closing: AtomicBool,
     /// Dropped on close: ends reconnect pauses at once.
     stop_rx: Receiver<()>,
@@ -204,7 +178,6 @@ impl Session {
                 last_zxid: 0,
             }),
             listener: Mutex::new(None),
-            versions: Mutex::new(HashMap::new()),
             closing: AtomicBool::new(false),
             stop_rx,
         });
@@ -266,29 +239,13 @@ impl Session {
     /// the receiver. While the session reconnects, waits for it (at most
     /// the command timeout).
     pub(crate) fn send(&self, opcode: i32, body: impl FnOnce(&mut Writer)) -> Result<Pending> {
-        self.send_within(opcode, body, true, None)
-    }
-
-    /// [`send`](Self::send), recording what a successful answer teaches
-    /// (see [`version`](Self::version)).
-    pub(crate) fn send_learning(
-        &self,
-        opcode: i32,
-        body: impl FnOnce(&mut Writer),
-        learn: Learn,
-    ) -> Result<Pending> {
-        self.send_within(opcode, body, true, Some(learn))
-    }
-
-    /// Forgets what was learnt of `path` (its watch is not in place).
-    pub(crate) fn forget_version(&self, path: &str) {
-        self.inner.versions.lock().remove(path);
+        self.send_within(opcode, body, true)
     }
 
     /// [`send`](Self::send), but refused at once while the session
     /// reconnects (for renewals: the lease, not a wait, decides).
     pub(crate) fn send_now(&self, opcode: i32, body: impl FnOnce(&mut Writer)) -> Result<Pending> {
-        self.send_within(opcode, body, false, None)
+        self.send_within(opcode, body, false)
     }
 
     fn send_within(
@@ -296,7 +253,6 @@ impl Session {
         opcode: i32,
         body: impl FnOnce(&mut Writer),
         wait: bool,
-        learn: Option<Learn>,
     ) -> Result<Pending> {
         let mut conn = self.inner.conn.lock();
         if wait && conn.stream.is_none() && !self.inner.closing.load(Ordering::SeqCst) {
@@ -324,7 +280,7 @@ impl Session {
             )));
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
-        conn.pending.insert(xid, Waiter { tx, learn });
+        conn.pending.insert(xid, Waiter { tx });
         conn.last_send = BootInstant::now();
         Ok(rx)
     }
@@ -575,7 +531,6 @@ impl Inner {
             }
             std::mem::take(&mut conn.pending)
         };
-        self.versions.lock().clear();
         let _ = stream.shutdown(Shutdown::Both);
         for (_, w) in pending {
             let _ = w.tx.send(Err(format!("the connection was lost: {why}")));
@@ -598,7 +553,6 @@ impl Inner {
             xid::PING => Ok(()),
             xid::NOTIFICATION => {
                 let (kind, _state, path) = proto::watcher_event(rest)?;
-                self.versions.lock().remove(&path);
                 if let Some(l) = &*self.listener.lock() {
                     let _ = l.send(Event::Watch { kind, path });
                 }
@@ -606,10 +560,7 @@ impl Inner {
             }
             x => {
                 let waiter = self.conn.lock().pending.remove(&x);
-                if let Some(Waiter { tx, learn }) = waiter {
-                    if code == err::OK {
-                        self.learn(learn, rest);
-                    }
+                if let Some(Waiter { tx }) = waiter {
                     let _ = tx.send(Ok(Reply {
                         err: code,
                         body: rest.to_vec(),
@@ -618,21 +569,6 @@ impl Inner {
                 Ok(())
             }
         }
-    }
-}
-
-impl Inner {
-    /// Records the version a successful create2 or setData answer gives.
-    fn learn(&self, learn: Option<Learn>, body: &[u8]) {
-        let (path, token, version) = match learn {
-            None => return,
-            Some(Learn::Created { path, token }) => (path, token, 0),
-            Some(Learn::Written { path, token }) => match proto::Reader::new(body).stat() {
-                Ok(stat) => (path, token, stat.version),
-                Err(_) => return,
-            },
-        };
-        self.versions.lock().insert(path, (token, version));
     }
 }
 

@@ -18,21 +18,20 @@
 //! outside `A-Z a-z 0-9 - _ :` as `%XX`), so any lock name is one node.
 //!
 //! How each operation works:
-//! - acquire: one `create2` of the ephemeral lock node, behind an
-//!   `addWatch` (persistent) of its path in the same round trip. Its
-//!   creation zxid (ensemble-wide, increasing, kept across restarts) ×
-//!   [`FENCE_BLOCK`] is the fence. A retry after a lost reply that meets
-//!   "node exists" reads the node: our token on our session's node is a
-//!   win with the same fence;
-//! - release: if the session's watch has seen nothing happen to the node
-//!   since the session wrote it (and the connection held), one `delete`
-//!   at the version written, with the watch removed in the same round
-//!   trip; otherwise the node is read, and deleted at the version read if
-//!   it holds our token. (ZooKeeper's delete compares a version, not a
-//!   value: a node deleted by someone else and created again by another
-//!   client while the delete is on its way, within one round trip, would
-//!   be deleted. Only an operator's delete of a held lock opens that
-//!   window; the guard of the lock deleted reports it lost either way);
+//! - acquire: one `create2` of the ephemeral lock node. Its creation zxid
+//!   (ensemble-wide, increasing, kept across restarts) × [`FENCE_BLOCK`]
+//!   is the fence. A retry after a lost reply that meets "node exists"
+//!   reads the node: our token on our session's node is a win with the
+//!   same fence;
+//! - release: the node is read, and deleted at the version read if it
+//!   holds our token (two round trips). A delete at the version the
+//!   session wrote, without the read, would also delete a node another
+//!   client created since: a recreated node starts at the same version.
+//!   (ZooKeeper's delete compares a version, not a value: a node deleted
+//!   by someone else and created again by another client between the read
+//!   and the delete, within one round trip, would be deleted. Only an
+//!   operator's delete of a held lock opens that window; the guard of the
+//!   lock deleted reports it lost either way);
 //! - pass_on: the waiters' folder is listed; with other clients in it the
 //!   node is deleted, else its data is written again at its version: the
 //!   write's zxid × 64 is the next block of fences;
@@ -73,7 +72,7 @@
 mod client;
 mod proto;
 
-use self::client::{Event, Learn, Pending, Session, SessionConfig};
+use self::client::{Event, Pending, Session, SessionConfig};
 use self::proto::{err, event, mode, op, Reader, Stat};
 use super::glob::glob_match;
 use super::holder::{lock_value, owns, split_value};
@@ -519,9 +518,7 @@ impl Core {
         // since (a recreated node starts at the same version). That
         // happened to a holder stopped past its session: on resume its
         // release deleted the new owner's lock (tests/processes.rs).
-        let outcome = self.delete_read(&s, &path, token);
-        unwatch(&s, &path);
-        outcome
+        self.delete_read(&s, &path, token)
     }
 
     /// Deletes `path` if it holds `token`, at the version read.
@@ -701,14 +698,6 @@ impl Core {
     }
 }
 
-/// Removes this session's watch on `path` (the answer is not awaited).
-fn unwatch(s: &Session, path: &str) {
-    s.forget_version(path);
-    let _ = s.send_now(op::REMOVE_WATCHES, |w| {
-        w.string(path).int(proto::WATCHER_ANY);
-    });
-}
-
 /// Sends a getData of `path` (no watch).
 fn send_get(s: &Session, path: &str) -> Result<Pending> {
     s.send(op::GET_DATA, |w| {
@@ -739,34 +728,13 @@ impl Store for ZkStore {
         let value = lock_value(token, &c.cfg.holder);
         for _ in 0..4 {
             let sent = BootInstant::now();
-            // A watch on the node first, in the same round trip: from the
-            // create on, the session hears of anything done to the node,
-            // so that its release can trust the version it wrote.
-            let watch = s.send(op::ADD_WATCH, |w| {
-                w.string(&path).int(proto::PERSISTENT);
+            let created = s.send(op::CREATE2, |w| {
+                w.string(&path)
+                    .bytes(value.as_bytes())
+                    .open_acl()
+                    .int(mode::EPHEMERAL);
             })?;
-            let learn = Learn::Created {
-                path: path.clone(),
-                token: token.to_string(),
-            };
-            let created = s.send_learning(
-                op::CREATE2,
-                |w| {
-                    w.string(&path)
-                        .bytes(value.as_bytes())
-                        .open_acl()
-                        .int(mode::EPHEMERAL);
-                },
-                learn,
-            )?;
             let r = s.wait(&created)?;
-            // Answered before the create: here already.
-            if !s.wait(&watch).is_ok_and(|w| w.err == err::OK) {
-                s.forget_version(&path);
-            }
-            if r.err != err::OK {
-                unwatch(&s, &path);
-            }
             match r.err {
                 err::OK => {
                     let mut rd = Reader::new(&r.body);
@@ -830,12 +798,10 @@ impl Store for ZkStore {
         let path = c.paths.lock(name);
         let Some((data, stat)) = c.read(&s, &path)? else {
             c.forget(name, token);
-            unwatch(&s, &path);
             return Ok(PassOn::NotOwner);
         };
         if !owns(&data, token) || stat.ephemeral_owner != s.id() {
             c.forget(name, token);
-            unwatch(&s, &path);
             return Ok(PassOn::NotOwner);
         }
         if c.others_wait(&s, name)? {
@@ -843,7 +809,6 @@ impl Store for ZkStore {
             let deleted = s.send(op::DELETE, |w| {
                 w.string(&path).int(stat.version);
             })?;
-            unwatch(&s, &path);
             let r = s.wait(&deleted)?;
             return Ok(match r.err {
                 err::OK => PassOn::Released,
@@ -852,17 +817,9 @@ impl Store for ZkStore {
         }
         // Keep it: write it again (a new zxid: a new block of fences).
         let sent = BootInstant::now();
-        let learn = Learn::Written {
-            path: path.clone(),
-            token: token.to_string(),
-        };
-        let written = s.send_learning(
-            op::SET_DATA,
-            |w| {
-                w.string(&path).bytes(&data).int(stat.version);
-            },
-            learn,
-        )?;
+        let written = s.send(op::SET_DATA, |w| {
+            w.string(&path).bytes(&data).int(stat.version);
+        })?;
         let r = s.wait(&written)?;
         match r.err {
             err::OK => {
@@ -874,7 +831,6 @@ impl Store for ZkStore {
             }
             err::NO_NODE | err::BAD_VERSION => {
                 c.forget(name, token);
-                unwatch(&s, &path);
                 Ok(PassOn::NotOwner)
             }
             code => Err(s.refused("rewriting a lock", code)),
@@ -922,7 +878,6 @@ impl Store for ZkStore {
             };
             if !ours {
                 c.forget(e.name, e.token);
-                unwatch(&s, &c.paths.lock(e.name));
             }
             out.push(ours);
         }

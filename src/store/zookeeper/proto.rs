@@ -39,8 +39,6 @@ pub(crate) mod op {
     pub const CREATE_CONTAINER: i32 = 19;
     /// A watch that stays (ZooKeeper 3.6 and later).
     pub const ADD_WATCH: i32 = 106;
-    /// Removes a watch.
-    pub const REMOVE_WATCHES: i32 = 18;
     /// Ends the session: its ephemeral nodes go at once.
     pub const CLOSE_SESSION: i32 = -11;
     /// In a multi reply: this operation failed.
@@ -93,11 +91,6 @@ pub(crate) mod event {
 
 /// `AddWatchMode.PERSISTENT_RECURSIVE`: every node below the path.
 pub const PERSISTENT_RECURSIVE: i32 = 1;
-/// `AddWatchMode.PERSISTENT`: the path itself, until removed.
-pub const PERSISTENT: i32 = 0;
-/// `WatcherType.Any`, for removeWatches: removes a persistent watch too
-/// (3.8 refuses `Persistent`, 4, as a marshalling error).
-pub const WATCHER_ANY: i32 = 3;
 
 /// The longest frame accepted from the server (its own default
 /// `jute.maxbuffer` is 1 MiB; a little more for headers).

@@ -126,8 +126,15 @@ fn floor_cycle(raw: &mut redis::Connection, sha: &str, n: u32) -> Vec<f64> {
 /// Microseconds of each of `n` cycles of distlock's own acquire and release
 /// scripts sent by hand on one connection: the protocol without the library.
 fn script_cycle(raw: &mut redis::Connection, n: u32) -> Vec<f64> {
-    let acquire = redis::Script::new(include_str!("../src/lua/acquire.lua"));
-    let release = redis::Script::new(include_str!("../src/lua/release.lua"));
+    // The scripts as the library sends them: the ownership compare first.
+    let acquire = redis::Script::new(concat!(
+        include_str!("../src/lua/owns.lua"),
+        include_str!("../src/lua/acquire.lua")
+    ));
+    let release = redis::Script::new(concat!(
+        include_str!("../src/lua/owns.lua"),
+        include_str!("../src/lua/release.lua")
+    ));
     (0..n)
         .map(|i| {
             let start = Instant::now();
@@ -138,6 +145,7 @@ fn script_cycle(raw: &mut redis::Connection, n: u32) -> Vec<f64> {
                 .arg(&token)
                 .arg(30_000)
                 .arg(64)
+                .arg(&token)
                 .invoke(raw)
                 .expect("acquire script");
             let released: i64 = release

@@ -689,10 +689,16 @@ int32_t distlock_guard_is_held(const struct distlock_guard *guard, bool *out);
 /**
  * Sets `*out` to the guard's fencing token: strictly greater than that of
  * every earlier acquisition of the same key. Pass it to the storage you
- * protect and have it reject writes with a smaller one. Still readable
- * after release.
+ * protect and have it reject writes with a smaller one.
  *
- * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * A lock taken from Redis 7 or later may be granted without its fence:
+ * the first call then asks the server for it (one round trip, while the
+ * lock is held), and later acquisitions of the key by this client take
+ * it at once. Once read, it is still readable after release.
+ *
+ * Returns `DISTLOCK_OK`; `DISTLOCK_LOST` if the lock was lost, or
+ * released, before its fence was first read; the error of the server
+ * request (try again); or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
  * unknown handle or a NULL `out`.
  *
  * # Safety

@@ -13,6 +13,7 @@ use crate::rwlock::RwLock;
 use crate::semaphore::Semaphore;
 use crate::stats::{add, Counters, Stats};
 use crate::store::{LockInfo, Store};
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -57,9 +58,32 @@ pub(crate) struct Inner {
     /// What this client's locks have done.
     counters: Arc<Counters>,
     next_id: AtomicU64,
+    /// Lock names whose guards had their fence read: acquisitions of these
+    /// take the fence in the same round trip (see [`Inner::wants_fence`]).
+    fenced: parking_lot::Mutex<HashSet<String>>,
 }
 
+/// Most lock names [`Inner::fenced`] remembers; past that, a name whose
+/// fence is read costs one round trip more each time, as on its first.
+const MAX_FENCED_NAMES: usize = 4096;
+
 impl Inner {
+    /// Whether an acquisition of `name` should take its fence at once: the
+    /// guards of this name had their fence read before. The others are
+    /// taken without one (on Redis 7, a `SET NX` instead of a script),
+    /// which [`Guard::fence`](crate::Guard::fence) then asks for.
+    pub(crate) fn wants_fence(&self, name: &str) -> bool {
+        self.fenced.lock().contains(name)
+    }
+
+    /// A guard of `name` had its fence read.
+    pub(crate) fn fence_read(&self, name: &str) {
+        let mut fenced = self.fenced.lock();
+        if fenced.len() < MAX_FENCED_NAMES && !fenced.contains(name) {
+            fenced.insert(name.to_string());
+        }
+    }
+
     /// A process-unique id for a new lease.
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
@@ -172,6 +196,7 @@ impl Client {
                 renewer,
                 counters,
                 next_id: AtomicU64::new(1),
+                fenced: parking_lot::Mutex::new(HashSet::new()),
             }),
         })
     }

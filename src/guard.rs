@@ -4,7 +4,7 @@ use crate::client::Client;
 use crate::clock::BootInstant;
 use crate::error::{Error, Result};
 use crate::lease::Lease;
-use crate::store::Extend;
+use crate::store::{Extend, LAZY_FENCE};
 use crossbeam_channel::Receiver;
 use std::fmt;
 use std::sync::Arc;
@@ -42,8 +42,47 @@ impl Guard {
     /// The fencing token of this acquisition: strictly greater than that of
     /// every earlier acquisition of the same lock name, from any client.
     /// Pass it to the storage you protect and have it reject smaller ones.
+    ///
+    /// A lock taken from Redis 7 or later may have been granted without its
+    /// fence, which is then asked for (one round trip, while the lock is
+    /// still held) the first time it is read; after that, this client takes
+    /// the fence of every acquisition of this name in the same round trip
+    /// as the lock. Returns 0, which every fenced resource refuses, if the
+    /// lock turns out lost or the server cannot be asked:
+    /// [`try_fence`](Guard::try_fence) says which.
     pub fn fence(&self) -> u64 {
-        self.lease.fence
+        self.try_fence().unwrap_or(0)
+    }
+
+    /// The fence if it is known already, else [`LAZY_FENCE`]; asks nothing.
+    pub(crate) fn given_fence(&self) -> u64 {
+        self.lease.fence()
+    }
+
+    /// [`fence`](Guard::fence), with what went wrong: [`Error::Lost`] if the
+    /// lock was no longer held when its fence was asked for, or the error
+    /// that kept the server from answering (try again).
+    pub fn try_fence(&self) -> Result<u64> {
+        let fence = self.lease.fence();
+        if fence != LAZY_FENCE {
+            return Ok(fence);
+        }
+        let inner = self.client.inner();
+        inner.fence_read(&self.lease.name);
+        if !self.is_held() {
+            return Err(Error::Lost);
+        }
+        match inner
+            .store()
+            .assign_fence(&self.lease.name, &self.lease.token)?
+        {
+            Some(fence) => Ok(self.lease.give_fence(fence)),
+            None => {
+                self.lease
+                    .mark_lost("asked for its fence, the server no longer held it");
+                Err(Error::Lost)
+            }
+        }
     }
 
     /// The random token stored in the lock key while this guard holds it.
@@ -136,7 +175,7 @@ impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
             .field("name", &self.lease.name)
-            .field("fence", &self.lease.fence)
+            .field("fence", &self.lease.fence())
             .field("held", &self.is_held())
             .finish_non_exhaustive()
     }

@@ -2,9 +2,10 @@
 
 use crate::clock::{drift, BootInstant};
 use crate::stats::{add, Counters};
-use crate::store::Kind;
+use crate::store::{Kind, LAZY_FENCE};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -53,7 +54,9 @@ pub(crate) struct Lease {
     pub name: String,
     pub token: String,
     pub ttl: Duration,
-    pub fence: u64,
+    /// The fencing token; [`LAZY_FENCE`] until it is given (see
+    /// [`Store::acquire_lazy`](crate::store::Store::acquire_lazy)).
+    fence: AtomicU64,
     pub auto_renew: bool,
     /// What it holds: a plain lock, or a share of a read-write lock or
     /// semaphore.
@@ -110,7 +113,7 @@ impl Lease {
             name: n.name,
             token: n.token,
             ttl: n.ttl,
-            fence: n.fence,
+            fence: AtomicU64::new(n.fence),
             auto_renew: n.auto_renew,
             kind: n.kind,
             owner_pid: std::process::id(),
@@ -141,7 +144,7 @@ impl Lease {
             name: old.name.clone(),
             token: old.token.clone(),
             ttl: old.ttl,
-            fence,
+            fence: AtomicU64::new(fence),
             auto_renew: old.auto_renew,
             kind: old.kind,
             owner_pid: old.owner_pid,
@@ -201,6 +204,23 @@ impl Lease {
     pub(crate) fn watch_until(&self) -> BootInstant {
         let deadline = self.state.lock().deadline;
         self.hold_until.map_or(deadline, |cap| cap.min(deadline))
+    }
+
+    /// The fencing token, or [`LAZY_FENCE`] if it is not given yet.
+    pub(crate) fn fence(&self) -> u64 {
+        self.fence.load(Ordering::Acquire)
+    }
+
+    /// Records the fence the server gave a lease acquired without one; if
+    /// another thread recorded one first, that one stays. The lease's fence.
+    pub(crate) fn give_fence(&self, fence: u64) -> u64 {
+        match self
+            .fence
+            .compare_exchange(LAZY_FENCE, fence, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => fence,
+            Err(given) => given,
+        }
     }
 
     /// The server confirmed the lease again, for a request sent at `sent`.

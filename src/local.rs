@@ -32,7 +32,7 @@
 use crate::clock::{drift, BootInstant};
 use crate::error::{Error, Result};
 use crate::lease::Lease;
-use crate::store::{Kind, PassOn, Released, Store, FENCE_BLOCK};
+use crate::store::{Kind, PassOn, Released, Store, FENCE_BLOCK, LAZY_FENCE};
 use crate::wait;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
@@ -167,6 +167,17 @@ impl Queue {
             // Its receiver lives until it has left the queue, and it is not
             // in the queue any more, so this send cannot be lost.
             let _ = w.tx.send(Turn::Head(courtesy));
+        }
+    }
+
+    /// The fence of the next hand-off: the next of the block, or none yet
+    /// when the server gave the acquisition none (each guard then asks for
+    /// its own when it is read).
+    fn next_fence(&self) -> u64 {
+        if self.base_fence == LAZY_FENCE {
+            LAZY_FENCE
+        } else {
+            self.base_fence + self.handoffs
         }
     }
 
@@ -430,7 +441,7 @@ impl LocalLocks {
         }
         q.holder = Some(lease.clone());
         q.handoffs = 0;
-        q.base_fence = lease.fence;
+        q.base_fence = lease.fence();
         q.since = Some(Instant::now());
     }
 
@@ -608,7 +619,7 @@ impl LocalLocks {
             || crate::mutant::on(crate::mutant::Mutant::StaleHandoff);
         if q.handoffs < u64::from(self.fairness.handoffs) && within_budget {
             q.handoffs += 1;
-            if q.hand_off(q.base_fence + q.handoffs, make) {
+            if q.hand_off(q.next_fence(), make) {
                 return Local::HandedOff;
             }
             q.holder = None;

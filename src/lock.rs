@@ -352,7 +352,7 @@ impl Lock {
                 log::debug!(
                     "distlock: acquired {:?} (fence {}) after {} us",
                     self.name,
-                    lease.fence,
+                    lease.fence(),
                     waited.as_micros()
                 );
                 Ok(Guard::new(self.client.clone(), lease))
@@ -376,13 +376,16 @@ impl Lock {
         // One token for the whole call: a retry after a lost reply must be
         // recognised as the same owner.
         let token = uuid::Uuid::new_v4().to_string();
+        // One way of asking for the whole call too: a retry must not take
+        // the fence of another hold (see `Store::acquire_lazy`).
+        let lazy = !self.client.inner().wants_fence(&self.name);
         let mut watch: Option<Watch> = None;
         loop {
             if attempt.cancelled() {
                 return Err(Error::Cancelled);
             }
             let sent = BootInstant::now();
-            let waited = match self.ask_once(&token, sent) {
+            let waited = match self.ask_once(&token, lazy, sent) {
                 Ok(Acquired::Yes { fence }) => return Ok((token, fence, sent)),
                 Ok(Acquired::No { remaining }) => {
                     if let Err(e) = attempt.busy() {
@@ -434,10 +437,12 @@ impl Lock {
         };
     }
 
-    /// One request for the lock with `token`, sent at `sent`.
-    fn ask_once(&self, token: &str, sent: BootInstant) -> Result<Acquired> {
+    /// One request for the lock with `token`, sent at `sent`; `lazy`: the
+    /// fence may be left for later (a plain lock only).
+    fn ask_once(&self, token: &str, lazy: bool, sent: BootInstant) -> Result<Acquired> {
         let store = self.client.inner().store();
         let asked = match self.asking()? {
+            Kind::Plain if lazy => store.acquire_lazy(&self.name, token, self.ttl),
             Kind::Plain => store.acquire(&self.name, token, self.ttl),
             kind => store.acquire_share(&self.name, kind, token, self.ttl),
         };

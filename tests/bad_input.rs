@@ -185,6 +185,8 @@ backends!(
             .try_acquire()
             .unwrap()
             .expect("free");
+        // Its fence is what leaves the counter behind.
+        assert!(g.fence() > 0);
         let info = c.inspect(&widest).unwrap();
         if !server.is_memcached() {
             // memcached hashes keys that are not printable ASCII.
@@ -239,13 +241,14 @@ fn names_with_odd_characters_round_trip_exactly() {
     for &name in ODD_NAMES {
         let key = format!("distlock:{name}");
         let g = a.lock(name).try_acquire().unwrap().expect(name);
+        let fence = g.fence();
         let stored: Option<String> = raw.get(&key).unwrap();
         let stored = distlock_testkit::token_part(stored);
         assert_eq!(stored.as_deref(), Some(g.token()), "{name:?}");
         let info = a.inspect(name).unwrap();
         assert_eq!(info.key, key, "{name:?}");
         assert_eq!(info.token.as_deref(), Some(g.token()), "{name:?}");
-        assert!(info.fence.unwrap() >= g.fence(), "{name:?}");
+        assert!(info.fence.unwrap() >= fence, "{name:?}");
         assert!(
             b.lock(name).try_acquire().unwrap().is_none(),
             "{name:?} is exclusive across clients"
@@ -329,6 +332,7 @@ backends!(
     |server: &AnyServer| {
         let c = any_client(server);
         let g = c.lock("kept").acquire().unwrap();
+        assert!(g.fence() > 0, "a fence, and so a counter");
         let token = g.token().to_string();
         assert_eq!(invalid(c.release_token("kept", "")), "token is empty");
         let wrong = [
@@ -455,6 +459,7 @@ backends!(
     |server: &AnyServer| {
         let (a, b) = (any_client(server), any_client(server));
         let held = a.lock("busy").acquire().unwrap();
+        assert!(held.fence() > 0);
         let (_keep, cancel) = crossbeam_channel::bounded::<()>(0);
         // From another client (asks the server) and from the holder's own
         // client (queues locally).
@@ -475,7 +480,7 @@ backends!(
         }
         // A free lock is still taken by the one attempt a zero timeout allows.
         let free = b.lock("free").acquire_timeout(Duration::ZERO).unwrap();
-        assert!(free.is_held());
+        assert!(free.is_held() && free.fence() > 0);
         free.release().unwrap();
         let stored = a.inspect("busy").unwrap().token;
         assert_eq!(stored.as_deref(), Some(held.token()), "the holder kept it");
@@ -692,6 +697,7 @@ fn prefixes_are_checked_before_connecting_and_odd_ones_round_trip() {
             .unwrap();
         assert_eq!(c.prefix(), p.as_str());
         let g = c.lock("k").try_acquire().unwrap().expect("free");
+        assert!(g.fence() > 0, "{p:?}");
         let key = format!("{p}:k");
         let stored: Option<String> = raw.get(&key).unwrap();
         let stored = distlock_testkit::token_part(stored);

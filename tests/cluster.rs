@@ -234,12 +234,13 @@ fn deleted_lock_is_reported_lost_within_one_renewal_period() {
     let ttl = Duration::from_millis(1500);
     let name = cluster.name_off_first_node("lossy:");
     let g = c.lock(name.as_str()).ttl(ttl).acquire().unwrap();
+    let fence = g.fence();
     let key = format!("distlock:{name}");
     let info = c.inspect(&name).unwrap();
     assert_eq!(info.token.as_deref(), Some(g.token()));
     assert_eq!(
         info.fence,
-        Some(g.fence() + 63),
+        Some(fence + 63),
         "the fence key shares the slot"
     );
     let lost = g.lost();
@@ -366,6 +367,9 @@ fn a_held_lock_follows_its_slot_to_another_master() {
     let name = "migrating";
     let key = format!("distlock:{name}");
     let g = c.lock(name).ttl(Duration::from_secs(30)).acquire().unwrap();
+    // Its fence (given now, on the slot's node) makes the counter to move.
+    let fence = g.fence();
+    assert!(fence > 0);
     let from = cluster.owner(&key);
     let to = (from + 1) % 3;
     let id = |i: usize| -> String {

@@ -158,11 +158,71 @@ fn lost_acquire_reply_is_retried_with_the_same_token_and_wins() {
     let stored: Option<String> = raw.get("distlock:lost-reply-ours").unwrap();
     let stored = distlock_testkit::token_part(stored);
     assert_eq!(stored.as_deref(), Some(g.token()));
-    // The retry found its own token: the counter moved once, to the end of
-    // the block of 64 fences reserved for our acquisition.
+    // The retry found its own token and restarted its lease; the fence,
+    // asked for when first read, reserved one block of 64.
+    let fence = g.fence();
     let counter: u64 = raw.get("{distlock:lost-reply-ours}:fence").unwrap();
-    assert_eq!(counter, g.fence() + 63);
+    assert_eq!(counter, fence + 63);
+    let pttl: i64 = raw.pttl("distlock:lost-reply-ours").unwrap();
+    assert!(pttl > 0, "the lease runs: {pttl} ms");
     g.release().unwrap();
+}
+
+/// The fence counter of the lock `name` (default prefix), if any.
+fn counter(raw: &mut redis::Connection, name: &str) -> Option<u64> {
+    raw.get(format!("{{distlock:{name}}}:fence")).unwrap()
+}
+
+#[test]
+fn a_fence_left_for_later_is_given_while_held_and_keeps_the_order() {
+    let server = RedisServer::start();
+    let (a, b) = (client(&server), client(&server));
+    let mut raw = server.conn();
+    // The first acquisition of a name takes the lock without a fence (a
+    // SET NX on Redis 7): no counter yet.
+    let first = a.lock("lazy").acquire().unwrap();
+    assert_eq!(counter(&mut raw, "lazy"), None);
+    let f1 = first.fence();
+    assert!(f1 > 0);
+    assert_eq!(first.fence(), f1, "asked for once, then kept");
+    assert_eq!(
+        counter(&mut raw, "lazy"),
+        Some(f1 + 63),
+        "one block reserved"
+    );
+    first.release().unwrap();
+    // Its fence was read: from now on `a` takes the fence with the lock.
+    let second = a.lock("lazy").acquire().unwrap();
+    let reserved = counter(&mut raw, "lazy").unwrap();
+    assert!(reserved > f1 + 63, "the acquire itself reserved a block");
+    let f2 = second.fence();
+    assert_eq!(f2, reserved - 63);
+    second.release().unwrap();
+    // `b` never read a fence of it: its lock comes without one, and the
+    // fence it is then given still comes after every earlier one.
+    let third = b.lock("lazy").acquire().unwrap();
+    assert_eq!(counter(&mut raw, "lazy"), Some(reserved), "untouched");
+    assert!(third.fence() > f2);
+}
+
+#[test]
+fn a_fence_asked_for_after_the_lock_was_lost_is_refused() {
+    let server = RedisServer::start();
+    let (a, b) = (client(&server), client(&server));
+    let mut raw = server.conn();
+    let stale = a.lock("lazy-lost").acquire().unwrap();
+    // The lock vanishes before its fence is read (an operator, an expiry
+    // while the holder was stopped), and another takes it.
+    let _: () = raw.del("distlock:lazy-lost").unwrap();
+    let newer = b.lock("lazy-lost").acquire().unwrap();
+    let fence = newer.fence();
+    // A fence given now would be larger than the new holder's: refused.
+    assert!(matches!(stale.try_fence(), Err(Error::Lost)));
+    assert_eq!(stale.fence(), 0, "what every fenced resource refuses");
+    assert!(!stale.is_held(), "and the guard knows it lost the lock");
+    assert!(support::lost_within(&stale.lost(), Duration::from_secs(1)));
+    assert_eq!(newer.fence(), fence);
+    assert!(newer.is_held());
 }
 
 #[test]
@@ -249,7 +309,7 @@ fn many_locks_are_renewed_together() {
     assert!(!support::lost_within(&guards[0].lost(), ttl * 5));
     assert!(guards.iter().all(Guard::is_held));
     let live: usize = redis::cmd("DBSIZE").query(&mut server.conn()).unwrap();
-    assert_eq!(live, 100, "50 lock keys and 50 fence counters");
+    assert_eq!(live, 50, "50 lock keys (no fence read, so no counters)");
 }
 
 #[test]
@@ -443,7 +503,10 @@ fn bad_input_gets_clear_errors() {
     let huge = Duration::from_secs(25 * 3600);
     assert!(invalid(c.lock("k").ttl(huge).try_acquire()).contains("ttl"));
     let keys: usize = redis::cmd("DBSIZE").query(&mut server.conn()).unwrap();
-    assert_eq!(keys, 2, "only the valid lock reached the server");
+    assert_eq!(
+        keys, 1,
+        "only the valid lock reached the server (no fence read: no counter)"
+    );
 
     for url in [
         "redis//127.0.0.1",

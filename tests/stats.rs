@@ -3,7 +3,7 @@
 
 use distlock_testkit as support;
 
-use distlock::{Client, Error, Stats};
+use distlock::{Client, Error, Guard, Stats};
 use redis::Commands;
 use std::time::{Duration, Instant};
 use support::{spawn, RedisServer};
@@ -162,6 +162,10 @@ fn held_lists_the_locks_held_under_the_prefix_and_stops_at_its_limit() {
         .iter()
         .map(|n| c.lock(*n).acquire().unwrap())
         .collect();
+    // Their fences, read now (they were left for later), are what the
+    // listing shows the counters of.
+    let fences: Vec<u64> = guards.iter().map(Guard::fence).collect();
+    assert!(fences.iter().all(|&f| f > 0));
     let _elsewhere = other_prefix.lock("jobs:z").acquire().unwrap();
     drop(c.lock("jobs:released").acquire().unwrap());
 
@@ -176,6 +180,7 @@ fn held_lists_the_locks_held_under_the_prefix_and_stops_at_its_limit() {
         assert_eq!(lock.info.token.as_deref(), Some(g.token()));
         assert!(lock.info.remaining.is_some_and(|r| r > Duration::ZERO));
         assert!(lock.info.fence.is_some_and(|f| f >= g.fence()));
+        assert!(fences.contains(&g.fence()));
     }
     let jobs = c.held("jobs:*", 100).unwrap();
     assert_eq!(jobs.locks.len(), 2);

@@ -589,6 +589,9 @@ fn status_reports_the_holder_as_json_and_text() {
         .ttl(Duration::from_secs(5))
         .acquire()
         .unwrap();
+    // Read now: its fence is given on first read, and status shows the
+    // counter it leaves.
+    let given = g.fence();
 
     let (code, out, err) = run(&[
         "--url", &url, "--prefix", "ops", "status", "nightly", "--json",
@@ -625,7 +628,7 @@ fn status_reports_the_holder_as_json_and_text() {
     let remaining: u64 = j["remaining_ms"].parse().unwrap();
     assert!(remaining > 0 && remaining <= 5000, "{remaining}");
     let fence: u64 = j["fence"].parse().unwrap();
-    assert!(fence >= g.fence());
+    assert!(fence >= given);
 
     let (code, out, _) = run(&["--url", &url, "--prefix", "ops", "status", "nightly"]);
     assert_eq!(code, 0);
@@ -701,6 +704,8 @@ fn list_shows_the_held_locks_with_their_tokens_and_json() {
     let a = c.lock("jobs:a").acquire().unwrap();
     let b = c.lock("jobs:b").acquire().unwrap();
     let _other = c.lock("other").acquire().unwrap();
+    // Their fences, given on first read, leave the counters list shows.
+    assert!(a.fence() > 0 && b.fence() > 0);
 
     let (code, out, err) = run(&["--url", &url, "list", "jobs:*"]);
     assert_eq!(code, 0, "{err}");

@@ -237,8 +237,8 @@ pub extern "C" fn distlock_held_free(held: *mut distlock_held) {
 mod tests {
     use super::super::test_support::{c, last};
     use super::super::{
-        distlock_acquire, distlock_client_close, distlock_client_open, distlock_guard_free,
-        distlock_guard_token, distlock_status, DISTLOCK_TOKEN_LEN,
+        distlock_acquire, distlock_client_close, distlock_client_open, distlock_guard_fence,
+        distlock_guard_free, distlock_guard_token, distlock_status, DISTLOCK_TOKEN_LEN,
     };
     use super::*;
     use std::collections::BTreeMap;
@@ -312,7 +312,7 @@ mod tests {
         let got = unsafe { distlock_client_open(url.as_ptr(), std::ptr::null(), &mut client) };
         assert_eq!(got, OK);
         let mut guards = Vec::new();
-        let mut tokens = BTreeMap::new();
+        let (mut tokens, mut fences) = (BTreeMap::new(), BTreeMap::new());
         for name in ["held:a", "held:b", "other"] {
             let key = c(name);
             let mut g = std::ptr::null_mut();
@@ -328,6 +328,13 @@ mod tests {
                 OK
             );
             tokens.insert(name.to_owned(), text(buf.as_ptr()));
+            // The fence (asked for now, the first time: the lock was taken
+            // without one) is what puts a counter on the server.
+            let mut fence = 0u64;
+            // SAFETY: a live guard and a writable u64.
+            assert_eq!(unsafe { distlock_guard_fence(g, &mut fence) }, OK);
+            assert!(fence > 0);
+            fences.insert(name.to_owned(), fence);
             guards.push(g);
         }
 
@@ -339,7 +346,9 @@ mod tests {
         );
         for (name, (token, fence, remaining)) in &all {
             assert_eq!(token, &tokens[name]);
-            assert!(*fence >= 1 && *remaining <= 5000);
+            // The counter: the last fence of the guard's block.
+            assert_eq!(*fence, fences[name] + 63);
+            assert!(*remaining <= 5000);
         }
         let (some, more) = list(client, "held:*", 100);
         assert_eq!(some.keys().collect::<Vec<_>>(), ["held:a", "held:b"]);

@@ -166,7 +166,8 @@ pub struct distlock_client {
 pub struct distlock_guard {
     /// `None` once released.
     guard: RwLock<Option<Guard>>,
-    fence: u64,
+    /// The fence once known (0: not asked for yet; see `Guard::fence`).
+    fence: std::sync::atomic::AtomicU64,
     token: String,
     /// Disconnected once the lease ends (lost or released).
     lost: Receiver<()>,
@@ -444,7 +445,7 @@ unsafe fn acquire_into(
         (Some(None), None) => lock.acquire()?,
     };
     let handle = GUARDS.insert(distlock_guard {
-        fence: guard.fence(),
+        fence: std::sync::atomic::AtomicU64::new(guard.given_fence()),
         token: guard.token().to_owned(),
         lost: guard.lost(),
         guard: RwLock::new(Some(guard)),
@@ -554,10 +555,16 @@ pub unsafe extern "C" fn distlock_guard_is_held(
 
 /// Sets `*out` to the guard's fencing token: strictly greater than that of
 /// every earlier acquisition of the same key. Pass it to the storage you
-/// protect and have it reject writes with a smaller one. Still readable
-/// after release.
+/// protect and have it reject writes with a smaller one.
 ///
-/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// A lock taken from Redis 7 or later may be granted without its fence:
+/// the first call then asks the server for it (one round trip, while the
+/// lock is held), and later acquisitions of the key by this client take
+/// it at once. Once read, it is still readable after release.
+///
+/// Returns `DISTLOCK_OK`; `DISTLOCK_LOST` if the lock was lost, or
+/// released, before its fence was first read; the error of the server
+/// request (try again); or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
 /// unknown handle or a NULL `out`.
 ///
 /// # Safety
@@ -567,7 +574,17 @@ pub unsafe extern "C" fn distlock_guard_is_held(
 pub unsafe extern "C" fn distlock_guard_fence(guard: *const distlock_guard, out: *mut u64) -> i32 {
     status_call("distlock_guard_fence", || {
         check_out(out, "out")?;
-        let fence = guard_of(guard)?.fence;
+        let handle = guard_of(guard)?;
+        let mut fence = handle.fence.load(std::sync::atomic::Ordering::Acquire);
+        if fence == 0 {
+            fence = match &*handle.guard.read() {
+                Some(g) => g.try_fence()?,
+                None => return Err(crate::Error::Lost.into()),
+            };
+            handle
+                .fence
+                .store(fence, std::sync::atomic::Ordering::Release);
+        }
         // SAFETY: checked non-NULL; the caller guarantees it is writable.
         unsafe { put(out, fence) };
         Ok(())

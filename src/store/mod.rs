@@ -51,7 +51,7 @@ pub(crate) mod sentinel;
 pub(crate) mod shares;
 pub(crate) mod zookeeper;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::time::Duration;
 
 /// A snapshot of one lock on the server, from [`Client::inspect`](crate::Client::inspect).
@@ -131,6 +131,10 @@ pub(crate) enum Acquired {
         remaining: Option<Duration>,
     },
 }
+
+/// The fence of an [`Acquired::Yes`] whose fence is not given yet (see
+/// [`Store::acquire_lazy`]). Every real fence is larger.
+pub(crate) const LAZY_FENCE: u64 = 0;
 
 /// How many fences one acquisition reserves: the acquirer's process may
 /// hand the lease on to its own waiting threads with the next fences of
@@ -230,6 +234,25 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// remaining lease. Called again with the same token after a lost reply,
     /// it must report `Yes` (with the same fence) if the first call won.
     fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired>;
+
+    /// As [`acquire`](Store::acquire), but a store may leave the fence for
+    /// later: a `Yes` with [`LAZY_FENCE`] means the lock is held and its
+    /// fence is given by [`assign_fence`](Store::assign_fence) when it is
+    /// first wanted. By default, the same as `acquire`.
+    fn acquire_lazy(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
+        self.acquire(name, token, ttl)
+    }
+
+    /// The fence of a hold `acquire_lazy` took with [`LAZY_FENCE`], given
+    /// while `token` still holds `name` (the first of a fresh block), or
+    /// `None` if it does not. Only stores that give lazy fences are asked.
+    fn assign_fence(&self, name: &str, token: &str) -> Result<Option<u64>> {
+        let _ = (name, token);
+        Err(Error::Connection(format!(
+            "{} gives every fence when it grants a lock",
+            self.describe()
+        )))
+    }
 
     /// Give `name` back if `token` still holds it. `Ok(false)` means it did
     /// not (expired, deleted, or someone else's).

@@ -35,6 +35,8 @@ pub(crate) struct Scripts {
     pass_on: redis::Script,
     /// `raise_fence.lua`: Redlock's second phase.
     raise_fence: redis::Script,
+    /// `fence.lua`: the fence of a hold taken without one.
+    fence: redis::Script,
 }
 
 impl Scripts {
@@ -42,6 +44,12 @@ impl Scripts {
     pub(crate) fn new() -> Self {
         let acquire = mutant::script(
             with_owns!("acquire"),
+            Mutant::FenceResets,
+            "math.max((tonumber(redis.call('GET', KEYS[2])) or 0) + 1, now_us)",
+            "(tonumber(redis.call('GET', KEYS[2])) or 0) + 1",
+        );
+        let fence = mutant::script(
+            with_owns!("fence"),
             Mutant::FenceResets,
             "math.max((tonumber(redis.call('GET', KEYS[2])) or 0) + 1, now_us)",
             "(tonumber(redis.call('GET', KEYS[2])) or 0) + 1",
@@ -58,6 +66,7 @@ impl Scripts {
             extend: redis::Script::new(with_owns!("extend")),
             pass_on: redis::Script::new(with_owns!("pass_on")),
             raise_fence: redis::Script::new(with_owns!("raise_fence")),
+            fence: redis::Script::new(&fence),
         }
     }
 
@@ -79,6 +88,35 @@ impl Scripts {
             .arg(FENCE_BLOCK)
             .arg(value)
             .invoke(c)
+    }
+
+    /// Runs the fence script: a fresh block's first fence for the hold of
+    /// `token` on `key`, or `None` if the lock is not held with it.
+    pub(crate) fn run_fence(
+        &self,
+        c: &mut dyn ConnectionLike,
+        key: &str,
+        token: &str,
+    ) -> std::result::Result<Option<u64>, RedisError> {
+        let v: Value = self
+            .fence
+            .key(key)
+            .key(fence_key(key))
+            .arg(token)
+            .arg(FENCE_BLOCK)
+            .invoke(c)?;
+        let fence = match &v {
+            Value::Nil => return Ok(None),
+            Value::BulkString(text) => parse_fence(text),
+            _ => None,
+        };
+        fence.map(Some).ok_or_else(|| {
+            RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "unexpected reply to the fence script",
+                format!("{v:?}"),
+            ))
+        })
     }
 
     /// Runs the release script; true if it deleted the key.

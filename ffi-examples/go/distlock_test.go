@@ -408,6 +408,40 @@ func TestCloseInterruptsWaiters(t *testing.T) {
 	}
 }
 
+func TestFenceAskedForAfterTheLockWasLostIsRefused(t *testing.T) {
+	a, b := openClient(t), openClient(t)
+	key := testKey(t)
+	// The first lock of a key comes without its fence (given when read).
+	stale, err := a.Lock(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := do(t, rawConn(t), "DEL", "distlock:"+key); n != int64(1) {
+		t.Fatalf("DEL = %v, want 1", n)
+	}
+	newer, err := b.Lock(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer newer.Unlock()
+	fence := newer.Fence()
+	if fence == 0 {
+		t.Fatal("the new holder has no fence")
+	}
+	if f, err := stale.TryFence(); !errors.Is(err, ErrLost) || f != 0 {
+		t.Fatalf("TryFence of the lost lock = %d, %v; want 0 and ErrLost", f, err)
+	}
+	if stale.Fence() != 0 || stale.Held() {
+		t.Fatal("the lost lock has a fence, or says it is held")
+	}
+	if newer.Fence() != fence {
+		t.Fatalf("the new holder's fence changed: %d -> %d", fence, newer.Fence())
+	}
+	if err := stale.Unlock(); !errors.Is(err, ErrLost) {
+		t.Fatalf("Unlock of the lost lock = %v, want ErrLost", err)
+	}
+}
+
 func TestFenceStrictlyIncreasing(t *testing.T) {
 	clients := []*Client{openClient(t), openClient(t)}
 	key := testKey(t)

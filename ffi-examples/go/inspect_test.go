@@ -26,6 +26,11 @@ func TestInspect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its fence is given when first read, which leaves the counter
+	// Inspect shows.
+	if l.Fence() == 0 {
+		t.Fatal("no fence")
+	}
 	info, err = c.Inspect(key)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package distlock
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,7 +17,7 @@ const lostWaitSlice = 250 * time.Millisecond
 // then.
 type Lock struct {
 	key   string
-	fence uint64
+	fence atomic.Uint64 // 0 until first read
 	token string
 	g     *guardState
 
@@ -48,7 +49,6 @@ var testHookCleanup func()
 func newLock(key string, a acquired) *Lock {
 	l := &Lock{
 		key:   key,
-		fence: a.fence,
 		token: a.token,
 		g:     &guardState{guard: a.guard, lost: make(chan struct{})},
 	}
@@ -71,9 +71,41 @@ func (l *Lock) Key() string { return l.key }
 
 // Fence returns the lock's fencing token: strictly greater than that of
 // every earlier acquisition of the same key. Pass it to the storage the
-// lock protects and have it refuse writes carrying a smaller one. It stays
-// readable after Unlock.
-func (l *Lock) Fence() uint64 { return l.fence }
+// lock protects and have it refuse writes carrying a smaller one.
+//
+// A lock taken from Redis 7 or later may be granted without its fence:
+// the first call then asks the server for it (one round trip, while the
+// lock is held), and the client's later locks of the key take it at once.
+// Once read it stays readable after Unlock. It returns 0, which every
+// fenced resource refuses, if the lock was lost or unlocked before its
+// fence was first read, or the server could not be asked; TryFence says
+// which.
+func (l *Lock) Fence() uint64 {
+	f, _ := l.TryFence()
+	return f
+}
+
+// TryFence is Fence with the reason when there is none: an error wrapping
+// ErrLost if the lock was lost (or unlocked) before its fence was first
+// read, or ErrConnection (try again) if the server could not be asked.
+func (l *Lock) TryFence() (uint64, error) {
+	if f := l.fence.Load(); f != 0 {
+		return f, nil
+	}
+	g := l.g
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.guard == nil {
+		return 0, newError(describe("fence", l.key), statusLost,
+			"the lock was unlocked before its fence was read")
+	}
+	f, st, msg := nativeFence(g.guard)
+	if st != statusOK {
+		return 0, newError(describe("fence", l.key), st, msg)
+	}
+	l.fence.Store(f)
+	return f, nil
+}
 
 // Token returns the random value (36 characters) stored in the lock's
 // Redis key while this Lock holds it. It stays readable after Unlock.

@@ -205,10 +205,10 @@ static int32_t dlgo_check_config(const dlgo_config *in, char **msg) {
 	return st;
 }
 
-// What a successful acquisition hands back in one crossing.
+// What a successful acquisition hands back in one crossing. Not the
+// fence: a lock may be granted without one, given when first read.
 typedef struct dlgo_acquired {
 	distlock_guard *guard;
-	uint64_t fence;
 	char token[DISTLOCK_TOKEN_LEN + 1];
 } dlgo_acquired;
 
@@ -219,9 +219,6 @@ static int32_t dlgo_acquire(distlock_client *client, const char *key,
 	int32_t st = distlock_acquire_kind(client, key, kind, permits, ttl_ms, timeout_ms, cancel,
 		&out->guard);
 	if (st == DISTLOCK_OK) {
-		st = distlock_guard_fence(out->guard, &out->fence);
-	}
-	if (st == DISTLOCK_OK) {
 		st = distlock_guard_token(out->guard, out->token, sizeof out->token);
 	}
 	*msg = dlgo_message(st);
@@ -229,6 +226,12 @@ static int32_t dlgo_acquire(distlock_client *client, const char *key,
 		distlock_guard_free(out->guard);
 		out->guard = NULL;
 	}
+	return st;
+}
+
+static int32_t dlgo_fence(distlock_guard *guard, uint64_t *fence, char **msg) {
+	int32_t st = distlock_guard_fence(guard, fence);
+	*msg = dlgo_message(st);
 	return st;
 }
 
@@ -646,12 +649,11 @@ func nativeCancelFree(c cancelPtr) { C.distlock_cancel_free(c) }
 // acquired is what a successful nativeAcquire returns.
 type acquired struct {
 	guard guardPtr
-	fence uint64
 	token string
 }
 
 // nativeAcquire calls distlock_acquire_kind for k; on success it also
-// reads the guard's fence and token, which never change.
+// reads the guard's token, which never changes.
 func nativeAcquire(c clientPtr, key *C.char, k lockKind, ttlMS uint64, timeoutMS int64, cancel cancelPtr) (acquired, int32, string) {
 	var out C.dlgo_acquired
 	var msg *C.char
@@ -663,9 +665,17 @@ func nativeAcquire(c clientPtr, key *C.char, k lockKind, ttlMS uint64, timeoutMS
 	}
 	return acquired{
 		guard: out.guard,
-		fence: uint64(out.fence),
 		token: C.GoString(&out.token[0]),
 	}, st, ""
+}
+
+// nativeFence reads the guard's fence, which the first time may ask the
+// server for it.
+func nativeFence(g guardPtr) (uint64, int32, string) {
+	var fence C.uint64_t
+	var msg *C.char
+	st := int32(C.dlgo_fence(g, &fence, &msg))
+	return uint64(fence), st, takeMessage(msg)
 }
 
 func nativeRelease(g guardPtr) (int32, string) {

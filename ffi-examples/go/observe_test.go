@@ -186,6 +186,9 @@ func TestHeldListsTheLocksUnderThePrefix(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if l.Fence() == 0 { // given on first read: the counter Held shows
+			t.Fatal("no fence")
+		}
 		mine[name] = l
 	}
 

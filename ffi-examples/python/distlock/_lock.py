@@ -179,35 +179,40 @@ class Lock:
             with self._mutex:
                 self._acquiring = False
 
-    def _identity(self) -> Tuple[Optional[int], Optional[str]]:
+    def _identity(self, with_fence: bool = True) -> Tuple[Optional[int], Optional[str]]:
         """The latest acquisition's (fence, token), read from its guard on
-        first use; (None, None) before the first acquisition."""
+        first use; (None, None) before the first acquisition. Without
+        ``with_fence`` only the token is read (the fence may cost a round
+        trip: a lock can be granted without one, given when first read)."""
         with self._mutex:
-            if self._fence is not None:
+            if self._fence is not None or (not with_fence and self._token is not None):
                 return self._fence, self._token
             guard = self._guard if self._guard is not None else self._spent
         if guard is None:
-            return None, None
+            return self._fence, self._token
         try:
-            fence, token = self._read_identity(guard)
+            fence, token = self._read_identity(guard, with_fence)
         except HandleClosed:
             return self._fence, self._token
         with self._mutex:
             if guard is self._guard or guard is self._spent:
-                self._fence, self._token = fence, token
+                self._token = token
+                if fence is not None:
+                    self._fence = fence
         return fence, token
 
     @staticmethod
-    def _read_identity(guard: Handle) -> Tuple[int, str]:
+    def _read_identity(guard: Handle, with_fence: bool) -> Tuple[Optional[int], str]:
         fence = ctypes.c_uint64()
         buf = ctypes.create_string_buffer(n.TOKEN_LEN + 1)
         ptr = guard.pin()
         try:
-            n.check(n.lib.distlock_guard_fence(ptr, ctypes.byref(fence)), "fence")
             n.check(n.lib.distlock_guard_token(ptr, buf, len(buf)), "token")
+            if with_fence:
+                n.check(n.lib.distlock_guard_fence(ptr, ctypes.byref(fence)), "fence")
         finally:
             guard.unpin()
-        return fence.value, buf.value.decode("ascii")
+        return (fence.value if with_fence else None), buf.value.decode("ascii")
 
     def release(self) -> None:
         """Releases the lock.
@@ -243,8 +248,9 @@ class Lock:
 
     def _drop_guard(self) -> None:
         """Frees the guards, releasing the lock if still held (client
-        close); the fence and token are read first, to stay readable."""
-        self._identity()
+        close); the token is read first, to stay readable (and the fence,
+        if it was read before)."""
+        self._identity(with_fence=False)
         with self._mutex:
             guard, self._guard = self._guard, None
             spent, self._spent = self._spent, None
@@ -321,7 +327,15 @@ class Lock:
         """The fencing token of the latest acquisition through this Lock
         object (None before the first). Fences of one lock name strictly
         increase across all holders: pass it to the storage you write to so
-        it can reject a writer whose lock has since been lost."""
+        it can reject a writer whose lock has since been lost.
+
+        A lock taken from Redis 7 or later may be granted without its
+        fence: the first read then asks the server for it (one round trip,
+        while the lock is held), and the client's later locks of the name
+        take it at once. Once read it stays readable after release. Raises
+        :class:`LockLost` if the lock was lost or released before its fence
+        was first read, or a connection error if the server could not be
+        asked (read it again)."""
         return self._identity()[0]
 
     @property
@@ -329,7 +343,7 @@ class Lock:
         """The latest acquisition's token (36-character uuid text), the value
         stored in Redis under the lock's key while it is held; None before
         the first acquisition."""
-        return self._identity()[1]
+        return self._identity(with_fence=False)[1]
 
     @property
     def remaining(self) -> float:

@@ -26,6 +26,7 @@ def test_inspect_a_free_held_and_released_lock(client: distlock.Client, other_cl
 
     lock = other_client.lock(key, ttl=10)
     assert lock.acquire(blocking=False)
+    assert lock.fence > 0  # given on first read: the counter inspect shows
     held = client.inspect(key)
     assert held.key == key and held.held
     assert held.token == lock.token and len(held.token) == 36

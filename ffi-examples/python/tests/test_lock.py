@@ -120,6 +120,23 @@ def test_fences_strictly_increase_across_clients(client, other_client, key):
     assert all(a < b for a, b in zip(fences, fences[1:])), fences
 
 
+def test_a_fence_asked_for_after_the_lock_was_lost_raises(client, other_client, resp, key):
+    # The first lock of a name comes without its fence (given when read):
+    # once the lock is gone, no fence is given, and the new holder's stands.
+    stale = client.lock(key)
+    assert stale.acquire()
+    assert resp.command("DEL", redis_key(key)) == 1
+    with other_client.lock(key) as newer:
+        fence = newer.fence
+        assert fence > 0
+        with pytest.raises(distlock.LockLost):
+            stale.fence
+        assert not stale.held
+        assert newer.fence == fence
+    with pytest.raises(distlock.LockLost):
+        stale.release()
+
+
 def test_wait_lost_after_an_external_delete(client, resp, key):
     lock = client.lock(key, ttl=1)  # renewed, so the loss is seen, every ~0.33 s
     assert lock.acquire()

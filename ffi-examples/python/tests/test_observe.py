@@ -127,6 +127,7 @@ def test_held_lists_the_locks_under_the_prefix(redis_server: RedisServer) -> Non
         for name in ("jobs:a", "jobs:b", "other"):
             lock = client.lock(name, ttl=5)
             assert lock.acquire(blocking=False)
+            assert lock.fence > 0  # given on first read: the counter held() shows
             locks[name] = lock
 
         found = client.held()

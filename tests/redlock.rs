@@ -150,26 +150,43 @@ fn losing_the_majority_is_noticed_at_the_next_renewal() {
 
 #[test]
 fn fences_increase_across_overlapping_majorities() {
-    let mut servers = five();
-    let list = urls(&servers);
-    // Node 0's counter is far ahead of every other node's clock-based floor.
-    // (Scripts compute in doubles: fences stay below 2^53.)
-    let huge: u64 = 1 << 52;
-    let _: () = servers[0].conn().set("{distlock:f}:fence", huge).unwrap();
-    servers[3].stop();
-    servers[4].stop();
-    let c = redlock(&list);
-    let first = c.lock("f").acquire().unwrap();
-    assert!(first.fence() >= huge, "the majority's largest fence");
-    let f1 = first.fence();
-    first.release().unwrap();
-    // Now a majority that shares only node 2 with the first one.
-    servers[3].restart();
-    servers[4].restart();
-    servers[0].stop();
-    servers[1].stop();
-    let second = c.lock("f").acquire_timeout(Duration::from_secs(3)).unwrap();
-    assert!(second.fence() > f1, "{} <= {f1}", second.fence());
+    // Both ways of taking the first lock: with its fence phase at once
+    // (the client read a fence of this name before), and lazily (the
+    // phase runs when the fence is first read).
+    for (name, fenced_before) in [("f", true), ("f-lazy", false)] {
+        let mut servers = five();
+        let list = urls(&servers);
+        let c = redlock(&list);
+        if fenced_before {
+            let g = c.lock(name).acquire().unwrap();
+            assert!(g.fence() > 0);
+        }
+        // Node 0's counter is far ahead of every other node's clock-based
+        // floor. (Scripts compute in doubles: fences stay below 2^53.)
+        let huge: u64 = 1 << 52;
+        let _: () = servers[0]
+            .conn()
+            .set(format!("{{distlock:{name}}}:fence"), huge)
+            .unwrap();
+        servers[3].stop();
+        servers[4].stop();
+        let first = c.lock(name).acquire().unwrap();
+        let f1 = first.fence();
+        assert!(f1 >= huge, "{name}: the majority's largest fence");
+        first.release().unwrap();
+        // Now a majority that shares only node 2 with the first one, and a
+        // client that never read a fence (its fence phase runs at read).
+        servers[3].restart();
+        servers[4].restart();
+        servers[0].stop();
+        servers[1].stop();
+        let other = redlock(&list);
+        let second = other
+            .lock(name)
+            .acquire_timeout(Duration::from_secs(3))
+            .unwrap();
+        assert!(second.fence() > f1, "{name}: {} <= {f1}", second.fence());
+    }
 }
 
 const WORKER_ENV: &str = "DISTLOCK_REDLOCK_WORKER";

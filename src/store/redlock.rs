@@ -16,10 +16,16 @@
 //! node the later acquirer's counter, taken only after our key was gone, is
 //! above F, so its fence (a maximum over its majority) is above ours. The
 //! lock counts as acquired only once a majority confirmed the raise.
+//!
+//! A lock taken lazily ([`Store::acquire_lazy`]) skips the second phase:
+//! each node takes it with a plain `SET NX`, and the two phases of the
+//! fence run when it is first read ([`Store::assign_fence`]): each node
+//! of a majority gives a fence while the key is still ours there, and the
+//! largest is raised on that majority.
 
 use super::redis::{RedisConfig, RedisStore};
 use super::LockInfo;
-use super::{Acquired, Extend, FeedHandler, Kind, PassOn, Store};
+use super::{Acquired, Extend, FeedHandler, Kind, PassOn, Store, LAZY_FENCE};
 use crate::clock::drift;
 use crate::error::{Error, Result};
 use crossbeam_channel::Sender;
@@ -199,14 +205,23 @@ fn jitter(ttl: Duration) -> Duration {
     Duration::from_micros(500 + r % span)
 }
 
-impl Store for RedlockStore {
-    fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
+impl RedlockStore {
+    /// Takes `name` on a majority of nodes; with `lazy`, with each node's
+    /// plain `SET NX` and no fencing phase (see [`Store::acquire_lazy`]):
+    /// the fence is then made by [`Store::assign_fence`].
+    fn acquire_with(&self, name: &str, token: &str, ttl: Duration, lazy: bool) -> Result<Acquired> {
         let start = Instant::now();
         let quorum = self.quorum;
         let (nm, tk) = (name.to_string(), token.to_string());
         let answers = self.fan_out(
             &self.all(),
-            move |s| s.acquire(&nm, &tk, ttl),
+            move |s| {
+                if lazy {
+                    s.acquire_lazy(&nm, &tk, ttl)
+                } else {
+                    s.acquire(&nm, &tk, ttl)
+                }
+            },
             |a| {
                 let yes = a
                     .iter()
@@ -221,17 +236,15 @@ impl Store for RedlockStore {
                 _ => None,
             })
             .collect();
-        if yes.len() >= quorum {
+        let valid = || start.elapsed() + drift(ttl) < ttl;
+        if yes.len() >= quorum && lazy && valid() {
+            return Ok(Acquired::Yes { fence: LAZY_FENCE });
+        }
+        if yes.len() >= quorum && !lazy {
             let fence = yes.iter().map(|(_, f)| *f).max().unwrap_or(0);
             let holders: Vec<usize> = yes.iter().map(|(i, _)| *i).collect();
-            let (nm, tk) = (name.to_string(), token.to_string());
-            let raised = self.fan_out(
-                &holders,
-                move |s| s.raise_fence(&nm, &tk, fence),
-                |a| a.iter().filter(|(_, r)| matches!(r, Ok(true))).count() >= quorum,
-            );
-            let confirmed = raised.iter().filter(|(_, r)| matches!(r, Ok(true))).count();
-            if confirmed >= quorum && start.elapsed() + drift(ttl) < ttl {
+            // Unconfirmed (or out of time): given back below.
+            if matches!(self.raise(name, token, fence, &holders), Ok(Some(_))) && valid() {
                 return Ok(Acquired::Yes { fence });
             }
         }
@@ -255,6 +268,81 @@ impl Store for RedlockStore {
             Some(jitter(ttl))
         };
         Ok(Acquired::No { remaining })
+    }
+
+    /// The second phase: raises the counter of `name` to the end of the
+    /// block starting at `fence` on the nodes `holders`, while `token`
+    /// holds it there. `Some(fence)` once a majority confirmed; `None` if
+    /// too many said the lock is not ours; an error if too few answered.
+    fn raise(&self, name: &str, token: &str, fence: u64, holders: &[usize]) -> Result<Option<u64>> {
+        let quorum = self.quorum;
+        let (nm, tk) = (name.to_string(), token.to_string());
+        let raised = self.fan_out(
+            holders,
+            move |s| s.raise_fence(&nm, &tk, fence),
+            |a| a.iter().filter(|(_, r)| matches!(r, Ok(true))).count() >= quorum,
+        );
+        let confirmed = raised.iter().filter(|(_, r)| matches!(r, Ok(true))).count();
+        let refused = raised
+            .iter()
+            .filter(|(_, r)| matches!(r, Ok(false)))
+            .count();
+        if confirmed >= quorum {
+            Ok(Some(fence))
+        } else if holders.len() - refused < quorum {
+            Ok(None)
+        } else {
+            Err(self.too_few(confirmed + refused))
+        }
+    }
+}
+
+impl Store for RedlockStore {
+    fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
+        self.acquire_with(name, token, ttl, false)
+    }
+
+    fn acquire_lazy(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
+        self.acquire_with(name, token, ttl, true)
+    }
+
+    /// Each node gives a fence while the lock is still ours there; the
+    /// largest of a majority's is raised on that majority, as the second
+    /// phase of an acquisition does (the module docs say why that orders
+    /// fences across majorities). Each node's fence is taken after any
+    /// earlier holder's key left it, so the argument is the same.
+    fn assign_fence(&self, name: &str, token: &str) -> Result<Option<u64>> {
+        let (quorum, n) = (self.quorum, self.nodes.len());
+        let (nm, tk) = (name.to_string(), token.to_string());
+        let answers = self.fan_out(
+            &self.all(),
+            move |s| s.assign_fence(&nm, &tk),
+            |a| {
+                let given = a.iter().filter(|(_, r)| matches!(r, Ok(Some(_)))).count();
+                let refused = a.iter().filter(|(_, r)| matches!(r, Ok(None))).count();
+                given >= quorum || refused > n - quorum
+            },
+        );
+        let given: Vec<(usize, u64)> = answers
+            .iter()
+            .filter_map(|(i, r)| match r {
+                Ok(Some(f)) => Some((*i, *f)),
+                _ => None,
+            })
+            .collect();
+        if given.len() >= quorum {
+            let fence = given.iter().map(|(_, f)| *f).max().unwrap_or(0);
+            let holders: Vec<usize> = given.iter().map(|(i, _)| *i).collect();
+            return self.raise(name, token, fence, &holders);
+        }
+        let refused = answers
+            .iter()
+            .filter(|(_, r)| matches!(r, Ok(None)))
+            .count();
+        if refused > n - quorum {
+            return Ok(None);
+        }
+        Err(self.too_few(given.len() + refused))
     }
 
     fn release(&self, name: &str, token: &str) -> Result<bool> {

@@ -333,6 +333,15 @@ class _Attempt:
         if won and abandoned:
             _release_quietly(self._lock)
             return False
+        if won:
+            # A lock may be granted without its fence, given on first read
+            # (one round trip): read it here, on the waiter thread, so that
+            # the `fence` property does not block the event loop. If that
+            # fails, the property says why.
+            try:
+                self._lock.fence
+            except DistlockError:
+                pass
         return won
 
     def abandon(self) -> bool:
@@ -468,7 +477,9 @@ class Lock:
     @property
     def fence(self) -> Optional[int]:
         """The fencing token of the latest acquisition through this Lock
-        object (None before the first); see :attr:`distlock.Lock.fence`."""
+        object (None before the first); see :attr:`distlock.Lock.fence`.
+        Read on the waiter thread as the lock is won, so reading it here
+        does not wait on the server."""
         return self.sync.fence
 
     @property

@@ -264,12 +264,16 @@ def test_redlock_over_three_servers(three_servers: List[RedisServer]) -> None:
         # Acquire returns once a majority granted it; the third may lag.
         assert holders(three_servers, rkey, first.token) >= 2
         assert not b.lock("job").acquire(blocking=False)
+        # Read while held: the first lock of a name comes without its
+        # fence, which the first read asks the majority for.
+        first_fence = first.fence
         first.release()
         assert holders(three_servers, rkey, first.token) == 0
+        assert first.fence == first_fence, "once read, readable after release"
 
         second = b.lock("job")
         assert second.acquire(timeout=2)
-        assert second.fence > first.fence
+        assert second.fence > first_fence
         second.release()
 
         # One node down: two of three are still a majority.

@@ -53,8 +53,19 @@ pub fn run(server: &ServerArgs, args: RunArgs) -> u8 {
         Ok(g) => g,
         Err(code) => return code,
     };
+    // The fence the command is given. A client's first lock of a name may
+    // be granted without one: this asks for it while the lock is held,
+    // and a lock lost before that does not start the command.
+    let fence = match guard.try_fence() {
+        Ok(f) => f,
+        Err(e) => {
+            say!("cannot get the fence of {key}: {e}");
+            release(guard, &key, args.verbose);
+            return exit_for(&e);
+        }
+    };
     if args.verbose {
-        say!("acquired {key} (fence {})", guard.fence());
+        say!("acquired {key} (fence {fence})");
     }
     // A signal that came while the lock was being taken: do not start.
     if let Ok(sig) = signals.rx.try_recv() {

@@ -125,6 +125,15 @@ fn losing_the_majority_is_noticed_at_the_next_renewal() {
     let c = redlock(&urls(&servers));
     let ttl = Duration::from_millis(900);
     let g = c.lock("restarted").ttl(ttl).acquire().unwrap();
+    // Acquire returns once a majority granted it; the other nodes' plain
+    // SET NX may still be on its way, and one landing on a node after its
+    // restart would take that node again. Start once every node has it.
+    let all = [0, 1, 2, 3, 4];
+    let until = Instant::now() + Duration::from_secs(2);
+    while holders(&servers, "distlock:restarted", &all) < 5 && Instant::now() < until {
+        std::thread::yield_now();
+    }
+    assert_eq!(holders(&servers, "distlock:restarted", &all), 5);
     // One node restarting empty leaves a majority: still held.
     servers[0].restart();
     assert!(!matches!(

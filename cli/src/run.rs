@@ -73,7 +73,7 @@ pub fn run(server: &ServerArgs, args: RunArgs) -> u8 {
         release(guard, &key, args.verbose);
         return signal_status(sig);
     }
-    let child = match spawn(&args, &key, &guard) {
+    let child = match spawn(&args, &key, &guard, fence) {
         Ok(c) => c,
         Err((code, msg)) => {
             say!("{msg}");
@@ -127,7 +127,7 @@ fn failed(e: &Error) -> u8 {
 
 /// Starts the command with the lock's details in its environment.
 /// `Err` carries the exit status and the message.
-fn spawn(args: &RunArgs, key: &str, guard: &Guard) -> Result<Child, (u8, String)> {
+fn spawn(args: &RunArgs, key: &str, guard: &Guard, fence: u64) -> Result<Child, (u8, String)> {
     // `-c CMD` runs through the shell, as flock(1)'s does.
     let shell = args
         .shell
@@ -142,7 +142,7 @@ fn spawn(args: &RunArgs, key: &str, guard: &Guard) -> Result<Child, (u8, String)
     let mut cmd = Command::new(program);
     cmd.args(rest)
         .env("DISTLOCK_KEY", key)
-        .env("DISTLOCK_FENCE", guard.fence().to_string())
+        .env("DISTLOCK_FENCE", fence.to_string())
         .env("DISTLOCK_TOKEN", guard.token());
     let on_parent_death = match args.on_lost {
         OnLost::Term => Some(libc::SIGTERM),

@@ -236,17 +236,20 @@ impl RedlockStore {
                 _ => None,
             })
             .collect();
-        let valid = || start.elapsed() + drift(ttl) < ttl;
-        if yes.len() >= quorum && lazy && valid() {
-            return Ok(Acquired::Yes { fence: LAZY_FENCE });
-        }
-        if yes.len() >= quorum && !lazy {
-            let fence = yes.iter().map(|(_, f)| *f).max().unwrap_or(0);
-            let holders: Vec<usize> = yes.iter().map(|(i, _)| *i).collect();
-            // Unconfirmed (or out of time): given back below.
-            if matches!(self.raise(name, token, fence, &holders), Ok(Some(_))) && valid() {
-                return Ok(Acquired::Yes { fence });
+        if yes.len() >= quorum {
+            let valid = || start.elapsed() + drift(ttl) < ttl;
+            if lazy {
+                if valid() {
+                    return Ok(Acquired::Yes { fence: LAZY_FENCE });
+                }
+            } else {
+                let fence = yes.iter().map(|(_, f)| *f).max().unwrap_or(0);
+                let holders: Vec<usize> = yes.iter().map(|(i, _)| *i).collect();
+                if matches!(self.raise(name, token, fence, &holders), Ok(Some(_))) && valid() {
+                    return Ok(Acquired::Yes { fence });
+                }
             }
+            // Out of time, or the raise unconfirmed: given back below.
         }
         self.release_everywhere(name, token);
         let answered = answers.iter().filter(|(_, r)| r.is_ok()).count();

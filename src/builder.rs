@@ -40,6 +40,8 @@ pub struct Builder {
     holder_label: Option<String>,
     /// How often a polling release feed (memcached) looks.
     poll_interval: Duration,
+    /// How long a released lock stays held for this client (zero: off).
+    linger: Duration,
 }
 
 impl Default for Builder {
@@ -62,6 +64,7 @@ impl Default for Builder {
             tls: None,
             holder_label: None,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            linger: Duration::ZERO,
         }
     }
 }
@@ -238,6 +241,29 @@ impl Builder {
         self
     }
 
+    /// Lease caching (default off: zero). A plain lock released while no
+    /// thread of this client waits for it stays held on the server, its
+    /// lease renewed, for up to `linger`; the client's next acquisition of
+    /// it within that time is granted at once, without a round trip, with
+    /// the next fence of its block (like a hand-off between threads).
+    ///
+    /// A client that finds the lock held announces that it wants it (one
+    /// `PUBLISH`), and the lingering client then releases it at once, or at
+    /// its next release if it holds it again; the release wakes the waiter
+    /// as usual. A waiter of an older version, which does not announce,
+    /// gets the lock at the latest when the stay or the fairness budget
+    /// ([`handoff_budget`](Builder::handoff_budget)) runs out. Dropping the
+    /// last handle on the client releases the locks it lingers on.
+    ///
+    /// For the worker that owns a shard and takes its lock again and again.
+    /// Redis only (one server, Sentinel or Cluster), with the local fast
+    /// path on; at most 1 hour, and shorter than `max_hold` if that is
+    /// set. Read-write locks, semaphores and fair locks never linger.
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
     /// Whether threads of this client that want the same lock queue locally
     /// and pass the lease among themselves (default true). Off, every
     /// thread asks the server on its own.
@@ -297,6 +323,21 @@ impl Builder {
                 shown(self.fairness.budget)
             )));
         }
+        if !self.linger.is_zero() {
+            check_setting("linger", self.linger)?;
+            if !self.fairness.enabled {
+                return Err(Error::invalid(
+                    "linger needs the local fast path: turn fast_path back on, or linger off",
+                ));
+            }
+            if self.max_hold.is_some_and(|cap| self.linger >= cap) {
+                return Err(Error::invalid(format!(
+                    "linger ({}) must be shorter than max_hold",
+                    shown(self.linger)
+                )));
+            }
+            self.servers.check_linger()?;
+        }
         let (count, wait) = self.replicas;
         if count > 0 {
             check_setting("the replica acknowledgement timeout", wait)?;
@@ -333,6 +374,7 @@ impl Builder {
                 ttl: self.ttl,
                 max_hold: self.max_hold,
                 max_retry_interval: self.max_retry_interval,
+                linger: (!self.linger.is_zero()).then_some(self.linger),
             },
             self.prefix,
             self.fairness,
@@ -381,6 +423,7 @@ impl fmt::Debug for Builder {
             .field("replicas", &self.replicas)
             .field("holder_label", &self.holder_label)
             .field("poll_interval", &self.poll_interval)
+            .field("linger", &self.linger)
             .finish()
     }
 }

@@ -5,6 +5,7 @@ use crate::builder::Builder;
 use crate::error::{Error, Result};
 use crate::lease::Lease;
 use crate::limits::check_name;
+use crate::linger::Lingerer;
 use crate::local::{Fairness, Host, LocalLocks};
 use crate::lock::Lock;
 use crate::notify::{Notifier, Watch};
@@ -12,7 +13,7 @@ use crate::renew::{Msg, Renewer};
 use crate::rwlock::RwLock;
 use crate::semaphore::Semaphore;
 use crate::stats::{add, Counters, Stats};
-use crate::store::{LockInfo, Store};
+use crate::store::{LockInfo, Store, WANTS};
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +44,9 @@ pub(crate) struct Settings {
     pub ttl: Duration,
     pub max_hold: Option<Duration>,
     pub max_retry_interval: Duration,
+    /// How long a released lock may stay held for this client's next
+    /// acquisition (`None`: off).
+    pub linger: Option<Duration>,
 }
 
 /// What every clone of a [`Client`] shares.
@@ -58,6 +62,8 @@ pub(crate) struct Inner {
     /// What this client's locks have done.
     counters: Arc<Counters>,
     next_id: AtomicU64,
+    /// Ends the stays of lingering locks (with a linger setting only).
+    lingerer: Option<Lingerer>,
     /// Lock names whose guards had their fence read: acquisitions of these
     /// take the fence in the same round trip (see [`Inner::wants_fence`]).
     fenced: parking_lot::Mutex<HashSet<String>>,
@@ -146,10 +152,39 @@ impl Host for Inner {
     fn max_retry_interval(&self) -> Duration {
         self.settings.max_retry_interval
     }
+
+    fn linger(&self) -> Option<Duration> {
+        self.settings.linger.filter(|_| self.lingerer.is_some())
+    }
+
+    fn hear_wants(&self, name: &str, check_at: std::time::Instant) -> Option<Watch> {
+        let lingerer = self.lingerer.as_ref()?;
+        let watch = self.notifier.watch(&format!("{WANTS}{name}"), None);
+        lingerer.watch(name, watch.rx.clone(), watch.wake_pending, check_at);
+        Some(watch)
+    }
+
+    fn wants_fence(&self, name: &str) -> bool {
+        Inner::wants_fence(self, name)
+    }
+
+    fn lingered(&self, lease: &Lease) {
+        add(&self.counters.lingered, 1);
+        log::debug!(
+            "distlock: granted the lock {:?} from the lease this client lingered on",
+            lease.name
+        );
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Locks this client lingers on go back to the server now, not at
+        // the end of their leases.
+        self.local.release_lingering(&*self);
+        if let Some(l) = &self.lingerer {
+            l.shutdown();
+        }
         self.notifier.shutdown();
         // The renewal thread never owns an `Inner`, so this is never a
         // self-join.
@@ -186,8 +221,15 @@ impl Client {
         let renewer = Renewer::spawn(store.clone(), counters.clone())
             .map_err(|e| Error::Connection(format!("cannot start the renewal thread: {e}")))?;
         let notifier = Notifier::new(store.clone(), counters.clone());
-        Ok(Client {
-            inner: Arc::new(Inner {
+        let mut spawn_failed = None;
+        let inner = Arc::new_cyclic(|me| {
+            let lingerer = match settings.linger {
+                Some(_) => Lingerer::spawn(me.clone())
+                    .map_err(|e| spawn_failed = Some(e))
+                    .ok(),
+                None => None,
+            };
+            Inner {
                 store,
                 settings,
                 prefix,
@@ -196,9 +238,16 @@ impl Client {
                 renewer,
                 counters,
                 next_id: AtomicU64::new(1),
+                lingerer,
                 fenced: parking_lot::Mutex::new(HashSet::new()),
-            }),
-        })
+            }
+        });
+        if let Some(e) = spawn_failed {
+            return Err(Error::Connection(format!(
+                "cannot start the linger thread: {e}"
+            )));
+        }
+        Ok(Client { inner })
     }
 
     /// What every clone shares.

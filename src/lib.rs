@@ -67,6 +67,7 @@ pub mod ffi;
 mod guard;
 mod lease;
 mod limits;
+mod linger;
 mod loader;
 mod local;
 mod lock;

@@ -23,6 +23,18 @@
 //! every race against the waiters it woke.
 
 //!
+//! Lease caching ([`Builder::linger`](crate::Builder::linger)): a lease
+//! released while no thread of the client waits is kept ("parked") for
+//! the linger time instead of being released on the server, and the
+//! client's next acquisition of the name takes it over like a hand-off:
+//! the next fence of the block, no round trip. The parked lease is renewed
+//! like any other. While the client lingers on a name its feed listens to
+//! the name's want channel; a client that finds the lock held announces
+//! itself there, and the lingering client then releases the lock at once
+//! (or, if it holds it again meanwhile, at its next release). The fence
+//! block and the fairness time budget bound a run of such grants as they
+//! bound hand-offs: at the bound the server is asked, as for hand-offs.
+//!
 //! Each side of the protocol is one call: [`LocalLocks::acquire`] queues a
 //! thread, waits for its turn and records what the head won on the server;
 //! [`LocalLocks::release`] hands a released lease on, asks the server at
@@ -32,6 +44,7 @@
 use crate::clock::{drift, BootInstant};
 use crate::error::{Error, Result};
 use crate::lease::Lease;
+use crate::notify::Watch;
 use crate::store::{Kind, PassOn, Released, Store, FENCE_BLOCK, LAZY_FENCE};
 use crate::wait;
 use crossbeam_channel::{Receiver, Sender};
@@ -57,6 +70,18 @@ pub(crate) trait Host {
     fn forget(&self, lease: &Lease);
     /// Longest a waiter goes without looking at the lock again.
     fn max_retry_interval(&self) -> Duration;
+    /// How long a released lease may linger (`None`: it never does).
+    fn linger(&self) -> Option<Duration>;
+    /// Starts hearing the announcements of clients that want `name`, and
+    /// has the linger thread look at the name at `check_at`; the returned
+    /// subscription lasts while it is kept. `None` when the client cannot
+    /// hear them (it then does not linger).
+    fn hear_wants(&self, name: &str, check_at: Instant) -> Option<Watch>;
+    /// `lease` was granted from a lingering lease (for counters and logs).
+    fn lingered(&self, lease: &Lease);
+    /// Whether guards of `name` have had their fence read, so that its
+    /// leases should carry fences from a block.
+    fn wants_fence(&self, name: &str) -> bool;
 }
 
 /// Which thread wants which lock, with which lease settings.
@@ -98,6 +123,17 @@ enum Place {
     Head,
     /// Wait for a [`Turn`].
     Queued(Receiver<Turn>),
+    /// Busy, and the thread may not wait (`try_acquire`).
+    Busy,
+    /// The lock, taken over from this client's lingering lease.
+    Granted(Arc<Lease>),
+    /// The head, with the lingering lease at its bound: ask the server to
+    /// keep it with a new fence block, else ask for the lock.
+    Refresh(Arc<Lease>),
+    /// The head, with a lingering lease it cannot take over (other lease
+    /// settings, wanted by another client, or about to run out): release
+    /// that on the server, then ask for the lock.
+    Release(Arc<Lease>),
 }
 
 /// What the local side can do with a released lease.
@@ -108,6 +144,9 @@ enum Local {
     ToServer,
     /// The fairness bound is reached: ask the server whether others wait.
     AskServer,
+    /// Nobody local waits, and the client lingers on the lease; `hear`:
+    /// it must start hearing who wants the lock.
+    Parked { hear: bool },
 }
 
 /// What is left to do with a released lease once the local side is settled.
@@ -140,6 +179,13 @@ struct Queue {
     base_fence: u64,
     /// When the lease came from the server.
     since: Option<Instant>,
+    /// The released lease the client lingers on, and until when it may.
+    parked: Option<(Arc<Lease>, Instant)>,
+    /// Another client announced that it wants the lock since the lease
+    /// came from the server: do not linger on it again.
+    wanted: bool,
+    /// The subscription to those announcements while the client lingers.
+    wants: Option<Watch>,
 }
 
 impl Queue {
@@ -154,7 +200,12 @@ impl Queue {
     }
 
     fn idle(&mut self) -> bool {
-        !self.held() && self.head.is_none() && self.waiters.is_empty()
+        !self.held() && self.head.is_none() && self.waiters.is_empty() && self.parked.is_none()
+    }
+
+    /// Takes the lingering lease, if there is one.
+    fn unpark(&mut self) -> Option<Arc<Lease>> {
+        self.parked.take().map(|(lease, _)| lease)
     }
 
     /// Makes the first waiter the head, if nobody holds or asks.
@@ -284,14 +335,21 @@ impl LocalLocks {
         ask: impl FnOnce() -> Result<Arc<Lease>>,
     ) -> Result<(Arc<Lease>, bool)> {
         let mut queued = false;
-        if wait.once {
-            if !self.try_enter(want.name, want.id) {
-                return Err(Error::Timeout);
+        match self.enter(host, want, wait.once) {
+            Place::Head => {}
+            Place::Busy => return Err(Error::Timeout),
+            Place::Granted(lease) => return Ok((lease, false)),
+            Place::Refresh(parked) => {
+                if let Some(lease) = self.refresh_parked(host, want.id, &parked) {
+                    return Ok((lease, false));
+                }
             }
-        } else if let Place::Queued(turns) = self.enter(want) {
-            queued = true;
-            if let Some(lease) = self.wait_turn(host, want, wait, &turns)? {
-                return Ok((lease, queued));
+            Place::Release(parked) => self.release_parked(host, &parked),
+            Place::Queued(turns) => {
+                queued = true;
+                if let Some(lease) = self.wait_turn(host, want, wait, &turns)? {
+                    return Ok((lease, queued));
+                }
             }
         }
         if !wait.once {
@@ -392,16 +450,27 @@ impl LocalLocks {
     }
 
     /// Joins the queue for `want.name`: head at once if nobody of this
-    /// client holds or asks for it.
-    fn enter(&self, want: &Want<'_>) -> Place {
+    /// client holds or asks for it (taking over the lease the client
+    /// lingers on, if it can); [`Place::Busy`] instead of queueing when
+    /// the thread may not wait (`once`).
+    fn enter(&self, host: &dyn Host, want: &Want<'_>, once: bool) -> Place {
         if !self.fairness.enabled {
             return Place::Head;
         }
         let mut map = self.queues.lock();
         let q = map.entry(want.name.to_string()).or_default();
         if !q.held() && q.head.is_none() {
+            if let Some(parked) = q.unpark() {
+                return self.take_parked(host, q, want, parked);
+            }
             q.head = Some(want.id);
             return Place::Head;
+        }
+        if once {
+            if q.idle() {
+                map.remove(want.name);
+            }
+            return Place::Busy;
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
         q.waiters.push_back(Waiter {
@@ -413,20 +482,194 @@ impl LocalLocks {
         Place::Queued(rx)
     }
 
-    /// Head only if that needs no waiting (for `try_acquire`).
-    fn try_enter(&self, name: &str, id: u64) -> bool {
-        if !self.fairness.enabled {
-            return true;
+    /// What `want` does with the lease `parked` the client lingers on (in
+    /// the queue `q`, which nobody holds or asks for): takes it over like a
+    /// hand-off while the fence block and the fairness budget allow, else
+    /// becomes the head with it to refresh or to release.
+    fn take_parked(
+        &self,
+        host: &dyn Host,
+        q: &mut Queue,
+        want: &Want<'_>,
+        parked: Arc<Lease>,
+    ) -> Place {
+        let fits = parked.ttl == want.ttl && parked.auto_renew == want.auto_renew;
+        let fresh = parked.remaining() > drift(parked.ttl) * 2;
+        q.head = Some(want.id);
+        if !(fits && fresh) || q.wanted {
+            return Place::Release(parked);
         }
-        let mut map = self.queues.lock();
-        let q = map.entry(name.to_string()).or_default();
-        let free = !q.held() && q.head.is_none();
-        if free {
-            q.head = Some(id);
-        } else if q.idle() {
-            map.remove(name);
+        // A chain without fences stays one while nobody reads them; once
+        // somebody does, a refresh gives it a block, so that each grant's
+        // fence costs no round trip of its own.
+        let in_block = if q.base_fence == LAZY_FENCE {
+            !host.wants_fence(want.name)
+        } else {
+            q.handoffs < u64::from(MAX_HANDOFFS)
+        };
+        let in_budget = q.since.is_some_and(|t| t.elapsed() < self.fairness.budget);
+        if !(in_block && in_budget) {
+            return Place::Refresh(parked);
         }
-        free
+        q.head = None;
+        q.handoffs += 1;
+        let lease = host.continue_lease(&parked, q.next_fence());
+        parked.mark_released();
+        q.holder = Some(lease.clone());
+        host.lingered(&lease);
+        Place::Granted(lease)
+    }
+
+    /// The head `id` has the lingering lease `parked` at its bound: asks
+    /// the server to keep it with a new fence block (the lease then goes
+    /// to `id`), or releases it to the clients that wait. `None`: the head
+    /// must ask for the lock.
+    fn refresh_parked(&self, host: &dyn Host, id: u64, parked: &Lease) -> Option<Arc<Lease>> {
+        let asked = Instant::now();
+        let sent = BootInstant::now();
+        match host
+            .store()
+            .pass_on(&parked.name, &parked.token, parked.ttl)
+        {
+            Ok(PassOn::Kept { fence }) => {
+                parked.renewed(sent);
+                let lease = host.continue_lease(parked, fence);
+                parked.mark_released();
+                self.won(id, &lease);
+                host.lingered(&lease);
+                Some(lease)
+            }
+            Ok(PassOn::Released) => {
+                parked.mark_released();
+                host.forget(parked);
+                self.released(&parked.name, true, asked.elapsed());
+                self.lingering_ended(&parked.name);
+                None
+            }
+            Ok(PassOn::NotOwner) => {
+                parked.mark_released();
+                host.forget(parked);
+                self.lingering_ended(&parked.name);
+                None
+            }
+            Err(_) => {
+                self.release_parked(host, parked);
+                None
+            }
+        }
+    }
+
+    /// Releases the lease `parked` the client lingered on, on the server.
+    fn release_parked(&self, host: &dyn Host, parked: &Lease) {
+        parked.mark_released();
+        host.forget(parked);
+        let asked = Instant::now();
+        if let Ok(heard) = release_on_server(host.store(), parked) {
+            self.released(&parked.name, heard, asked.elapsed());
+        }
+        self.lingering_ended(&parked.name);
+    }
+
+    /// The client no longer lingers on `name`: it stops hearing who wants
+    /// it, and forgets that someone did.
+    fn lingering_ended(&self, name: &str) {
+        let wants = {
+            let mut map = self.queues.lock();
+            let Some(q) = map.get_mut(name) else {
+                return;
+            };
+            q.wanted = false;
+            let wants = q.wants.take();
+            if q.idle() {
+                map.remove(name);
+            }
+            wants
+        };
+        // Dropped outside the queues' lock: it takes the notifier's.
+        drop(wants);
+    }
+
+    /// Another client announced that it wants `name` (heard by the linger
+    /// thread): a lease the client lingers on is released now, a lease it
+    /// holds again will not linger at its release. True while the client
+    /// still listens for such announcements of `name`.
+    pub(crate) fn wanted(&self, host: &dyn Host, name: &str) -> bool {
+        let parked = {
+            let mut map = self.queues.lock();
+            let Some(q) = map.get_mut(name) else {
+                return false;
+            };
+            q.wanted = true;
+            match q.unpark() {
+                Some(parked) => parked,
+                None => return q.wants.is_some(),
+            }
+        };
+        self.release_parked(host, &parked);
+        false
+    }
+
+    /// The linger thread's look at `name` at the time it was given: a
+    /// lingering lease whose stay is over is released on the server.
+    /// Returns when to look again (`None`: the client no longer lingers
+    /// on the name).
+    pub(crate) fn linger_due(&self, host: &dyn Host, name: &str) -> Option<Instant> {
+        let parked = {
+            let mut map = self.queues.lock();
+            let q = map.get_mut(name)?;
+            match &q.parked {
+                Some((_, until)) if *until > Instant::now() => return Some(*until),
+                Some(_) => q.unpark(),
+                // Held again: look once more after a stay.
+                None if q.wants.is_some() => return host.linger().map(|d| Instant::now() + d),
+                None => return None,
+            }
+        };
+        if let Some(parked) = parked {
+            self.release_parked(host, &parked);
+        }
+        None
+    }
+
+    /// Releases on the server every lease the client lingers on (when the
+    /// client goes away).
+    pub(crate) fn release_lingering(&self, host: &dyn Host) {
+        let parked: Vec<Arc<Lease>> = self
+            .queues
+            .lock()
+            .values_mut()
+            .filter_map(Queue::unpark)
+            .collect();
+        for lease in parked {
+            self.release_parked(host, &lease);
+        }
+    }
+
+    /// Starts hearing who wants `name`, on which the client has just
+    /// started to linger; keeps the subscription in its queue while the
+    /// client lingers on it or holds it.
+    fn hear_wants(&self, host: &dyn Host, name: &str) {
+        let check_at = {
+            let map = self.queues.lock();
+            match map.get(name).and_then(|q| q.parked.as_ref()) {
+                Some((_, until)) => *until,
+                None => return,
+            }
+        };
+        let Some(watch) = host.hear_wants(name, check_at) else {
+            return;
+        };
+        let unused = {
+            let mut map = self.queues.lock();
+            match map.get_mut(name) {
+                Some(q) if q.wants.is_none() && (q.parked.is_some() || q.holder.is_some()) => {
+                    q.wants = Some(watch);
+                    None
+                }
+                _ => Some(watch),
+            }
+        };
+        drop(unused);
     }
 
     /// The head `id` acquired `lease` on the server.
@@ -443,6 +686,7 @@ impl LocalLocks {
         q.handoffs = 0;
         q.base_fence = lease.fence();
         q.since = Some(Instant::now());
+        q.wanted = false;
     }
 
     /// A queued waiter whose wait ran out checks whether the holder lost
@@ -528,7 +772,14 @@ impl LocalLocks {
             };
         }
         let make = |fence: u64| host.continue_lease(lease, fence);
-        let (next, courtesy) = match self.pass_locally(lease, &make) {
+        let (next, courtesy) = match self.pass_locally(lease, host.linger(), &make) {
+            Local::Parked { hear } => {
+                let was_held = lease.mark_released();
+                if hear {
+                    self.hear_wants(host, &lease.name);
+                }
+                return if was_held { Ok(()) } else { Err(Error::Lost) };
+            }
             Local::HandedOff => (Next::HandedOff, None),
             Local::ToServer => (Next::Release, None),
             Local::AskServer => self.ask_server(host, lease, &make),
@@ -593,9 +844,15 @@ impl LocalLocks {
     }
 
     /// Hands the lease to the next compatible local waiter (with a new
-    /// lease made by `make(fence)`) while the fairness bound allows;
-    /// otherwise says what to do.
-    fn pass_locally(&self, old: &Lease, make: &dyn Fn(u64) -> Arc<Lease>) -> Local {
+    /// lease made by `make(fence)`) while the fairness bound allows, or
+    /// with nobody waiting keeps it for `linger` if given; otherwise says
+    /// what to do.
+    fn pass_locally(
+        &self,
+        old: &Lease,
+        linger: Option<Duration>,
+        make: &dyn Fn(u64) -> Arc<Lease>,
+    ) -> Local {
         let mut map = self.queues.lock();
         let Some(q) = map.get_mut(&old.name) else {
             return Local::ToServer;
@@ -613,6 +870,18 @@ impl LocalLocks {
             || crate::mutant::on(crate::mutant::Mutant::StaleHandoff);
         if !(compatible && fresh) {
             q.holder = None;
+            if let Some(linger) = linger.filter(|_| fresh && q.waiters.is_empty() && !q.wanted) {
+                // Without renewal the stay ends before the lease does.
+                let stay = if old.auto_renew {
+                    linger
+                } else {
+                    linger.min(old.remaining().saturating_sub(drift(old.ttl) * 2))
+                };
+                q.parked = Some((make(LAZY_FENCE), Instant::now() + stay));
+                return Local::Parked {
+                    hear: q.wants.is_none(),
+                };
+            }
             return Local::ToServer;
         }
         let within_budget = q.since.is_some_and(|t| t.elapsed() < self.fairness.budget)
@@ -675,6 +944,33 @@ impl LocalLocks {
 mod tests {
     use super::*;
 
+    /// A host for queue tests that never reach the server.
+    struct NoHost;
+
+    impl Host for NoHost {
+        fn store(&self) -> &dyn Store {
+            unreachable!("these tests never reach the server")
+        }
+        fn continue_lease(&self, old: &Lease, fence: u64) -> Arc<Lease> {
+            Lease::handoff(old, old.id + 1, fence, None)
+        }
+        fn handed_off(&self, _: &Lease) {}
+        fn forget(&self, _: &Lease) {}
+        fn max_retry_interval(&self) -> Duration {
+            Duration::from_millis(100)
+        }
+        fn linger(&self) -> Option<Duration> {
+            None
+        }
+        fn hear_wants(&self, _: &str, _: Instant) -> Option<Watch> {
+            None
+        }
+        fn lingered(&self, _: &Lease) {}
+        fn wants_fence(&self, _: &str) -> bool {
+            false
+        }
+    }
+
     #[test]
     fn a_release_other_clients_heard_makes_the_next_ask_pause() {
         let l = LocalLocks::new(Fairness {
@@ -731,14 +1027,18 @@ mod tests {
             ttl,
             auto_renew: true,
         };
-        assert!(matches!(l.enter(&want(1)), Place::Head));
-        let Place::Queued(rx2) = l.enter(&want(2)) else {
+        let host = NoHost;
+        assert!(matches!(l.enter(&host, &want(1), false), Place::Head));
+        let Place::Queued(rx2) = l.enter(&host, &want(2), false) else {
             panic!("second must wait")
         };
-        let Place::Queued(rx3) = l.enter(&want(3)) else {
+        let Place::Queued(rx3) = l.enter(&host, &want(3), false) else {
             panic!("third must wait")
         };
-        assert!(!l.try_enter("k", 4), "try never queues");
+        assert!(
+            matches!(l.enter(&host, &want(4), true), Place::Busy),
+            "try never queues"
+        );
         // The head fails: the next in line becomes head.
         l.gave_up("k", 1);
         assert!(matches!(rx2.try_recv(), Ok(Turn::Head(None))));
@@ -764,6 +1064,6 @@ mod tests {
         assert_eq!(l.len(), 1, "still held by 2");
         // Lost without a release: a newcomer need not wait for it.
         lease.mark_lost("the test says so");
-        assert!(matches!(l.enter(&want(5)), Place::Head));
+        assert!(matches!(l.enter(&host, &want(5), false), Place::Head));
     }
 }

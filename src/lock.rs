@@ -103,9 +103,9 @@ impl<'a> Attempt<'a> {
     }
 
     /// Waits on `rx` (release notifications) for at most `pause`, within the
-    /// attempt's deadline and cancel.
-    fn wait(&self, rx: &Receiver<()>, pause: Duration) -> Result<()> {
-        wait::wait_for(rx, Some(pause), self.deadline(), self.cancel).map(drop)
+    /// attempt's deadline and cancel: true if a notification came.
+    fn wait(&self, rx: &Receiver<()>, pause: Duration) -> Result<bool> {
+        wait::wait_for(rx, Some(pause), self.deadline(), self.cancel).map(|m| m.is_some())
     }
 
     /// A connection failure: the pause before asking again with the same
@@ -380,6 +380,9 @@ impl Lock {
         // the fence of another hold (see `Store::acquire_lazy`).
         let lazy = !self.client.inner().wants_fence(&self.name);
         let mut watch: Option<Watch> = None;
+        // Whether a holder lingering on the lock should hear of us again:
+        // at the first refusal, and after each wait no release ended.
+        let mut announce = true;
         loop {
             if attempt.cancelled() {
                 return Err(Error::Cancelled);
@@ -388,6 +391,11 @@ impl Lock {
             let waited = match self.ask_once(&token, lazy, sent) {
                 Ok(Acquired::Yes { fence }) => return Ok((token, fence, sent)),
                 Ok(Acquired::No { remaining }) => {
+                    if announce && self.kind == Kind::Plain {
+                        // A failed announcement only costs the wait for
+                        // the holder's stay to end.
+                        let _ = self.client.inner().store().announce(&self.name);
+                    }
                     if let Err(e) = attempt.busy() {
                         // A try that took a place in a line gives it back.
                         if self.queues() {
@@ -396,6 +404,7 @@ impl Lock {
                         return Err(e);
                     }
                     self.wait_for_release(&mut watch, &token, remaining, attempt)
+                        .map(|woken| announce = !woken)
                 }
                 Err(e @ Error::Connection(_)) => match attempt.failed(e) {
                     Some(pause) => attempt.back_off(pause),
@@ -471,23 +480,24 @@ impl Lock {
     }
 
     /// Waits for a release notification of the lock (or for the holder's
-    /// `remaining` lease, bounded by `max_retry_interval`). The first call
-    /// subscribes and returns at once unless a wake-up is already pending:
-    /// a release may have slipped by before the subscription.
+    /// `remaining` lease, bounded by `max_retry_interval`): true if one
+    /// came. The first call subscribes and returns at once unless a
+    /// wake-up is already pending: a release may have slipped by before the
+    /// subscription.
     fn wait_for_release(
         &self,
         watch: &mut Option<Watch>,
         token: &str,
         remaining: Option<Duration>,
         attempt: &Attempt<'_>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let inner = self.client.inner();
         let w = match watch {
             Some(w) => w,
             None => {
                 let w = watch.insert(inner.watch(&self.name, Some(token)));
                 if !w.wake_pending {
-                    return Ok(());
+                    return Ok(true);
                 }
                 w
             }

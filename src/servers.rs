@@ -205,6 +205,25 @@ impl Servers {
         }
     }
 
+    /// Refuses a linger setting where waiters cannot announce themselves to
+    /// a lingering holder: anywhere but one Redis server (directly or
+    /// through Sentinel) or a Redis Cluster.
+    pub(crate) fn check_linger(&self) -> Result<()> {
+        let other = match self {
+            Servers::Single(url) if is_memcached(url) => Some("memcached"),
+            Servers::Single(url) if etcd::is_etcd(url) => Some("etcd"),
+            Servers::Single(url) if zookeeper::is_zk(url) => Some("ZooKeeper"),
+            Servers::Redlock(_) => Some("Redlock"),
+            _ => None,
+        };
+        match other {
+            Some(what) => Err(Error::invalid(format!(
+                "linger needs Redis, where a waiting client tells the lingering holder                  to give the lock up; {what} cannot: turn linger off"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Connects to the chosen servers. `base` gives every setting but the
     /// URL.
     pub(crate) fn connect(&self, base: &RedisConfig) -> Result<Arc<dyn Store>> {

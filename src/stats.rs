@@ -31,6 +31,10 @@ pub struct Stats {
     /// Leases handed from one thread of this client to the next without a
     /// round trip (the local fast path).
     pub local_handoffs: u64,
+    /// Acquisitions granted from a lock this client lingered on after its
+    /// release ([`Builder::linger`](crate::Builder::linger)), without a
+    /// round trip.
+    pub lingered: u64,
     /// Times the release-notification connection failed and was reopened.
     pub feed_reconnects: u64,
     /// Median time from an acquire call to its guard, over all `acquired`.
@@ -55,6 +59,7 @@ pub(crate) struct Counters {
     pub renewals: AtomicU64,
     pub renewal_failures: AtomicU64,
     pub local_handoffs: AtomicU64,
+    pub lingered: AtomicU64,
     pub feed_reconnects: AtomicU64,
     waits: [AtomicU64; BUCKETS],
     wait_max_us: AtomicU64,
@@ -97,6 +102,7 @@ impl Counters {
             renewals: AtomicU64::new(0),
             renewal_failures: AtomicU64::new(0),
             local_handoffs: AtomicU64::new(0),
+            lingered: AtomicU64::new(0),
             feed_reconnects: AtomicU64::new(0),
             waits: std::array::from_fn(|_| AtomicU64::new(0)),
             wait_max_us: AtomicU64::new(0),
@@ -147,6 +153,7 @@ impl Counters {
             renewals: get(&self.renewals),
             renewal_failures: get(&self.renewal_failures),
             local_handoffs: get(&self.local_handoffs),
+            lingered: get(&self.lingered),
             feed_reconnects: get(&self.feed_reconnects),
             wait_p50: self.wait_quantile(&counts, 0.5),
             wait_p99: self.wait_quantile(&counts, 0.99),

@@ -51,6 +51,10 @@ pub struct distlock_stats {
     pub wait_p99_us: u64,
     /// Longest acquire wait, in microseconds.
     pub wait_max_us: u64,
+    /// Acquisitions granted from a lock this client lingered on after its
+    /// release (`distlock_config_set_linger_ms`), without a round trip.
+    /// Appended: a caller built before it passes a smaller `struct_size`.
+    pub lingered: u64,
 }
 
 /// The smallest `struct_size` accepted: the end of `acquired`, the first
@@ -63,7 +67,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// Every field after `struct_size`: where it lives, and its value in `s`.
-fn fields(s: &Stats) -> [(usize, u64); 12] {
+fn fields(s: &Stats) -> [(usize, u64); 13] {
     [
         (offset_of!(distlock_stats, acquired), s.acquired),
         (offset_of!(distlock_stats, contended), s.contended),
@@ -83,6 +87,7 @@ fn fields(s: &Stats) -> [(usize, u64); 12] {
         (offset_of!(distlock_stats, wait_p50_us), micros(s.wait_p50)),
         (offset_of!(distlock_stats, wait_p99_us), micros(s.wait_p99)),
         (offset_of!(distlock_stats, wait_max_us), micros(s.wait_max)),
+        (offset_of!(distlock_stats, lingered), s.lingered),
     ]
 }
 
@@ -190,7 +195,7 @@ mod tests {
     fn a_short_struct_size_gets_only_the_fields_it_covers() {
         assert_eq!(size_of::<usize>(), 8, "the tests assume a 64-bit target");
         assert_eq!(MIN_SIZE, size_of::<usize>() + 8);
-        assert_eq!(size_of::<distlock_stats>(), 8 + 12 * 8);
+        assert_eq!(size_of::<distlock_stats>(), 8 + 13 * 8);
         let s = Stats {
             acquired: 11,
             contended: 12,
@@ -204,6 +209,7 @@ mod tests {
             wait_p50: Duration::from_micros(20),
             wait_p99: Duration::from_micros(21),
             wait_max: Duration::from_nanos(22_999),
+            lingered: 23,
         };
         for size in 0..=WORDS * 8 {
             let mut buf = buffer(size);
@@ -211,10 +217,10 @@ mod tests {
             unsafe { fill(buf.as_mut_ptr().cast(), size, &s) };
             let b = bytes(&buf);
             // Word i (from 1) holds 10 + i if it fits in `size`, and only
-            // for the twelve fields; nothing else changes.
+            // for the thirteen fields; nothing else changes.
             assert_eq!(buf[0], size as u64);
             for (i, w) in buf.iter().enumerate().skip(1) {
-                let fits = (i + 1) * 8 <= size && i <= 12;
+                let fits = (i + 1) * 8 <= size && i <= 13;
                 if fits {
                     assert_eq!(*w, 10 + i as u64, "size {size}, word {i}");
                 } else {
@@ -241,7 +247,7 @@ mod tests {
             assert_eq!(got, INVALID);
             assert!(last().contains("client handle is NULL"), "{}", last());
             assert_eq!(buf[0], full as u64);
-            assert!(buf[1..13].iter().all(|&w| w == 0), "{buf:?}");
+            assert!(buf[1..14].iter().all(|&w| w == 0), "{buf:?}");
             assert!(bytes(&buf)[full..].iter().all(|&x| x == UNTOUCHED));
 
             let mut not_a_client = 0u64;
@@ -259,7 +265,7 @@ mod tests {
                 assert_eq!(got, INVALID);
                 let msg = last();
                 assert!(
-                    msg.contains(&format!("struct_size is {size}")) && msg.contains("104"),
+                    msg.contains(&format!("struct_size is {size}")) && msg.contains("112"),
                     "{msg}"
                 );
                 assert!(bytes(&buf)[8..].iter().all(|&x| x == UNTOUCHED));

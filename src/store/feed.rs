@@ -2,10 +2,11 @@
 //! locks its handler asks about, and the poke that wakes it.
 
 use super::errors::Secret;
-use super::keys::{lock_key, lock_name};
-use super::FeedHandler;
+use super::keys::{lock_key, lock_name, want_channel};
+use super::{FeedHandler, WANTS};
 use crate::error::Result;
 use redis::{ConnectionLike, RedisError};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// The start of a release message meant for one waiter (`to:<token>`);
@@ -16,8 +17,10 @@ const TO: &str = "to:";
 const FEED_IDLE: Duration = Duration::from_secs(5);
 
 /// Runs a release feed on `conn` (see [`Store::run_feed`](super::Store::run_feed)): subscribes to
-/// `control` and to the lock keys (`<prefix>:<name>`) the handler asks for,
-/// and reports releases until told to stop or the connection fails.
+/// `control` and to the lock keys (`<prefix>:<name>`) the handler asks for
+/// (or, for a name that starts with [`WANTS`], to the lock's want channel),
+/// and reports releases (and announcements) until told to stop or the
+/// connection fails.
 pub(crate) fn feed_on(
     conn: &mut redis::Connection,
     prefix: &str,
@@ -26,7 +29,12 @@ pub(crate) fn feed_on(
     secret: &Secret,
 ) -> Result<()> {
     let map = |e: RedisError| secret.to_error(&e);
-    let key = |name: &str| lock_key(prefix, name);
+    let channel_of = |name: &str| match name.strip_prefix(WANTS) {
+        Some(lock) => want_channel(&lock_key(prefix, lock)),
+        None => lock_key(prefix, name),
+    };
+    // The handler's name of each want channel subscribed to.
+    let mut wants: HashMap<String, String> = HashMap::new();
     let mut feed = conn.as_pubsub();
     // Idle reads end every few seconds to check the connection.
     feed.set_read_timeout(Some(FEED_IDLE)).map_err(map)?;
@@ -37,16 +45,25 @@ pub(crate) fn feed_on(
             return Ok(());
         }
         for name in &changes.subscribe {
-            feed.subscribe(key(name)).map_err(map)?;
+            let channel = channel_of(name);
+            feed.subscribe(&channel).map_err(map)?;
+            if name.starts_with(WANTS) {
+                wants.insert(channel, name.clone());
+            }
             handler.subscribed(name);
         }
         for name in &changes.unsubscribe {
-            feed.unsubscribe(key(name)).map_err(map)?;
+            let channel = channel_of(name);
+            feed.unsubscribe(&channel).map_err(map)?;
+            wants.remove(&channel);
         }
         match feed.get_message() {
             Ok(msg) => {
                 let channel = msg.get_channel_name();
-                if let Some(name) = lock_name(prefix, channel) {
+                if let Some(name) = wants.get(channel) {
+                    // Someone wants the lock: that is all the message says.
+                    handler.released(name);
+                } else if let Some(name) = lock_name(prefix, channel) {
                     let payload: Option<String> = msg.get_payload().ok();
                     match payload.as_deref().and_then(|p| p.strip_prefix(TO)) {
                         Some(token) => handler.released_to(name, token),

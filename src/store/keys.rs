@@ -87,6 +87,14 @@ pub(crate) fn places_key(lock_key: &str) -> String {
     side_key(lock_key, "places")
 }
 
+/// The channel on which a client that wants `lock_key` announces itself,
+/// so that a holder lingering on it (see
+/// [`Builder::linger`](crate::Builder::linger)) gives it up. A side key's
+/// name: it never collides with a lock key or its release channel.
+pub(crate) fn want_channel(lock_key: &str) -> String {
+    side_key(lock_key, "want")
+}
+
 /// The cached value a loader keeps beside its lock `lock_key`.
 pub(crate) fn value_key(lock_key: &str) -> String {
     side_key(lock_key, "value")
@@ -144,6 +152,7 @@ mod tests {
                 writers_key(&key),
                 line_key(&key),
                 places_key(&key),
+                want_channel(&key),
             ]
             .iter()
             .all(|side| Slot::for_key(side) == Slot::for_key(&key));

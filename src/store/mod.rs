@@ -141,6 +141,11 @@ pub(crate) const LAZY_FENCE: u64 = 0;
 /// the block (see `local.rs`).
 pub(crate) const FENCE_BLOCK: u64 = 64;
 
+/// The start of a feed name that stands for the announcements of clients
+/// that want a lock (`WANTS` + the lock name), rather than for its
+/// releases: see [`Store::announce`].
+pub(crate) const WANTS: &str = "\u{0}wants\u{0}";
+
 /// Receives what a release feed sees; implemented by the notifier.
 pub(crate) trait FeedHandler {
     /// Changes to apply before the next read: names to subscribe to, names
@@ -271,6 +276,15 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// At the end of a run of local hand-offs: release `name` if other
     /// clients wait for it, else keep it with a fresh lease and fence block.
     fn pass_on(&self, name: &str, token: &str, ttl: Duration) -> Result<PassOn>;
+
+    /// Tells a client lingering on `name` (holding it after its release,
+    /// see [`Builder::linger`](crate::Builder::linger)) that someone waits
+    /// for it. Feeds of stores that do this hear the announcements of a
+    /// name under [`WANTS`] + the name. Stores without it do nothing.
+    fn announce(&self, name: &str) -> Result<()> {
+        let _ = name;
+        Ok(())
+    }
 
     /// Extend several leases in one round trip; one answer per request, in
     /// order: `true` if the token still held the lock and was extended.

@@ -4,7 +4,7 @@
 
 use super::feed::{feed_on, publish_poke};
 use super::holder::{lock_value, owns};
-use super::keys::{fence_key, lock_key, value_key};
+use super::keys::{fence_key, lock_key, value_key, want_channel};
 use super::pool::{Open, Pool};
 use super::redis::RedisConfig;
 use super::replicas::Acks;
@@ -253,6 +253,18 @@ impl<B: Backend> Store for ScriptStore<B> {
         // The caller releases the lock on an error.
         self.acks.check(acked, "kept lease")?;
         parse_pass_on(reply)
+    }
+
+    /// One `PUBLISH` on the lock's want channel; nobody need listen.
+    fn announce(&self, name: &str) -> Result<()> {
+        let channel = want_channel(&self.lock_key(name));
+        self.pool.with_conn(|c| {
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg("want")
+                .query::<i64>(c)
+                .map(drop)
+        })
     }
 
     fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>> {

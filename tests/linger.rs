@@ -1,0 +1,228 @@
+//! Lease caching (`Builder::linger`) on a real redis-server: a lock taken
+//! again while it lingers costs no round trip, keeps its fences rising,
+//! and goes at once to another client that announces it wants it.
+
+use distlock_testkit as support;
+
+use distlock::{Client, Error};
+use std::time::{Duration, Instant};
+use support::{spawn, wait_until_subscribed, RedisServer};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn lingering(server: &RedisServer, linger: Duration) -> Client {
+    Client::builder()
+        .url(&server.url())
+        .ttl(ms(5_000))
+        .linger(linger)
+        .build()
+        .unwrap()
+}
+
+/// Commands the server has processed (this query included).
+fn commands(server: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut server.conn())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("total_commands_processed in INFO stats")
+}
+
+/// Scripts the server has run (`EVALSHA` calls, failed ones included).
+fn script_calls(server: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut server.conn())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits, at most five seconds, until a client lingering on `name` hears
+/// the announcements of those who want it.
+fn wait_until_lingering(server: &RedisServer, name: &str) {
+    let channel = format!("{{distlock:{name}}}:want");
+    let mut raw = server.conn();
+    let start = Instant::now();
+    loop {
+        let (_, n): (Vec<u8>, u64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query(&mut raw)
+            .unwrap();
+        if n > 0 {
+            return;
+        }
+        assert!(start.elapsed() < ms(5_000), "nobody listens on {channel:?}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_lock_taken_again_while_it_lingers_costs_no_round_trip() {
+    let server = RedisServer::start();
+    let c = lingering(&server, ms(2_000));
+    c.lock("shard").acquire().unwrap().release().unwrap();
+    wait_until_lingering(&server, "shard");
+    let before = commands(&server);
+    for _ in 0..200 {
+        let g = c.lock("shard").acquire().unwrap();
+        assert!(g.is_held());
+        g.release().unwrap();
+    }
+    // Two INFO queries; at most a refresh per fairness budget (20 ms).
+    let used = commands(&server) - before - 1;
+    assert!(used <= 5, "200 lingering cycles sent {used} commands");
+    assert_eq!(c.stats().lingered, 200);
+    // All the while the server holds the lock for this client.
+    let other = Client::open(&server.url()).unwrap();
+    assert!(other.inspect("shard").unwrap().token.is_some());
+}
+
+#[test]
+fn fences_rise_through_lingering_grants_and_past_them() {
+    let server = RedisServer::start();
+    let c = lingering(&server, ms(5_000));
+    let mut last = 0;
+    let before = script_calls(&server);
+    for i in 0..200 {
+        let g = c.lock("fenced").acquire().unwrap();
+        let fence = g.try_fence().unwrap();
+        assert!(fence > last, "cycle {i}: fence {fence} after {last}");
+        last = fence;
+        g.release().unwrap();
+    }
+    // Once fences are read, a refresh gives the lingering lease a block
+    // of 64: a few scripts, not one per cycle.
+    let scripts = script_calls(&server) - before;
+    assert!(scripts <= 10, "200 fenced cycles ran {scripts} scripts");
+    assert_eq!(c.stats().lingered, 199);
+    // Another client announces itself, gets the lock, and a larger fence.
+    let other = Client::open(&server.url()).unwrap();
+    let g = other.lock("fenced").acquire_timeout(ms(5_000)).unwrap();
+    assert!(g.fence() > last);
+}
+
+#[test]
+fn a_waiting_client_gets_a_lingering_lock_at_once() {
+    let server = RedisServer::start();
+    let a = lingering(&server, ms(30_000));
+    a.lock("job").acquire().unwrap().release().unwrap();
+    wait_until_lingering(&server, "job");
+    let b = Client::open(&server.url()).unwrap();
+    let asked = Instant::now();
+    let g = b.lock("job").acquire_timeout(ms(10_000)).unwrap();
+    let waited = asked.elapsed();
+    assert!(waited < ms(2_000), "waited {waited:?} for a 30 s linger");
+    // The stay is over: the lingering client has to wait like anyone.
+    assert!(a.lock("job").try_acquire().unwrap().is_none());
+    drop(g);
+    let again = a.lock("job").acquire_timeout(ms(5_000)).unwrap();
+    assert!(again.is_held());
+}
+
+#[test]
+fn a_want_heard_while_held_again_ends_the_stay_at_the_next_release() {
+    let server = RedisServer::start();
+    let a = lingering(&server, ms(30_000));
+    a.lock("busy").acquire().unwrap().release().unwrap();
+    wait_until_lingering(&server, "busy");
+    let held = a.lock("busy").acquire().unwrap();
+    assert_eq!(a.stats().lingered, 1);
+    let waiter = {
+        let b = Client::open(&server.url()).unwrap();
+        spawn(move || {
+            let asked = Instant::now();
+            b.lock("busy")
+                .acquire_timeout(ms(10_000))
+                .map(|_| asked.elapsed())
+        })
+    };
+    // The waiter announced itself before it subscribed.
+    wait_until_subscribed(&server, "busy");
+    held.release().unwrap();
+    let waited = waiter.recv_timeout(ms(10_000)).unwrap().unwrap();
+    assert!(waited < ms(5_000), "waited {waited:?} for a 30 s linger");
+}
+
+#[test]
+fn a_stay_ends_after_the_linger_time() {
+    let server = RedisServer::start();
+    let a = lingering(&server, ms(300));
+    let other = Client::open(&server.url()).unwrap();
+    let released = Instant::now();
+    a.lock("brief").acquire().unwrap().release().unwrap();
+    assert!(other.inspect("brief").unwrap().token.is_some());
+    while other.inspect("brief").unwrap().token.is_some() {
+        assert!(released.elapsed() < ms(5_000), "the stay never ended");
+        std::thread::sleep(ms(10));
+    }
+    let stayed = released.elapsed();
+    assert!(stayed >= ms(290), "released after {stayed:?}, not 300 ms");
+}
+
+#[test]
+fn dropping_the_client_releases_what_it_lingers_on() {
+    let server = RedisServer::start();
+    let a = lingering(&server, ms(60_000));
+    a.lock("left").acquire().unwrap().release().unwrap();
+    let other = Client::open(&server.url()).unwrap();
+    assert!(other.inspect("left").unwrap().token.is_some());
+    drop(a);
+    assert_eq!(other.inspect("left").unwrap().token, None);
+}
+
+#[test]
+fn a_lingering_lock_deleted_on_the_server_gives_no_fence() {
+    let server = RedisServer::start();
+    let a = lingering(&server, ms(30_000));
+    a.lock("gone").acquire().unwrap().release().unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg("distlock:gone")
+        .query(&mut server.conn())
+        .unwrap();
+    // Granted locally before the renewal thread could notice; the fence
+    // is asked for while held, and the server says it is not.
+    let g = a.lock("gone").acquire().unwrap();
+    assert!(matches!(g.try_fence(), Err(Error::Lost)));
+    assert!(!g.is_held());
+    assert_eq!(g.fence(), 0);
+}
+
+#[test]
+fn linger_is_refused_where_it_cannot_work() {
+    let refused = |b: distlock::Builder, what: &str| match b.linger(ms(100)).check() {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains(what), "{m}"),
+        other => panic!("{what}: {other:?}"),
+    };
+    let redis = || Client::builder().url("redis://127.0.0.1:1");
+    refused(Client::builder().url("memcache://127.0.0.1:1"), "memcached");
+    refused(Client::builder().url("etcd://127.0.0.1:1"), "etcd");
+    refused(
+        Client::builder().nodes([
+            "redis://127.0.0.1:1",
+            "redis://127.0.0.1:2",
+            "redis://127.0.0.1:3",
+        ]),
+        "Redlock",
+    );
+    refused(redis().fast_path(false), "fast path");
+    refused(redis().max_hold(Some(ms(100))), "shorter than max_hold");
+    match redis().linger(Duration::from_secs(7_200)).check() {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("linger must be between"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    redis().linger(ms(100)).check().unwrap();
+    redis()
+        .linger(Duration::ZERO)
+        .fast_path(false)
+        .check()
+        .unwrap();
+}

@@ -168,6 +168,10 @@ impl Host for Inner {
         Inner::wants_fence(self, name)
     }
 
+    fn disruptions(&self) -> u64 {
+        self.notifier.disruptions()
+    }
+
     fn lingered(&self, lease: &Lease) {
         add(&self.counters.lingered, 1);
         log::debug!(

@@ -82,6 +82,10 @@ pub(crate) trait Host {
     /// Whether guards of `name` have had their fence read, so that its
     /// leases should carry fences from a block.
     fn wants_fence(&self, name: &str) -> bool;
+    /// How many times the client's release feed lost its connection: a
+    /// count that moves when the server may have restarted and lost every
+    /// lock, which a lease confirmed before cannot be handed on unasked.
+    fn disruptions(&self) -> u64;
 }
 
 /// Which thread wants which lock, with which lease settings.
@@ -184,8 +188,14 @@ struct Queue {
     /// Another client announced that it wants the lock since the lease
     /// came from the server: do not linger on it again.
     wanted: bool,
-    /// The subscription to those announcements while the client lingers.
+    /// The subscription to those announcements, kept from the first stay
+    /// until one linger time after the last ends.
     wants: Option<Watch>,
+    /// When the last stay was to end.
+    stayed: Option<Instant>,
+    /// The client's [`Host::disruptions`] before the lease was last
+    /// confirmed by the server.
+    epoch: u64,
 }
 
 impl Queue {
@@ -200,7 +210,11 @@ impl Queue {
     }
 
     fn idle(&mut self) -> bool {
-        !self.held() && self.head.is_none() && self.waiters.is_empty() && self.parked.is_none()
+        !self.held()
+            && self.head.is_none()
+            && self.waiters.is_empty()
+            && self.parked.is_none()
+            && self.wants.is_none()
     }
 
     /// Takes the lingering lease, if there is one.
@@ -358,9 +372,10 @@ impl LocalLocks {
                 return Err(e);
             }
         }
+        let epoch = host.disruptions();
         match ask() {
             Ok(lease) => {
-                self.won(want.id, &lease);
+                self.won(want.id, &lease, epoch);
                 Ok((lease, queued))
             }
             Err(e) => {
@@ -508,7 +523,8 @@ impl LocalLocks {
             q.handoffs < u64::from(MAX_HANDOFFS)
         };
         let in_budget = q.since.is_some_and(|t| t.elapsed() < self.fairness.budget);
-        if !(in_block && in_budget) {
+        let undisturbed = q.epoch == host.disruptions();
+        if !(in_block && in_budget && undisturbed) {
             return Place::Refresh(parked);
         }
         q.head = None;
@@ -527,6 +543,7 @@ impl LocalLocks {
     fn refresh_parked(&self, host: &dyn Host, id: u64, parked: &Lease) -> Option<Arc<Lease>> {
         let asked = Instant::now();
         let sent = BootInstant::now();
+        let epoch = host.disruptions();
         match host
             .store()
             .pass_on(&parked.name, &parked.token, parked.ttl)
@@ -535,7 +552,7 @@ impl LocalLocks {
                 parked.renewed(sent);
                 let lease = host.continue_lease(parked, fence);
                 parked.mark_released();
-                self.won(id, &lease);
+                self.won(id, &lease, epoch);
                 host.lingered(&lease);
                 Some(lease)
             }
@@ -570,23 +587,12 @@ impl LocalLocks {
         self.lingering_ended(&parked.name);
     }
 
-    /// The client no longer lingers on `name`: it stops hearing who wants
-    /// it, and forgets that someone did.
+    /// The client no longer lingers on `name`: it forgets that someone
+    /// wanted it (it still hears who does, see [`LocalLocks::linger_due`]).
     fn lingering_ended(&self, name: &str) {
-        let wants = {
-            let mut map = self.queues.lock();
-            let Some(q) = map.get_mut(name) else {
-                return;
-            };
+        if let Some(q) = self.queues.lock().get_mut(name) {
             q.wanted = false;
-            let wants = q.wants.take();
-            if q.idle() {
-                map.remove(name);
-            }
-            wants
-        };
-        // Dropped outside the queues' lock: it takes the notifier's.
-        drop(wants);
+        }
     }
 
     /// Another client announced that it wants `name` (heard by the linger
@@ -606,29 +612,42 @@ impl LocalLocks {
             }
         };
         self.release_parked(host, &parked);
-        false
+        true
     }
 
     /// The linger thread's look at `name` at the time it was given: a
-    /// lingering lease whose stay is over is released on the server.
-    /// Returns when to look again (`None`: the client no longer lingers
-    /// on the name).
+    /// lingering lease whose stay is over is released on the server, and
+    /// one linger time after the last stay ended (and nobody of the client
+    /// holds the lock) the client stops hearing who wants it, so that
+    /// stays in a row keep one subscription. Returns when to look again
+    /// (`None`: the client no longer listens for the name).
     pub(crate) fn linger_due(&self, host: &dyn Host, name: &str) -> Option<Instant> {
-        let parked = {
+        let linger = host.linger()?;
+        let now = Instant::now();
+        let (parked, unused) = {
             let mut map = self.queues.lock();
             let q = map.get_mut(name)?;
             match &q.parked {
-                Some((_, until)) if *until > Instant::now() => return Some(*until),
-                Some(_) => q.unpark(),
-                // Held again: look once more after a stay.
-                None if q.wants.is_some() => return host.linger().map(|d| Instant::now() + d),
-                None => return None,
+                Some((_, until)) if *until > now => return Some(*until),
+                Some(_) => (q.unpark(), None),
+                None => {
+                    let quiet_until = q.stayed.map_or(now, |t| t + linger);
+                    if q.held() || q.head.is_some() || quiet_until > now {
+                        return Some(quiet_until.max(now + linger / 4));
+                    }
+                    let wants = q.wants.take();
+                    if q.idle() {
+                        map.remove(name);
+                    }
+                    (None, wants)
+                }
             }
         };
-        if let Some(parked) = parked {
-            self.release_parked(host, &parked);
-        }
-        None
+        // Dropped outside the queues' lock: it takes the notifier's.
+        drop(unused);
+        let parked = parked?;
+        self.release_parked(host, &parked);
+        Some(now + linger)
     }
 
     /// Releases on the server every lease the client lingers on (when the
@@ -646,8 +665,8 @@ impl LocalLocks {
     }
 
     /// Starts hearing who wants `name`, on which the client has just
-    /// started to linger; keeps the subscription in its queue while the
-    /// client lingers on it or holds it.
+    /// started to linger; the subscription stays in its queue until
+    /// [`LocalLocks::linger_due`] finds the client done with the name.
     fn hear_wants(&self, host: &dyn Host, name: &str) {
         let check_at = {
             let map = self.queues.lock();
@@ -672,8 +691,9 @@ impl LocalLocks {
         drop(unused);
     }
 
-    /// The head `id` acquired `lease` on the server.
-    fn won(&self, id: u64, lease: &Arc<Lease>) {
+    /// The head `id` acquired `lease` on the server, asked when the
+    /// client's disruptions were `epoch`.
+    fn won(&self, id: u64, lease: &Arc<Lease>, epoch: u64) {
         if !self.fairness.enabled {
             return;
         }
@@ -687,6 +707,7 @@ impl LocalLocks {
         q.base_fence = lease.fence();
         q.since = Some(Instant::now());
         q.wanted = false;
+        q.epoch = epoch;
     }
 
     /// A queued waiter whose wait ran out checks whether the holder lost
@@ -772,7 +793,7 @@ impl LocalLocks {
             };
         }
         let make = |fence: u64| host.continue_lease(lease, fence);
-        let (next, courtesy) = match self.pass_locally(lease, host.linger(), &make) {
+        let (next, courtesy) = match self.pass_locally(lease, host, &make) {
             Local::Parked { hear } => {
                 let was_held = lease.mark_released();
                 if hear {
@@ -824,6 +845,7 @@ impl LocalLocks {
     ) -> (Next, Option<Duration>) {
         let asked = Instant::now();
         let sent = BootInstant::now();
+        let epoch = host.disruptions();
         let answer = host.store().pass_on(&lease.name, &lease.token, lease.ttl);
         let kept = match answer {
             Ok(PassOn::Kept { fence }) => {
@@ -832,7 +854,7 @@ impl LocalLocks {
             }
             _ => None,
         };
-        let handed_off = self.refreshed(lease, kept, make);
+        let handed_off = self.refreshed(lease, kept, epoch, make);
         match answer {
             Ok(PassOn::Kept { .. }) if handed_off => (Next::HandedOff, None),
             Ok(PassOn::Kept { .. }) | Err(_) => (Next::Release, None),
@@ -850,9 +872,10 @@ impl LocalLocks {
     fn pass_locally(
         &self,
         old: &Lease,
-        linger: Option<Duration>,
+        host: &dyn Host,
         make: &dyn Fn(u64) -> Arc<Lease>,
     ) -> Local {
+        let linger = host.linger();
         let mut map = self.queues.lock();
         let Some(q) = map.get_mut(&old.name) else {
             return Local::ToServer;
@@ -877,7 +900,9 @@ impl LocalLocks {
                 } else {
                     linger.min(old.remaining().saturating_sub(drift(old.ttl) * 2))
                 };
-                q.parked = Some((make(LAZY_FENCE), Instant::now() + stay));
+                let until = Instant::now() + stay;
+                q.parked = Some((make(LAZY_FENCE), until));
+                q.stayed = Some(until);
                 return Local::Parked {
                     hear: q.wants.is_none(),
                 };
@@ -886,7 +911,11 @@ impl LocalLocks {
         }
         let within_budget = q.since.is_some_and(|t| t.elapsed() < self.fairness.budget)
             || crate::mutant::on(crate::mutant::Mutant::StaleHandoff);
-        if q.handoffs < u64::from(self.fairness.handoffs) && within_budget {
+        // After the feed lost its connection the server may have restarted
+        // empty: the lease goes on only once the server confirms it.
+        let undisturbed =
+            q.epoch == host.disruptions() || crate::mutant::on(crate::mutant::Mutant::StaleHandoff);
+        if q.handoffs < u64::from(self.fairness.handoffs) && within_budget && undisturbed {
             q.handoffs += 1;
             if q.hand_off(q.next_fence(), make) {
                 return Local::HandedOff;
@@ -901,7 +930,13 @@ impl LocalLocks {
     /// us with a new fence block starting at `fence` (`Some`), or did not
     /// (`None`: released to others, not ours, or unreachable). True if the
     /// lease went on to a local waiter.
-    fn refreshed(&self, old: &Lease, fence: Option<u64>, make: &dyn Fn(u64) -> Arc<Lease>) -> bool {
+    fn refreshed(
+        &self,
+        old: &Lease,
+        fence: Option<u64>,
+        epoch: u64,
+        make: &dyn Fn(u64) -> Arc<Lease>,
+    ) -> bool {
         let mut map = self.queues.lock();
         let Some(q) = map.get_mut(&old.name) else {
             return false;
@@ -913,6 +948,7 @@ impl LocalLocks {
             q.base_fence = fence;
             q.handoffs = 1;
             q.since = Some(Instant::now());
+            q.epoch = epoch;
             if q.hand_off(fence + 1, make) {
                 return true;
             }
@@ -968,6 +1004,9 @@ mod tests {
         fn lingered(&self, _: &Lease) {}
         fn wants_fence(&self, _: &str) -> bool {
             false
+        }
+        fn disruptions(&self) -> u64 {
+            0
         }
     }
 
@@ -1057,7 +1096,7 @@ mod tests {
             sent: crate::clock::BootInstant::now(),
             counters: Arc::new(crate::stats::Counters::new()),
         });
-        l.won(2, &lease);
+        l.won(2, &lease, 0);
         assert_eq!(l.len(), 1);
         l.gave_up("k", 2);
         l.promote("k", None);

@@ -17,6 +17,7 @@ use crate::store::{FeedChanges, FeedHandler, Store};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -82,6 +83,8 @@ pub(crate) struct Notifier {
     /// Dropped on shutdown, which ends the reconnect backoff at once.
     stop_tx: Mutex<Option<Sender<()>>>,
     stop_rx: Receiver<()>,
+    /// Times the feed connection failed (see [`Notifier::disruptions`]).
+    disruptions: AtomicU64,
 }
 
 /// A waiter's interest in one name; dropping it withdraws the interest.
@@ -123,6 +126,7 @@ impl Notifier {
             state: Mutex::new(State::default()),
             stop_tx: Mutex::new(Some(stop_tx)),
             stop_rx,
+            disruptions: AtomicU64::new(0),
         })
     }
 
@@ -180,6 +184,13 @@ impl Notifier {
         }
     }
 
+    /// How many times the feed connection has failed: it fails at once
+    /// when the server goes away, so a lease confirmed before the count
+    /// last moved may have been lost with a restart.
+    pub(crate) fn disruptions(&self) -> u64 {
+        self.disruptions.load(Ordering::SeqCst)
+    }
+
     /// Stops the feed thread; waits for it unless the server is unreachable
     /// (then it ends by itself at its next read timeout).
     pub(crate) fn shutdown(&self) {
@@ -227,6 +238,7 @@ impl Notifier {
     /// The feed connection failed: resubscribe everything on reconnect, and
     /// wake every watcher so that none waits for a message that cannot come.
     fn lost_feed(&self) {
+        self.disruptions.fetch_add(1, Ordering::SeqCst);
         let mut s = self.state.lock();
         let s = &mut *s;
         s.names.retain(|_, n| !n.watchers.is_empty());

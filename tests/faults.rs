@@ -369,3 +369,68 @@ fn lost_fires_at_the_deadline_while_a_renewal_call_hangs() {
     assert!(!g.is_held());
     proxy.set_mode(Mode::Pass);
 }
+
+#[test]
+fn no_local_hand_off_follows_an_empty_restart_unasked() {
+    let mut server = RedisServer::start();
+    // A budget that cannot run out in this test: only the restart may stop
+    // the hand-off.
+    let c = Client::builder()
+        .url(&server.url())
+        .command_timeout(Duration::from_millis(200))
+        .handoff_budget(Duration::from_secs(3_600))
+        .build()
+        .unwrap();
+    let other = quick_client(&server.url());
+    let ttl = Duration::from_secs(10);
+    // The client's release feed runs: one of its threads waits on the
+    // server for a lock `other` holds.
+    let blocker = other.lock("blocker").ttl(ttl).acquire().unwrap();
+    let feed_waiter = {
+        let lock = c.lock("blocker").ttl(ttl);
+        support::spawn(move || lock.acquire_timeout(Duration::from_secs(20)).map(drop))
+    };
+    support::wait_until_subscribed(&server, "blocker");
+    let held = c.lock("shard").ttl(ttl).acquire().unwrap();
+    let local = {
+        let lock = c.lock("shard").ttl(ttl);
+        support::spawn(move || {
+            lock.acquire_timeout(Duration::from_secs(20))
+                .map(|g| g.fence())
+        })
+    };
+    // The waiter queues locally while the lease is held (nothing on the
+    // server shows it): give it time to get there.
+    std::thread::sleep(Duration::from_millis(100));
+    server.restart();
+    let start = Instant::now();
+    while c.stats().feed_reconnects == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the feed never noticed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The server lost the lock; another client takes it.
+    let taken = other.lock("shard").ttl(ttl).acquire().unwrap();
+    // Within the fairness budget a hand-off would need no server, but the
+    // feed saw the server go: the lease goes on only if the server says
+    // it is still ours, and it is not.
+    assert!(matches!(held.release(), Err(Error::Lost)));
+    assert!(
+        local.recv_timeout(Duration::from_millis(200)).is_err(),
+        "the local waiter got a lock another client holds"
+    );
+    let fence = taken.fence();
+    drop(taken);
+    let got = local
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
+    assert!(got > fence, "fence {got} after {fence}");
+    drop(blocker);
+    feed_waiter
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
+}

@@ -116,9 +116,14 @@ fn a_waiting_client_gets_a_lingering_lock_at_once() {
     let a = lingering(&server, ms(30_000));
     a.lock("job").acquire().unwrap().release().unwrap();
     wait_until_lingering(&server, "job");
-    let b = Client::open(&server.url()).unwrap();
+    // A waiter that missed the holder would wait 10 s between looks.
+    let b = Client::builder()
+        .url(&server.url())
+        .max_retry_interval(ms(10_000))
+        .build()
+        .unwrap();
     let asked = Instant::now();
-    let g = b.lock("job").acquire_timeout(ms(10_000)).unwrap();
+    let g = b.lock("job").acquire_timeout(ms(20_000)).unwrap();
     let waited = asked.elapsed();
     assert!(waited < ms(2_000), "waited {waited:?} for a 30 s linger");
     // The stay is over: the lingering client has to wait like anyone.
@@ -126,6 +131,13 @@ fn a_waiting_client_gets_a_lingering_lock_at_once() {
     drop(g);
     let again = a.lock("job").acquire_timeout(ms(5_000)).unwrap();
     assert!(again.is_held());
+    // The next stay keeps listening: the next waiter is heard at once.
+    drop(again);
+    let asked = Instant::now();
+    let g = b.lock("job").acquire_timeout(ms(20_000)).unwrap();
+    let waited = asked.elapsed();
+    assert!(waited < ms(2_000), "the second waiter waited {waited:?}");
+    assert!(g.is_held());
 }
 
 #[test]

@@ -73,6 +73,9 @@ const KIND_VAR: &str = "DISTLOCK_SAFETY_KIND";
 /// The environment variable that bounds, in ms, how long a worker waits
 /// between attempts on a held lock (`max_retry_interval`), if set.
 const RETRY_VAR: &str = "DISTLOCK_SAFETY_RETRY_MS";
+/// The environment variable that has workers linger this many ms on a
+/// released lock (`Builder::linger`), if set.
+const LINGER_VAR: &str = "DISTLOCK_SAFETY_LINGER_MS";
 /// The environment variable that asks workers for many long holds
 /// (`long`) or few (`soak`).
 const HOLDS_VAR: &str = "DISTLOCK_SAFETY_HOLDS";
@@ -152,6 +155,9 @@ fn worker(urls: &[String], stop_at: u128, threads: usize) -> Result<(), String> 
         .connect_timeout(Duration::from_millis(150));
     if let Some(ms) = std::env::var(RETRY_VAR).ok().and_then(|v| v.parse().ok()) {
         builder = builder.max_retry_interval(Duration::from_millis(ms));
+    }
+    if let Some(ms) = std::env::var(LINGER_VAR).ok().and_then(|v| v.parse().ok()) {
+        builder = builder.linger(Duration::from_millis(ms));
     }
     let client = builder.build().map_err(|e| e.to_string())?;
     // SAFETY: the handler only stores to an atomic, which is
@@ -695,6 +701,9 @@ struct Pace<'a> {
     quiet: Duration,
     /// The workers' mix of holds ([`HOLDS_VAR`]), if not the usual.
     holds: Option<&'static str>,
+    /// How long the workers linger on a released lock ([`LINGER_VAR`]),
+    /// if they do.
+    linger: Option<Duration>,
     until: Until,
     oracle: &'a oracle::Oracle,
 }
@@ -705,6 +714,7 @@ impl Pace<'_> {
         Pace {
             quiet: Duration::ZERO,
             holds: None,
+            linger: None,
             until: Until::Schedule,
             oracle,
         }
@@ -714,6 +724,9 @@ impl Pace<'_> {
     fn env(&self, mut env: Vec<(String, String)>) -> Vec<(String, String)> {
         if let Some(mix) = self.holds {
             env.push((HOLDS_VAR.to_string(), mix.to_string()));
+        }
+        if let Some(linger) = self.linger {
+            env.push((LINGER_VAR.to_string(), linger.as_millis().to_string()));
         }
         env
     }
@@ -1203,6 +1216,9 @@ enum Profile {
 /// acquisition, some 50 a second here) runs a few cycles only;
 /// single-node Redis and Redlock make up the million.
 const SOAK: [(usize, u32); 3] = [(650_000, 70), (350_000, 70), (0, 6)];
+/// The linger of the lingering round's workers: longer than a hold, so
+/// that stays overlap with faults, announcements and other threads.
+const LINGER: Duration = Duration::from_millis(50);
 /// Quiet time after each fault cycle in the soak: the workers contend with
 /// no fault for a while, as a busy service mostly does.
 const SOAK_QUIET: Duration = Duration::from_secs(5);
@@ -1231,6 +1247,7 @@ fn run(profile: Profile) -> Result<bool, String> {
         let [single, redlock, etcd] = SOAK.map(|(n, _)| Pace {
             quiet: SOAK_QUIET,
             holds: Some("soak"),
+            linger: None,
             until: Until::Acquisitions((n as f64 * scale) as usize),
             oracle: &oracle,
         });
@@ -1257,6 +1274,17 @@ fn run(profile: Profile) -> Result<bool, String> {
         record(
             "single node".into(),
             single_node_round(workers, rounds, Kind::Plain, full)?,
+        )?;
+        let lingering = Pace {
+            linger: Some(LINGER),
+            ..full
+        };
+        record(
+            format!(
+                "single node, workers linger {} ms on a release",
+                LINGER.as_millis()
+            ),
+            single_node_round(workers, rounds.div_ceil(3), Kind::Plain, lingering)?,
         )?;
         record(
             "redlock, 5 nodes".into(),

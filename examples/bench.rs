@@ -31,6 +31,11 @@
 //!   framework's notes done by hand (each thread adds every 20 ms until it
 //!   wins, releases with a read and a compare-and-delete), whose Go module
 //!   the module proxy does not serve.
+//! - `linger_*`: lease caching (`Builder::linger`): one client taking and
+//!   releasing one lock in a loop, plain and reading each fence, as the
+//!   mean of a batch (so the refreshes at the fence-block and budget bounds
+//!   count), against the mean of the raw cycle; and how long another
+//!   client's acquisition of a lingering lock takes, in round trips.
 //! - `logging_*`: the uncontended cycle before any logger is installed,
 //!   with a logger that drops everything at debug level, and with that
 //!   logger turned off, each against the cycle before.
@@ -854,6 +859,18 @@ fn main() {
         memcached(if quick { 500 } else { 2000 });
         return;
     }
+    if args.iter().any(|a| a == "--linger-only") {
+        let server = distlock_testkit::server::RedisServer::start();
+        let mut raw = connect(&server.url());
+        let rtt_us = rtt(&mut raw);
+        linger(
+            &server.url(),
+            &mut raw,
+            rtt_us,
+            if quick { 2_000 } else { 20_000 },
+        );
+        return;
+    }
     if args.iter().any(|a| a == "--zk-only") {
         zk(if quick { 200 } else { 2000 });
         return;
@@ -883,6 +900,111 @@ fn main() {
     etcd(2000 / scale);
     zk(2000 / scale);
     logging(&url, 2000 / scale);
+    linger(&url, &mut raw, rtt_us, 20_000 / scale);
+}
+
+/// Mean microseconds of `n` cycles of `cycle`, timed as one batch.
+fn batch_mean(n: u32, mut cycle: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        cycle();
+    }
+    start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+}
+
+/// Lease caching: the lingering cycle against the raw one, and the
+/// hand-over of a lingering lock to a client that asks for it.
+fn linger(url: &str, raw: &mut redis::Connection, rtt_us: f64, cycles: u32) {
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(RELEASE)
+        .query(raw)
+        .expect("SCRIPT LOAD");
+    let a = Client::builder()
+        .url(url)
+        .linger(Duration::from_secs(10))
+        .build()
+        .expect("lingering client");
+    let plain = a.lock("bench:linger");
+    let fenced = a.lock("bench:linger-fenced");
+    let lingering = || {
+        plain
+            .acquire()
+            .expect("acquire")
+            .release()
+            .expect("release")
+    };
+    let reading = || {
+        let g = fenced.acquire().expect("acquire");
+        assert!(g.try_fence().expect("fence") > 0);
+        g.release().expect("release");
+    };
+    let floor_batch = |raw: &mut redis::Connection, n: u32| {
+        let all = floor_cycle(raw, &sha, n);
+        all.iter().sum::<f64>() / all.len() as f64
+    };
+    lingering();
+    reading();
+    let (mut floor, mut lib, mut lib_fenced) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        floor.push(floor_batch(raw, (cycles / 50).max(20)));
+        lib.push(batch_mean(cycles / 5, lingering));
+        lib_fenced.push(batch_mean(cycles / 5, reading));
+    }
+    let (floor, lib, lib_fenced) = (median(floor), median(lib), median(lib_fenced));
+    let base = "raw_setnx_evalsha_mean";
+    figure("linger_floor_cycle_mean", floor, "us", floor, base);
+    figure("linger_cycle_mean", lib, "us", floor, base);
+    figure("linger_fenced_cycle_mean", lib_fenced, "us", floor, base);
+
+    // Another client asks for the lock the first lingers on. Its retry
+    // interval is long, so that a missed announcement would show.
+    let b = Client::builder()
+        .url(url)
+        .max_retry_interval(Duration::from_secs(10))
+        .build()
+        .expect("asking client");
+    let name = "bench:linger-want";
+    let mut waits = Vec::new();
+    for _ in 0..50 {
+        a.lock(name)
+            .acquire()
+            .expect("acquire")
+            .release()
+            .expect("release");
+        // The first stay subscribes to the announcements: let it land.
+        let channel = format!("{{distlock:{name}}}:want");
+        let started = Instant::now();
+        loop {
+            let (_, n): (Vec<u8>, u64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&channel)
+                .query(raw)
+                .expect("NUMSUB");
+            if n > 0 || started.elapsed() > Duration::from_secs(5) {
+                break;
+            }
+        }
+        let asked = Instant::now();
+        let g = b.lock(name).acquire().expect("acquire");
+        waits.push(asked.elapsed().as_secs_f64() * 1e6);
+        g.release().expect("release");
+    }
+    waits.sort_by(f64::total_cmp);
+    figure(
+        "linger_handover_p50",
+        percentile(&waits, 0.5),
+        "us",
+        rtt_us,
+        "rtt",
+    );
+    figure(
+        "linger_handover_max",
+        percentile(&waits, 1.0),
+        "us",
+        rtt_us,
+        "rtt",
+    );
 }
 
 /// Median microseconds of an `exists` of `/` on one session: one

@@ -391,19 +391,20 @@ impl Lock {
             let waited = match self.ask_once(&token, lazy, sent) {
                 Ok(Acquired::Yes { fence }) => return Ok((token, fence, sent)),
                 Ok(Acquired::No { remaining }) => {
-                    if announce && self.kind == Kind::Plain {
-                        // A failed announcement only costs the wait for
-                        // the holder's stay to end.
-                        let _ = self.client.inner().store().announce(&self.name);
-                    }
+                    let announcing = announce && self.kind == Kind::Plain;
                     if let Err(e) = attempt.busy() {
+                        if announcing {
+                            // A failed announcement only costs the wait
+                            // for the holder's stay to end.
+                            let _ = self.client.inner().store().announce(&self.name, None);
+                        }
                         // A try that took a place in a line gives it back.
                         if self.queues() {
                             self.release_token(&token);
                         }
                         return Err(e);
                     }
-                    self.wait_for_release(&mut watch, &token, remaining, attempt)
+                    self.wait_for_release(&mut watch, &token, remaining, attempt, announcing)
                         .map(|woken| announce = !woken)
                 }
                 Err(e @ Error::Connection(_)) => match attempt.failed(e) {
@@ -483,19 +484,32 @@ impl Lock {
     /// `remaining` lease, bounded by `max_retry_interval`): true if one
     /// came. The first call subscribes and returns at once unless a
     /// wake-up is already pending: a release may have slipped by before the
-    /// subscription.
+    /// subscription. With `announce`, first tells a holder lingering on the
+    /// lock that we want it (with the subscription's poke, if one is sent).
     fn wait_for_release(
         &self,
         watch: &mut Option<Watch>,
         token: &str,
         remaining: Option<Duration>,
         attempt: &Attempt<'_>,
+        announce: bool,
     ) -> Result<bool> {
         let inner = self.client.inner();
         let w = match watch {
-            Some(w) => w,
+            Some(w) => {
+                if announce {
+                    // A failed announcement only costs the wait for the
+                    // holder's stay to end.
+                    let _ = inner.store().announce(&self.name, None);
+                }
+                w
+            }
             None => {
-                let w = watch.insert(inner.watch(&self.name, Some(token)));
+                let w = watch.insert(if announce {
+                    inner.watch_announcing(&self.name, Some(token))
+                } else {
+                    inner.watch(&self.name, Some(token))
+                });
                 if !w.wake_pending {
                     return Ok(true);
                 }

@@ -131,8 +131,16 @@ impl Notifier {
     }
 
     /// Registers interest in releases of `name`, by a waiter that asks with
-    /// `token` (`None`: wake it on every release).
-    pub(crate) fn watch(self: &Arc<Self>, name: &str, token: Option<&str>) -> Watch {
+    /// `token` (`None`: wake it on every release). With `announce`, also
+    /// tells a holder lingering on that lock that someone wants it, in the
+    /// same round trip as the poke that makes the feed subscribe (see
+    /// [`Store::announce`]).
+    pub(crate) fn watch(
+        self: &Arc<Self>,
+        name: &str,
+        token: Option<&str>,
+        announce: Option<&str>,
+    ) -> Watch {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (id, wake_pending, poke) = {
             let mut s = self.state.lock();
@@ -171,9 +179,15 @@ impl Notifier {
             }
             (id, wake_pending, poke)
         };
-        if poke {
-            // If this fails the waiter still wakes on its timeout.
-            let _ = self.store.poke(&self.control);
+        // If these fail the waiter still wakes on its timeout.
+        match (announce, poke) {
+            (Some(lock), poke) => {
+                let _ = self.store.announce(lock, poke.then_some(&self.control));
+            }
+            (None, true) => {
+                let _ = self.store.poke(&self.control);
+            }
+            (None, false) => {}
         }
         Watch {
             notifier: self.clone(),

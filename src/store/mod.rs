@@ -279,11 +279,13 @@ pub(crate) trait Store: Send + Sync + 'static {
 
     /// Tells a client lingering on `name` (holding it after its release,
     /// see [`Builder::linger`](crate::Builder::linger)) that someone waits
-    /// for it. Feeds of stores that do this hear the announcements of a
-    /// name under [`WANTS`] + the name. Stores without it do nothing.
-    fn announce(&self, name: &str) -> Result<()> {
+    /// for it, and with `poke` wakes that feed as [`poke`](Store::poke)
+    /// does (in the same round trip where the store can). Feeds of stores
+    /// that hear announcements hear those of a name under [`WANTS`] + the
+    /// name; other stores only poke.
+    fn announce(&self, name: &str, poke: Option<&str>) -> Result<()> {
         let _ = name;
-        Ok(())
+        poke.map_or(Ok(()), |control| self.poke(control))
     }
 
     /// Extend several leases in one round trip; one answer per request, in

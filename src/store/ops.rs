@@ -255,16 +255,16 @@ impl<B: Backend> Store for ScriptStore<B> {
         parse_pass_on(reply)
     }
 
-    /// One `PUBLISH` on the lock's want channel; nobody need listen.
-    fn announce(&self, name: &str) -> Result<()> {
+    /// One `PUBLISH` on the lock's want channel (nobody need listen),
+    /// pipelined with the poke when there is one.
+    fn announce(&self, name: &str, poke: Option<&str>) -> Result<()> {
         let channel = want_channel(&self.lock_key(name));
-        self.pool.with_conn(|c| {
-            redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg("want")
-                .query::<i64>(c)
-                .map(drop)
-        })
+        let mut pipe = redis::pipe();
+        pipe.cmd("PUBLISH").arg(&channel).arg("want").ignore();
+        if let Some(control) = poke {
+            pipe.cmd("PUBLISH").arg(control).arg("poke").ignore();
+        }
+        self.pool.with_conn(|c| c.query_pipeline::<()>(&pipe))
     }
 
     fn extend(&self, batch: &[Extend<'_>]) -> Result<Vec<bool>> {

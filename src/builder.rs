@@ -247,10 +247,12 @@ impl Builder {
     /// it within that time is granted at once, without a round trip, with
     /// the next fence of its block (like a hand-off between threads).
     ///
-    /// A client that finds the lock held announces that it wants it (one
-    /// `PUBLISH`), and the lingering client then releases it at once, or at
-    /// its next release if it holds it again; the release wakes the waiter
-    /// as usual. A waiter of an older version, which does not announce,
+    /// A client that waits for the lock announces that it wants it (one
+    /// `PUBLISH`, sent with the poke of its subscription), and the
+    /// lingering client then releases it at once, or at its next release
+    /// if it holds it again; the release wakes the waiter as usual. A
+    /// `try_acquire` does not announce: it finds the lock held until the
+    /// stay ends. A waiter of an older version, which does not announce,
     /// gets the lock at the latest when the stay or the fairness budget
     /// ([`handoff_budget`](Builder::handoff_budget)) runs out. Dropping the
     /// last handle on the client releases the locks it lingers on.

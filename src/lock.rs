@@ -392,12 +392,10 @@ impl Lock {
                 Ok(Acquired::Yes { fence }) => return Ok((token, fence, sent)),
                 Ok(Acquired::No { remaining }) => {
                     let announcing = announce && self.kind == Kind::Plain;
+                    // A try does not announce: it would not wait for the
+                    // lingering holder's release anyway, and the bindings
+                    // try once before each wait, which announces.
                     if let Err(e) = attempt.busy() {
-                        if announcing {
-                            // A failed announcement only costs the wait
-                            // for the holder's stay to end.
-                            let _ = self.client.inner().store().announce(&self.name, None);
-                        }
                         // A try that took a place in a line gives it back.
                         if self.queues() {
                             self.release_token(&token);

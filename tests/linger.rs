@@ -238,3 +238,19 @@ fn linger_is_refused_where_it_cannot_work() {
         .check()
         .unwrap();
 }
+
+#[test]
+fn a_try_does_not_end_a_stay() {
+    let server = RedisServer::start();
+    let a = lingering(&server, ms(30_000));
+    a.lock("tried").acquire().unwrap().release().unwrap();
+    wait_until_lingering(&server, "tried");
+    let b = Client::open(&server.url()).unwrap();
+    for _ in 0..3 {
+        assert!(b.lock("tried").try_acquire().unwrap().is_none());
+    }
+    // Still lingering: the next acquisition needs no server.
+    let g = a.lock("tried").acquire().unwrap();
+    assert_eq!(a.stats().lingered, 1);
+    drop(g);
+}

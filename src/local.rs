@@ -148,9 +148,12 @@ enum Local {
     ToServer,
     /// The fairness bound is reached: ask the server whether others wait.
     AskServer,
-    /// Nobody local waits, and the client lingers on the lease; `hear`:
-    /// it must start hearing who wants the lock.
-    Parked { hear: bool },
+    /// Nobody local waits, and the client lingers on the lease.
+    Parked,
+    /// Nobody local can take it: release it on the server, and start
+    /// hearing who wants the lock (the client lingers on it next time,
+    /// once it hears them).
+    ToServerHearing,
 }
 
 /// What is left to do with a released lease once the local side is settled.
@@ -185,8 +188,8 @@ struct Queue {
     since: Option<Instant>,
     /// The released lease the client lingers on, and until when it may.
     parked: Option<(Arc<Lease>, Instant)>,
-    /// Another client announced that it wants the lock since the lease
-    /// came from the server: do not linger on it again.
+    /// Another client announced that it wants the lock, or heard its last
+    /// release on the server: do not linger on it.
     wanted: bool,
     /// The subscription to those announcements, kept from the first stay
     /// until one linger time after the last ends.
@@ -402,7 +405,14 @@ impl LocalLocks {
     /// clients heard it. The `COURTESY_AFTER`th heard release in a row
     /// makes the next acquisition pause; a release nobody heard ends the
     /// run.
+    ///
+    /// Whether another client heard it also says whether a client that
+    /// lingers may keep the lock at its next release: not while others
+    /// wait, although they announced themselves only once.
     fn released(&self, name: &str, heard: bool, took: Duration) {
+        if let Some(q) = self.queues.lock().get_mut(name) {
+            q.wanted = heard;
+        }
         let mut pending = self.courtesy.lock();
         if !heard {
             pending.remove(name);
@@ -560,13 +570,11 @@ impl LocalLocks {
                 parked.mark_released();
                 host.forget(parked);
                 self.released(&parked.name, true, asked.elapsed());
-                self.lingering_ended(&parked.name);
                 None
             }
             Ok(PassOn::NotOwner) => {
                 parked.mark_released();
                 host.forget(parked);
-                self.lingering_ended(&parked.name);
                 None
             }
             Err(_) => {
@@ -583,15 +591,6 @@ impl LocalLocks {
         let asked = Instant::now();
         if let Ok(heard) = release_on_server(host.store(), parked) {
             self.released(&parked.name, heard, asked.elapsed());
-        }
-        self.lingering_ended(&parked.name);
-    }
-
-    /// The client no longer lingers on `name`: it forgets that someone
-    /// wanted it (it still hears who does, see [`LocalLocks::linger_due`]).
-    fn lingering_ended(&self, name: &str) {
-        if let Some(q) = self.queues.lock().get_mut(name) {
-            q.wanted = false;
         }
     }
 
@@ -664,30 +663,31 @@ impl LocalLocks {
         }
     }
 
-    /// Starts hearing who wants `name`, on which the client has just
-    /// started to linger; the subscription stays in its queue until
-    /// [`LocalLocks::linger_due`] finds the client done with the name.
+    /// Starts hearing who wants `name`, which the client will linger on
+    /// from its next release once it hears them; the subscription stays in
+    /// its queue until [`LocalLocks::linger_due`] finds the client done
+    /// with the name.
     fn hear_wants(&self, host: &dyn Host, name: &str) {
-        let check_at = {
-            let map = self.queues.lock();
-            match map.get(name).and_then(|q| q.parked.as_ref()) {
-                Some((_, until)) => *until,
-                None => return,
-            }
+        let Some(linger) = host.linger() else {
+            return;
         };
+        let check_at = Instant::now() + linger;
         let Some(watch) = host.hear_wants(name, check_at) else {
             return;
         };
         let unused = {
             let mut map = self.queues.lock();
-            match map.get_mut(name) {
-                Some(q) if q.wants.is_none() && (q.parked.is_some() || q.holder.is_some()) => {
-                    q.wants = Some(watch);
-                    None
-                }
-                _ => Some(watch),
+            let q = map.entry(name.to_string()).or_default();
+            if q.wants.is_none() {
+                q.wants = Some(watch);
+                // Counts as a stay for how long the subscription lasts.
+                q.stayed = Some(Instant::now());
+                None
+            } else {
+                Some(watch)
             }
         };
+        // Dropped outside the queues' lock: it takes the notifier's.
         drop(unused);
     }
 
@@ -706,7 +706,6 @@ impl LocalLocks {
         q.handoffs = 0;
         q.base_fence = lease.fence();
         q.since = Some(Instant::now());
-        q.wanted = false;
         q.epoch = epoch;
     }
 
@@ -794,15 +793,16 @@ impl LocalLocks {
         }
         let make = |fence: u64| host.continue_lease(lease, fence);
         let (next, courtesy) = match self.pass_locally(lease, host, &make) {
-            Local::Parked { hear } => {
+            Local::Parked => {
                 let was_held = lease.mark_released();
-                if hear {
-                    self.hear_wants(host, &lease.name);
-                }
                 return if was_held { Ok(()) } else { Err(Error::Lost) };
             }
             Local::HandedOff => (Next::HandedOff, None),
             Local::ToServer => (Next::Release, None),
+            Local::ToServerHearing => {
+                self.hear_wants(host, &lease.name);
+                (Next::Release, None)
+            }
             Local::AskServer => self.ask_server(host, lease, &make),
         };
         let was_held = lease.mark_released();
@@ -893,7 +893,15 @@ impl LocalLocks {
             || crate::mutant::on(crate::mutant::Mutant::StaleHandoff);
         if !(compatible && fresh) {
             q.holder = None;
-            if let Some(linger) = linger.filter(|_| fresh && q.waiters.is_empty() && !q.wanted) {
+            let Some(linger) = linger.filter(|_| q.waiters.is_empty()) else {
+                return Local::ToServer;
+            };
+            // Only a client that hears who wants the lock may keep it: an
+            // announcement sent before that would be lost.
+            let Some(wants) = &q.wants else {
+                return Local::ToServerHearing;
+            };
+            if fresh && !q.wanted && wants.live() {
                 // Without renewal the stay ends before the lease does.
                 let stay = if old.auto_renew {
                     linger
@@ -903,9 +911,7 @@ impl LocalLocks {
                 let until = Instant::now() + stay;
                 q.parked = Some((make(LAZY_FENCE), until));
                 q.stayed = Some(until);
-                return Local::Parked {
-                    hear: q.wants.is_none(),
-                };
+                return Local::Parked;
             }
             return Local::ToServer;
         }

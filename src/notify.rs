@@ -100,6 +100,17 @@ pub(crate) struct Watch {
     pub wake_pending: bool,
 }
 
+impl Watch {
+    /// Whether the feed has confirmed the subscription (and not lost it
+    /// since): a message sent now reaches this watch.
+    pub(crate) fn live(&self) -> bool {
+        let s = self.notifier.state.lock();
+        s.names
+            .get(&self.name)
+            .is_some_and(|n| n.sub == Sub::Active)
+    }
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         let mut s = self.notifier.state.lock();

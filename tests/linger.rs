@@ -65,12 +65,38 @@ fn wait_until_lingering(server: &RedisServer, name: &str) {
     }
 }
 
+/// Has `c` linger on `name`: its first release goes to the server and
+/// starts hearing who wants the lock; once it hears them, a release stays.
+fn linger_on(server: &RedisServer, c: &Client, name: &str) {
+    c.lock(name).acquire().unwrap().release().unwrap();
+    wait_until_lingering(server, name);
+    let other = Client::open(&server.url()).unwrap();
+    for _ in 0..100 {
+        c.lock(name).acquire().unwrap().release().unwrap();
+        if other.inspect(name).unwrap().token.is_some() {
+            return;
+        }
+        std::thread::sleep(ms(10));
+    }
+    panic!("{name:?} never lingered");
+}
+
+#[test]
+fn the_first_release_goes_to_the_server_and_starts_hearing() {
+    let server = RedisServer::start();
+    let c = lingering(&server, ms(30_000));
+    let other = Client::open(&server.url()).unwrap();
+    c.lock("first").acquire().unwrap().release().unwrap();
+    // Nobody could have told this client it was wanted yet: no stay.
+    assert_eq!(other.inspect("first").unwrap().token, None);
+    wait_until_lingering(&server, "first");
+}
+
 #[test]
 fn a_lock_taken_again_while_it_lingers_costs_no_round_trip() {
     let server = RedisServer::start();
     let c = lingering(&server, ms(2_000));
-    c.lock("shard").acquire().unwrap().release().unwrap();
-    wait_until_lingering(&server, "shard");
+    linger_on(&server, &c, "shard");
     let before = commands(&server);
     for _ in 0..200 {
         let g = c.lock("shard").acquire().unwrap();
@@ -90,6 +116,7 @@ fn a_lock_taken_again_while_it_lingers_costs_no_round_trip() {
 fn fences_rise_through_lingering_grants_and_past_them() {
     let server = RedisServer::start();
     let c = lingering(&server, ms(5_000));
+    linger_on(&server, &c, "fenced");
     let mut last = 0;
     let before = script_calls(&server);
     for i in 0..200 {
@@ -103,7 +130,7 @@ fn fences_rise_through_lingering_grants_and_past_them() {
     // of 64: a few scripts, not one per cycle.
     let scripts = script_calls(&server) - before;
     assert!(scripts <= 10, "200 fenced cycles ran {scripts} scripts");
-    assert_eq!(c.stats().lingered, 199);
+    assert_eq!(c.stats().lingered, 200);
     // Another client announces itself, gets the lock, and a larger fence.
     let other = Client::open(&server.url()).unwrap();
     let g = other.lock("fenced").acquire_timeout(ms(5_000)).unwrap();
@@ -114,8 +141,7 @@ fn fences_rise_through_lingering_grants_and_past_them() {
 fn a_waiting_client_gets_a_lingering_lock_at_once() {
     let server = RedisServer::start();
     let a = lingering(&server, ms(30_000));
-    a.lock("job").acquire().unwrap().release().unwrap();
-    wait_until_lingering(&server, "job");
+    linger_on(&server, &a, "job");
     // A waiter that missed the holder would wait 10 s between looks.
     let b = Client::builder()
         .url(&server.url())
@@ -144,8 +170,7 @@ fn a_waiting_client_gets_a_lingering_lock_at_once() {
 fn a_want_heard_while_held_again_ends_the_stay_at_the_next_release() {
     let server = RedisServer::start();
     let a = lingering(&server, ms(30_000));
-    a.lock("busy").acquire().unwrap().release().unwrap();
-    wait_until_lingering(&server, "busy");
+    linger_on(&server, &a, "busy");
     let held = a.lock("busy").acquire().unwrap();
     assert_eq!(a.stats().lingered, 1);
     let waiter = {
@@ -170,7 +195,7 @@ fn a_stay_ends_after_the_linger_time() {
     let a = lingering(&server, ms(300));
     let other = Client::open(&server.url()).unwrap();
     let released = Instant::now();
-    a.lock("brief").acquire().unwrap().release().unwrap();
+    linger_on(&server, &a, "brief");
     assert!(other.inspect("brief").unwrap().token.is_some());
     while other.inspect("brief").unwrap().token.is_some() {
         assert!(released.elapsed() < ms(5_000), "the stay never ended");
@@ -184,7 +209,7 @@ fn a_stay_ends_after_the_linger_time() {
 fn dropping_the_client_releases_what_it_lingers_on() {
     let server = RedisServer::start();
     let a = lingering(&server, ms(60_000));
-    a.lock("left").acquire().unwrap().release().unwrap();
+    linger_on(&server, &a, "left");
     let other = Client::open(&server.url()).unwrap();
     assert!(other.inspect("left").unwrap().token.is_some());
     drop(a);
@@ -195,7 +220,7 @@ fn dropping_the_client_releases_what_it_lingers_on() {
 fn a_lingering_lock_deleted_on_the_server_gives_no_fence() {
     let server = RedisServer::start();
     let a = lingering(&server, ms(30_000));
-    a.lock("gone").acquire().unwrap().release().unwrap();
+    linger_on(&server, &a, "gone");
     let _: i64 = redis::cmd("DEL")
         .arg("distlock:gone")
         .query(&mut server.conn())
@@ -243,8 +268,7 @@ fn linger_is_refused_where_it_cannot_work() {
 fn a_try_does_not_end_a_stay() {
     let server = RedisServer::start();
     let a = lingering(&server, ms(30_000));
-    a.lock("tried").acquire().unwrap().release().unwrap();
-    wait_until_lingering(&server, "tried");
+    linger_on(&server, &a, "tried");
     let b = Client::open(&server.url()).unwrap();
     for _ in 0..3 {
         assert!(b.lock("tried").try_acquire().unwrap().is_none());
@@ -253,4 +277,66 @@ fn a_try_does_not_end_a_stay() {
     let g = a.lock("tried").acquire().unwrap();
     assert_eq!(a.stats().lingered, 1);
     drop(g);
+}
+
+/// Waits, at most five seconds, until `n` clients listen for releases of
+/// `name`.
+fn wait_until_listeners(server: &RedisServer, name: &str, n: u64) {
+    let channel = format!("distlock:{name}");
+    let mut raw = server.conn();
+    let start = Instant::now();
+    loop {
+        let (_, got): (Vec<u8>, u64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query(&mut raw)
+            .unwrap();
+        if got >= n {
+            return;
+        }
+        assert!(start.elapsed() < ms(5_000), "{got} listen on {channel:?}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_waiter_that_announced_once_is_not_forgotten_when_the_holder_wins_again() {
+    let server = RedisServer::start();
+    let a = lingering(&server, ms(30_000));
+    // Waiters that missed the holder would wait 20 s between looks.
+    let patient = || {
+        Client::builder()
+            .url(&server.url())
+            .max_retry_interval(ms(20_000))
+            .build()
+            .unwrap()
+    };
+    let (b, c) = (patient(), patient());
+    // The lingering client and C both wait for B; whichever wins, the
+    // other gets the lock at once after it (A must not keep it).
+    // Who wins each round is a race: six rounds make a forgetful holder
+    // fail one of them all but once in 64 runs.
+    for round in 0..6 {
+        let name = format!("race{round}");
+        linger_on(&server, &a, &name);
+        let held = b.lock(&name).acquire_timeout(ms(10_000)).unwrap();
+        let waiter = |client: &Client| {
+            let lock = client.lock(&name);
+            spawn(move || {
+                let asked = Instant::now();
+                lock.acquire_timeout(ms(30_000))
+                    .map(|g| (asked.elapsed(), g.release()))
+            })
+        };
+        let from_c = waiter(&c);
+        wait_until_listeners(&server, &name, 1);
+        let from_a = waiter(&a);
+        wait_until_listeners(&server, &name, 2);
+        drop(held);
+        for (who, rx) in [("C", from_c), ("A", from_a)] {
+            let (waited, released) = rx.recv_timeout(ms(10_000)).unwrap().unwrap();
+            released.unwrap();
+            assert!(waited < ms(5_000), "round {round}: {who} waited {waited:?}");
+        }
+    }
 }

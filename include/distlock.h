@@ -532,6 +532,12 @@ typedef struct distlock_stats {
    * Longest acquire wait, in microseconds.
    */
   uint64_t wait_max_us;
+  /**
+   * Acquisitions granted from a lock this client lingered on after its
+   * release (`distlock_config_set_linger_ms`), without a round trip.
+   * Appended: a caller built before it passes a smaller `struct_size`.
+   */
+  uint64_t lingered;
 } distlock_stats;
 
 #ifdef __cplusplus
@@ -980,6 +986,34 @@ int32_t distlock_config_set_max_retry_interval_ms(struct distlock_config *cfg,
  * unknown config or a value out of range.
  */
 int32_t distlock_config_set_poll_interval_ms(struct distlock_config *cfg, uint64_t interval_ms);
+
+/**
+ * Lease caching, in milliseconds (default 0: off), at most 1 hour. A
+ * plain lock released while no thread of the client waits for it stays
+ * held on the server, its lease renewed, for up to `linger_ms`; the
+ * client's next acquisition of it within that time is granted at once,
+ * without a round trip (counted in `distlock_stats.lingered`). Another
+ * client that wants the lock announces itself, and the lingering client
+ * then releases it at once; closing the client releases the locks it
+ * lingers on. The client lingers only while it hears those
+ * announcements: its first release of a name goes to the server and
+ * starts hearing them. Read-write locks, semaphores and fair locks never
+ * linger.
+ *
+ * Redis only (one server, Sentinel or Cluster), with the fast path on
+ * (`distlock_config_set_fast_path`), and shorter than the max hold
+ * (`distlock_config_set_max_hold_ms`) if one is set. Choose the servers
+ * first: a later setter that contradicts a linger (the fast path off, a
+ * max hold no longer than it) is refused in turn, and a later server
+ * setter that does (a `memcache://` URL) is taken, but the config is then
+ * refused by `distlock_config_check` and when opened.
+ *
+ * Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+ * unknown config, a value over 1 hour, or one the other settings do not
+ * allow (servers other than Redis, the fast path off, a max hold no
+ * longer than it).
+ */
+int32_t distlock_config_set_linger_ms(struct distlock_config *cfg, uint64_t linger_ms);
 
 /**
  * Whether threads of one client that want the same lock queue locally and

@@ -218,7 +218,7 @@ impl Servers {
         };
         match other {
             Some(what) => Err(Error::invalid(format!(
-                "linger needs Redis, where a waiting client tells the lingering holder                  to give the lock up; {what} cannot: turn linger off"
+                "linger needs Redis, where a waiting client tells the lingering holder to give the lock up; {what} cannot: turn linger off"
             ))),
             None => Ok(()),
         }

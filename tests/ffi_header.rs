@@ -163,6 +163,7 @@ fn header_declares_the_agreed_c_api() {
          uint32_t handoffs);",
         "int32_t distlock_config_set_handoff_budget_ms(struct distlock_config *cfg, \
          uint64_t budget_ms);",
+        "int32_t distlock_config_set_linger_ms(struct distlock_config *cfg, uint64_t linger_ms);",
         "int32_t distlock_client_open_config(const struct distlock_config *cfg, \
          struct distlock_client **out);",
         "#define DISTLOCK_MAX_PEM_LEN 1048576",
@@ -210,7 +211,7 @@ fn header_declares_the_agreed_c_api() {
          uint64_t contended; uint64_t timed_out; uint64_t cancelled; uint64_t lost; \
          uint64_t renewals; uint64_t renewal_failures; uint64_t local_handoffs; \
          uint64_t feed_reconnects; uint64_t wait_p50_us; uint64_t wait_p99_us; \
-         uint64_t wait_max_us; } distlock_stats;",
+         uint64_t wait_max_us; uint64_t lingered; } distlock_stats;",
         "int32_t distlock_client_stats(struct distlock_client *client, \
          struct distlock_stats *out);",
     ];

@@ -39,6 +39,7 @@ static int write_metrics(distlock_client *c) {
   counter("renewal_failures", "Renewals that failed to reach the server.", s.renewal_failures);
   counter("local_handoffs", "Leases handed between threads without a round trip.", s.local_handoffs);
   counter("feed_reconnects", "Reconnections of the release-notification feed.", s.feed_reconnects);
+  counter("lingered", "Acquisitions granted from a lock the client lingered on.", s.lingered);
   printf("# HELP distlock_acquire_wait_seconds Time from an acquire call to its lock, by quantile.\n");
   printf("# TYPE distlock_acquire_wait_seconds gauge\n");
   printf("distlock_acquire_wait_seconds{quantile=\"0.5\"} %g\n", s.wait_p50_us / 1e6);

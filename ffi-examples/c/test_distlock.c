@@ -704,6 +704,9 @@ static void test_config_arguments(void) {
   EXPECT(distlock_config_set_max_retry_interval_ms(cfg, 0), DISTLOCK_INVALID_ARGUMENT);
   EXPECT(distlock_config_set_handoff_limit(cfg, 64), DISTLOCK_INVALID_ARGUMENT);
   CHECK(last_error_has("handoff_limit"));
+  EXPECT(distlock_config_set_linger_ms(cfg, 3600001), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("linger must be between 1 ms and 1 hour"));
+  EXPECT(distlock_config_set_linger_ms(cfg, 0), DISTLOCK_OK); /* off */
   EXPECT(distlock_config_set_replicas(cfg, 1, 0), DISTLOCK_INVALID_ARGUMENT);
   CHECK(last_error_has("replica"));
   EXPECT(distlock_config_set_replicas(cfg, 0, 0), DISTLOCK_OK); /* off */
@@ -779,6 +782,10 @@ static void test_config_arguments(void) {
    * seed. */
   cfg = new_config();
   EXPECT(distlock_config_set_url(cfg, "memcache://127.0.0.1:11211"), DISTLOCK_OK);
+  EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
+  /* Lease caching needs Redis: a waiter there tells the lingering holder. */
+  EXPECT(distlock_config_set_linger_ms(cfg, 1000), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("linger needs Redis") && last_error_has("memcached cannot"));
   EXPECT(distlock_config_check(cfg), DISTLOCK_OK);
   EXPECT(distlock_config_add_node(cfg, "redis://127.0.0.1:1/0"), DISTLOCK_OK);
   EXPECT(distlock_config_add_node(cfg, "memcache://127.0.0.1:11211"), DISTLOCK_INVALID_ARGUMENT);
@@ -1077,6 +1084,8 @@ static void test_null_everywhere(distlock_client *c) {
   EXPECT(distlock_config_set_handoff_limit(NULL, 1), INVALID);
   CHECK(last_error_has(null_cfg));
   EXPECT(distlock_config_set_handoff_budget_ms(NULL, 1), INVALID);
+  CHECK(last_error_has(null_cfg));
+  EXPECT(distlock_config_set_linger_ms(NULL, 1), INVALID);
   CHECK(last_error_has(null_cfg));
   const uint8_t pem[] = "-----BEGIN CERTIFICATE-----";
   EXPECT(distlock_config_set_tls_ca_file(NULL, "/etc/ca.pem"), INVALID);
@@ -1881,6 +1890,100 @@ static void test_stats(void) {
   distlock_client_close(c);
 }
 
+/* Has c linger on `name` (at most 10 s): c's first release of a name goes
+ * to the server and subscribes to the announcements of clients that want
+ * it, and once c hears them a release leaves the lock held on the server.
+ * Cycles until one does; the last acquisition came from the server, so
+ * `lingered` is as it was. Returns 1 if the lock stayed, with the fence of
+ * that last acquisition in *fence. */
+static int linger_on(distlock_client *c, const char *name, uint64_t *fence) {
+  char key[128];
+  snprintf(key, sizeof key, "distlock:%s", name);
+  uint64_t end = now_ms() + 10000;
+  for (;;) {
+    distlock_guard *g = NULL;
+    int32_t st = distlock_acquire(c, name, 0, 5000, NULL, &g);
+    if (st != DISTLOCK_OK) {
+      EXPECT(st, DISTLOCK_OK);
+      return 0;
+    }
+    EXPECT(distlock_guard_fence(g, fence), DISTLOCK_OK);
+    int32_t released = distlock_guard_release(g);
+    distlock_guard_free(g);
+    if (released != DISTLOCK_OK) {
+      EXPECT(released, DISTLOCK_OK);
+      return 0;
+    }
+    if (key_exists(key) == 1) return 1;
+    if (now_ms() > end) {
+      CHECK(!"the released lock never stayed held on the server");
+      return 0;
+    }
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 5 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
+}
+
+/* Lease caching (distlock_config_set_linger_ms): a lock released while no
+ * thread of the client waits stays held on the server (once the client
+ * hears who wants it), and the client's next acquisition of it is granted
+ * locally, counted in `lingered`. The stay is long (a minute), so that
+ * nothing here depends on valgrind's pace: another client gets the lock
+ * well before it ends only because it announces itself and the lingering
+ * client lets go. */
+static void test_linger(void) {
+  distlock_config *cfg = new_config();
+  EXPECT(distlock_config_set_url(cfg, url), DISTLOCK_OK);
+  EXPECT(distlock_config_set_linger_ms(cfg, 60000), DISTLOCK_OK);
+  /* What contradicts it is refused, and the linger kept. */
+  EXPECT(distlock_config_set_fast_path(cfg, false), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("linger needs the local fast path"));
+  EXPECT(distlock_config_set_max_hold_ms(cfg, 60000), DISTLOCK_INVALID_ARGUMENT);
+  CHECK(last_error_has("must be shorter than max_hold"));
+  distlock_client *c = OPEN_CONFIG(cfg, DISTLOCK_OK);
+  distlock_config_free(cfg);
+  distlock_client *other = open_client(NULL);
+  if (c == NULL || other == NULL) {
+    distlock_client_close(c);
+    distlock_client_close(other);
+    return;
+  }
+
+  /* Released, yet still held on the server: the client lingers on it. */
+  uint64_t first = 0, second = 0;
+  CHECK(linger_on(c, "linger", &first));
+  distlock_stats before = stats_of(c);
+  CHECK(before.acquired >= 2 && before.lingered == 0);
+  /* Granted from the stay: no round trip, counted. */
+  distlock_guard *g = must_acquire(c, "linger", 0);
+  distlock_stats s = stats_of(c);
+  CHECK(s.acquired == before.acquired + 1 && s.lingered == 1);
+  EXPECT(distlock_guard_fence(g, &second), DISTLOCK_OK);
+  CHECK(second > first);
+  EXPECT(distlock_guard_release(g), DISTLOCK_OK);
+  distlock_guard_free(g);
+  CHECK(key_exists("distlock:linger") == 1);
+
+  /* Another client wants it: it gets it long before the stay ends. */
+  distlock_guard *theirs = (distlock_guard *)0x1;
+  EXPECT(distlock_acquire(other, "linger", 0, 20000, NULL, &theirs), DISTLOCK_OK);
+  if (theirs != NULL && theirs != (distlock_guard *)0x1) {
+    uint64_t fence = 0;
+    EXPECT(distlock_guard_fence(theirs, &fence), DISTLOCK_OK);
+    CHECK(fence > second);
+    EXPECT(distlock_guard_release(theirs), DISTLOCK_OK);
+    distlock_guard_free(theirs);
+  }
+  s = stats_of(c);
+  CHECK(s.acquired == before.acquired + 1 && s.lingered == 1 && s.lost == 0);
+
+  /* Closing the client releases what it lingers on, at once. */
+  CHECK(linger_on(c, "linger-close", &first));
+  distlock_client_close(c);
+  CHECK(key_exists("distlock:linger-close") == 0);
+  distlock_client_close(other);
+}
+
 /* What the log callback saw. It runs on library threads too (the renewal
  * thread reports a loss), hence the mutex and the condition to wait on. */
 struct log_seen {
@@ -2112,6 +2215,7 @@ int main(void) {
     distlock_client_close(c);
   }
   test_stats();
+  test_linger();
   test_log_callback();
   test_held();
   test_config_arguments();

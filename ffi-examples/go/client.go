@@ -246,6 +246,30 @@ func WithPollInterval(d time.Duration) Option {
 	}
 }
 
+// WithLinger turns on lease caching (default off; 0 turns it off): a
+// plain lock Unlocked while no goroutine of the Client waits for it stays
+// held on the server, its lease renewed, for up to d, and the Client's
+// next Lock of it within that time is granted at once, without a round
+// trip (counted in Stats.Lingered). Another client that wants the lock
+// announces itself, and this Client then releases it at once; Close
+// releases the locks it lingers on. The Client lingers only while it hears
+// those announcements: its first Unlock of a name goes to the server and
+// starts hearing them. For a worker that takes the same lock
+// again and again. Redis only (one server, Sentinel or Cluster), with the
+// fast path on; at most 1h, and shorter than WithMaxHold if that is set:
+// anything else gives an error wrapping ErrInvalidArgument. Read-write
+// locks, semaphores and fair locks never linger.
+func WithLinger(d time.Duration) Option {
+	return func(c *clientConfig) {
+		if d < 0 {
+			c.fail("negative linger")
+		}
+		ms := ceilMillis(d)
+		c.servers.lingerMS = &ms
+		c.extended = true
+	}
+}
+
 // WithMaxRetryInterval sets the longest a waiting Lock goes without looking
 // at the lock again (default 500ms, at least 1ms). Waiters are woken by
 // release notifications; this bounds what a lost notification costs.

@@ -31,6 +31,10 @@
 //		distlock.WithReplicas(1, 50*time.Millisecond),
 //	)
 //
+// WithLinger (Redis only) turns on lease caching: a lock the Client
+// unlocked stays held, for up to the linger time, for its next Lock of it,
+// and another client that asks for it gets it at once.
+//
 // For rediss:// servers behind a private CA, or that require client
 // certificates (mutual TLS), WithTLSCAFile or WithTLSCA, and
 // WithTLSClientCertFiles or WithTLSClientCert, give the certificates.

@@ -67,6 +67,8 @@ typedef struct dlgo_config {
 	uint64_t handoff_budget_ms;
 	bool set_max_hold;
 	uint64_t max_hold_ms;
+	bool set_linger;
+	uint64_t linger_ms;
 	// TLS: a CA from a file or from PEM bytes (set_tls_ca_pem), a client
 	// certificate and key from files or from PEM bytes.
 	const char *tls_ca_file;
@@ -140,6 +142,9 @@ static int32_t dlgo_build_config(const dlgo_config *in, distlock_config **cfg_ou
 		st = distlock_config_set_handoff_budget_ms(cfg, in->handoff_budget_ms);
 	}
 	if (st == DISTLOCK_OK && in->set_max_hold) st = distlock_config_set_max_hold_ms(cfg, in->max_hold_ms);
+	// After the servers, the fast path and the max hold, which it is
+	// checked against.
+	if (st == DISTLOCK_OK && in->set_linger) st = distlock_config_set_linger_ms(cfg, in->linger_ms);
 	if (st == DISTLOCK_OK && in->tls_ca_file != NULL) {
 		st = distlock_config_set_tls_ca_file(cfg, in->tls_ca_file);
 	}
@@ -485,6 +490,7 @@ type nativeServers struct {
 	handoffLimit    *uint32
 	handoffBudgetMS *uint64
 	maxHoldMS       *uint64
+	lingerMS        *uint64
 	tlsCA           *pemSource
 	tlsCert         *pemSource
 	tlsKey          *pemSource // set together with tlsCert, from the same kind of source
@@ -573,6 +579,9 @@ func withNativeConfig(o nativeOptions, srv nativeServers, call func(in *C.dlgo_c
 	}
 	if v := srv.maxHoldMS; v != nil {
 		in.set_max_hold, in.max_hold_ms = true, C.uint64_t(*v)
+	}
+	if v := srv.lingerMS; v != nil {
+		in.set_linger, in.linger_ms = true, C.uint64_t(*v)
 	}
 	if ca := srv.tlsCA; ca != nil {
 		if ca.fromMemory {
@@ -827,6 +836,7 @@ func nativeStats(c clientPtr) (Stats, int32, string) {
 		WaitP50:         us(out.wait_p50_us),
 		WaitP99:         us(out.wait_p99_us),
 		WaitMax:         us(out.wait_max_us),
+		Lingered:        uint64(out.lingered),
 	}, st, ""
 }
 

@@ -42,12 +42,15 @@ type Stats struct {
 	WaitP99 time.Duration
 	// WaitMax is the longest of the same.
 	WaitMax time.Duration
+	// Lingered counts acquisitions granted from a lock this Client
+	// lingered on after its release (WithLinger), without a round trip.
+	Lingered uint64
 }
 
 // Stats reads the Client's counters: acquisitions (and how many had to
 // wait, timed out or were cancelled), losses, renewals and their failures,
-// local hand-offs, release-feed reconnects, and the spread of acquire
-// waits. It makes no round trip and takes no lock, so it is cheap enough
+// local hand-offs, release-feed reconnects, grants from a lingering lock,
+// and the spread of acquire waits. It makes no round trip and takes no lock, so it is cheap enough
 // for every scrape of a metrics endpoint. The only error is one wrapping
 // ErrClosed, after Close.
 func (c *Client) Stats() (Stats, error) {

@@ -468,6 +468,37 @@ pub extern "C" fn distlock_config_set_poll_interval_ms(
     })
 }
 
+/// Lease caching, in milliseconds (default 0: off), at most 1 hour. A
+/// plain lock released while no thread of the client waits for it stays
+/// held on the server, its lease renewed, for up to `linger_ms`; the
+/// client's next acquisition of it within that time is granted at once,
+/// without a round trip (counted in `distlock_stats.lingered`). Another
+/// client that wants the lock announces itself, and the lingering client
+/// then releases it at once; closing the client releases the locks it
+/// lingers on. The client lingers only while it hears those
+/// announcements: its first release of a name goes to the server and
+/// starts hearing them. Read-write locks, semaphores and fair locks never
+/// linger.
+///
+/// Redis only (one server, Sentinel or Cluster), with the fast path on
+/// (`distlock_config_set_fast_path`), and shorter than the max hold
+/// (`distlock_config_set_max_hold_ms`) if one is set. Choose the servers
+/// first: a later setter that contradicts a linger (the fast path off, a
+/// max hold no longer than it) is refused in turn, and a later server
+/// setter that does (a `memcache://` URL) is taken, but the config is then
+/// refused by `distlock_config_check` and when opened.
+///
+/// Returns `DISTLOCK_OK`, or `DISTLOCK_INVALID_ARGUMENT` for a NULL or
+/// unknown config, a value over 1 hour, or one the other settings do not
+/// allow (servers other than Redis, the fast path off, a max hold no
+/// longer than it).
+#[no_mangle]
+pub extern "C" fn distlock_config_set_linger_ms(cfg: *mut distlock_config, linger_ms: u64) -> i32 {
+    status_call("distlock_config_set_linger_ms", || {
+        set(cfg, |b| b.linger(Duration::from_millis(linger_ms)))
+    })
+}
+
 /// Whether threads of one client that want the same lock queue locally and
 /// pass the lease among themselves (default true). Off, every thread asks
 /// the server on its own.
@@ -775,6 +806,12 @@ mod tests {
             assert_eq!(distlock_config_set_max_retry_interval_ms(cfg, 0), INVALID);
             assert_eq!(distlock_config_set_poll_interval_ms(cfg, 0), INVALID);
             assert!(last().contains("poll_interval must be between 1 ms and 1 hour"));
+            assert_eq!(distlock_config_set_linger_ms(cfg, 3_600_001), INVALID);
+            assert!(
+                last().contains("linger must be between 1 ms and 1 hour, got 3600001 ms"),
+                "{}",
+                last()
+            );
             assert_eq!(distlock_config_set_handoff_limit(cfg, 64), INVALID);
             assert!(last().contains("handoff_limit"));
             assert_eq!(distlock_config_set_replicas(cfg, 1, 0), INVALID);
@@ -788,6 +825,7 @@ mod tests {
                 distlock_config_set_max_hold_ms(cfg, 60_000),
                 distlock_config_set_max_retry_interval_ms(cfg, 50),
                 distlock_config_set_poll_interval_ms(cfg, 5),
+                distlock_config_set_linger_ms(cfg, 0),
                 distlock_config_set_fast_path(cfg, false),
                 distlock_config_set_handoff_limit(cfg, 0),
                 distlock_config_set_handoff_budget_ms(cfg, 5),
@@ -835,6 +873,82 @@ mod tests {
             assert_eq!(distlock_config_set_connect_timeout_ms(cfg, 200), OK);
             open(cfg, distlock_status::DISTLOCK_CONNECTION as i32);
             distlock_config_free(cfg);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn linger_needs_redis_the_fast_path_and_a_longer_max_hold() {
+        std::thread::spawn(|| {
+            let rust = |b: Builder| b.check().unwrap_err().to_string();
+            // SAFETY: NUL-terminated strings.
+            unsafe {
+                let cfg = distlock_config_new();
+                assert_eq!(distlock_config_set_linger_ms(cfg, 1), OK);
+                assert_eq!(distlock_config_set_linger_ms(cfg, 3_600_000), OK);
+                assert_eq!(distlock_config_set_linger_ms(cfg, 250), OK);
+                assert_eq!(check_message(cfg), "");
+                // What contradicts it is refused, and the linger kept.
+                assert_eq!(distlock_config_set_fast_path(cfg, false), INVALID);
+                assert!(
+                    last().contains("linger needs the local fast path"),
+                    "{}",
+                    last()
+                );
+                assert_eq!(distlock_config_set_max_hold_ms(cfg, 250), INVALID);
+                assert!(
+                    last().contains("must be shorter than max_hold"),
+                    "{}",
+                    last()
+                );
+                assert_eq!(distlock_config_set_max_hold_ms(cfg, 251), OK);
+                // A server setter does not look at it: the check does.
+                let mc = c("memcache://127.0.0.1:1");
+                assert_eq!(distlock_config_set_url(cfg, mc.as_ptr()), OK);
+                let refused = open(cfg, INVALID);
+                let with = |b: Builder| b.linger(Duration::from_millis(250));
+                assert_eq!(
+                    refused,
+                    rust(with(Builder::default().url("memcache://127.0.0.1:1")))
+                );
+                assert!(refused.contains("linger needs Redis"), "{refused}");
+                assert!(refused.contains("memcached cannot"), "{refused}");
+                // 0 turns it off, whatever the servers.
+                assert_eq!(distlock_config_set_linger_ms(cfg, 0), OK);
+                assert_eq!(check_message(cfg), "");
+                assert_eq!(distlock_config_set_linger_ms(cfg, 250), INVALID);
+                assert!(last().contains("memcached cannot"), "{}", last());
+                assert_eq!(check_message(cfg), "");
+                // Redlock cannot either, even while its list is short.
+                assert_eq!(distlock_config_add_node(cfg, dead(0).as_ptr()), OK);
+                assert_eq!(distlock_config_set_linger_ms(cfg, 250), INVALID);
+                assert!(last().contains("Redlock cannot"), "{}", last());
+                // Sentinel can, before its addresses are given.
+                assert_eq!(distlock_config_set_sentinel(cfg, c("m").as_ptr()), OK);
+                assert_eq!(distlock_config_set_linger_ms(cfg, 250), OK);
+                assert_eq!(
+                    distlock_config_add_sentinel(cfg, c("127.0.0.1:1").as_ptr()),
+                    OK
+                );
+                assert_eq!(check_message(cfg), "");
+                distlock_config_free(cfg);
+                // The fast path off first: refused by the linger setter.
+                let cfg = distlock_config_new();
+                assert_eq!(distlock_config_set_fast_path(cfg, false), OK);
+                assert_eq!(distlock_config_set_linger_ms(cfg, 250), INVALID);
+                assert!(
+                    last().contains("linger needs the local fast path"),
+                    "{}",
+                    last()
+                );
+                assert_eq!(
+                    distlock_config_set_linger_ms(std::ptr::null_mut(), 0),
+                    INVALID
+                );
+                assert!(last().contains("config handle is NULL"));
+                distlock_config_free(cfg);
+            }
         })
         .join()
         .unwrap();

@@ -173,8 +173,18 @@ class Client:
     long a waiter goes without looking at the lock; ``poll_interval`` (0.02
     s) how often a memcached client's release feed looks for releases;
     ``max_hold`` caps how
-    long a lock stays renewed (default: no cap). A choice of servers the
-    library refuses (fewer than 3 nodes, a sentinel without a master name,
+    long a lock stays renewed (default: no cap). ``linger`` (seconds;
+    ``None`` or 0: off, the default; at most 3600) turns on lease caching:
+    a plain lock released while no thread of this client waits for it
+    stays held on the server for up to that long, and this client's next
+    acquisition of it is granted at once, without a round trip (counted in
+    :attr:`Stats.lingered`); another client that wants it announces itself
+    and gets it at once, and :meth:`close` releases what is left (the
+    client lingers only while it hears those announcements: its first
+    release of a name goes to the server and starts hearing them). Redis
+    only (one server, Sentinel or Cluster), with ``fast_path`` on and
+    shorter than ``max_hold``: otherwise :class:`InvalidArgument`. A
+    choice of servers the library refuses (fewer than 3 nodes, a sentinel without a master name,
     an ``etcd://`` or ``zk://`` URL among Redlock nodes or cluster seeds)
     raises :class:`InvalidArgument` before anything connects; its
     ``detail`` is the library's message, the same in every language.
@@ -223,6 +233,7 @@ class Client:
         handoff_budget: Optional[float] = None,
         max_retry_interval: Optional[float] = None,
         poll_interval: Optional[float] = None,
+        linger: Optional[float] = None,
         max_hold: Optional[float] = None,
         tls_ca: Optional[PemSource] = None,
         tls_client_cert: Optional[Tuple[PemSource, PemSource]] = None,
@@ -250,6 +261,7 @@ class Client:
             handoff_budget=handoff_budget,
             max_retry_interval=max_retry_interval,
             poll_interval=poll_interval,
+            linger=linger,
             max_hold=max_hold,
             tls_ca=tls_ca,
             tls_client_cert=tls_client_cert,
@@ -702,6 +714,7 @@ class Client:
             wait_p50=out.wait_p50_us / 1e6,
             wait_p99=out.wait_p99_us / 1e6,
             wait_max=out.wait_max_us / 1e6,
+            lingered=out.lingered,
         )
 
     # -- lifetime ----------------------------------------------------------

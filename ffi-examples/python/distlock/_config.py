@@ -216,6 +216,7 @@ def _config_calls(
     handoff_budget: Optional[float] = None,
     max_retry_interval: Optional[float] = None,
     poll_interval: Optional[float] = None,
+    linger: Optional[float] = None,
     max_hold: Optional[float] = None,
     tls_ca: Optional[PemSource] = None,
     tls_client_cert: Optional[Tuple[PemSource, PemSource]] = None,
@@ -258,6 +259,17 @@ def _config_calls(
     if handoff_budget is not None:
         budget = _nonnegative_ms(handoff_budget, "handoff_budget")
         calls.append((lib.distlock_config_set_handoff_budget_ms, (budget,), "handoff_budget"))
+    if linger is not None:
+        # After the servers, fast_path and max_hold, which it is checked
+        # against. 0 is off: the default, so an older library may skip it.
+        linger_ms = _nonnegative_ms(linger, "linger")
+        if n.HAS_LINGER:
+            calls.append((lib.distlock_config_set_linger_ms, (linger_ms,), "linger"))
+        elif linger_ms:
+            raise NotImplementedError(
+                "linger= needs the C function distlock_config_set_linger_ms, which the "
+                f"loaded library ({n.LIBRARY_PATH}) does not have: install a newer distlock"
+            )
     calls += _tls_calls(tls_ca, tls_client_cert)
     if holder_label is not None:
         label = _text(holder_label, "holder_label")

@@ -128,3 +128,7 @@ class Stats:
     wait_p99: float
     #: Longest acquire wait.
     wait_max: float
+    #: Acquisitions granted from a lock this client lingered on after its
+    #: release (``linger=``), without a round trip. 0 with a library too old
+    #: to count them.
+    lingered: int = 0

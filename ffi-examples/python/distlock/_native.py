@@ -272,6 +272,9 @@ class Stats(ctypes.Structure):
         ("wait_p50_us", ctypes.c_uint64),
         ("wait_p99_us", ctypes.c_uint64),
         ("wait_max_us", ctypes.c_uint64),
+        # Appended later: an older library writes nothing here (struct_size
+        # covers it, but it knows no such field), so it reads 0.
+        ("lingered", ctypes.c_uint64),
     ]
 
 
@@ -318,6 +321,9 @@ MAX_PERMITS = 10_000
 
 #: Whether the library records a holder label (distlock_config_set_holder_label).
 HAS_HOLDER_LABEL: bool = _declare_optional("distlock_config_set_holder_label", _i32, [_p, ctypes.c_char_p])
+
+#: Whether the library caches released leases (distlock_config_set_linger_ms).
+HAS_LINGER: bool = _declare_optional("distlock_config_set_linger_ms", _i32, [_p, ctypes.c_uint64])
 
 
 def version() -> str:

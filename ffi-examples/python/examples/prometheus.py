@@ -41,6 +41,7 @@ COUNTERS = [
     ("renewal_failures", "distlock_renewal_failures_total", "Renewals that failed to reach the server."),
     ("local_handoffs", "distlock_local_handoffs_total", "Leases handed between threads of one client."),
     ("feed_reconnects", "distlock_feed_reconnects_total", "Reconnections of the release-notification feed."),
+    ("lingered", "distlock_lingered_total", "Acquisitions granted from a lock the client lingered on."),
 ]
 
 #: (field, metric name, help text) of each gauge, in seconds.

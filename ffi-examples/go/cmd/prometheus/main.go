@@ -40,6 +40,7 @@ var counters = []struct {
 	{"renewal_failures", "Renewals that failed to reach the server.", func(s distlock.Stats) uint64 { return s.RenewalFailures }},
 	{"local_handoffs", "Leases handed between goroutines of the client without a round trip.", func(s distlock.Stats) uint64 { return s.LocalHandoffs }},
 	{"feed_reconnects", "Reconnections of the release-notification feed.", func(s distlock.Stats) uint64 { return s.FeedReconnects }},
+	{"lingered", "Acquisitions granted from a lock the client lingered on.", func(s distlock.Stats) uint64 { return s.Lingered }},
 }
 
 // writeMetrics writes s in the Prometheus text exposition format: one

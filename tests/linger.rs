@@ -45,24 +45,34 @@ fn script_calls(server: &RedisServer) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits, at most five seconds, until a client lingering on `name` hears
-/// the announcements of those who want it.
-fn wait_until_lingering(server: &RedisServer, name: &str) {
-    let channel = format!("{{distlock:{name}}}:want");
+/// Waits, at most five seconds, until at least `n` clients listen on
+/// `channel`.
+fn wait_until_listening(server: &RedisServer, channel: &str, n: u64) {
     let mut raw = server.conn();
     let start = Instant::now();
     loop {
-        let (_, n): (Vec<u8>, u64) = redis::cmd("PUBSUB")
+        let (_, got): (Vec<u8>, u64) = redis::cmd("PUBSUB")
             .arg("NUMSUB")
-            .arg(&channel)
+            .arg(channel)
             .query(&mut raw)
             .unwrap();
-        if n > 0 {
+        if got >= n {
             return;
         }
-        assert!(start.elapsed() < ms(5_000), "nobody listens on {channel:?}");
+        assert!(start.elapsed() < ms(5_000), "{got} listen on {channel:?}");
         std::thread::yield_now();
     }
+}
+
+/// Waits until a client lingering on `name` hears the announcements of
+/// those who want it.
+fn wait_until_lingering(server: &RedisServer, name: &str) {
+    wait_until_listening(server, &format!("{{distlock:{name}}}:want"), 1);
+}
+
+/// Waits until `n` clients listen for releases of `name`.
+fn wait_until_listeners(server: &RedisServer, name: &str, n: u64) {
+    wait_until_listening(server, &format!("distlock:{name}"), n);
 }
 
 /// Has `c` linger on `name`: its first release goes to the server and
@@ -277,26 +287,6 @@ fn a_try_does_not_end_a_stay() {
     let g = a.lock("tried").acquire().unwrap();
     assert_eq!(a.stats().lingered, 1);
     drop(g);
-}
-
-/// Waits, at most five seconds, until `n` clients listen for releases of
-/// `name`.
-fn wait_until_listeners(server: &RedisServer, name: &str, n: u64) {
-    let channel = format!("distlock:{name}");
-    let mut raw = server.conn();
-    let start = Instant::now();
-    loop {
-        let (_, got): (Vec<u8>, u64) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&channel)
-            .query(&mut raw)
-            .unwrap();
-        if got >= n {
-            return;
-        }
-        assert!(start.elapsed() < ms(5_000), "{got} listen on {channel:?}");
-        std::thread::yield_now();
-    }
 }
 
 #[test]

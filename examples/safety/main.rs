@@ -190,6 +190,7 @@ fn worker(urls: &[String], stop_at: u128, threads: usize) -> Result<(), String> 
             })
             .collect()
     });
+    emit(&format!("lingered {}", client.stats().lingered))?;
     drop(client);
     // Everything the client owned goes with it: its threads end and its
     // connections close.
@@ -506,6 +507,7 @@ fn parse(lines: &[(u32, String)], faults: Schedule, kind: Kind) -> Tally {
     let (mut holds, mut victims, mut threads, mut fds) = (Vec::new(), Vec::new(), 0, 0);
     let (mut writes, mut visits, mut pids) = (Vec::new(), Vec::new(), Vec::new());
     let mut skew = (i64::MAX, i64::MIN);
+    let mut lingered = 0;
     for (pid, line) in lines {
         let pid = *pid;
         {
@@ -513,6 +515,8 @@ fn parse(lines: &[(u32, String)], faults: Schedule, kind: Kind) -> Tally {
                 let mut f = rest.split(' ').map(|x| x.parse::<i64>().unwrap_or(0));
                 threads += f.next().unwrap_or(0);
                 fds += f.next().unwrap_or(0);
+            } else if let Some(n) = line.strip_prefix("lingered ") {
+                lingered += n.parse::<u64>().unwrap_or(0);
             } else if let Some(rest) = line.strip_prefix("clock ") {
                 let mut f = rest.split(' ').map(|x| x.parse::<i64>().unwrap_or(0));
                 skew.0 = skew.0.min(f.next().unwrap_or(0));
@@ -556,6 +560,7 @@ fn parse(lines: &[(u32, String)], faults: Schedule, kind: Kind) -> Tally {
         wall_moved_ms: if skew.0 <= skew.1 { skew.1 - skew.0 } else { 0 },
         register_value: None,
         preconditions: Vec::new(),
+        lingered,
     }
 }
 
@@ -615,6 +620,8 @@ struct Tally {
     faults: Schedule,
     thread_leaks: i64,
     fd_leaks: i64,
+    /// Acquisitions the workers were granted from a lock they lingered on.
+    lingered: u64,
 }
 
 impl Tally {
@@ -817,7 +824,13 @@ fn single_node_round(workers: usize, rounds: u32, kind: Kind, pace: Pace) -> Res
         }
         pause(pace.quiet);
     }
-    collect(children, faults, kind, register.as_ref())
+    let mut tally = collect(children, faults, kind, register.as_ref())?;
+    if pace.linger.is_some() {
+        tally
+            .preconditions
+            .push(("the workers took lingering locks", tally.lingered > 0));
+    }
+    Ok(tally)
 }
 
 /// The Redlock round: five nodes, two killed and later restarted empty.
@@ -1041,6 +1054,9 @@ fn report(
         .collect();
     println!("== {name}");
     println!("acquisitions {}", r.holds);
+    if t.lingered > 0 {
+        println!("of them granted from a lingering lock {}", t.lingered);
+    }
     println!("undetected_overlaps {} (must be 0)", r.overlaps_undetected);
     for (a, b) in &r.examples {
         let fault = t.faults.before(b.start);

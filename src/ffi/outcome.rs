@@ -98,10 +98,49 @@ fn record_panic(function: &str, payload: Box<dyn Any + Send>) {
     let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
 }
 
+/// The signals held back while a C function runs: those a runtime that
+/// calls us sends its own threads at any moment, Go's preemption signal
+/// (SIGURG) and a profiler's tick (SIGPROF). Every Redis command reads its
+/// socket with a timeout (`SO_RCVTIMEO`), and such a read is never
+/// restarted after a signal handler runs, `SA_RESTART` or not
+/// (signal(7)): it fails with EINTR, which breaks the connection, and a
+/// release whose reply was lost that way reports a loss that was not one.
+/// Held back, they are delivered when the call returns. Other signals
+/// (Ctrl-C's among them) are left alone.
+struct HeldSignals(Option<libc::sigset_t>);
+
+impl HeldSignals {
+    fn hold() -> HeldSignals {
+        // SAFETY: sigset_t is plain data that sigemptyset initialises;
+        // pthread_sigmask only changes this thread's mask, and writes the
+        // old one into `old`.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGURG);
+            libc::sigaddset(&mut set, libc::SIGPROF);
+            let held = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) == 0;
+            HeldSignals(held.then_some(old))
+        }
+    }
+}
+
+impl Drop for HeldSignals {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            // SAFETY: restores the mask this thread had before `hold`.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+        }
+    }
+}
+
 /// Runs the body of the status-returning C function `function`: success is
 /// `DISTLOCK_OK`; a failure or a panic sets this thread's last error and
-/// returns its status. Nothing unwinds out of here.
+/// returns its status. Nothing unwinds out of here. [`HeldSignals`] are
+/// held back meanwhile.
 pub(crate) fn status_call(function: &str, body: impl FnOnce() -> Outcome) -> i32 {
+    let _held = HeldSignals::hold();
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => distlock_status::DISTLOCK_OK as i32,
         Ok(Err(failure)) => {
@@ -119,6 +158,8 @@ pub(crate) fn status_call(function: &str, body: impl FnOnce() -> Outcome) -> i32
 /// constructor): a panic is recorded as this thread's last error and
 /// `fallback` returned instead.
 pub(crate) fn quiet_call<T>(function: &str, fallback: T, body: impl FnOnce() -> T) -> T {
+    // A free may release a lock: the same signals are held back.
+    let _held = HeldSignals::hold();
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
         Err(payload) => {

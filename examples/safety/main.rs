@@ -236,6 +236,14 @@ fn holds(client: &Client, stop_at: u128, thread: usize) -> Result<(), String> {
         Ok("soak") => (4000, 2500),
         _ => (400, 250),
     };
+    // Lingering workers hold in bursts of four with a 120 ms rest after
+    // each, so that many releases find nobody waiting: only those may
+    // linger, the burst's next hold is then granted from the lingering
+    // lock, and a worker whose burst starts meanwhile gets the lock by
+    // announcement. The rest is shorter than a stay plus the linger time
+    // after it, so that the worker still hears announcements when its
+    // next burst starts.
+    let rests = std::env::var(LINGER_VAR).is_ok();
     // Threads start at different points of the hold pattern, so that the
     // long holds are spread over the round rather than all due at once.
     let (mut n, mut paused) = (std::process::id() as u64 * 7 + thread as u64 * 101, 0u64);
@@ -340,6 +348,10 @@ fn holds(client: &Client, stop_at: u128, thread: usize) -> Result<(), String> {
             out.push_str(&visit.fields());
         }
         emit(&out)?;
+        if rests && n.is_multiple_of(4) {
+            // Part of the workload, not synchronisation.
+            std::thread::sleep(Duration::from_millis(120));
+        }
     }
     if skew.0 <= skew.1 {
         emit(&format!(
@@ -1234,7 +1246,7 @@ enum Profile {
 const SOAK: [(usize, u32); 3] = [(650_000, 70), (350_000, 70), (0, 6)];
 /// The linger of the lingering round's workers: longer than a hold, so
 /// that stays overlap with faults, announcements and other threads.
-const LINGER: Duration = Duration::from_millis(50);
+const LINGER: Duration = Duration::from_millis(100);
 /// Quiet time after each fault cycle in the soak: the workers contend with
 /// no fault for a while, as a busy service mostly does.
 const SOAK_QUIET: Duration = Duration::from_secs(5);

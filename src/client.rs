@@ -124,13 +124,13 @@ impl Inner {
     /// Starts listening for releases of `name` by a waiter asking with
     /// `token` (see [`Notifier::watch`]).
     pub(crate) fn watch(&self, name: &str, token: Option<&str>) -> Watch {
-        self.notifier.watch(name, token, None)
+        self.notifier.watch(name, token, false)
     }
 
     /// As [`watch`](Inner::watch), telling a holder lingering on `name`
     /// that someone wants it in the same round trip.
     pub(crate) fn watch_announcing(&self, name: &str, token: Option<&str>) -> Watch {
-        self.notifier.watch(name, token, Some(name))
+        self.notifier.watch(name, token, true)
     }
 }
 
@@ -165,7 +165,7 @@ impl Host for Inner {
 
     fn hear_wants(&self, name: &str, check_at: std::time::Instant) -> Option<Watch> {
         let lingerer = self.lingerer.as_ref()?;
-        let watch = self.notifier.watch(&format!("{WANTS}{name}"), None, None);
+        let watch = self.notifier.watch(&format!("{WANTS}{name}"), None, false);
         lingerer.watch(name, watch.rx.clone(), watch.wake_pending, check_at);
         Some(watch)
     }

@@ -143,14 +143,14 @@ impl Notifier {
 
     /// Registers interest in releases of `name`, by a waiter that asks with
     /// `token` (`None`: wake it on every release). With `announce`, also
-    /// tells a holder lingering on that lock that someone wants it, in the
-    /// same round trip as the poke that makes the feed subscribe (see
-    /// [`Store::announce`]).
+    /// tells a holder lingering on the lock `name` that someone wants it,
+    /// in the same round trip as the poke that makes the feed subscribe
+    /// (see [`Store::announce`]).
     pub(crate) fn watch(
         self: &Arc<Self>,
         name: &str,
         token: Option<&str>,
-        announce: Option<&str>,
+        announce: bool,
     ) -> Watch {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (id, wake_pending, poke) = {
@@ -191,14 +191,10 @@ impl Notifier {
             (id, wake_pending, poke)
         };
         // If these fail the waiter still wakes on its timeout.
-        match (announce, poke) {
-            (Some(lock), poke) => {
-                let _ = self.store.announce(lock, poke.then_some(&self.control));
-            }
-            (None, true) => {
-                let _ = self.store.poke(&self.control);
-            }
-            (None, false) => {}
+        if announce {
+            let _ = self.store.announce(name, poke.then_some(&self.control));
+        } else if poke {
+            let _ = self.store.poke(&self.control);
         }
         Watch {
             notifier: self.clone(),

@@ -79,10 +79,17 @@ pub(crate) fn feed_on(
     }
 }
 
+/// The command that wakes the release feed listening on `control`.
+pub(crate) fn poke_cmd(control: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("PUBLISH");
+    cmd.arg(control).arg("poke");
+    cmd
+}
+
 /// Wakes the release feed listening on `control`.
 pub(crate) fn publish_poke(
     c: &mut dyn ConnectionLike,
     control: &str,
 ) -> std::result::Result<(), RedisError> {
-    redis::cmd("PUBLISH").arg(control).arg("poke").query(c)
+    poke_cmd(control).query(c)
 }

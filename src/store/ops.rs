@@ -2,7 +2,7 @@
 //! a cluster: [`ScriptStore`] implements [`Store`] over any [`Backend`],
 //! whose connections say through [`Route`] where each command goes.
 
-use super::feed::{feed_on, publish_poke};
+use super::feed::{feed_on, poke_cmd, publish_poke};
 use super::holder::{lock_value, owns};
 use super::keys::{fence_key, lock_key, value_key, want_channel};
 use super::pool::{Open, Pool};
@@ -262,7 +262,7 @@ impl<B: Backend> Store for ScriptStore<B> {
         let mut pipe = redis::pipe();
         pipe.cmd("PUBLISH").arg(&channel).arg("want").ignore();
         if let Some(control) = poke {
-            pipe.cmd("PUBLISH").arg(control).arg("poke").ignore();
+            pipe.add_command(poke_cmd(control)).ignore();
         }
         self.pool.with_conn(|c| c.query_pipeline::<()>(&pipe))
     }

@@ -5,12 +5,12 @@
 use super::feed::{feed_on, poke_cmd, publish_poke};
 use super::holder::{lock_value, owns};
 use super::keys::{fence_key, lock_key, value_key, want_channel};
-use super::pool::{Open, Pool};
+use super::pool::{Lent, Open, Pool};
 use super::redis::RedisConfig;
 use super::replicas::Acks;
 use super::route::Route;
 use super::scripts::{
-    lock_info, parse_acquire, parse_extend, parse_pass_on, reply_code_is, Scripts,
+    lock_info, parse_acquire, parse_extend, parse_pass_on, released, reply_code_is, Scripts,
 };
 use super::shares::{self, ShareScripts};
 use super::LockInfo;
@@ -18,7 +18,7 @@ use super::{millis, Acquired, Extend, FeedHandler, Kind, PassOn, Released, Store
 use crate::error::{Error, Result};
 use redis::{ErrorKind, RedisResult, ServerErrorKind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where a [`ScriptStore`]'s connections come from: one node, or a cluster.
 pub(crate) trait Backend: Open<Conn: Route> {
@@ -132,6 +132,129 @@ impl<B: Backend> ScriptStore<B> {
     }
 }
 
+/// The lazy acquire's pipeline: `SET NX PX … GET`, which says what the key
+/// held before (`nil`: the lock is now ours), and the key's `PTTL`, in one
+/// round trip.
+fn lazy_acquire_pipe(key: &str, value: &str, ttl: Duration) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("NX")
+        .arg("PX")
+        .arg(millis(ttl))
+        .arg("GET")
+        .cmd("PTTL")
+        .arg(key);
+    pipe
+}
+
+/// What the lazy acquire's pipeline found: the lock taken, or held by
+/// another with `pttl` ms left; `None` when the key already held `token`
+/// (a retry after a lost reply), which takes a call more to settle.
+fn lazy_answer(before: Option<Vec<u8>>, pttl: i64, token: &str) -> Option<Acquired> {
+    match before {
+        None => Some(Acquired::Yes { fence: LAZY_FENCE }),
+        Some(v) if owns(&v, token) => None,
+        Some(_) => Some(Acquired::No {
+            remaining: u64::try_from(pttl).ok().map(Duration::from_millis),
+        }),
+    }
+}
+
+/// What a command sent on a [`Lent`] connection came to.
+pub(crate) enum Split<T> {
+    /// The answer the whole operation would have given.
+    Done(Result<T>),
+    /// Not settled by that command alone: a retried acquire that found its
+    /// own token, a script the server has not loaded, a server older than
+    /// Redis 7.0. Run the operation the ordinary way.
+    Redo,
+}
+
+/// The operations Redlock sends to every node from one thread before it
+/// reads any reply: each `send_*` writes the command on an idle connection
+/// whose read timeout is `timeout` (`None`: none is idle, or the operation
+/// is not that one command here), and its `finish_*` reads the replies by
+/// a deadline.
+impl<B: Backend<Conn = redis::Connection>> ScriptStore<B> {
+    /// Sends [`Store::acquire_lazy`]'s pipeline.
+    pub(crate) fn send_acquire_lazy(
+        &self,
+        name: &str,
+        token: &str,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> Option<Result<Lent<B>>> {
+        if self.acks.asked() || !self.set_nx_get.load(Ordering::Relaxed) {
+            return None;
+        }
+        let key = match self.script_key(name) {
+            Ok(key) => key,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut lent = self.pool.try_lend(timeout)?;
+        let packed =
+            lazy_acquire_pipe(&key, &lock_value(token, &self.holder), ttl).get_packed_pipeline();
+        Some(lent.send(&packed, 2).map(|()| lent))
+    }
+
+    /// Reads the replies of [`send_acquire_lazy`](Self::send_acquire_lazy).
+    pub(crate) fn finish_acquire_lazy(
+        &self,
+        lent: &mut Lent<B>,
+        token: &str,
+        by: Instant,
+    ) -> Split<Acquired> {
+        let replies = lent.recv(by).and_then(|set| Ok((set, lent.recv(by)?)));
+        let parsed = replies.and_then(|(set, pttl)| Ok((value(set)?, value(pttl)?)));
+        match parsed {
+            Ok((before, pttl)) => {
+                lazy_answer(before, pttl, token).map_or(Split::Redo, |a| Split::Done(Ok(a)))
+            }
+            Err(e) => split_error(e),
+        }
+    }
+
+    /// Sends [`Store::release`]'s script call.
+    pub(crate) fn send_release(
+        &self,
+        name: &str,
+        token: &str,
+        timeout: Duration,
+    ) -> Option<Result<Lent<B>>> {
+        let mut lent = self.pool.try_lend(timeout)?;
+        let packed = self
+            .scripts
+            .release_cmd(&self.lock_key(name), token)
+            .get_packed_command();
+        Some(lent.send(&packed, 1).map(|()| lent))
+    }
+
+    /// Reads the reply of [`send_release`](Self::send_release).
+    pub(crate) fn finish_release(&self, lent: &mut Lent<B>, by: Instant) -> Split<bool> {
+        match lent.recv(by).and_then(value::<i64>) {
+            Ok(n) => Split::Done(Ok(released(n).deleted)),
+            Err(e) => split_error(e),
+        }
+    }
+}
+
+/// A reply as `T`; an error if it is not one.
+fn value<T: redis::FromRedisValue>(v: redis::Value) -> Result<T> {
+    redis::from_redis_value(v).map_err(|e| Error::Redis(format!("unexpected reply: {e}")))
+}
+
+/// A split command's error: one the server answered (`NOSCRIPT`, a syntax
+/// error of an old server, a key of the wrong type) is left to the
+/// ordinary way, which handles or explains it; any other is the answer.
+fn split_error<T>(e: Error) -> Split<T> {
+    match e {
+        Error::Redis(_) => Split::Redo,
+        e => Split::Done(Err(e)),
+    }
+}
+
 impl<B: Backend> Store for ScriptStore<B> {
     fn acquire(&self, name: &str, token: &str, ttl: Duration) -> Result<Acquired> {
         let key = self.script_key(name)?;
@@ -164,20 +287,8 @@ impl<B: Backend> Store for ScriptStore<B> {
         let key = self.script_key(name)?;
         let value = lock_value(token, &self.holder);
         let replied = self.pool.with_conn(|c| {
-            // What the key held before (`None`: the lock is now ours), and
-            // its lease in ms, in one round trip.
-            let (before, pttl): (Option<Vec<u8>>, i64) = c.query_pipeline(
-                redis::pipe()
-                    .cmd("SET")
-                    .arg(&key)
-                    .arg(&value)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(millis(ttl))
-                    .arg("GET")
-                    .cmd("PTTL")
-                    .arg(&key),
-            )?;
+            let (before, pttl): (Option<Vec<u8>>, i64) =
+                c.query_pipeline(&lazy_acquire_pipe(&key, &value, ttl))?;
             let acked = self.acks.wait_if(before.is_none(), c, Some(&key))?;
             Ok((before, pttl, acked))
         });
@@ -193,19 +304,20 @@ impl<B: Backend> Store for ScriptStore<B> {
             }
             Err(e) => return Err(shares::wrong_type(e, name, Kind::Plain)),
         };
-        match before {
-            None => {
+        match lazy_answer(before, pttl, token) {
+            Some(Acquired::Yes { fence }) => {
                 if let Err(e) = self.acks.check(acked, "lock (it was given back)") {
                     let _ = self.release(name, token);
                     return Err(e);
                 }
-                Ok(Acquired::Yes { fence: LAZY_FENCE })
+                Ok(Acquired::Yes { fence })
             }
+            Some(no) => Ok(no),
             // Ours from a try whose reply was lost (also lazy: the same
             // call never switches): restart the lease if it is still ours.
             // The acquire script's own retry branch would give the fence of
             // the counter's last block, another hold's.
-            Some(v) if owns(&v, token) => {
+            None => {
                 let extended = self
                     .pool
                     .with_conn(|c| self.scripts.run_extend(c, &key, token, ttl))?;
@@ -215,9 +327,6 @@ impl<B: Backend> Store for ScriptStore<B> {
                     Acquired::No { remaining: None }
                 })
             }
-            Some(_) => Ok(Acquired::No {
-                remaining: u64::try_from(pttl).ok().map(Duration::from_millis),
-            }),
         }
     }
 

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use redis::{ConnectionLike, RedisResult};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Opens the connections of one store.
 pub(crate) trait Open: Send + Sync + 'static {
@@ -206,12 +206,134 @@ impl<O: Open> Pool<O> {
             conn.broken = true;
             rounds -= 1;
         };
-        f(&mut conn.inner).map_err(|e| {
-            if breaks_connection(&e) {
-                conn.broken = true;
-                failures.fetch_max(conn.opened_after + 1, Ordering::SeqCst);
-            }
-            self.secret().to_error(&e)
+        f(&mut conn.inner).map_err(|e| self.shared.fail(&mut conn, &e))
+    }
+
+    /// An idle connection, lent for commands sent now and read later (see
+    /// [`Lent`]), whose read timeout is `usual`; `None` unless one is idle
+    /// and trusted right now. It never
+    /// waits and never opens a connection: a caller that gets `None` takes
+    /// the ordinary way, [`with_conn`](Self::with_conn).
+    pub(crate) fn try_lend(&self, usual: Duration) -> Option<Lent<O>>
+    where
+        O: Open<Conn = redis::Connection>,
+    {
+        let mut conn = self.pool.try_get()?;
+        if O::SHARED_FATE && conn.opened_after < self.shared.failures.load(Ordering::SeqCst) {
+            conn.broken = true;
+            return None;
+        }
+        Some(Lent {
+            conn,
+            shared: self.shared.clone(),
+            pending: 0,
+            usual,
+            current: usual,
+            late: false,
         })
+    }
+}
+
+impl<O: Open> Shared<O> {
+    /// The error for `e` on `conn`; a failure that
+    /// [breaks](breaks_connection) the connection retires it, and casts
+    /// doubt on every connection opened before it.
+    fn fail(&self, conn: &mut Pooled<O::Conn>, e: &redis::RedisError) -> Error {
+        if breaks_connection(e) {
+            conn.broken = true;
+            self.failures
+                .fetch_max(conn.opened_after + 1, Ordering::SeqCst);
+        }
+        self.secret.to_error(e)
+    }
+}
+
+/// A pooled connection on which commands are sent now and their replies
+/// read later, so that one thread can have a command in flight on several
+/// servers at once (Redlock's fan-out). It goes back to the pool when
+/// dropped, with its usual read timeout, unless replies are still unread
+/// (the next user would get them): then it is retired instead.
+pub(crate) struct Lent<O: Open<Conn = redis::Connection>> {
+    /// The connection, back to the pool on drop.
+    conn: r2d2::PooledConnection<Manager<O>>,
+    /// The failure count and the secrets.
+    shared: Arc<Shared<O>>,
+    /// Replies sent for and not read yet.
+    pending: usize,
+    /// The connection's usual read timeout, set back on drop.
+    usual: Duration,
+    /// Its read timeout now.
+    current: Duration,
+    /// Whether a read ran out of time.
+    late: bool,
+}
+
+impl<O: Open<Conn = redis::Connection>> Drop for Lent<O> {
+    fn drop(&mut self) {
+        let restored = self.pending == 0
+            && (self.current == self.usual
+                || self.conn.inner.set_read_timeout(Some(self.usual)).is_ok());
+        if !restored {
+            self.conn.broken = true;
+        }
+    }
+}
+
+impl<O: Open<Conn = redis::Connection>> Lent<O> {
+    /// Writes a packed command, or a pipeline of `replies` commands,
+    /// without reading the replies.
+    pub(crate) fn send(&mut self, packed: &[u8], replies: usize) -> Result<()> {
+        let conn = &mut *self.conn;
+        self.pending += replies;
+        conn.inner
+            .send_packed_command(packed)
+            .map_err(|e| self.shared.fail(conn, &e))
+    }
+
+    /// Reads and drops the replies not read yet, by `by` (as
+    /// [`recv`](Self::recv)), so that the connection can go back to the
+    /// pool.
+    pub(crate) fn drain(mut self, by: Instant) {
+        while self.pending > 0 {
+            let before = self.pending;
+            let _ = self.recv(by);
+            if self.pending == before {
+                break;
+            }
+        }
+    }
+
+    /// Whether a read ran out of time (the connection is then retired).
+    pub(crate) fn late(&self) -> bool {
+        self.late
+    }
+
+    /// Reads the next reply, a server error as an error, waiting until
+    /// `by` at the latest (and no longer than the usual timeout).
+    pub(crate) fn recv(&mut self, by: Instant) -> Result<redis::Value> {
+        let conn = &mut *self.conn;
+        let left = by.saturating_duration_since(Instant::now());
+        if left < self.current {
+            // Only ever shortened here: a slightly later `by` than the last
+            // one makes no difference worth a system call.
+            let shortened = if left.is_zero() {
+                Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into())
+            } else {
+                conn.inner.set_read_timeout(Some(left))
+            };
+            if let Err(e) = shortened {
+                self.late = e.is_timeout();
+                return Err(self.shared.fail(conn, &e));
+            }
+            self.current = left;
+        }
+        let reply = conn.inner.recv_response();
+        match &reply {
+            Ok(_) => self.pending -= 1,
+            Err(e) => self.late = e.is_timeout(),
+        }
+        reply
+            .and_then(|v| v.extract_error())
+            .map_err(|e| self.shared.fail(conn, &e))
     }
 }

@@ -1,9 +1,12 @@
 //! Redlock: one lock over N independent Redis nodes, owned only with a
 //! majority.
 //!
-//! Every operation fans out to all nodes in parallel, through one worker
-//! thread per node fed by a crossbeam channel, and waits at most the
-//! per-node command timeout. Acquire takes the lock on every node that
+//! Every operation fans out to all nodes in parallel and waits at most the
+//! per-node command timeout. Each node has a worker thread fed by a
+//! crossbeam channel; the lazy acquire and the release, the commands of
+//! every lock cycle, skip it where they can: the caller writes the command
+//! to every node on idle connections, then reads the replies itself (see
+//! [`RedlockStore::fan_out_split`]). Acquire takes the lock on every node that
 //! allows it; with a majority, and validity (TTL minus elapsed minus drift)
 //! left, it is ours. Otherwise it is released on every node, including
 //! those that did not answer.
@@ -23,13 +26,15 @@
 //! of a majority gives a fence while the key is still ours there, and the
 //! largest is raised on that majority.
 
-use super::redis::{RedisConfig, RedisStore};
+use super::ops::Split;
+use super::pool::Lent;
+use super::redis::{Node as Opener, RedisConfig, RedisStore};
 use super::LockInfo;
 use super::{Acquired, Extend, FeedHandler, Kind, PassOn, Store, LAZY_FENCE};
 use crate::clock::drift;
 use crate::error::{Error, Result};
 use crossbeam_channel::Sender;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -45,6 +50,27 @@ struct Node {
     jobs: Option<Sender<Job>>,
     /// The worker, joined on drop.
     worker: Option<JoinHandle<()>>,
+    /// Jobs sent to the worker and not yet done: while there are any, this
+    /// node's commands go through the worker too, so that they reach the
+    /// node in the order they were given.
+    queued: Arc<AtomicUsize>,
+    /// Whether this node's last answer came later than the
+    /// [patience](RedlockStore::patience) of its fan-out: a fan-out reads
+    /// such a node last, so that its reply is waited for only when a
+    /// majority needs it.
+    slow: Arc<AtomicBool>,
+}
+
+/// `d` in whole µs.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Adds an answer that took `took` to the moving average `answer_us`.
+fn note_answer_time(answer_us: &AtomicU64, took: Duration) {
+    let old = answer_us.load(Ordering::Relaxed);
+    let new = old - old / 8 + micros(took) / 8;
+    answer_us.store(new, Ordering::Relaxed);
 }
 
 /// A lock store over several independent Redis nodes.
@@ -55,6 +81,10 @@ pub(crate) struct RedlockStore {
     quorum: usize,
     /// How long one fan-out waits for answers.
     timeout: Duration,
+    /// How long a node usually takes to answer, in µs (a moving average):
+    /// a reply [late](RedlockStore::patience) by that measure is not
+    /// waited for on the caller's thread.
+    answer_us: Arc<AtomicU64>,
     /// The node whose subscriber feeds release notifications.
     feed_node: AtomicUsize,
     /// `redlock over <n> nodes: ...`, for Debug output.
@@ -73,6 +103,7 @@ impl RedlockStore {
             .map(|c| RedisStore::open(c).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
         // Probe all nodes at once: dead ones cost one timeout, not n.
+        let probing = Instant::now();
         let probes: Vec<Result<()>> = std::thread::scope(|s| {
             let handles: Vec<_> = stores.iter().map(|st| s.spawn(|| st.probe())).collect();
             handles
@@ -120,12 +151,16 @@ impl RedlockStore {
                 store,
                 jobs: Some(tx),
                 worker: Some(worker),
+                queued: Arc::new(AtomicUsize::new(0)),
+                slow: Arc::new(AtomicBool::new(false)),
             });
         }
         Ok(RedlockStore {
             nodes,
             quorum,
             timeout: cfgs[0].command_timeout,
+            // Connecting took a few round trips: a generous first guess.
+            answer_us: Arc::new(AtomicU64::new(micros(probing.elapsed()))),
             feed_node: AtomicUsize::new(0),
             place,
         })
@@ -142,23 +177,155 @@ impl RedlockStore {
         let f = Arc::new(f);
         let (tx, rx) = crossbeam_channel::unbounded();
         for &i in targets {
-            let (f, tx) = (f.clone(), tx.clone());
-            if let Some(jobs) = &self.nodes[i].jobs {
-                let _ = jobs.send(Box::new(move |s: &RedisStore| {
-                    let _ = tx.send((i, f(s)));
-                }));
+            self.queue(i, &f, &tx);
+        }
+        drop(tx);
+        let mut answers = Vec::with_capacity(targets.len());
+        Self::collect(&rx, self.deadline(), &mut answers, &enough);
+        answers
+    }
+
+    /// Like [`fan_out`](Self::fan_out) over every node, but the command
+    /// goes out from this thread, with no thread switch, wherever it can:
+    /// `send` writes it on an idle connection of a node whose worker has
+    /// nothing queued, and once every node has it, `finish` reads each
+    /// reply (the nodes that were slow last time last) until `enough`.
+    ///
+    /// Nodes where `send` gives `None` or `finish` asks for a redo get `f`
+    /// on their worker, as in `fan_out`. A reply later than the
+    /// [patience](Self::patience) is not waited for here: that node's
+    /// connection is retired and its worker runs `f` once more, whose
+    /// answer `again` may change (the first try may have happened). The
+    /// replies that are not needed any more are read by the workers.
+    fn fan_out_split<U: Send + 'static>(
+        &self,
+        send: impl Fn(&RedisStore) -> Option<Result<Lent<Opener>>>,
+        finish: impl Fn(&RedisStore, &mut Lent<Opener>, Instant) -> Split<U>,
+        f: impl Fn(&RedisStore) -> Result<U> + Send + Sync + 'static,
+        again: impl Fn(&RedisStore, Result<U>) -> Result<U> + Send + Sync + 'static,
+        enough: impl Fn(&[(usize, Result<U>)]) -> bool,
+    ) -> Vec<(usize, Result<U>)> {
+        let f = Arc::new(f);
+        let resent = Arc::new({
+            let f = f.clone();
+            move |s: &RedisStore| again(s, f(s))
+        });
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (asked, deadline, patience) = (Instant::now(), self.deadline(), self.patience());
+        let mut answers = Vec::with_capacity(self.nodes.len());
+        let mut lent = Vec::with_capacity(self.nodes.len());
+        for (i, node) in self.nodes.iter().enumerate() {
+            let sent = (node.queued.load(Ordering::SeqCst) == 0)
+                .then(|| send(&node.store))
+                .flatten();
+            match sent {
+                Some(Ok(l)) => lent.push((i, l)),
+                Some(Err(e)) => answers.push((i, Err(e))),
+                None => self.queue(i, &f, &tx),
+            }
+        }
+        lent.sort_by_key(|(i, _)| self.nodes[*i].slow.load(Ordering::Relaxed));
+        let mut first = true;
+        for (i, mut l) in lent {
+            let node = &self.nodes[i];
+            if enough(&answers) {
+                // Its reply is not needed: the worker reads it, and takes
+                // this node's next command after it.
+                let slow = node.slow.clone();
+                self.give(i, move |_, _queued| {
+                    l.drain(deadline);
+                    slow.store(asked.elapsed() > patience, Ordering::Relaxed);
+                });
+                continue;
+            }
+            let reading = Instant::now();
+            let finished = finish(&node.store, &mut l, deadline.min(reading + patience));
+            node.slow.store(l.late(), Ordering::Relaxed);
+            if l.late() {
+                drop(l);
+                self.queue(i, &resent, &tx);
+                continue;
+            }
+            if first {
+                // Later replies came while this thread waited for earlier
+                // ones: only the first tells how long a node takes.
+                note_answer_time(&self.answer_us, asked.elapsed());
+                first = false;
+            }
+            match finished {
+                Split::Done(answer) => answers.push((i, answer)),
+                Split::Redo => self.queue(i, &f, &tx),
             }
         }
         drop(tx);
-        let deadline = Instant::now() + self.timeout + Duration::from_millis(5);
-        let mut answers = Vec::with_capacity(targets.len());
-        while answers.len() < targets.len() && !enough(&answers) {
+        Self::collect(&rx, deadline, &mut answers, &enough);
+        answers
+    }
+
+    /// How long a fan-out waits on its own thread for one node's reply:
+    /// eight times the usual answer time, at least 5 ms (a busy machine's
+    /// scheduling delays), at most the command timeout.
+    fn patience(&self) -> Duration {
+        let usual = Duration::from_micros(self.answer_us.load(Ordering::Relaxed));
+        let least = Duration::from_millis(5);
+        (usual * 8).clamp(least, self.timeout.max(least))
+    }
+
+    /// When a fan-out started now stops waiting for answers.
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout + Duration::from_millis(5)
+    }
+
+    /// Gives node `i`'s worker `f`, whose answer it sends on `tx`.
+    fn queue<T: Send + 'static>(
+        &self,
+        i: usize,
+        f: &Arc<impl Fn(&RedisStore) -> T + Send + Sync + 'static>,
+        tx: &Sender<(usize, T)>,
+    ) {
+        let (f, tx) = (f.clone(), tx.clone());
+        let (slow, answer_us, patience) = (
+            self.nodes[i].slow.clone(),
+            self.answer_us.clone(),
+            self.patience(),
+        );
+        self.give(i, move |s, queued| {
+            let asked = Instant::now();
+            let answer = f(s);
+            let took = asked.elapsed();
+            slow.store(took > patience, Ordering::Relaxed);
+            note_answer_time(&answer_us, took);
+            drop(queued);
+            let _ = tx.send((i, answer));
+        });
+    }
+
+    /// Gives node `i`'s worker `job`, counted in the node's queue until
+    /// the job drops its [`Queued`].
+    fn give(&self, i: usize, job: impl FnOnce(&RedisStore, Queued) + Send + 'static) {
+        let node = &self.nodes[i];
+        if let Some(jobs) = &node.jobs {
+            node.queued.fetch_add(1, Ordering::SeqCst);
+            let queued = Queued(node.queued.clone());
+            // A worker gone (the store is being dropped) drops the job.
+            let _ = jobs.send(Box::new(move |s: &RedisStore| job(s, queued)));
+        }
+    }
+
+    /// Adds the workers' answers on `rx` to `answers` until every worker
+    /// has answered, `enough` says so, or `deadline` passes.
+    fn collect<T>(
+        rx: &crossbeam_channel::Receiver<(usize, T)>,
+        deadline: Instant,
+        answers: &mut Vec<(usize, T)>,
+        enough: &impl Fn(&[(usize, T)]) -> bool,
+    ) {
+        while !enough(answers) {
             match rx.recv_deadline(deadline) {
                 Ok(a) => answers.push(a),
                 Err(_) => break,
             }
         }
-        answers
     }
 
     /// Every node's index.
@@ -166,12 +333,32 @@ impl RedlockStore {
         (0..self.nodes.len()).collect()
     }
 
-    /// Deletes `name` wherever `token` holds it, waiting at most the
-    /// per-node timeout (a node that does not answer in time still gets the
-    /// release, later, from its worker).
-    fn release_everywhere(&self, name: &str, token: &str) -> Vec<(usize, Result<bool>)> {
+    /// Deletes `name` wherever `token` holds it, waiting until `enough`
+    /// answers came, at most the per-node timeout (a node that does not
+    /// answer in time still gets the release, later, from its worker).
+    fn release_everywhere(
+        &self,
+        name: &str,
+        token: &str,
+        enough: impl Fn(&[(usize, Result<bool>)]) -> bool,
+    ) -> Vec<(usize, Result<bool>)> {
         let (nm, tk) = (name.to_string(), token.to_string());
-        self.fan_out(&self.all(), move |s| s.release(&nm, &tk), |_| false)
+        let timeout = self.timeout;
+        self.fan_out_split(
+            |s| s.send_release(name, token, timeout),
+            |s, lent, by| s.finish_release(lent, by),
+            move |s| s.release(&nm, &tk),
+            // Sent again after a reply that came too late, "not ours" may
+            // mean the first one deleted it: not known, then.
+            |s, released| match released {
+                Ok(false) => Err(Error::Connection(format!(
+                    "{}: no reply to the release in time; whether it held the lock is not known",
+                    s.describe()
+                ))),
+                other => other,
+            },
+            enough,
+        )
     }
 
     /// The error when fewer than a majority of nodes answered.
@@ -197,6 +384,16 @@ impl Drop for RedlockStore {
     }
 }
 
+/// A job's place in its node's queue: dropped when the job is done (or
+/// dropped itself).
+struct Queued(Arc<AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A short random pause, so that clients that split the vote do not retry
 /// in lockstep.
 fn jitter(ttl: Duration) -> Duration {
@@ -213,22 +410,25 @@ impl RedlockStore {
         let start = Instant::now();
         let quorum = self.quorum;
         let (nm, tk) = (name.to_string(), token.to_string());
-        let answers = self.fan_out(
-            &self.all(),
-            move |s| {
-                if lazy {
-                    s.acquire_lazy(&nm, &tk, ttl)
-                } else {
-                    s.acquire(&nm, &tk, ttl)
-                }
-            },
-            |a| {
-                let yes = a
-                    .iter()
-                    .filter(|(_, r)| matches!(r, Ok(Acquired::Yes { .. })));
-                yes.count() >= quorum
-            },
-        );
+        let enough = |a: &[(usize, Result<Acquired>)]| {
+            let yes = a
+                .iter()
+                .filter(|(_, r)| matches!(r, Ok(Acquired::Yes { .. })));
+            yes.count() >= quorum
+        };
+        let answers = if lazy {
+            let timeout = self.timeout;
+            self.fan_out_split(
+                |s| s.send_acquire_lazy(name, token, ttl, timeout),
+                |s, lent, by| s.finish_acquire_lazy(lent, token, by),
+                move |s| s.acquire_lazy(&nm, &tk, ttl),
+                // Sent again, it finds its own token and restarts the lease.
+                |_, acquired| acquired,
+                enough,
+            )
+        } else {
+            self.fan_out(&self.all(), move |s| s.acquire(&nm, &tk, ttl), enough)
+        };
         let yes: Vec<(usize, u64)> = answers
             .iter()
             .filter_map(|(i, r)| match r {
@@ -251,7 +451,7 @@ impl RedlockStore {
             }
             // Out of time, or the raise unconfirmed: given back below.
         }
-        self.release_everywhere(name, token);
+        self.release_everywhere(name, token, |_| false);
         let answered = answers.iter().filter(|(_, r)| r.is_ok()).count();
         if answered < quorum {
             return Err(self.too_few(answered));
@@ -349,7 +549,12 @@ impl Store for RedlockStore {
     }
 
     fn release(&self, name: &str, token: &str) -> Result<bool> {
-        let answers = self.release_everywhere(name, token);
+        // Done once a majority deleted it: the others get the release
+        // all the same, before anything else this client sends them.
+        let quorum = self.quorum;
+        let answers = self.release_everywhere(name, token, |a| {
+            a.iter().filter(|(_, r)| matches!(r, Ok(true))).count() >= quorum
+        });
         let answered = answers.iter().filter(|(_, r)| r.is_ok()).count();
         let deleted = answers
             .iter()

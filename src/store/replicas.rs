@@ -46,6 +46,11 @@ impl Acks {
         }
     }
 
+    /// Whether writes wait for replicas.
+    pub(crate) fn asked(&self) -> bool {
+        self.replicas.is_some()
+    }
+
     /// When acknowledgement is asked for and the write just took or kept a
     /// lease (`took`), asks the node that wrote `key` (`None`: every node)
     /// how many replicas have the write; `None` when not asked.

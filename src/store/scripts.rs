@@ -127,10 +127,15 @@ impl Scripts {
         token: &str,
     ) -> std::result::Result<Released, RedisError> {
         let n: i64 = self.release.key(key).arg(token).invoke(c)?;
-        Ok(Released {
-            deleted: n >= 1,
-            heard: n == 2,
-        })
+        Ok(released(n))
+    }
+
+    /// One release call by SHA, to send without waiting for its reply
+    /// (which cannot load a missing script: NOSCRIPT comes back instead).
+    pub(crate) fn release_cmd(&self, key: &str, token: &str) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.release.get_hash()).arg(1).arg(key).arg(token);
+        cmd
     }
 
     /// Runs the pass-on script; `waiting` overrides the script's own count
@@ -211,6 +216,15 @@ impl Scripts {
 /// Whether a script reply is an array whose first element is `code`.
 pub(crate) fn reply_code_is(v: &Value, code: i64) -> bool {
     matches!(v, Value::Array(items) if matches!(items.first(), Some(Value::Int(c)) if *c == code))
+}
+
+/// The release script's reply: 0 (not ours), 1 (deleted) or 2 (deleted,
+/// and someone listened).
+pub(crate) fn released(n: i64) -> Released {
+    Released {
+        deleted: n >= 1,
+        heard: n == 2,
+    }
 }
 
 /// The error for a reply none of the scripts gives.

@@ -1,7 +1,7 @@
 //! Lock benchmarks that report ratios to floors measured in the same run.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--url URL] [--quick] [--memcached-only | --kinds-only | --etcd-only | --zk-only]
+//! cargo run --release --example bench -- [--url URL] [--quick] [--memcached-only | --kinds-only | --etcd-only | --zk-only | --linger-only | --redlock-only]
 //! ```
 //!
 //! Starts its own redis-server unless `--url` is given. Every figure is a
@@ -869,6 +869,11 @@ fn main() {
             rtt_us,
             if quick { 2_000 } else { 20_000 },
         );
+        return;
+    }
+    if args.iter().any(|a| a == "--redlock-only") {
+        let server = distlock_testkit::server::RedisServer::start();
+        redlock(&server.url(), if quick { 500 } else { 2000 });
         return;
     }
     if args.iter().any(|a| a == "--zk-only") {

@@ -21,7 +21,9 @@
 //! - `seeds_100_threads_*`: 100 threads, each acquires once, increments a
 //!   counter, releases; wall time from the start signal to the last release.
 //! - `redlock_*`: uncontended cycle over 5 nodes (started here) against the
-//!   single-node cycle.
+//!   single-node cycle; and the CPU time per cycle of this process in each
+//!   (`_client_cpu`), and of the five servers together (`_servers_cpu`,
+//!   against the single-node cycle's wall time).
 //! - `held_10k_*`: one client holding 10,000 auto-renewed 2 s locks for 10 s
 //!   (3 s with `--quick`): losses, renewal-thread CPU share, memory per lock.
 //! - `memcached_*`: uncontended cycle on a memcached started here, against
@@ -381,10 +383,20 @@ fn redlock(url: &str, cycles: u32) {
     library_cycle(&five, 100);
     library_cycle(&one, 100);
     let (mut single, mut multi) = (Vec::new(), Vec::new());
+    let pids: Vec<u32> = servers.iter().map(|s| s.pid()).collect();
+    // CPU time the five servers and this process spent on the 5-node
+    // batches, and this process on the single-node ones.
+    let (mut servers_ns, mut client_multi_ns, mut client_single_ns) = (0, 0, 0);
     for _ in 0..5 {
+        let before = own_cpu_ns();
         single.extend(library_cycle(&one, cycles / 5));
+        let (mid, servers_before) = (own_cpu_ns(), cpu_ns(&pids));
         multi.extend(library_cycle(&five, cycles / 5));
+        servers_ns += cpu_ns(&pids) - servers_before;
+        client_multi_ns += own_cpu_ns() - mid;
+        client_single_ns += mid - before;
     }
+    let per_cycle = |ns: u64| ns as f64 / 1e3 / f64::from(cycles / 5 * 5);
     let single = median(single);
     figure(
         "redlock_single_node_cycle",
@@ -400,6 +412,48 @@ fn redlock(url: &str, cycles: u32) {
         single,
         "single_node",
     );
+    let client_single = per_cycle(client_single_ns);
+    figure(
+        "redlock_single_node_client_cpu",
+        client_single,
+        "us",
+        client_single,
+        "single_node_client_cpu",
+    );
+    figure(
+        "redlock_5_nodes_client_cpu",
+        per_cycle(client_multi_ns),
+        "us",
+        client_single,
+        "single_node_client_cpu",
+    );
+    figure(
+        "redlock_5_nodes_servers_cpu",
+        per_cycle(servers_ns),
+        "us",
+        single,
+        "single_node",
+    );
+}
+
+/// CPU time the main threads of the processes `pids` have used, in ns
+/// (`/proc/<pid>/schedstat`; 0 where it cannot be read).
+fn cpu_ns(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// CPU time this process (every thread) has used, in ns.
+fn own_cpu_ns() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0;
+    }
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
 fn uncontended(url: &str, raw: &mut redis::Connection, cycles: u32) -> f64 {

@@ -1,7 +1,7 @@
 //! Lock benchmarks that report ratios to floors measured in the same run.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--url URL] [--quick] [--memcached-only | --kinds-only | --etcd-only | --zk-only | --linger-only | --redlock-only]
+//! cargo run --release --example bench -- [--url URL] [--quick] [--memcached-only | --kinds-only | --etcd-only | --zk-only | --linger-only | --redlock-only | --uncontended-only]
 //! ```
 //!
 //! Starts its own redis-server unless `--url` is given. Every figure is a
@@ -10,8 +10,12 @@
 //!
 //! - `uncontended_*`: median acquire + release with nobody else around,
 //!   against a raw `SET NX PX` + `EVALSHA` compare-and-delete loop on one
-//!   connection; and distlock's own fencing scripts sent by hand, which
-//!   separates the cost of the protocol from the cost of the library.
+//!   connection; and distlock's own fencing scripts sent by hand, and the
+//!   commands of its cycle without a fence read (`SET NX PX … GET` with
+//!   `PTTL`, then the release script), which separate the cost of the
+//!   protocol from the cost of the library; and, when the server was
+//!   started here, its CPU time per cycle in the floor's batches and in
+//!   distlock's.
 //! - `handoff_*`: 4 processes contending on one key; time from one holder
 //!   starting its release to the next holder returning from acquire, in
 //!   round trips (`PING` on one connection, median).
@@ -128,6 +132,42 @@ fn floor_cycle(raw: &mut redis::Connection, sha: &str, n: u32) -> Vec<f64> {
         samples.push(start.elapsed().as_secs_f64() * 1e6);
     }
     samples
+}
+
+/// Microseconds of each of `n` cycles of the commands a distlock cycle
+/// sends when no fence is read, by hand on one connection: `SET NX PX …
+/// GET` pipelined with `PTTL`, then the release script.
+fn lazy_protocol_cycle(raw: &mut redis::Connection, n: u32) -> Vec<f64> {
+    let release = redis::Script::new(concat!(
+        include_str!("../src/lua/owns.lua"),
+        include_str!("../src/lua/release.lua")
+    ));
+    (0..n)
+        .map(|i| {
+            let start = Instant::now();
+            let token = format!("lazy-{i}");
+            let (before, _pttl): (Option<String>, i64) = redis::pipe()
+                .cmd("SET")
+                .arg("bench:lazy")
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(30_000)
+                .arg("GET")
+                .cmd("PTTL")
+                .arg("bench:lazy")
+                .query(raw)
+                .expect("SET NX GET");
+            assert!(before.is_none(), "the lock is uncontended");
+            let released: i64 = release
+                .key("bench:lazy")
+                .arg(&token)
+                .invoke(raw)
+                .expect("release script");
+            assert_eq!(released, 1);
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect()
 }
 
 /// Microseconds of each of `n` cycles of distlock's own acquire and release
@@ -456,7 +496,9 @@ fn own_cpu_ns() -> u64 {
     ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
-fn uncontended(url: &str, raw: &mut redis::Connection, cycles: u32) -> f64 {
+/// The uncontended figures; with the server's `pid`, also its CPU time per
+/// cycle in the floor's batches and in distlock's.
+fn uncontended(url: &str, raw: &mut redis::Connection, pid: Option<u32>, cycles: u32) -> f64 {
     let sha: String = redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(RELEASE)
@@ -467,16 +509,51 @@ fn uncontended(url: &str, raw: &mut redis::Connection, cycles: u32) -> f64 {
     library_cycle(&client, 200);
     // Alternate, so that drift in machine load hits both alike; medians of
     // single cycles, so that a stall of the (shared) machine does not count.
-    let (mut floor, mut lib, mut scripts) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut floor, mut lib, mut scripts, mut lazy) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let pids: Vec<u32> = pid.into_iter().collect();
+    let (mut floor_cpu, mut lib_cpu) = (0, 0);
     for _ in 0..5 {
+        let before = cpu_ns(&pids);
         floor.extend(floor_cycle(raw, &sha, cycles / 5));
+        let mid = cpu_ns(&pids);
         lib.extend(library_cycle(&client, cycles / 5));
+        lib_cpu += cpu_ns(&pids) - mid;
+        floor_cpu += mid - before;
         scripts.extend(script_cycle(raw, cycles / 5));
+        lazy.extend(lazy_protocol_cycle(raw, cycles / 5));
     }
-    let (floor, lib, scripts) = (median(floor), median(lib), median(scripts));
+    if pid.is_some() {
+        let per_cycle = |ns: u64| ns as f64 / 1e3 / f64::from(cycles / 5 * 5);
+        let floor_cpu = per_cycle(floor_cpu);
+        let name = "floor_server_cpu";
+        figure(
+            "uncontended_floor_server_cpu",
+            floor_cpu,
+            "us",
+            floor_cpu,
+            name,
+        );
+        figure(
+            "uncontended_distlock_server_cpu",
+            per_cycle(lib_cpu),
+            "us",
+            floor_cpu,
+            name,
+        );
+    }
+    let (floor, lib, scripts, lazy) = (median(floor), median(lib), median(scripts), median(lazy));
     let base = "raw_setnx_evalsha";
     figure("uncontended_floor_cycle", floor, "us", floor, base);
     figure("uncontended_distlock_cycle", lib, "us", floor, base);
+    figure("uncontended_lazy_protocol_cycle", lazy, "us", floor, base);
+    figure(
+        "uncontended_distlock_vs_lazy_protocol",
+        lib,
+        "us",
+        lazy,
+        "lazy_protocol",
+    );
     figure(
         "uncontended_fenced_scripts_cycle",
         scripts,
@@ -925,6 +1002,17 @@ fn main() {
         );
         return;
     }
+    if args.iter().any(|a| a == "--uncontended-only") {
+        let server = distlock_testkit::server::RedisServer::start();
+        let mut raw = connect(&server.url());
+        uncontended(
+            &server.url(),
+            &mut raw,
+            Some(server.pid()),
+            if quick { 1000 } else { 4000 },
+        );
+        return;
+    }
     if args.iter().any(|a| a == "--redlock-only") {
         let server = distlock_testkit::server::RedisServer::start();
         redlock(&server.url(), if quick { 500 } else { 2000 });
@@ -948,7 +1036,12 @@ fn main() {
     let rtt_us = rtt(&mut raw);
     println!("# name value unit ratio floor");
     println!("rtt_ping {rtt_us:.1} us 1.00 rtt");
-    uncontended(&url, &mut raw, 2000 / scale);
+    uncontended(
+        &url,
+        &mut raw,
+        server.as_ref().map(|s| s.pid()),
+        2000 / scale,
+    );
     redlock(&url, 1000 / scale);
     handoff(&url, rtt_us, 500 / scale);
     in_process(&url, 2000 / scale);

@@ -103,9 +103,17 @@ impl RedlockStore {
             .map(|c| RedisStore::open(c).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
         // Probe all nodes at once: dead ones cost one timeout, not n.
-        let probing = Instant::now();
-        let probes: Vec<Result<()>> = std::thread::scope(|s| {
-            let handles: Vec<_> = stores.iter().map(|st| s.spawn(|| st.probe())).collect();
+        // Each answer's time, for a first guess at how long nodes take.
+        let probes: Vec<Result<Duration>> = std::thread::scope(|s| {
+            let handles: Vec<_> = stores
+                .iter()
+                .map(|st| {
+                    s.spawn(|| {
+                        let start = Instant::now();
+                        st.probe().map(|()| start.elapsed())
+                    })
+                })
+                .collect();
             handles
                 .into_iter()
                 .map(|h| {
@@ -122,6 +130,12 @@ impl RedlockStore {
         }
         let quorum = n / 2 + 1;
         let up = probes.iter().filter(|p| p.is_ok()).count();
+        let first_answer = probes
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .min()
+            .copied()
+            .unwrap_or_default();
         if up < quorum {
             return Err(Error::Connection(format!(
                 "only {up} of {n} lock servers answered; a majority of {quorum} is needed"
@@ -159,8 +173,9 @@ impl RedlockStore {
             nodes,
             quorum,
             timeout: cfgs[0].command_timeout,
-            // Connecting took a few round trips: a generous first guess.
-            answer_us: Arc::new(AtomicU64::new(micros(probing.elapsed()))),
+            // A connection and a PING, a few round trips: a generous first
+            // guess, from the quickest node.
+            answer_us: Arc::new(AtomicU64::new(micros(first_answer))),
             feed_node: AtomicUsize::new(0),
             place,
         })

@@ -7,7 +7,9 @@ redis-py's Lock, each printing one JSON line.
 a: one client, 200 warm-up cycles, then 2,000 of acquire + release on one
 key (us_per_cycle). b: 4 processes of this program, started together, 200
 cycles each of acquire, GET/SET of a counter, release, on one key
-(cycles_per_s over the slowest's wall time, max_wait_ms, counter_ok).
+(cycles_per_s over the slowest's wall time, max_wait_ms, counter_ok, and
+cpu_us_per_cycle: the workers' CPU time in their loops, every thread of
+each, over all their cycles).
 c: 100 threads in one process, one acquisition + release each (wall_ms).
 
 Waiting is each library's own blocking acquire: distlock's; python-redis-
@@ -76,6 +78,7 @@ def worker_b(url, lib, key, start_ms):
     while time.time() * 1000 < start_ms:
         time.sleep(0.001)
     max_wait = 0.0
+    cpu = time.process_time()
     for _ in range(CYCLES_B):
         asked = time.perf_counter()
         lock = make(key)
@@ -84,7 +87,8 @@ def worker_b(url, lib, key, start_ms):
         n = int(conn.get(counter) or 0)
         conn.set(counter, n + 1)
         lock.release()
-    print(int(time.time() * 1000), round(max_wait * 1e3, 3))
+    cpu = time.process_time() - cpu
+    print(int(time.time() * 1000), round(max_wait * 1e3, 3), round(cpu * 1e6))
 
 
 def scenario_b(url, lib, key):
@@ -102,13 +106,13 @@ def scenario_b(url, lib, key):
         )
         for _ in range(PROCESSES_B)
     ]
-    end, max_wait = 0, 0.0
+    end, max_wait, cpu_us = 0, 0.0, 0
     for w in workers:
         out, _ = w.communicate()
         if w.returncode != 0:
             fail("a worker failed")
-        e, m = out.split()
-        end, max_wait = max(end, int(e)), max(max_wait, float(m))
+        e, m, c = out.split()
+        end, max_wait, cpu_us = max(end, int(e)), max(max_wait, float(m)), cpu_us + int(c)
     wall = max(end - start_ms, 1) / 1e3
     total = PROCESSES_B * CYCLES_B
     print(
@@ -120,6 +124,7 @@ def scenario_b(url, lib, key):
                 "cycles_per_s": round(total / wall),
                 "max_wait_ms": round(max_wait, 1),
                 "counter_ok": int(conn.get(counter) or 0) == total,
+                "cpu_us_per_cycle": round(cpu_us / total, 1),
             }
         )
     )

@@ -138,10 +138,7 @@ fn floor_cycle(raw: &mut redis::Connection, sha: &str, n: u32) -> Vec<f64> {
 /// sends when no fence is read, by hand on one connection: `SET NX PX …
 /// GET` pipelined with `PTTL`, then the release script.
 fn lazy_protocol_cycle(raw: &mut redis::Connection, n: u32) -> Vec<f64> {
-    let release = redis::Script::new(concat!(
-        include_str!("../src/lua/owns.lua"),
-        include_str!("../src/lua/release.lua")
-    ));
+    let release = release_script();
     (0..n)
         .map(|i| {
             let start = Instant::now();
@@ -159,12 +156,7 @@ fn lazy_protocol_cycle(raw: &mut redis::Connection, n: u32) -> Vec<f64> {
                 .query(raw)
                 .expect("SET NX GET");
             assert!(before.is_none(), "the lock is uncontended");
-            let released: i64 = release
-                .key("bench:lazy")
-                .arg(&token)
-                .invoke(raw)
-                .expect("release script");
-            assert_eq!(released, 1);
+            release_by_hand(&release, raw, "bench:lazy", &token);
             start.elapsed().as_secs_f64() * 1e6
         })
         .collect()
@@ -178,10 +170,7 @@ fn script_cycle(raw: &mut redis::Connection, n: u32) -> Vec<f64> {
         include_str!("../src/lua/owns.lua"),
         include_str!("../src/lua/acquire.lua")
     ));
-    let release = redis::Script::new(concat!(
-        include_str!("../src/lua/owns.lua"),
-        include_str!("../src/lua/release.lua")
-    ));
+    let release = release_script();
     (0..n)
         .map(|i| {
             let start = Instant::now();
@@ -195,15 +184,28 @@ fn script_cycle(raw: &mut redis::Connection, n: u32) -> Vec<f64> {
                 .arg(&token)
                 .invoke(raw)
                 .expect("acquire script");
-            let released: i64 = release
-                .key("bench:script")
-                .arg(&token)
-                .invoke(raw)
-                .expect("release script");
-            assert_eq!(released, 1);
+            release_by_hand(&release, raw, "bench:script", &token);
             start.elapsed().as_secs_f64() * 1e6
         })
         .collect()
+}
+
+/// distlock's release script, as the library sends it.
+fn release_script() -> redis::Script {
+    redis::Script::new(concat!(
+        include_str!("../src/lua/owns.lua"),
+        include_str!("../src/lua/release.lua")
+    ))
+}
+
+/// Releases `key`, held with `token`, with `release` on `raw`.
+fn release_by_hand(release: &redis::Script, raw: &mut redis::Connection, key: &str, token: &str) {
+    let released: i64 = release
+        .key(key)
+        .arg(token)
+        .invoke(raw)
+        .expect("release script");
+    assert_eq!(released, 1);
 }
 
 /// Microseconds of each of `n` uncontended distlock acquire + release.

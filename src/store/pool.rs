@@ -211,9 +211,9 @@ impl<O: Open> Pool<O> {
 
     /// An idle connection, lent for commands sent now and read later (see
     /// [`Lent`]), whose read timeout is `usual`; `None` unless one is idle
-    /// and trusted right now. It never
-    /// waits and never opens a connection: a caller that gets `None` takes
-    /// the ordinary way, [`with_conn`](Self::with_conn).
+    /// and trusted right now. It never waits and never opens a connection:
+    /// a caller that gets `None` takes the ordinary way,
+    /// [`with_conn`](Self::with_conn).
     pub(crate) fn try_lend(&self, usual: Duration) -> Option<Lent<O>>
     where
         O: Open<Conn = redis::Connection>,

@@ -6,10 +6,11 @@
 //! crossbeam channel; the lazy acquire and the release, the commands of
 //! every lock cycle, skip it where they can: the caller writes the command
 //! to every node on idle connections, then reads the replies itself (see
-//! [`RedlockStore::fan_out_split`]). Acquire takes the lock on every node that
-//! allows it; with a majority, and validity (TTL minus elapsed minus drift)
-//! left, it is ours. Otherwise it is released on every node, including
-//! those that did not answer.
+//! [`RedlockStore::fan_out_split`]).
+//!
+//! Acquire takes the lock on every node that allows it; with a majority,
+//! and validity (TTL minus elapsed minus drift) left, it is ours. Otherwise
+//! it is released on every node, including those that did not answer.
 //!
 //! Fencing across nodes: each node has its own counter, and per-node
 //! counters alone give no global order. So acquisition has a second phase:

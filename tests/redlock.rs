@@ -205,9 +205,9 @@ fn a_node_that_turns_slow_holds_up_no_cycle() {
         slowest = slowest.max(start.elapsed());
     }
     println!("slowest cycle with one node 300 ms slow: {slowest:?}");
-    // Its reply is waited for on the caller's thread for a few usual
-    // answer times at most (not the 200 ms command timeout), and after
-    // that once it is read last, when a majority already answered.
+    // The caller waits for its reply a few usual answer times at most
+    // (not the 200 ms command timeout), and only once: after that the
+    // node is read last, when a majority has already answered.
     assert!(slowest < Duration::from_millis(100), "{slowest:?}");
 }
 

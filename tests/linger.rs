@@ -23,14 +23,7 @@ fn lingering(server: &RedisServer, linger: Duration) -> Client {
 
 /// Commands the server has processed (this query included).
 fn commands(server: &RedisServer) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query(&mut server.conn())
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("total_commands_processed:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("total_commands_processed in INFO stats")
+    server.stat("total_commands_processed")
 }
 
 /// Scripts the server has run (`EVALSHA` calls, failed ones included).

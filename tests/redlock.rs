@@ -54,16 +54,7 @@ fn all_clear(servers: &[RedisServer], key: &str) -> bool {
 fn connections_received(servers: &[RedisServer]) -> Vec<u64> {
     servers
         .iter()
-        .map(|s| {
-            let info: String = redis::cmd("INFO")
-                .arg("stats")
-                .query(&mut s.conn())
-                .unwrap();
-            info.lines()
-                .find_map(|l| l.strip_prefix("total_connections_received:"))
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap()
-        })
+        .map(|s| s.stat("total_connections_received"))
         .collect()
 }
 

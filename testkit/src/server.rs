@@ -156,6 +156,20 @@ impl RedisServer {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The counter `field` of `INFO stats` (`total_commands_processed`,
+    /// `total_connections_received`, ...), read on a new connection (which
+    /// the connection counts include).
+    pub fn stat(&self, field: &str) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query(&mut self.conn())
+            .expect("INFO stats");
+        info.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} in INFO stats"))
+    }
 }
 
 impl Drop for RedisServer {

@@ -438,7 +438,7 @@ fn redlock(url: &str, cycles: u32) {
         client_multi_ns += own_cpu_ns() - mid;
         client_single_ns += mid - before;
     }
-    let per_cycle = |ns: u64| ns as f64 / 1e3 / f64::from(cycles / 5 * 5);
+    let per_cycle = |ns| us_per_cycle(ns, cycles);
     let single = median(single);
     figure(
         "redlock_single_node_cycle",
@@ -476,6 +476,12 @@ fn redlock(url: &str, cycles: u32) {
         single,
         "single_node",
     );
+}
+
+/// `ns` of CPU time in µs per cycle, over the five batches of `cycles / 5`
+/// that the alternating loops run.
+fn us_per_cycle(ns: u64, cycles: u32) -> f64 {
+    ns as f64 / 1e3 / f64::from(cycles / 5 * 5)
 }
 
 /// CPU time the main threads of the processes `pids` have used, in ns
@@ -526,7 +532,7 @@ fn uncontended(url: &str, raw: &mut redis::Connection, pid: Option<u32>, cycles:
         lazy.extend(lazy_protocol_cycle(raw, cycles / 5));
     }
     if pid.is_some() {
-        let per_cycle = |ns: u64| ns as f64 / 1e3 / f64::from(cycles / 5 * 5);
+        let per_cycle = |ns| us_per_cycle(ns, cycles);
         let floor_cpu = per_cycle(floor_cpu);
         let name = "floor_server_cpu";
         figure(

@@ -254,8 +254,8 @@ func WithPollInterval(d time.Duration) Option {
 // announces itself, and this Client then releases it at once; Close
 // releases the locks it lingers on. The Client lingers only while it hears
 // those announcements: its first Unlock of a name goes to the server and
-// starts hearing them. For a worker that takes the same lock
-// again and again. Redis only (one server, Sentinel or Cluster), with the
+// starts hearing them. It suits a worker that takes the same lock again
+// and again. Redis only (one server, Sentinel or Cluster), with the
 // fast path on; at most 1h, and shorter than WithMaxHold if that is set:
 // anything else gives an error wrapping ErrInvalidArgument. Read-write
 // locks, semaphores and fair locks never linger.
